@@ -1,0 +1,146 @@
+import Crypto
+import Foundation
+import Logging
+
+/// One numbered SQL migration (`Migrations/0001_initial.sql`).
+public struct Migration: Sendable, Equatable {
+    public let version: Int
+    public let name: String
+    public let sql: String
+    /// SHA-256 of the file's bytes, lowercase hex.
+    public let checksum: String
+
+    public init(version: Int, name: String, sql: String) {
+        self.version = version
+        self.name = name
+        self.sql = sql
+        self.checksum = SHA256.hash(data: Data(sql.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Reads every `NNNN_name.sql` file of a folder, ordered by number. Other files are ignored;
+    /// a malformed `.sql` name or a number used twice is an error.
+    public static func load(from directory: URL) throws -> [Migration] {
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path)
+        var migrations: [Migration] = []
+        for file in names where file.hasSuffix(".sql") {
+            let stem = file.dropLast(4)
+            guard let underscore = stem.firstIndex(of: "_"), let version = Int(stem[..<underscore]), version > 0,
+                stem[..<underscore].allSatisfy(\.isASCII)
+            else {
+                throw MigrationError.badFileName(file)
+            }
+            let sql = try String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8)
+            migrations.append(Migration(version: version, name: String(stem[stem.index(after: underscore)...]), sql: sql))
+        }
+        migrations.sort { $0.version < $1.version }
+        for (previous, next) in zip(migrations, migrations.dropFirst()) where previous.version == next.version {
+            throw MigrationError.duplicateVersion(next.version)
+        }
+        return migrations
+    }
+}
+
+public enum MigrationError: Error, Equatable, CustomStringConvertible {
+    case badFileName(String)
+    case duplicateVersion(Int)
+    /// An applied migration's file changed since it was applied.
+    case checksumMismatch(version: Int, name: String, applied: String, file: String)
+    /// The database has a migration this build does not know (a newer build migrated it).
+    case unknownAppliedMigration(version: Int, name: String)
+
+    public var description: String {
+        switch self {
+        case .badFileName(let file): "migration file \(file) is not named NNNN_name.sql"
+        case .duplicateVersion(let version): "two migration files have number \(version)"
+        case .checksumMismatch(let version, let name, let applied, let file):
+            "migration \(version)_\(name) was changed after it was applied (applied checksum \(applied.prefix(12))…, file \(file.prefix(12))…); add a new migration instead of editing an applied one"
+        case .unknownAppliedMigration(let version, let name):
+            "the database has migration \(version)_\(name), which this build does not have; refusing to run an older build against a newer schema"
+        }
+    }
+}
+
+/// Applies migrations in order, each in its own transaction, under a PostgreSQL advisory lock,
+/// so several instances starting together apply each migration exactly once.
+public struct Migrator: Sendable {
+    /// The advisory lock key (an arbitrary constant: "smsmigr" in ASCII).
+    public static let lockKey: Int64 = 0x736D_736D_6967_72
+    let pool: PostgresPool
+    let migrations: [Migration]
+    let logger: Logger
+
+    public init(pool: PostgresPool, migrations: [Migration], logger: Logger = Logger(label: "migrator")) {
+        self.pool = pool
+        self.migrations = migrations
+        self.logger = logger
+    }
+
+    /// Applies what is pending and returns it; verifies checksums of what was applied before.
+    @discardableResult
+    public func migrate() async throws -> [Migration] {
+        try await pool.withConnection { connection in
+            try await connection.query("SELECT pg_advisory_lock(\(Self.lockKey))")
+            do {
+                let applied = try await migrateLocked(connection)
+                try await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))")
+                return applied
+            } catch {
+                _ = try? await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))")
+                throw error
+            }
+        }
+    }
+
+    /// The migrations already recorded in the database, by version.
+    public func appliedMigrations() async throws -> [Int: (name: String, checksum: String)] {
+        try await pool.withConnection { try await Self.readApplied($0) }
+    }
+
+    private func migrateLocked(_ connection: PostgresConnection) async throws -> [Migration] {
+        try await connection.query("""
+            CREATE TABLE IF NOT EXISTS schema_migrations (
+                version     integer PRIMARY KEY,
+                name        text NOT NULL,
+                checksum    text NOT NULL,
+                applied_at  timestamptz NOT NULL DEFAULT now(),
+                duration_ms integer NOT NULL
+            )
+            """)
+        let applied = try await Self.readApplied(connection)
+        let known = Dictionary(uniqueKeysWithValues: migrations.map { ($0.version, $0) })
+        for (version, record) in applied.sorted(by: { $0.key < $1.key }) {
+            guard let migration = known[version] else {
+                throw MigrationError.unknownAppliedMigration(version: version, name: record.name)
+            }
+            guard migration.checksum == record.checksum else {
+                throw MigrationError.checksumMismatch(
+                    version: version, name: migration.name, applied: record.checksum, file: migration.checksum)
+            }
+        }
+        var done: [Migration] = []
+        for migration in migrations where applied[migration.version] == nil {
+            let started = ContinuousClock.now
+            try await connection.withTransaction { connection in
+                try await connection.execute(script: migration.sql)
+                let elapsed = ContinuousClock.now - started
+                let milliseconds = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+                try await connection.query("""
+                    INSERT INTO schema_migrations (version, name, checksum, duration_ms)
+                    VALUES (\(migration.version), \(migration.name), \(migration.checksum), \(milliseconds))
+                    """)
+            }
+            logger.info("applied migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
+            done.append(migration)
+        }
+        return done
+    }
+
+    private static func readApplied(_ connection: PostgresConnection) async throws -> [Int: (name: String, checksum: String)] {
+        let exists = try await connection.query("SELECT to_regclass('schema_migrations') IS NOT NULL").first(as: Bool.self) ?? false
+        guard exists else { return [:] }
+        let rows = try await connection.query("SELECT version, name, checksum FROM schema_migrations").decode((Int, String, String).self)
+        var applied: [Int: (name: String, checksum: String)] = [:]
+        for (version, name, checksum) in rows { applied[version] = (name, checksum) }
+        return applied
+    }
+}

@@ -1,0 +1,363 @@
+import CLibpq
+import Logging
+import NIOPosix
+import Synchronization
+
+/// One libpq connection. Every blocking libpq call runs on the pool's dedicated thread pool,
+/// never on Swift's cooperative executor.
+///
+/// A connection is used by one task at a time: the pool hands it out exclusively
+/// (`PostgresPool.withConnection`) and takes it back when the closure returns.
+public final class PostgresConnection: @unchecked Sendable {
+    /// The libpq handle. Only touched from inside `blocking(_:)`, by one thread at a time.
+    private let pgconn: OpaquePointer
+    private let threads: NIOThreadPool
+    let logger: Logger
+    /// Handle for cancelling the running statement from another thread (`PQcancel` is thread-safe).
+    private let cancelState: Mutex<CancelState>
+    /// Set when the connection returns to the pool idle; the next use checks it is still alive.
+    private let needsLivenessCheck = Atomic<Bool>(false)
+    /// Receives server notices and warnings for the log instead of libpq's default stderr print.
+    private let notices: NoticeLogger
+    /// Statements prepared on this session; used only from inside `blocking(_:)`.
+    private let statements: PreparedStatementCache
+
+    /// `PGcancel` objects may be used from any thread; the mutex guards replacing it.
+    private struct CancelState: ~Copyable, @unchecked Sendable {
+        var handle: OpaquePointer?
+        var statementRunning = false
+    }
+
+    /// Opens a connection (blocking, on `threads`).
+    static func connect(configuration: PostgresConfiguration, threads: NIOThreadPool, logger: Logger) async throws -> PostgresConnection {
+        let parameters = configuration.effectiveParameters
+        let pgconn = try await threads.runIfActive { () throws -> UnsafeSendable<OpaquePointer> in
+            let connection = withKeywordArrays(parameters) { keywords, values in
+                PQconnectdbParams(keywords, values, 0)
+            }
+            guard let connection else {
+                throw PostgresError(kind: .connection, message: "out of memory while connecting")
+            }
+            guard PQstatus(connection) == CONNECTION_OK else {
+                let error = PostgresError.connection(connection, fallback: "could not connect")
+                PQfinish(connection)
+                throw error
+            }
+            return UnsafeSendable(connection)
+        }
+        return PostgresConnection(
+            pgconn: pgconn.value, threads: threads, statementCacheCapacity: configuration.preparedStatementCacheSize, logger: logger)
+    }
+
+    private init(pgconn: OpaquePointer, threads: NIOThreadPool, statementCacheCapacity: Int, logger: Logger) {
+        self.pgconn = pgconn
+        self.threads = threads
+        self.statements = PreparedStatementCache(capacity: statementCacheCapacity)
+        self.logger = logger
+        self.cancelState = Mutex(CancelState(handle: PQgetCancel(pgconn)))
+        self.notices = NoticeLogger(logger: logger)
+        PQsetNoticeReceiver(pgconn, { context, result in
+            guard let context, let result else { return }
+            Unmanaged<NoticeLogger>.fromOpaque(context).takeUnretainedValue().log(result)
+        }, Unmanaged.passUnretained(notices).toOpaque())
+    }
+
+    deinit {
+        cancelState.withLock { state in
+            if let handle = state.handle { PQfreeCancel(handle) }
+        }
+        PQfinish(pgconn)
+    }
+
+    // MARK: - State
+
+    /// False once libpq has seen the connection break; the pool then discards it.
+    public var isUsable: Bool { PQstatus(pgconn) == CONNECTION_OK }
+
+    /// True when the session is outside any transaction block.
+    var isIdleInTransactionTerms: Bool { PQtransactionStatus(pgconn) == PQTRANS_IDLE }
+
+    /// The server's process id for this session (`pg_backend_pid()`).
+    public var backendPID: Int32 { PQbackendPID(pgconn) }
+
+    func markIdle() {
+        needsLivenessCheck.store(true, ordering: .relaxed)
+    }
+
+    // MARK: - Statements
+
+    /// Runs one statement with its bind parameters and returns its rows.
+    @discardableResult
+    public func query(_ query: PostgresQuery) async throws -> PostgresRows {
+        try await blocking(cancellable: true) { [statements] pgconn in
+            try statements.execute(query, on: pgconn)
+        }
+    }
+
+    /// Runs SQL text that may hold several statements (simple query protocol, no parameters),
+    /// e.g. a migration file. Every result is drained; the first error is thrown.
+    public func execute(script: String) async throws {
+        _ = try await blocking(cancellable: true) { pgconn in
+            guard PQsendQuery(pgconn, script) == 1 else {
+                throw PostgresError.connection(pgconn, fallback: "could not send statement")
+            }
+            _ = try PostgresConnection.collectResults(pgconn)
+        }
+    }
+
+    /// Runs `work` on the thread pool with exclusive use of the libpq handle.
+    func blocking<Result: Sendable>(
+        cancellable: Bool = false,
+        _ work: @escaping @Sendable (OpaquePointer) throws -> Result
+    ) async throws -> Result {
+        let pgconn = UnsafeSendable(self.pgconn)
+        let checkFirst = needsLivenessCheck.exchange(false, ordering: .relaxed)
+        let operation = { @Sendable () throws -> Result in
+            if checkFirst { try self.ensureAlive() }
+            return try work(pgconn.value)
+        }
+        guard cancellable else { return try await threads.runIfActive(operation) }
+        return try await withTaskCancellationHandler {
+            cancelState.withLock { $0.statementRunning = true }
+            defer { cancelState.withLock { $0.statementRunning = false } }
+            return try await threads.runIfActive(operation)
+        } onCancel: {
+            self.cancelRunningStatement()
+        }
+    }
+
+    /// Asks the server to cancel the statement in progress, if one is.
+    func cancelRunningStatement() {
+        cancelState.withLock { state in
+            guard state.statementRunning, let handle = state.handle else { return }
+            var buffer = [CChar](repeating: 0, count: 256)
+            _ = PQcancel(handle, &buffer, Int32(buffer.count))
+        }
+    }
+
+    /// Sends a cancel request whatever runs now (used to stop a COPY between two reads).
+    func sendCancelRequest() {
+        cancelState.withLock { state in
+            guard let handle = state.handle else { return }
+            var buffer = [CChar](repeating: 0, count: 256)
+            _ = PQcancel(handle, &buffer, Int32(buffer.count))
+        }
+    }
+
+    /// Detects a connection the server closed while it sat idle (terminated backend, restart)
+    /// and re-establishes it before anything is sent on it. Runs on the thread pool.
+    private func ensureAlive() throws {
+        // Read what the server sent meanwhile (a terminated session gets a FATAL message, then
+        // EOF), let libpq parse it, and read again: only a read that finds EOF marks it bad.
+        _ = PQconsumeInput(pgconn)
+        _ = PQisBusy(pgconn)
+        _ = PQconsumeInput(pgconn)
+        guard PQstatus(pgconn) != CONNECTION_OK else { return }
+        logger.notice("database connection was closed by the server while idle; reconnecting")
+        PQreset(pgconn)
+        statements.reset()
+        guard PQstatus(pgconn) == CONNECTION_OK else {
+            throw PostgresError.connection(pgconn, fallback: "could not reconnect")
+        }
+        cancelState.withLock { state in
+            if let handle = state.handle { PQfreeCancel(handle) }
+            state.handle = PQgetCancel(pgconn)
+        }
+    }
+
+    // MARK: - Transactions
+
+    /// Runs `body` in one transaction on this connection: commits when it returns, rolls back
+    /// when it throws. No retry here; `PostgresPool.withTransaction` retries serialization failures.
+    public func withTransaction<Result>(
+        isolation: IsolationLevel = .readCommitted,
+        readOnly: Bool = false,
+        _ body: (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
+        try await query(PostgresQuery(unescaped: "BEGIN ISOLATION LEVEL \(isolation.sql)\(readOnly ? " READ ONLY" : "")"))
+        let result: Result
+        do {
+            result = try await body(self)
+        } catch {
+            await rollbackQuietly()
+            throw error
+        }
+        let commit: PostgresRows
+        do {
+            commit = try await query("COMMIT")
+        } catch {
+            await rollbackQuietly()
+            throw error
+        }
+        // COMMIT of a transaction in which a statement failed answers ROLLBACK without an error.
+        guard commit.commandTag == "COMMIT" else {
+            throw PostgresError(kind: .transactionAborted, message: "the transaction was rolled back because a statement in it failed")
+        }
+        return result
+    }
+
+    private func rollbackQuietly() async {
+        guard isUsable, !isIdleInTransactionTerms else { return }
+        do {
+            _ = try await blocking { pgconn in try PostgresConnection.execute("ROLLBACK", on: pgconn) }
+        } catch {
+            logger.warning("ROLLBACK failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    // MARK: - libpq plumbing (called on the thread pool)
+
+    static func executePrepared(_ name: String, binds: [PostgresBindValue?], on pgconn: OpaquePointer) throws -> PostgresRows {
+        let sent = binds.isEmpty
+            ? PQsendQueryPrepared(pgconn, name, 0, nil, nil, nil, 0)
+            : withBindArrays(binds) { count, _, values, lengths, formats in
+                PQsendQueryPrepared(pgconn, name, count, values, lengths, formats, 0)
+            }
+        guard sent == 1 else {
+            throw PostgresError.connection(pgconn, fallback: "could not send statement")
+        }
+        return PostgresRows(handle: try collectResults(pgconn))
+    }
+
+    static func execute(_ query: PostgresQuery, on pgconn: OpaquePointer) throws -> PostgresRows {
+        let sent = query.binds.isEmpty
+            ? PQsendQueryParams(pgconn, query.sql, 0, nil, nil, nil, nil, 0)
+            : withBindArrays(query.binds) { count, types, values, lengths, formats in
+                PQsendQueryParams(pgconn, query.sql, count, types, values, lengths, formats, 0)
+            }
+        guard sent == 1 else {
+            throw PostgresError.connection(pgconn, fallback: "could not send statement")
+        }
+        return PostgresRows(handle: try collectResults(pgconn))
+    }
+
+    /// Reads every result until libpq returns NULL; keeps the last successful one, throws the first error.
+    static func collectResults(_ pgconn: OpaquePointer) throws -> ResultHandle {
+        var last: ResultHandle?
+        var firstError: PostgresError?
+        while let result = PQgetResult(pgconn) {
+            switch PQresultStatus(result) {
+            case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
+                last = ResultHandle(result)
+            case PGRES_COPY_IN:
+                PQclear(result)
+                _ = PQputCopyEnd(pgconn, "COPY FROM STDIN must go through copyIn")
+                if firstError == nil { firstError = PostgresError(kind: .misuse, message: "COPY FROM STDIN must go through copyIn") }
+            case PGRES_COPY_OUT:
+                PQclear(result)
+                drainCopyOut(pgconn)
+                if firstError == nil { firstError = PostgresError(kind: .misuse, message: "COPY TO STDOUT must go through copyOut") }
+            default:
+                if firstError == nil { firstError = PostgresError.from(result: result, connection: pgconn) }
+                PQclear(result)
+            }
+            if PQstatus(pgconn) == CONNECTION_BAD { break }
+        }
+        if let firstError { throw firstError }
+        guard let last else { throw PostgresError.connection(pgconn, fallback: "the server sent no result") }
+        return last
+    }
+
+    static func drainCopyOut(_ pgconn: OpaquePointer) {
+        var buffer: UnsafeMutablePointer<CChar>?
+        while PQgetCopyData(pgconn, &buffer, 0) > 0 {
+            if let buffer { PQfreemem(buffer) }
+            buffer = nil
+        }
+    }
+}
+
+/// Logs server notices (`RAISE NOTICE`, warnings, an unexpected FATAL on an idle session) at debug level.
+final class NoticeLogger: Sendable {
+    let logger: Logger
+
+    init(logger: Logger) {
+        self.logger = logger
+    }
+
+    func log(_ result: OpaquePointer) {
+        let message = PQresultErrorMessage(result).map { String(cString: $0).trimmingTrailingNewlines() } ?? ""
+        logger.debug("database notice", metadata: ["notice": "\(message)"])
+    }
+}
+
+/// How strictly concurrent transactions are isolated.
+public enum IsolationLevel: Sendable {
+    case readCommitted
+    case repeatableRead
+    case serializable
+
+    var sql: String {
+        switch self {
+        case .readCommitted: "READ COMMITTED"
+        case .repeatableRead: "REPEATABLE READ"
+        case .serializable: "SERIALIZABLE"
+        }
+    }
+}
+
+/// Wraps a value that is safe to move between threads by construction here
+/// (libpq handles owned by one connection, used by one thread at a time).
+struct UnsafeSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}
+
+/// Builds NUL-terminated keyword/value C arrays for `PQconnectdbParams`, valid only inside `body`.
+private func withKeywordArrays<Result>(
+    _ parameters: [(keyword: String, value: String)],
+    _ body: (UnsafePointer<UnsafePointer<CChar>?>, UnsafePointer<UnsafePointer<CChar>?>) -> Result
+) -> Result {
+    let keywords = parameters.map { strdup($0.keyword) }
+    let values = parameters.map { strdup($0.value) }
+    defer {
+        keywords.forEach { free($0) }
+        values.forEach { free($0) }
+    }
+    let keywordPointers = keywords.map { UnsafePointer($0) } + [nil]
+    let valuePointers = values.map { UnsafePointer($0) } + [nil]
+    return keywordPointers.withUnsafeBufferPointer { keywordBuffer in
+        valuePointers.withUnsafeBufferPointer { valueBuffer in
+            body(keywordBuffer.baseAddress!, valueBuffer.baseAddress!)
+        }
+    }
+}
+
+/// Lays every bind value out in one buffer and passes libpq pointers into it, valid only inside `body`.
+private func withBindArrays<Result>(
+    _ binds: [PostgresBindValue?],
+    _ body: (Int32, UnsafePointer<Oid>, UnsafePointer<UnsafePointer<CChar>?>, UnsafePointer<Int32>, UnsafePointer<Int32>) -> Result
+) -> Result {
+    var storage: [UInt8] = []
+    storage.reserveCapacity(binds.reduce(0) { $0 + ($1?.bytes.count ?? 0) + 1 })
+    var offsets: [Int] = []
+    var types: [Oid] = []
+    var lengths: [Int32] = []
+    var formats: [Int32] = []
+    offsets.reserveCapacity(binds.count)
+    for bind in binds {
+        guard let bind else {
+            offsets.append(-1)
+            types.append(0)
+            lengths.append(0)
+            formats.append(0)
+            continue
+        }
+        offsets.append(storage.count)
+        storage.append(contentsOf: bind.bytes)
+        storage.append(0)  // text parameters are C strings
+        types.append(Oid(bind.typeOID))
+        lengths.append(Int32(bind.bytes.count))
+        formats.append(bind.format.rawValue)
+    }
+    if storage.isEmpty { storage.append(0) }  // all NULL: still hand libpq a valid base pointer
+    return storage.withUnsafeBufferPointer { buffer in
+        let base = UnsafeRawPointer(buffer.baseAddress!)
+        let values: [UnsafePointer<CChar>?] = offsets.map { offset in
+            offset < 0 ? nil : (base + offset).assumingMemoryBound(to: CChar.self)
+        }
+        return values.withUnsafeBufferPointer { valueBuffer in
+            body(Int32(binds.count), types, valueBuffer.baseAddress!, lengths, formats)
+        }
+    }
+}

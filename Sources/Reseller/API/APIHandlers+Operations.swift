@@ -1,0 +1,50 @@
+import Foundation
+import HTTPTypes
+import Logging
+import OpenAPIRuntime
+import PostgresLibpq
+import ResellerAPI
+
+extension APIHandlers {
+    func getLiveness(_ input: Operations.GetLiveness.Input) async throws -> Operations.GetLiveness.Output {
+        .ok(.init(body: .json(.init(status: .ok))))
+    }
+
+    func getReadiness(_ input: Operations.GetReadiness.Input) async throws -> Operations.GetReadiness.Output {
+        let started = ContinuousClock.now
+        let failure: String?
+        do {
+            failure = try await withThrowingTaskGroup(of: String?.self) { group in
+                group.addTask {
+                    let answer = try await pool.query("SELECT 1").first(as: Int.self)
+                    return answer == 1 ? nil : "unexpected answer from the database"
+                }
+                group.addTask {
+                    try await Task.sleep(for: readinessTimeout)
+                    return "no answer within \(readinessTimeout)"
+                }
+                let first = try await group.next() ?? "no answer"
+                group.cancelAll()
+                return first
+            }
+        } catch {
+            failure = "\(error)"
+        }
+        let elapsed = ContinuousClock.now - started
+        let milliseconds = elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
+        if let failure {
+            logger.warning("not ready", metadata: ["check": "database", "reason": "\(failure)"])
+            let problem = APIProblem(.serviceUnavailable, code: "not_ready", detail: "database: \(failure)")
+            return .serviceUnavailable(.init(body: .applicationProblemJson(problem.document(instance: "/health/ready", requestID: RequestScope.requestID))))
+        }
+        return .ok(.init(body: .json(.init(
+            status: .ready,
+            checks: [.init(name: "database", status: .ok, durationMs: milliseconds)]
+        ))))
+    }
+
+    func getMetrics(_ input: Operations.GetMetrics.Input) async throws -> Operations.GetMetrics.Output {
+        metrics.recordPool(pool.statistics)
+        return .ok(.init(body: .plainText(HTTPBody(metrics.exposition()))))
+    }
+}

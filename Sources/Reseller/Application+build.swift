@@ -1,0 +1,91 @@
+import Foundation
+import Gateway1601Simulator
+import Hummingbird
+import Logging
+import OpenAPIHummingbird
+import PostgresLibpq
+import ResellerAPI
+import ServiceLifecycle
+
+/// Builds the HTTP application: router, middleware, generated handlers, and the services it runs
+/// (the database pool first, so it shuts down last, after in-flight requests have finished).
+public func buildApplication(
+    configuration: AppConfiguration,
+    metrics: ServiceMetrics = ServiceMetrics(),
+    logger: Logger = Logger(label: "sms-reseller")
+) throws -> some ApplicationProtocol {
+    var databaseConfiguration = configuration.database
+    databaseConfiguration.applicationName = "sms-reseller"
+    databaseConfiguration.connectTimeoutSeconds = 5
+    if configuration.databaseStatementTimeoutMilliseconds > 0 {
+        databaseConfiguration.statementTimeoutMilliseconds = configuration.databaseStatementTimeoutMilliseconds
+    }
+    let pool = PostgresPool(
+        configuration: databaseConfiguration,
+        poolConfiguration: .init(minimumConnections: configuration.databasePoolMinimum, maximumConnections: configuration.databasePoolMaximum),
+        logger: logger.relabeled("postgres")
+    )
+    let router = try buildRouter(pool: pool, metrics: metrics, logger: logger)
+    var services: [any Service] = [pool]
+    var announceSimulator: GatewaySimulator?
+    if case .builtInSimulator(let port) = configuration.upstream {
+        var simulatorConfiguration = SimulatorConfiguration.sandbox
+        simulatorConfiguration.host = "127.0.0.1"
+        simulatorConfiguration.port = port
+        let simulator = GatewaySimulator(configuration: simulatorConfiguration, logger: logger.relabeled("gateway1601-sim"))
+        services.append(simulator)
+        announceSimulator = simulator
+    }
+    var app = Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "sms-reseller"),
+        services: services,
+        logger: logger
+    )
+    if let simulator = announceSimulator {
+        app.beforeServerStarts {
+            let url = try await simulator.baseURL()
+            let line = String(repeating: "!", count: 78)
+            logger.warning("\(line)")
+            logger.warning("!! NO UPSTREAM CONFIGURED: using the BUILT-IN 1601 SIMULATOR at \(url)")
+            logger.warning("!! Messages are NOT delivered to real phones. Set UPSTREAM_1601_URL for the real gateway.")
+            logger.warning("!! Sandbox account: sandbox / sandbox. Control API: \(url)/_sim")
+            logger.warning("\(line)")
+        }
+    }
+    if configuration.migrate {
+        app.beforeServerStarts {
+            let applied = try await Migrator(pool: pool, migrations: try BundledMigrations.load(), logger: logger).migrate()
+            logger.info("database schema is up to date", metadata: ["applied_now": "\(applied.count)"])
+        }
+    }
+    return app
+}
+
+/// The router with middleware and every operation of `openapi.yaml` registered.
+func buildRouter(pool: PostgresPool, metrics: ServiceMetrics, logger: Logger) throws -> Router<BasicRequestContext> {
+    let router = Router()
+    router.middlewares.add(RequestIDMiddleware())
+    router.middlewares.add(ProblemMiddleware(metrics: metrics))
+    let handlers = APIHandlers(pool: pool, metrics: metrics, logger: logger)
+    try handlers.registerHandlers(on: router, middlewares: [OperationMetricsMiddleware(metrics: metrics)])
+    return router
+}
+
+extension Logger {
+    func relabeled(_ label: String) -> Logger {
+        var logger = Logger(label: label)
+        logger.logLevel = logLevel
+        return logger
+    }
+}
+
+/// The `Migrations/*.sql` files, shipped inside the binary's resource bundle.
+public enum BundledMigrations {
+    public static func load() throws -> [Migration] {
+        guard let directory = Bundle.module.url(forResource: "Migrations", withExtension: nil) else {
+            throw MigrationError.badFileName("Migrations folder missing from the resource bundle")
+        }
+        return try Migration.load(from: directory)
+    }
+}

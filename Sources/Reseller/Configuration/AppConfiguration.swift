@@ -1,0 +1,45 @@
+import Logging
+import PostgresLibpq
+
+/// Everything the service needs to start, from flags or environment variables
+/// (see `sms-reseller serve --help` and the README).
+public struct AppConfiguration: Sendable {
+    /// Address to listen on.
+    public var host: String = "127.0.0.1"
+    /// Port to listen on; 0 picks a free one.
+    public var port: Int = 8080
+    /// The database, usually parsed from a libpq URL (`DATABASE_URL`).
+    public var database: PostgresConfiguration
+    public var logLevel: Logger.Level = .info
+    public var logFormat: LogFormat = .text
+    /// Connections kept open / at most.
+    public var databasePoolMinimum: Int = 2
+    public var databasePoolMaximum: Int = 10
+    /// Server-side statement timeout for every session, in milliseconds (0: none).
+    public var databaseStatementTimeoutMilliseconds: Int = 30_000
+    /// Apply pending migrations before serving.
+    public var migrate: Bool = false
+    /// Where messages go upstream.
+    public var upstream: Upstream = .builtInSimulator(port: 0)
+
+    public init(database: PostgresConfiguration) {
+        self.database = database
+    }
+}
+
+/// The 1601 gateway the service talks to.
+public enum Upstream: Sendable, Equatable {
+    /// The real gateway (or any compatible one) at this base URL.
+    case external(baseURL: String)
+    /// The simulator from `Gateway1601Simulator`, started in-process on 127.0.0.1 at this port
+    /// (0: any free port) with its sandbox account. Nothing leaves the machine.
+    case builtInSimulator(port: Int)
+}
+
+/// How log lines are written.
+public enum LogFormat: String, Sendable, CaseIterable {
+    /// One human-readable line per event.
+    case text
+    /// One JSON object per line, for log collectors.
+    case json
+}

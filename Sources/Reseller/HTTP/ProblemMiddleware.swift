@@ -1,0 +1,28 @@
+import Hummingbird
+import Logging
+
+/// Turns every error below it into an `application/problem+json` response, logs server errors
+/// with their cause, and counts requests that matched no operation.
+struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
+    let metrics: ServiceMetrics
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let started = ContinuousClock.now
+        do {
+            return try await next(request, context)
+        } catch {
+            var problem = APIProblem.from(error)
+            // The router's "no route" is a bare HTTPError 404; handlers throw APIProblem instead.
+            if let httpError = error as? HTTPError, httpError.status == .notFound, httpError.body == nil {
+                problem.detail = "No route for \(request.method) \(request.uri.path)"
+                metrics.recordRequest(operation: "unmatched", status: 404, duration: ContinuousClock.now - started)
+            }
+            if problem.status.kind == .serverError {
+                context.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))", "status": "\(problem.status.code)"])
+            } else {
+                context.logger.debug("request refused", metadata: ["code": "\(problem.code)", "status": "\(problem.status.code)"])
+            }
+            return problem.response(instance: request.uri.path, requestID: RequestScope.requestID)
+        }
+    }
+}

@@ -1,0 +1,71 @@
+import Foundation
+import Logging
+
+/// Installs the process-wide log handler once, in the chosen format, writing to standard error.
+public enum LoggingBootstrap {
+    public static func bootstrap(level: Logger.Level, format: LogFormat) {
+        LoggingSystem.bootstrap { label in
+            var handler: any LogHandler
+            switch format {
+            case .text: handler = StreamLogHandler.standardError(label: label)
+            case .json: handler = JSONLogHandler(label: label)
+            }
+            handler.logLevel = level
+            return handler
+        }
+    }
+}
+
+/// Writes one JSON object per line: `time`, `level`, `label`, `message`, `source`, and the metadata as fields.
+public struct JSONLogHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level = .info
+    let label: String
+    private static let lock = NSLock()
+
+    public init(label: String) {
+        self.label = label
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var merged = self.metadata
+        if let extra = event.metadata { merged.merge(extra) { _, new in new } }
+        var object: [String: Any] = [
+            "time": Self.timestamp(),
+            "level": event.level.rawValue,
+            "label": label,
+            "message": event.message.description,
+            "source": event.source,
+        ]
+        for (key, value) in merged where object[key] == nil {
+            object[key] = Self.jsonValue(value)
+        }
+        guard var line = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else {
+            return
+        }
+        line.append(UInt8(ascii: "\n"))
+        Self.lock.lock()
+        defer { Self.lock.unlock() }
+        FileHandle.standardError.write(line)
+    }
+
+    static func jsonValue(_ value: Logger.Metadata.Value) -> Any {
+        switch value {
+        case .string(let string): string
+        case .stringConvertible(let convertible): convertible.description
+        case .array(let array): array.map(jsonValue)
+        case .dictionary(let dictionary): dictionary.mapValues(jsonValue)
+        }
+    }
+
+    static func timestamp() -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: Date())
+    }
+}

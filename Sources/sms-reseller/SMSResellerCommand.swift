@@ -1,0 +1,151 @@
+import ArgumentParser
+import Hummingbird
+import Foundation
+import Logging
+import PostgresLibpq
+import Reseller
+import ServiceLifecycle
+
+@main
+struct SMSResellerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sms-reseller",
+        abstract: "Multi-tenant SMS reseller and billing backend in front of the 1601SMS gateway.",
+        subcommands: [Serve.self, Migrate.self],
+        defaultSubcommand: Serve.self
+    )
+}
+
+/// Options every subcommand shares. Each falls back to an environment variable, then to a default.
+struct CommonOptions: ParsableArguments {
+    @Option(help: "libpq URL of the database, e.g. postgres://user:pass@127.0.0.1:5432/sms_reseller (env: DATABASE_URL; required).")
+    var databaseURL: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (env: LOG_LEVEL; default info).")
+    var logLevel: String?
+
+    @Option(help: "Log format: text or json (env: LOG_FORMAT; default text).")
+    var logFormat: String?
+
+    func environment(_ name: String) -> String? {
+        ProcessInfo.processInfo.environment[name].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    func resolvedDatabaseURL() throws -> String {
+        guard let url = databaseURL ?? environment("DATABASE_URL") else {
+            throw ValidationError("No database given: pass --database-url or set DATABASE_URL (scripts/run.sh starts a private PostgreSQL for you).")
+        }
+        return url
+    }
+
+    func resolvedLogLevel() throws -> Logger.Level {
+        let text = logLevel ?? environment("LOG_LEVEL") ?? "info"
+        guard let level = Logger.Level(rawValue: text.lowercased()) else {
+            throw ValidationError("Unknown log level '\(text)'; use one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")).")
+        }
+        return level
+    }
+
+    func resolvedLogFormat() throws -> LogFormat {
+        let text = logFormat ?? environment("LOG_FORMAT") ?? "text"
+        guard let format = LogFormat(rawValue: text.lowercased()) else {
+            throw ValidationError("Unknown log format '\(text)'; use text or json.")
+        }
+        return format
+    }
+
+    func integer(_ flag: Int?, env name: String, default fallback: Int) throws -> Int {
+        if let flag { return flag }
+        guard let text = environment(name) else { return fallback }
+        guard let value = Int(text) else { throw ValidationError("\(name) must be a whole number, got '\(text)'.") }
+        return value
+    }
+
+    func bootstrapLogging() throws -> Logger {
+        LoggingBootstrap.bootstrap(level: try resolvedLogLevel(), format: try resolvedLogFormat())
+        return Logger(label: "sms-reseller")
+    }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve the REST API (default subcommand). Stops gracefully on SIGTERM or SIGINT.")
+
+    @OptionGroup var common: CommonOptions
+
+    @Option(help: "Address to listen on (env: HOST; default 127.0.0.1).")
+    var host: String?
+
+    @Option(help: "Port to listen on; 0 picks a free one (env: PORT; default 8080).")
+    var port: Int?
+
+    @Option(help: "Database connections kept open (env: DB_POOL_MIN; default 2).")
+    var dbPoolMin: Int?
+
+    @Option(help: "Database connections at most (env: DB_POOL_MAX; default 10).")
+    var dbPoolMax: Int?
+
+    @Option(help: "Statement timeout in milliseconds for every database session, 0 for none (env: DB_STATEMENT_TIMEOUT_MS; default 30000).")
+    var dbStatementTimeoutMs: Int?
+
+    @Flag(help: "Apply pending database migrations before serving (env: MIGRATE=1).")
+    var migrate = false
+
+    @Option(help: "Base URL of the 1601 gateway, e.g. http://217.19.227.48 (env: UPSTREAM_1601_URL). Without it the built-in simulator is started.")
+    var upstreamURL: String?
+
+    @Option(help: "Port of the built-in simulator when no upstream URL is given; 0 picks a free one (env: SIMULATOR_PORT; default 8099).")
+    var simulatorPort: Int?
+
+    func run() async throws {
+        var configuration = AppConfiguration(database: try PostgresConfiguration(url: try common.resolvedDatabaseURL()))
+        configuration.host = host ?? common.environment("HOST") ?? configuration.host
+        configuration.port = try common.integer(port, env: "PORT", default: configuration.port)
+        configuration.databasePoolMinimum = try common.integer(dbPoolMin, env: "DB_POOL_MIN", default: configuration.databasePoolMinimum)
+        configuration.databasePoolMaximum = try common.integer(dbPoolMax, env: "DB_POOL_MAX", default: configuration.databasePoolMaximum)
+        configuration.databaseStatementTimeoutMilliseconds = try common.integer(
+            dbStatementTimeoutMs, env: "DB_STATEMENT_TIMEOUT_MS", default: configuration.databaseStatementTimeoutMilliseconds)
+        configuration.migrate = migrate || ["1", "true", "yes"].contains(common.environment("MIGRATE")?.lowercased() ?? "")
+        if let url = upstreamURL ?? common.environment("UPSTREAM_1601_URL") {
+            guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil else {
+                throw ValidationError("UPSTREAM_1601_URL must be an http(s) URL, got '\(url)'.")
+            }
+            configuration.upstream = .external(baseURL: url)
+        } else {
+            let port = try common.integer(simulatorPort, env: "SIMULATOR_PORT", default: 8099)
+            guard (0...65535).contains(port) else { throw ValidationError("The simulator port must be between 0 and 65535.") }
+            configuration.upstream = .builtInSimulator(port: port)
+        }
+        guard (0...65535).contains(configuration.port) else { throw ValidationError("The port must be between 0 and 65535.") }
+        guard configuration.databasePoolMaximum >= 1, (0...configuration.databasePoolMaximum).contains(configuration.databasePoolMinimum) else {
+            throw ValidationError("Pool sizes must satisfy 0 <= DB_POOL_MIN <= DB_POOL_MAX and DB_POOL_MAX >= 1.")
+        }
+        configuration.logLevel = try common.resolvedLogLevel()
+        configuration.logFormat = try common.resolvedLogFormat()
+        let logger = try common.bootstrapLogging()
+        let app = try buildApplication(configuration: configuration, logger: logger)
+        try await app.runService()
+    }
+}
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Apply pending database migrations and exit. Safe to run from several instances at once.")
+
+    @OptionGroup var common: CommonOptions
+
+    func run() async throws {
+        let logger = try common.bootstrapLogging()
+        var databaseConfiguration = try PostgresConfiguration(url: try common.resolvedDatabaseURL())
+        databaseConfiguration.applicationName = "sms-reseller migrate"
+        databaseConfiguration.connectTimeoutSeconds = 10
+        let pool = PostgresPool(configuration: databaseConfiguration, poolConfiguration: .init(minimumConnections: 0, maximumConnections: 1), logger: logger)
+        let migrations = try BundledMigrations.load()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await pool.run() }
+            defer { group.cancelAll() }
+            let applied = try await Migrator(pool: pool, migrations: migrations, logger: logger).migrate()
+            logger.info("migrations done", metadata: ["applied": "\(applied.map { "\($0.version)_\($0.name)" })", "known": "\(migrations.count)"])
+        }
+    }
+}

@@ -1,0 +1,1 @@
+// Placeholder so the package loads; delete once this target has real sources.

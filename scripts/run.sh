@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Installs what is missing, then serves the API.
+# With DATABASE_URL set, that database is used. Without it, a private PostgreSQL cluster is
+# created on first run (reused afterwards) under .data/ in the project, run as the postgres
+# user on 127.0.0.1:${SMS_RESELLER_PG_PORT:-54329}, and stopped again when the service exits.
+# Migrations are applied before serving. Extra arguments go to `sms-reseller serve`.
+set -euo pipefail
+SCRIPT_NAME=run
+cd "$(dirname "$0")/.."
+project=$(pwd)
+source scripts/lib/common.sh
+
+ensure_base_packages
+ensure_swift
+
+log "building sms-reseller (${BUILD_CONFIGURATION:-debug})"
+swift build -c "${BUILD_CONFIGURATION:-debug}" --product sms-reseller
+binary="$(swift build -c "${BUILD_CONFIGURATION:-debug}" --show-bin-path)/sms-reseller"
+
+cluster=""
+if [ -z "${DATABASE_URL:-}" ]; then
+    data="${SMS_RESELLER_DATA_DIR:-$project/.data}"
+    port="${SMS_RESELLER_PG_PORT:-54329}"
+    mkdir -p "$data"
+    cluster="$data/postgres"
+    # The postgres user must be able to reach the cluster folder. A checkout under a folder it
+    # cannot enter (/root, say) keeps the cluster under /var/lib/sms-reseller instead, linked from .data/.
+    if [ ! -e "$cluster" ] && [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$data" 2>/dev/null; then
+        elsewhere="/var/lib/sms-reseller/$(printf '%s' "$project" | sha256sum | cut -c1-12)"
+        mkdir -p "$elsewhere/postgres"
+        ln -sfn "$elsewhere/postgres" "$cluster"
+        log "the postgres user cannot enter $data; keeping the cluster in $elsewhere/postgres (linked from $cluster)"
+    fi
+    mkdir -p "$cluster"
+    cluster=$(cd "$cluster" && pwd -P)
+    password_file="$data/postgres.password"
+    if [ ! -f "$cluster/PG_VERSION" ]; then
+        log "creating a private PostgreSQL cluster in $cluster"
+        umask 077
+        head -c 24 /dev/urandom | base64 | tr -d '/+=' > "$password_file"
+        umask 022
+        give_to_postgres "$cluster"
+        chmod 700 "$cluster"
+        pwfile=$(mktemp /tmp/sms-reseller-pw.XXXXXX)
+        cp "$password_file" "$pwfile"
+        give_to_postgres "$pwfile"
+        as_postgres "$(pg_bindir)/initdb" -D "$cluster" -U sms_reseller --pwfile="$pwfile" \
+            --auth-local=peer --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >/dev/null
+        rm -f "$pwfile"
+        fresh=1
+    fi
+    sockets="/tmp/sms-reseller-pg.$port"
+    if as_postgres "$(pg_bindir)/pg_ctl" -D "$cluster" status >/dev/null 2>&1; then
+        log "private PostgreSQL already running on 127.0.0.1:$port"
+        cluster=""  # someone else started it; leave it running
+    else
+        log "starting private PostgreSQL on 127.0.0.1:$port (data: $cluster, log: $data/postgres.log)"
+        touch "$data/postgres.log"
+        give_to_postgres "$data/postgres.log"
+        pg_start "$cluster" "$port" "$sockets" "$data/postgres.log"
+    fi
+    password=$(cat "$password_file")
+    if [ "${fresh:-0}" = 1 ]; then
+        PGPASSWORD="$password" psql -q -h 127.0.0.1 -p "$port" -U sms_reseller -d postgres -c "CREATE DATABASE sms_reseller" >/dev/null
+    fi
+    export DATABASE_URL="postgresql://sms_reseller:$password@127.0.0.1:$port/sms_reseller"
+fi
+
+stop_cluster() { [ -n "$cluster" ] && { log "stopping private PostgreSQL"; pg_stop "$cluster"; } || true; }
+trap stop_cluster EXIT
+
+"$binary" serve --migrate "$@" &
+service=$!
+trap 'kill -TERM $service 2>/dev/null || true' INT TERM
+status=0
+wait "$service" || status=$?
+# A signal interrupts the first wait; wait again for the graceful shutdown to finish.
+if kill -0 "$service" 2>/dev/null; then wait "$service" || status=$?; fi
+exit "$status"
