@@ -1,1 +1,0 @@
-// Placeholder so the package loads; delete once this target has real sources.
