@@ -1,4 +1,9 @@
 import CLibpq
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Logging
 import NIOPosix
 import Synchronization
@@ -147,8 +152,11 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Detects a connection the server closed while it sat idle (terminated backend, restart)
     /// and re-establishes it before anything is sent on it. Runs on the thread pool.
     private func ensureAlive() throws {
-        // Read what the server sent meanwhile (a terminated session gets a FATAL message, then
-        // EOF), let libpq parse it, and read again: only a read that finds EOF marks it bad.
+        // A healthy idle session has nothing to read: one non-blocking poll settles that.
+        var descriptor = pollfd(fd: PQsocket(pgconn), events: Int16(POLLIN), revents: 0)
+        if poll(&descriptor, 1, 0) == 0 { return }
+        // Something arrived while idle (a terminated session gets a FATAL message, then EOF):
+        // read it, let libpq parse it, and read again; only a read that finds EOF marks it bad.
         _ = PQconsumeInput(pgconn)
         _ = PQisBusy(pgconn)
         _ = PQconsumeInput(pgconn)
