@@ -148,7 +148,12 @@ let package = Package(
         ),
         .testTarget(
             name: "PostgresLibpqTests",
-            dependencies: ["PostgresLibpq", "PostgresTestSupport"],
+            dependencies: [
+                "PostgresLibpq",
+                "PostgresTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "SMSCoreTests", dependencies: ["SMSCore"], swiftSettings: swiftSettings),

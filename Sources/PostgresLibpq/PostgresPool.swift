@@ -58,11 +58,11 @@ public final class PostgresPool: Service, Sendable {
 
     private enum Event {
         case open
-        case deadline(waiter: UInt64, at: ContinuousClock.Instant)
     }
 
     private struct Waiter {
         let id: UInt64
+        let deadline: ContinuousClock.Instant
         let continuation: CheckedContinuation<PostgresConnection, any Error>
     }
 
@@ -178,7 +178,7 @@ public final class PostgresPool: Service, Sendable {
                         break
                     }
                     if Task.isCancelled { return .fail(CancellationError()) }
-                    state.waiters.append(Waiter(id: id, continuation: continuation))
+                    state.waiters.append(Waiter(id: id, deadline: .now + poolConfiguration.acquireTimeout, continuation: continuation))
                     let open = state.phase == .running && state.total < poolConfiguration.maximumConnections
                     if open { state.statistics.opening += 1 }
                     return .wait(open: open)
@@ -187,7 +187,6 @@ public final class PostgresPool: Service, Sendable {
                 case .give(let connection): continuation.resume(returning: connection)
                 case .fail(let error): continuation.resume(throwing: error)
                 case .wait(let open):
-                    eventSink.yield(.deadline(waiter: id, at: .now + poolConfiguration.acquireTimeout))
                     if open { eventSink.yield(.open) }
                 }
             }
@@ -205,7 +204,7 @@ public final class PostgresPool: Service, Sendable {
 
     func release(_ connection: PostgresConnection) {
         let reusable = connection.isUsable && connection.isIdleInTransactionTerms
-        enum Action { case none, give(Waiter), retire(open: Bool), drained(CheckedContinuation<Void, Never>?) }
+        enum Action { case none, give(Waiter), retire(open: Bool) }
         let action: Action = state.withLock { state in
             state.statistics.leased -= 1
             if !reusable || state.phase != .running {
@@ -239,8 +238,6 @@ public final class PostgresPool: Service, Sendable {
             }
             retire(connection)
             if open { eventSink.yield(.open) }
-        case .drained:
-            break
         }
     }
 
@@ -269,19 +266,11 @@ public final class PostgresPool: Service, Sendable {
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.maintain() }
+                group.addTask { await self.expireWaiters() }
                 for await event in events {
                     switch event {
                     case .open:
                         group.addTask { await self.openConnection() }
-                    case .deadline(let waiter, let instant):
-                        group.addTask {
-                            try? await Task.sleep(until: instant)
-                            guard !Task.isCancelled, let expired = self.removeWaiter(waiter) else { return }
-                            self.state.withLock { $0.statistics.acquireTimeouts += 1 }
-                            expired.continuation.resume(throwing: PostgresError(
-                                kind: .acquireTimeout,
-                                message: "no database connection became free within \(self.poolConfiguration.acquireTimeout)"))
-                        }
                     }
                 }
                 group.cancelAll()
@@ -334,6 +323,25 @@ public final class PostgresPool: Service, Sendable {
                 return failed
             }
             for waiter in failed { waiter.continuation.resume(throwing: error) }
+        }
+    }
+
+    /// Fails waiters whose acquire timeout has passed (checked every 50 ms, so no timer per waiter).
+    private func expireWaiters() async {
+        while !Task.isCancelled {
+            do { try await Task.sleep(for: .milliseconds(50)) } catch { return }
+            let now = ContinuousClock.now
+            let expired: [Waiter] = state.withLock { state in
+                guard state.waiters.contains(where: { $0.deadline <= now }) else { return [] }
+                let expired = state.waiters.filter { $0.deadline <= now }
+                state.waiters.removeAll { $0.deadline <= now }
+                state.statistics.acquireTimeouts += expired.count
+                return expired
+            }
+            for waiter in expired {
+                waiter.continuation.resume(throwing: PostgresError(
+                    kind: .acquireTimeout, message: "no database connection became free within \(poolConfiguration.acquireTimeout)"))
+            }
         }
     }
 

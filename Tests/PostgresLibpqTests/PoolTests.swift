@@ -1,4 +1,6 @@
 import Foundation
+import Logging
+import ServiceLifecycle
 import PostgresTestSupport
 import Testing
 
@@ -129,6 +131,32 @@ import Testing
                 let value4 = try await pool.query("SHOW TimeZone").first(as: String.self)
                 #expect(value4 == "UTC")
             }
+        }
+    }
+}
+
+@Suite struct PoolShutdownTests {
+    @Test func gracefulShutdownLetsLeasedWorkFinishThenRefusesNewWork() async throws {
+        try await TestDatabase.withFreshDatabase { configuration in
+            let pool = PostgresPool(configuration: configuration, poolConfiguration: .init(minimumConnections: 1, maximumConnections: 2))
+            let group = ServiceGroup(configuration: .init(services: [pool], logger: Logger(label: "test")))
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                #expect(try await pool.query("SELECT 1").first(as: Int.self) == 1)
+                let slow = Task { try await pool.query("SELECT 7 FROM pg_sleep(0.5)").first(as: Int.self) }
+                try await Task.sleep(for: .milliseconds(100))
+                await group.triggerGracefulShutdown()
+                // The statement already running completes normally…
+                let slowAnswer = try await slow.value
+                #expect(slowAnswer == 7)
+                try await tasks.waitForAll()
+            }
+            // …and once the pool has closed, nothing new is accepted.
+            let error = try await #require(throws: PostgresError.self) { try await pool.query("SELECT 1") }
+            #expect(error.kind == .poolClosed)
+            let statistics = pool.statistics
+            #expect(statistics.open == 0)
+            #expect(statistics.closed == statistics.opened)
         }
     }
 }

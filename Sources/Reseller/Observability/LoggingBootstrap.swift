@@ -21,10 +21,20 @@ public struct JSONLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level = .info
     let label: String
+    let write: @Sendable (Data) -> Void
+
+    /// Writes each line to `write` (standard error unless told otherwise).
+    public init(label: String, write: @escaping @Sendable (Data) -> Void = JSONLogHandler.writeToStandardError) {
+        self.label = label
+        self.write = write
+    }
+
     private static let lock = NSLock()
 
-    public init(label: String) {
-        self.label = label
+    public static let writeToStandardError: @Sendable (Data) -> Void = { line in
+        lock.lock()
+        defer { lock.unlock() }
+        FileHandle.standardError.write(line)
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -36,7 +46,7 @@ public struct JSONLogHandler: LogHandler {
         var merged = self.metadata
         if let extra = event.metadata { merged.merge(extra) { _, new in new } }
         var object: [String: Any] = [
-            "time": Self.timestamp(),
+            "time": Date.now.ISO8601Format(.iso8601WithTimeZone(includingFractionalSeconds: true)),
             "level": event.level.rawValue,
             "label": label,
             "message": event.message.description,
@@ -49,9 +59,7 @@ public struct JSONLogHandler: LogHandler {
             return
         }
         line.append(UInt8(ascii: "\n"))
-        Self.lock.lock()
-        defer { Self.lock.unlock() }
-        FileHandle.standardError.write(line)
+        write(line)
     }
 
     static func jsonValue(_ value: Logger.Metadata.Value) -> Any {
@@ -61,11 +69,5 @@ public struct JSONLogHandler: LogHandler {
         case .array(let array): array.map(jsonValue)
         case .dictionary(let dictionary): dictionary.mapValues(jsonValue)
         }
-    }
-
-    static func timestamp() -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: Date())
     }
 }
