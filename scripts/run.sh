@@ -47,20 +47,23 @@ if [ -z "${DATABASE_URL:-}" ]; then
         as_postgres "$(pg_bindir)/initdb" -D "$cluster" -U sms_reseller --pwfile="$pwfile" \
             --auth-local=peer --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >/dev/null
         rm -f "$pwfile"
-        fresh=1
     fi
     sockets="/tmp/sms-reseller-pg.$port"
+    # The server log sits beside the cluster, where the postgres user can write.
+    server_log="$(dirname "$cluster")/postgres.log"
     if as_postgres "$(pg_bindir)/pg_ctl" -D "$cluster" status >/dev/null 2>&1; then
         log "private PostgreSQL already running on 127.0.0.1:$port"
         cluster=""  # someone else started it; leave it running
     else
-        log "starting private PostgreSQL on 127.0.0.1:$port (data: $cluster, log: $data/postgres.log)"
-        touch "$data/postgres.log"
-        give_to_postgres "$data/postgres.log"
-        pg_start "$cluster" "$port" "$sockets" "$data/postgres.log"
+        log "starting private PostgreSQL on 127.0.0.1:$port (data: $cluster, log: $server_log)"
+        touch "$server_log"
+        give_to_postgres "$server_log"
+        pg_start "$cluster" "$port" "$sockets" "$server_log"
     fi
     password=$(cat "$password_file")
-    if [ "${fresh:-0}" = 1 ]; then
+    # Created on first run, and again if an earlier first run stopped before it got here.
+    if [ -z "$(PGPASSWORD="$password" psql -qAt -h 127.0.0.1 -p "$port" -U sms_reseller -d postgres \
+        -c "SELECT 1 FROM pg_database WHERE datname = 'sms_reseller'")" ]; then
         PGPASSWORD="$password" psql -q -h 127.0.0.1 -p "$port" -U sms_reseller -d postgres -c "CREATE DATABASE sms_reseller" >/dev/null
     fi
     export DATABASE_URL="postgresql://sms_reseller:$password@127.0.0.1:$port/sms_reseller"

@@ -38,9 +38,10 @@ pg_bindir() {
 }
 
 # Runs a command as the postgres user when we are root (PostgreSQL refuses to run as root).
+# It starts in / because the postgres user may not be allowed into the current folder.
 as_postgres() {
     if [ "$(id -u)" -eq 0 ]; then
-        runuser -u postgres -- "$@"
+        (cd / && runuser -u postgres -- "$@")
     else
         "$@"
     fi
