@@ -18,17 +18,8 @@ log "building pg-pool-bench (release)"
 swift build -c release --product pg-pool-bench >/dev/null
 bench_bin="$(swift build -c release --show-bin-path)/pg-pool-bench"
 
-work=$(mktemp -d /tmp/sms-reseller-bench.XXXXXX)
-chmod 755 "$work"
-give_to_postgres "$work"
-port=$(free_port)
-cleanup() {
-    pg_stop "$work/data"
-    rm -rf "$work"
-}
-trap cleanup EXIT
-as_postgres "$(pg_bindir)/initdb" -D "$work/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null
-pg_start "$work/data" "$port" "$work" "$work/postgres.log" max_connections=100 shared_buffers=256MB
+start_throwaway_cluster bench max_connections=100 shared_buffers=256MB
+port=$THROWAWAY_PORT
 export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGDATABASE=postgres
 log "pgbench -i -s 10"
 "$(pg_bindir)/pgbench" -i -s 10 -q >/dev/null 2>&1

@@ -80,3 +80,20 @@ pg_start() {
 pg_stop() {
     as_postgres "$(pg_bindir)/pg_ctl" -D "$1" -m fast -w -t 60 stop >/dev/null 2>&1 || true
 }
+
+# start_throwaway_cluster NAME [postgres -c settings…]
+# Creates a trust-auth cluster under /tmp (reachable by the postgres user whatever the checkout's
+# location), starts it on a free port, and removes it when the calling script exits.
+# Sets THROWAWAY_PORT and THROWAWAY_DIR.
+start_throwaway_cluster() {
+    local name=$1
+    shift
+    THROWAWAY_DIR=$(mktemp -d "/tmp/sms-reseller-$name.XXXXXX")
+    chmod 755 "$THROWAWAY_DIR"
+    give_to_postgres "$THROWAWAY_DIR"
+    THROWAWAY_PORT=$(free_port)
+    trap 'pg_stop "$THROWAWAY_DIR/data"; rm -rf "$THROWAWAY_DIR"' EXIT
+    log "throwaway PostgreSQL on 127.0.0.1:$THROWAWAY_PORT in $THROWAWAY_DIR"
+    as_postgres "$(pg_bindir)/initdb" -D "$THROWAWAY_DIR/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null
+    pg_start "$THROWAWAY_DIR/data" "$THROWAWAY_PORT" "$THROWAWAY_DIR" "$THROWAWAY_DIR/postgres.log" "$@"
+}
