@@ -71,11 +71,25 @@ public struct Gateway1601Client: Sendable {
     ///
     /// A bare `OK` gives no ids; `delivery=ja` gives one id per recipient; a scheduled send with `outboxid=ja` gives
     /// the outbox id in ``SendResult/outboxID``.
+    ///
+    /// An answer that does not fit the request (no outbox id, or with `delivery=ja` no id or not one per number) is
+    /// ``Gateway1601Error/malformedAnswer(_:)``, never success. A `test=ja` send is answered by a bare `OK`.
     public func send(_ request: SendRequest) async throws(Gateway1601Error) -> SendResult {
         let ids = try await call(.send(request), GatewayAnswer.parseOK)
+        if request.test { return SendResult(messageIDs: ids) }
         if request.schedule != nil, request.requestOutboxID {
             guard ids.count == 1 else { throw .malformedAnswer(GatewayAnswer.ok(ids)) }
             return SendResult(messageIDs: [], outboxID: ids[0])
+        }
+        if request.deliveryReport {
+            let expected: Int? = switch request.recipients {
+            case .numbers(let numbers):
+                numbers.joined(separator: ",").split(separator: ",").filter { !$0.allSatisfy(\.isWhitespace) }.count
+            case .group: nil
+            }
+            guard !ids.isEmpty, expected == nil || ids.count == expected else {
+                throw .malformedAnswer(GatewayAnswer.ok(ids))
+            }
         }
         return SendResult(messageIDs: ids)
     }
@@ -150,15 +164,17 @@ public struct Gateway1601Client: Sendable {
             "gateway request",
             metadata: ["path": "\(path)", "action": "\(parameters.value(of: "action") ?? (path == GatewayCall.gatewayPath ? "send" : "status"))"]
         )
+        let deadline = ContinuousClock.now + configuration.requestTimeout
         do {
             let response = try await httpClient.execute(request, timeout: Self.timeAmount(configuration.requestTimeout), logger: logger)
-            let buffer = try await response.body.collect(upTo: configuration.maximumAnswerBytes)
-            let text = String(buffer: buffer)
+            // The status decides before the body is read: an oversized error page is still an HTTP error.
             guard (200...299).contains(response.status.code) else {
                 logger.debug("gateway HTTP status", metadata: ["status": "\(response.status.code)"])
                 throw Gateway1601Error.httpStatus(Int(response.status.code))
             }
-            return text
+            // async-http-client's timeout ends with the response head; the body must arrive within it too.
+            let buffer = try await Self.collect(response.body, upTo: configuration.maximumAnswerBytes, before: deadline)
+            return String(buffer: buffer)
         } catch {
             let classified = Self.classify(error)
             logger.debug("gateway call failed", metadata: ["error": "\(classified)"])
@@ -178,7 +194,9 @@ public struct Gateway1601Client: Sendable {
             case .remoteConnectionClosed, .uncleanShutdown, .cancelled:
                 return .connectionLost("\(error)")
             case .invalidURL, .emptyHost, .emptyScheme:
-                return .invalidRequest("\(error)")
+                return .invalidConfiguration("\(error)")
+            case _ where error.shortDescription == HTTPClientError.unsupportedScheme("").shortDescription:
+                return .invalidConfiguration("\(error)")
             default:
                 return .connectionLost("\(error)")
             }
@@ -192,6 +210,22 @@ public struct Gateway1601Client: Sendable {
         if error is ChannelError { return .connectionLost("\(error)") }
         // NIOPosix's NIOConnectionError (refused, unreachable) and resolver errors: the request never went out.
         return .connectionFailed("\(error)")
+    }
+
+    /// The whole body, or ``Gateway1601Error/timeout`` when it has not arrived by `deadline`.
+    static func collect(
+        _ body: HTTPClientResponse.Body, upTo maximumBytes: Int, before deadline: ContinuousClock.Instant
+    ) async throws -> ByteBuffer {
+        try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
+            group.addTask { try await body.collect(upTo: maximumBytes) }
+            group.addTask {
+                try await Task.sleep(until: deadline)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let buffer = try await group.next() ?? nil else { throw Gateway1601Error.timeout }
+            return buffer
+        }
     }
 
     static func timeAmount(_ duration: Duration) -> TimeAmount {

@@ -12,8 +12,10 @@ public enum Gateway1601Error: Error, Sendable, Hashable, CustomStringConvertible
     case httpStatus(Int)
     /// A 2xx answer that is not a documented answer for the call (the body is attached).
     case malformedAnswer(String)
-    /// The call could not be expressed (for example a reference over 75 characters, or a bad base URL).
+    /// The call could not be expressed (for example a reference over 75 characters).
     case invalidRequest(String)
+    /// The connection settings are unusable (a base URL that is not an `http`/`https` URL): no call can be made.
+    case invalidConfiguration(String)
 
     /// What a dispatcher should do with the message or the connection after this failure.
     public enum Disposition: String, Sendable, Hashable, Codable {
@@ -27,7 +29,8 @@ public enum Gateway1601Error: Error, Sendable, Hashable, CustomStringConvertible
     }
 
     /// The disposition: 120/150, timeouts, connection errors and HTTP 5xx retry; account-level codes, other HTTP
-    /// statuses and malformed answers pause the connection; every other gateway code fails the message.
+    /// statuses, malformed answers and unusable settings pause the connection; every other gateway code and a call
+    /// that cannot be expressed fail the message.
     public var disposition: Disposition {
         switch self {
         case .gateway(let code):
@@ -40,7 +43,7 @@ public enum Gateway1601Error: Error, Sendable, Hashable, CustomStringConvertible
             return .retry
         case .httpStatus(let status):
             return (500...599).contains(status) ? .retry : .pauseConnection
-        case .malformedAnswer:
+        case .malformedAnswer, .invalidConfiguration:
             return .pauseConnection
         case .invalidRequest:
             return .failMessage
@@ -56,7 +59,7 @@ public enum Gateway1601Error: Error, Sendable, Hashable, CustomStringConvertible
         switch self {
         case .timeout, .connectionLost, .malformedAnswer: return true
         case .httpStatus(let status): return (500...599).contains(status)
-        case .gateway, .connectionFailed, .invalidRequest: return false
+        case .gateway, .connectionFailed, .invalidRequest, .invalidConfiguration: return false
         }
     }
 
@@ -69,6 +72,7 @@ public enum Gateway1601Error: Error, Sendable, Hashable, CustomStringConvertible
         case .httpStatus(let status): return "gateway answered HTTP \(status)"
         case .malformedAnswer(let body): return "gateway answer not understood: \(body.prefix(200).debugDescription)"
         case .invalidRequest(let reason): return "invalid gateway request: \(reason)"
+        case .invalidConfiguration(let reason): return "invalid gateway configuration: \(reason)"
         }
     }
 }

@@ -11,18 +11,19 @@ import ServiceLifecycle
 final class DeliveryWorker: Service, Sendable {
     let engine: SimulatorEngine
     let logger: Logger
-    private let jobs: AsyncStream<SimulatedMessage>
-    private let submit: AsyncStream<SimulatedMessage>.Continuation
+    /// Sent messages with the engine epoch they were accepted in.
+    private let jobs: AsyncStream<(SimulatedMessage, Int)>
+    private let submit: AsyncStream<(SimulatedMessage, Int)>.Continuation
 
     init(engine: SimulatorEngine, logger: Logger) {
         self.engine = engine
         self.logger = logger
-        (jobs, submit) = AsyncStream.makeStream(of: SimulatedMessage.self)
+        (jobs, submit) = AsyncStream.makeStream(of: (SimulatedMessage, Int).self)
     }
 
-    /// Starts the delivery progress of messages just sent.
-    func enqueue(_ messages: [SimulatedMessage]) {
-        for message in messages { submit.yield(message) }
+    /// Starts the delivery progress of messages just sent in engine epoch `epoch`.
+    func enqueue(_ messages: [SimulatedMessage], epoch: Int) {
+        for message in messages { submit.yield((message, epoch)) }
     }
 
     /// Works until graceful shutdown or cancellation, then drops pending deliveries and returns.
@@ -31,8 +32,8 @@ final class DeliveryWorker: Service, Sendable {
             try await cancelWhenGracefulShutdown {
                 try await withThrowingDiscardingTaskGroup { group in
                     group.addTask { try await self.releaseOutbox() }
-                    for await message in self.jobs {
-                        group.addTask { try await self.progress(message) }
+                    for await (message, epoch) in self.jobs {
+                        group.addTask { try await self.progress(message, epoch: epoch) }
                     }
                 }
             }
@@ -45,12 +46,13 @@ final class DeliveryWorker: Service, Sendable {
         let interval = Duration.milliseconds(max(10, engine.initial.outboxCheckMilliseconds))
         while true {
             try await Task.sleep(for: interval)
-            enqueue(engine.releaseDueMessages(now: Date()))
+            let (due, epoch) = engine.releaseDueMessages(now: Date())
+            enqueue(due, epoch: epoch)
         }
     }
 
     /// One message's automatic delivery; every random choice is drawn up front.
-    private func progress(_ message: SimulatedMessage) async throws {
+    private func progress(_ message: SimulatedMessage, epoch: Int) async throws {
         let (delivery, faults) = engine.read { ($0.delivery, $0.faults) }
         guard delivery.automatic else { return }
         let outcome = engine.drawOutcome()
@@ -63,7 +65,8 @@ final class DeliveryWorker: Service, Sendable {
         var held: [StatusChange] = []
         for (status, delay) in steps {
             try await Task.sleep(for: .milliseconds(max(0, delay)))
-            guard let change = engine.changeStatus(of: message.id, to: status, at: Date(), force: false) else { return }
+            guard let change = engine.changeStatus(of: message.id, to: status, at: Date(), force: false, epoch: epoch)
+            else { return }
             if outOfOrder, !status.isFinal {
                 held.append(change)
                 continue

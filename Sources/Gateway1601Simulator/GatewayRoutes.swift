@@ -74,7 +74,7 @@ extension GatewaySimulator {
                 answer = engine.gateway(parameters, now: receivedAt)
             }
         }
-        worker.enqueue(answer.sent)
+        worker.enqueue(answer.sent, epoch: answer.epoch)
         record(.answered, answer.text)
         return Response(
             status: .init(code: answer.httpStatus),

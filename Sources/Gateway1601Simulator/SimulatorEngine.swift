@@ -14,6 +14,8 @@ struct EngineAnswer: Sendable {
     var httpStatus: Int = 200
     /// Messages handed to the network by this call, whose delivery should now progress.
     var sent: [SimulatedMessage] = []
+    /// The engine's ``SimulatorEngine/State/epoch`` when `sent` were accepted.
+    var epoch = 0
 }
 
 /// A message whose status changed, with where its callback goes (if anywhere).
@@ -46,6 +48,9 @@ final class SimulatorEngine: Sendable {
         var requests: [ReceivedRequest] = []
         var requestSequence = 0
         var callbacks: [SentCallback] = []
+        /// Counts resets. Message ids restart after a reset, so delivery work begun before one must not touch the
+        /// new message that reuses its id.
+        var epoch = 0
 
         init(_ configuration: SimulatorConfiguration) {
             accounts = Dictionary(configuration.accounts.map { ($0.username, $0) }, uniquingKeysWith: { $1 })
@@ -67,7 +72,11 @@ final class SimulatorEngine: Sendable {
 
     /// Back to the configuration the simulator started with: accounts, countries, faults, ids, logs and the seed.
     func reset() {
-        state.withLock { $0 = State(initial) }
+        state.withLock { state in
+            let epoch = state.epoch + 1
+            state = State(initial)
+            state.epoch = epoch
+        }
         random.reseed(initial.seed)
     }
 
@@ -195,7 +204,7 @@ final class SimulatorEngine: Sendable {
         } else {
             answer = GatewayAnswer.ok(delivery ? accepted.map(\.id) : [])
         }
-        return EngineAnswer(text: answer, sent: scheduledFor == nil ? accepted : [])
+        return EngineAnswer(text: answer, sent: scheduledFor == nil ? accepted : [], epoch: state.epoch)
     }
 
     /// The numbers of `naar`, or of the group `naar=groep&groep=…`.
@@ -258,8 +267,8 @@ final class SimulatorEngine: Sendable {
 
     // MARK: Delivery progress
 
-    /// Moves every due scheduled message to `sent` and returns them.
-    func releaseDueMessages(now: Date) -> [SimulatedMessage] {
+    /// Moves every due scheduled message to `sent` and returns them, with the current epoch.
+    func releaseDueMessages(now: Date) -> (messages: [SimulatedMessage], epoch: Int) {
         state.withLock { state in
             var due: [SimulatedMessage] = []
             for id in state.messageOrder {
@@ -270,14 +279,17 @@ final class SimulatorEngine: Sendable {
                 state.messages[id] = message
                 due.append(message)
             }
-            return due
+            return (due, state.epoch)
         }
     }
 
-    /// Sets a message's status. Unless `force`, a message that is not sent or already final is left alone (`nil`).
-    func changeStatus(of id: String, to status: DeliveryStatus, at now: Date, force: Bool) -> StatusChange? {
+    /// Sets a message's status. Unless `force`, a message that is not sent or already final is left alone (`nil`);
+    /// with an `epoch`, so is every message after a later reset.
+    func changeStatus(
+        of id: String, to status: DeliveryStatus, at now: Date, force: Bool, epoch: Int? = nil
+    ) -> StatusChange? {
         state.withLock { state in
-            guard var message = state.messages[id] else { return nil }
+            guard epoch == nil || epoch == state.epoch, var message = state.messages[id] else { return nil }
             guard force || (message.state == .sent && !message.status.isFinal) else { return nil }
             message.status = status
             message.statusUpdatedAt = now

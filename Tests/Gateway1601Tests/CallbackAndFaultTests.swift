@@ -4,6 +4,7 @@ import Gateway1601
 import Gateway1601Simulator
 import NIOCore
 import NIOHTTP1
+import ServiceLifecycle
 import Synchronization
 import Testing
 
@@ -191,6 +192,67 @@ import Testing
             #expect(await gatewayError { try await makeClient(base + "/nothing").credits() } == .httpStatus(404))
         }
     }
+
+    @Test func oversizedErrorPageIsStillATransientHTTPError() async throws {
+        let receiver = TestReceiver()
+        try await withRunning([receiver.application]) {
+            var configuration = makeClient(try await receiver.baseURL() + "/bigdown").configuration
+            configuration.maximumAnswerBytes = 1024
+            let client = Gateway1601Client(configuration: configuration, logger: quietLogger)
+            let error = await gatewayError { try await client.send(Self.request) }
+            #expect(error == .httpStatus(503))
+            #expect(error?.isTransient == true)
+        }
+    }
+
+    @Test func bodyThatNeverEndsIsATimeout() async throws {
+        let receiver = TestReceiver()
+        try await withRunning([receiver.application]) {
+            let client = makeClient(try await receiver.baseURL() + "/stall", timeout: .milliseconds(300))
+            let started = ContinuousClock.now
+            let error = await gatewayError { try await client.send(Self.request) }
+            #expect(error == .timeout)
+            #expect(error?.isTransient == true && error?.mayHaveBeenProcessed == true)
+            #expect(ContinuousClock.now - started < .seconds(3))
+        }
+    }
+
+    @Test func sendAnswersMustFitTheRequest() async throws {
+        let receiver = TestReceiver()
+        try await withRunning([receiver.application]) {
+            let base = try await receiver.baseURL()
+            let one = SendRequest(message: "Hi", recipients: .numbers(["31612345678"]), sender: "Shop", deliveryReport: true)
+            var two = one
+            two.recipients = .numbers(["31612345678", "32478123456"])
+            // delivery=ja: one id per number, never a bare OK.
+            #expect(await gatewayError { try await makeClient(base + "/ok").send(one) } == .malformedAnswer("OK"))
+            #expect(await gatewayError { try await makeClient(base + "/oneid").send(two) } == .malformedAnswer("OK 1000001"))
+            let single = try await makeClient(base + "/oneid").send(one)
+            #expect(single == SendResult(messageIDs: ["1000001"]))
+            var group = one
+            group.recipients = .group("team")
+            #expect(await gatewayError { try await makeClient(base + "/ok").send(group) } == .malformedAnswer("OK"))
+            let bare = try await makeClient(base + "/ok").send(Self.request)
+            #expect(bare == SendResult(messageIDs: []))
+            // test=ja is a bare OK, also with delivery=ja and outboxid=ja.
+            var test = two
+            test.test = true
+            test.schedule = GatewayDateTime(Date() + 3600)
+            test.requestOutboxID = true
+            let tested = try await makeClient(base + "/ok").send(test)
+            #expect(tested == SendResult(messageIDs: []))
+        }
+    }
+
+    @Test(arguments: ["ftp://127.0.0.1:1", "127.0.0.1:8099", "not a url"])
+    func unusableBaseURLPausesTheConnection(baseURL: String) async throws {
+        let error = try #require(await gatewayError { try await makeClient(baseURL).credits() })
+        guard case .invalidConfiguration = error else {
+            Issue.record("expected invalidConfiguration, got \(error)")
+            return
+        }
+        #expect(error.disposition == .pauseConnection && !error.mayHaveBeenProcessed)
+    }
 }
 
 @Suite struct ControlAPITests {
@@ -240,5 +302,43 @@ import Testing
             (status, _) = try await call(.GET, sim + "/messages/123")
             #expect(status == 404)
         }
+    }
+}
+
+@Suite struct LifecycleTests {
+    /// Graceful shutdown of the group ends the simulator promptly, although a call hangs and a delivery waits.
+    @Test func gracefulShutdownStopsTheSimulator() async throws {
+        var configuration = SimulatorConfiguration.testing()
+        configuration.delivery.submittedAfterMilliseconds = 60_000
+        let simulator = GatewaySimulator(configuration: configuration, logger: quietLogger)
+        let group = ServiceGroup(configuration: .init(services: [simulator], logger: quietLogger))
+        let running = Task { try await group.run() }
+        let base = try await simulator.baseURL()
+        _ = try await makeClient(base).send(SimulatorErrorCodeTests.send())
+        simulator.setFaults(FaultConfiguration(hangRate: 1, hangMilliseconds: 60_000))
+        let hanging = Task { await gatewayError { try await makeClient(base, timeout: .seconds(60)).credits() } }
+        #expect(try await eventually { simulator.receivedRequests().last?.outcome == .hung })
+
+        let started = ContinuousClock.now
+        await group.triggerGracefulShutdown()
+        try await running.value
+        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(await hanging.value != nil)
+        await #expect(throws: GatewaySimulator.NotRunning.self) { try await simulator.listeningPort() }
+    }
+
+    /// Cancelling the task that runs the simulator ends it too.
+    @Test func cancellationStopsTheSimulator() async throws {
+        var configuration = SimulatorConfiguration.testing()
+        configuration.delivery.submittedAfterMilliseconds = 60_000
+        let simulator = GatewaySimulator(configuration: configuration, logger: quietLogger)
+        let running = Task { try await simulator.run() }
+        let base = try await simulator.baseURL()
+        _ = try await makeClient(base).send(SimulatorErrorCodeTests.send())
+        let started = ContinuousClock.now
+        running.cancel()
+        _ = try? await running.value
+        #expect(ContinuousClock.now - started < .seconds(5))
+        await #expect(throws: GatewaySimulator.NotRunning.self) { try await simulator.listeningPort() }
     }
 }

@@ -76,6 +76,21 @@ import Testing
         }
     }
 
+    @Test func testModeOfAScheduledSendWithOutboxIDIsABareOK() async throws {
+        try await withSimulator { simulator, base in
+            let client = makeClient(base)
+            let request = SendRequest(
+                message: "Later", recipients: .numbers(["31612345678", "32478123456"]), sender: "Shop", deliveryReport: true,
+                schedule: GatewayDateTime(Date() + 3600), requestOutboxID: true, test: true)
+            let result = try await client.send(request)
+            #expect(result == SendResult(messageIDs: []))
+            #expect(simulator.receivedRequests().last?.answer == "OK")
+            #expect(simulator.messages().isEmpty)
+            let credits = try await client.credits()
+            #expect(credits == 10)
+        }
+    }
+
     @Test func groupSendReachesEveryMember() async throws {
         try await withSimulator { simulator, base in
             let result = try await makeClient(base).send(
@@ -118,6 +133,22 @@ import Testing
                 SendRequest(message: "Now-ish", recipients: .numbers(["31612345678"]), sender: "Shop", schedule: now))
             #expect(try await eventually { simulator.messages().first?.status == .delivered })
             #expect(simulator.messages().first?.state == .sent)
+        }
+    }
+
+    @Test func deliveryBegunBeforeAResetLeavesTheNewMessageWithTheSameIDAlone() async throws {
+        var configuration = SimulatorConfiguration.testing()
+        configuration.delivery.submittedAfterMilliseconds = 300
+        try await withSimulator(configuration) { simulator, base in
+            let client = makeClient(base, "sandbox", "sandbox")
+            let request = SendRequest(message: "Hi", recipients: .numbers(["31612345678"]), sender: "Shop", deliveryReport: true)
+            let before = try await client.send(request).messageIDs
+            simulator.reset()
+            simulator.setDelivery(DeliveryBehaviour(automatic: false))
+            let after = try await client.send(request).messageIDs
+            #expect(after == before)  // ids restart after a reset
+            try await Task.sleep(for: .milliseconds(600))
+            #expect(simulator.message(after[0])?.status == DeliveryStatus.none)
         }
     }
 

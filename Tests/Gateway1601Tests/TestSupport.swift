@@ -96,7 +96,9 @@ func eventually(timeout: Duration = .seconds(5), _ condition: () -> Bool) async 
 }
 
 /// A small HTTP server for tests: records delivery callbacks on `/dlr` and plays a broken gateway under
-/// `/garbage/module/…` (a 200 answer that is not the protocol) and `/down/module/…` (HTTP 503).
+/// `/garbage/module/…` (a 200 answer that is not the protocol), `/down/module/…` (HTTP 503), `/bigdown/module/…`
+/// (HTTP 503 with a 64 KiB page), `/stall/module/…` (the head and `OK`, then a body that never ends), and fixed
+/// answers under `/ok/module/…` (`OK`) and `/oneid/module/…` (`OK 1000001`).
 final class TestReceiver: Sendable {
     let queries = Mutex<[String]>([])
     private let port = Mutex<Int?>(nil)
@@ -109,6 +111,18 @@ final class TestReceiver: Sendable {
         }
         router.post("garbage/module/gateway.php") { _, _ in "<html>Welcome to nginx</html>" }
         router.post("down/module/gateway.php") { _, _ -> Response in Response(status: .serviceUnavailable) }
+        router.post("bigdown/module/gateway.php") { _, _ -> Response in
+            Response(status: .serviceUnavailable, body: .init(byteBuffer: ByteBuffer(repeating: UInt8(ascii: "x"), count: 64 << 10)))
+        }
+        router.post("stall/module/gateway.php") { _, _ -> Response in
+            Response(status: .ok, body: ResponseBody { writer in
+                try await writer.write(ByteBuffer(string: "OK"))
+                try await Task.sleep(for: .seconds(10))
+                try await writer.finish(nil)
+            })
+        }
+        router.post("ok/module/gateway.php") { _, _ in "OK" }
+        router.post("oneid/module/gateway.php") { _, _ in "OK 1000001" }
         return Application(
             router: router,
             configuration: .init(address: .hostname("127.0.0.1", port: 0)),
