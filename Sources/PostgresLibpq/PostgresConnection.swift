@@ -5,10 +5,9 @@ import Glibc
 import Darwin
 #endif
 import Logging
-import NIOPosix
 import Synchronization
 
-/// One libpq connection. Every blocking libpq call runs on the pool's dedicated thread pool,
+/// One libpq connection. Every blocking libpq call runs on the connection's own thread,
 /// never on Swift's cooperative executor.
 ///
 /// A connection is used by one task at a time: the pool hands it out exclusively
@@ -16,7 +15,8 @@ import Synchronization
 public final class PostgresConnection: @unchecked Sendable {
     /// The libpq handle. Only touched from inside `blocking(_:)`, by one thread at a time.
     private let pgconn: OpaquePointer
-    private let threads: NIOThreadPool
+    /// Runs every libpq call of this connection.
+    private let thread: LibpqThread
     let logger: Logger
     /// Handle for cancelling the running statement from another thread (`PQcancel` is thread-safe).
     private let cancelState: Mutex<CancelState>
@@ -31,32 +31,40 @@ public final class PostgresConnection: @unchecked Sendable {
     private struct CancelState: ~Copyable, @unchecked Sendable {
         var handle: OpaquePointer?
         var statementRunning = false
+        /// Set by a cancellation; the statement's job then does not start (cleared per statement).
+        var cancelRequested = false
     }
 
-    /// Opens a connection (blocking, on `threads`).
-    static func connect(configuration: PostgresConfiguration, threads: NIOThreadPool, logger: Logger) async throws -> PostgresConnection {
+    /// Opens a connection on a new thread of its own.
+    static func connect(configuration: PostgresConfiguration, logger: Logger) async throws -> PostgresConnection {
         let parameters = configuration.effectiveParameters
-        let pgconn = try await threads.runIfActive { () throws -> UnsafeSendable<OpaquePointer> in
-            let connection = withKeywordArrays(parameters) { keywords, values in
-                PQconnectdbParams(keywords, values, 0)
+        let thread = LibpqThread(name: "libpq")
+        do {
+            let opened = try await thread.run { () throws -> UnsafeSendable<OpaquePointer> in
+                let connection = withKeywordArrays(parameters) { keywords, values in
+                    PQconnectdbParams(keywords, values, 0)
+                }
+                guard let connection else {
+                    throw PostgresError(kind: .connection, message: "out of memory while connecting")
+                }
+                guard PQstatus(connection) == CONNECTION_OK else {
+                    let error = PostgresError.connection(connection, fallback: "could not connect")
+                    PQfinish(connection)
+                    throw error
+                }
+                return UnsafeSendable(connection)
             }
-            guard let connection else {
-                throw PostgresError(kind: .connection, message: "out of memory while connecting")
-            }
-            guard PQstatus(connection) == CONNECTION_OK else {
-                let error = PostgresError.connection(connection, fallback: "could not connect")
-                PQfinish(connection)
-                throw error
-            }
-            return UnsafeSendable(connection)
+            return PostgresConnection(
+                pgconn: opened.value, thread: thread, statementCacheCapacity: configuration.preparedStatementCacheSize, logger: logger)
+        } catch {
+            thread.stop()
+            throw error
         }
-        return PostgresConnection(
-            pgconn: pgconn.value, threads: threads, statementCacheCapacity: configuration.preparedStatementCacheSize, logger: logger)
     }
 
-    private init(pgconn: OpaquePointer, threads: NIOThreadPool, statementCacheCapacity: Int, logger: Logger) {
+    private init(pgconn: OpaquePointer, thread: LibpqThread, statementCacheCapacity: Int, logger: Logger) {
         self.pgconn = pgconn
-        self.threads = threads
+        self.thread = thread
         self.statements = PreparedStatementCache(capacity: statementCacheCapacity)
         self.logger = logger
         self.cancelState = Mutex(CancelState(handle: PQgetCancel(pgconn)))
@@ -67,11 +75,14 @@ public final class PostgresConnection: @unchecked Sendable {
         }, Unmanaged.passUnretained(notices).toOpaque())
     }
 
+    /// The handle is finished on the connection's own thread, which then ends.
     deinit {
-        cancelState.withLock { state in
-            if let handle = state.handle { PQfreeCancel(handle) }
+        let handles = cancelState.withLock { state in UnsafeSendable((pgconn, state.handle)) }
+        thread.submit {
+            if let cancel = handles.value.1 { PQfreeCancel(cancel) }
+            PQfinish(handles.value.0)
         }
-        PQfinish(pgconn)
+        thread.stop()
     }
 
     // MARK: - State
@@ -94,15 +105,24 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Runs one statement with its bind parameters and returns its rows.
     @discardableResult
     public func query(_ query: PostgresQuery) async throws -> PostgresRows {
-        try await blocking(cancellable: true) { [statements] pgconn in
-            try statements.execute(query, on: pgconn)
+        try await blocking(cancellable: true) { [self] pgconn, wasIdle in
+            do {
+                return try statements.execute(query, on: pgconn)
+            } catch let error as PostgresError where wasIdle && error.isServerTermination && !error.followedSuccess {
+                // The server ended this idle session just as we used it (its FATAL overtook our
+                // statement). With the extended protocol a statement outside a transaction block
+                // commits only after its CommandComplete; none came, so nothing was done and the
+                // statement can run once more on a new session.
+                try reconnect(reason: "the server ended the session as it was reused")
+                return try statements.execute(query, on: pgconn)
+            }
         }
     }
 
     /// Runs SQL text that may hold several statements (simple query protocol, no parameters),
     /// e.g. a migration file. Every result is drained; the first error is thrown.
     public func execute(script: String) async throws {
-        _ = try await blocking(cancellable: true) { pgconn in
+        _ = try await blocking(cancellable: true) { pgconn, _ in
             guard PQsendQuery(pgconn, script) == 1 else {
                 throw PostgresError.connection(pgconn, fallback: "could not send statement")
             }
@@ -113,19 +133,27 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Runs `work` on the thread pool with exclusive use of the libpq handle.
     func blocking<Result: Sendable>(
         cancellable: Bool = false,
-        _ work: @escaping @Sendable (OpaquePointer) throws -> Result
+        _ work: @escaping @Sendable (OpaquePointer, _ wasIdle: Bool) throws -> Result
     ) async throws -> Result {
         let pgconn = UnsafeSendable(self.pgconn)
         let checkFirst = needsLivenessCheck.exchange(false, ordering: .relaxed)
         let operation = { @Sendable () throws -> Result in
             if checkFirst { try self.ensureAlive() }
-            return try work(pgconn.value)
+            return try work(pgconn.value, checkFirst)
         }
-        guard cancellable else { return try await threads.runIfActive(operation) }
+        guard cancellable else { return try await thread.run(operation) }
         return try await withTaskCancellationHandler {
-            cancelState.withLock { $0.statementRunning = true }
+            try Task.checkCancellation()
+            cancelState.withLock { state in
+                state.statementRunning = true
+                state.cancelRequested = false
+            }
             defer { cancelState.withLock { $0.statementRunning = false } }
-            return try await threads.runIfActive(operation)
+            return try await thread.run {
+                // Cancelled while queued: nothing was sent, so nothing needs undoing.
+                if self.cancelState.withLock({ $0.cancelRequested }) { throw CancellationError() }
+                return try operation()
+            }
         } onCancel: {
             self.cancelRunningStatement()
         }
@@ -134,7 +162,9 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Asks the server to cancel the statement in progress, if one is.
     func cancelRunningStatement() {
         cancelState.withLock { state in
-            guard state.statementRunning, let handle = state.handle else { return }
+            guard state.statementRunning else { return }
+            state.cancelRequested = true
+            guard let handle = state.handle else { return }
             var buffer = [CChar](repeating: 0, count: 256)
             _ = PQcancel(handle, &buffer, Int32(buffer.count))
         }
@@ -160,10 +190,18 @@ public final class PostgresConnection: @unchecked Sendable {
         _ = PQconsumeInput(pgconn)
         _ = PQisBusy(pgconn)
         _ = PQconsumeInput(pgconn)
-        guard PQstatus(pgconn) != CONNECTION_OK else { return }
-        logger.notice("database connection was closed by the server while idle; reconnecting")
+        // A FATAL means the session is over even if the close has not reached us yet.
+        let doomed = notices.takeFatal()
+        guard doomed || PQstatus(pgconn) != CONNECTION_OK else { return }
+        try reconnect(reason: "the server closed the session while it was idle")
+    }
+
+    /// Replaces the session with a new one (same settings). Runs on the connection's thread.
+    private func reconnect(reason: String) throws {
+        logger.notice("reconnecting to the database", metadata: ["reason": "\(reason)"])
         PQreset(pgconn)
         statements.reset()
+        _ = notices.takeFatal()
         guard PQstatus(pgconn) == CONNECTION_OK else {
             throw PostgresError.connection(pgconn, fallback: "could not reconnect")
         }
@@ -207,7 +245,7 @@ public final class PostgresConnection: @unchecked Sendable {
     private func rollbackQuietly() async {
         guard isUsable, !isIdleInTransactionTerms else { return }
         do {
-            _ = try await blocking { pgconn in try PostgresConnection.execute("ROLLBACK", on: pgconn) }
+            _ = try await blocking { pgconn, _ in try PostgresConnection.execute("ROLLBACK", on: pgconn) }
         } catch {
             logger.warning("ROLLBACK failed", metadata: ["error": "\(error)"])
         }
@@ -256,7 +294,10 @@ public final class PostgresConnection: @unchecked Sendable {
                 drainCopyOut(pgconn)
                 if firstError == nil { firstError = PostgresError(kind: .misuse, message: "COPY TO STDOUT must go through copyOut") }
             default:
-                if firstError == nil { firstError = PostgresError.from(result: result, connection: pgconn) }
+                if firstError == nil {
+                    firstError = PostgresError.from(result: result, connection: pgconn)
+                    firstError?.followedSuccess = last != nil
+                }
                 PQclear(result)
             }
             if PQstatus(pgconn) == CONNECTION_BAD { break }
@@ -275,9 +316,12 @@ public final class PostgresConnection: @unchecked Sendable {
     }
 }
 
-/// Logs server notices (`RAISE NOTICE`, warnings, an unexpected FATAL on an idle session) at debug level.
+/// Logs server notices (`RAISE NOTICE`, warnings) at debug level, and remembers a FATAL that
+/// arrived while the session sat idle: libpq reports that through the notice path, and it means
+/// the server is ending the session.
 final class NoticeLogger: Sendable {
     let logger: Logger
+    private let fatalSeen = Atomic<Bool>(false)
 
     init(logger: Logger) {
         self.logger = logger
@@ -285,7 +329,14 @@ final class NoticeLogger: Sendable {
 
     func log(_ result: OpaquePointer) {
         let message = PQresultErrorMessage(result).map { String(cString: $0).trimmingTrailingNewlines() } ?? ""
+        let severity = PQresultErrorField(result, Int32(UInt8(ascii: "V"))).map { String(cString: $0) }
+        if severity == "FATAL" || severity == "PANIC" { fatalSeen.store(true, ordering: .relaxed) }
         logger.debug("database notice", metadata: ["notice": "\(message)"])
+    }
+
+    /// Whether a FATAL arrived since the last call.
+    func takeFatal() -> Bool {
+        fatalSeen.exchange(false, ordering: .relaxed)
     }
 }
 

@@ -9,7 +9,7 @@ extension PostgresConnection {
         guard statement.binds.isEmpty else {
             throw PostgresError(kind: .misuse, message: "COPY takes no bind parameters")
         }
-        try await blocking(cancellable: true) { pgconn in
+        try await blocking(cancellable: true) { pgconn, _ in
             try PostgresConnection.startCopy(statement.sql, expecting: PGRES_COPY_IN, on: pgconn)
         }
         let writer = PostgresCopyInWriter(connection: self)
@@ -18,13 +18,13 @@ extension PostgresConnection {
             try await writer.flush()
         } catch {
             let abortError = error
-            _ = try? await blocking { pgconn in
+            _ = try? await blocking { pgconn, _ in
                 _ = PQputCopyEnd(pgconn, "aborted by the client: \(abortError)")
                 _ = try? PostgresConnection.collectResults(pgconn)
             }
             throw error
         }
-        let handle = try await blocking { pgconn in
+        let handle = try await blocking { pgconn, _ in
             guard PQputCopyEnd(pgconn, nil) == 1 else {
                 throw PostgresError.connection(pgconn, fallback: "could not finish COPY")
             }
@@ -44,11 +44,11 @@ extension PostgresConnection {
         guard statement.binds.isEmpty else {
             throw PostgresError(kind: .misuse, message: "COPY takes no bind parameters")
         }
-        try await blocking(cancellable: true) { pgconn in
+        try await blocking(cancellable: true) { pgconn, _ in
             try PostgresConnection.startCopy(statement.sql, expecting: PGRES_COPY_OUT, on: pgconn)
         }
         while true {
-            let (chunk, finished) = try await blocking(cancellable: true) { pgconn in
+            let (chunk, finished) = try await blocking(cancellable: true) { pgconn, _ in
                 try PostgresConnection.readCopyChunk(pgconn, limit: chunkSize)
             }
             if !chunk.isEmpty {
@@ -61,7 +61,7 @@ extension PostgresConnection {
             }
             if finished { break }
         }
-        let handle = try await blocking { pgconn in try PostgresConnection.collectResults(pgconn) }
+        let handle = try await blocking { pgconn, _ in try PostgresConnection.collectResults(pgconn) }
         return PostgresRows(handle: handle).affectedRows
     }
 
@@ -69,7 +69,7 @@ extension PostgresConnection {
     /// in flight so the connection is clean before it goes back to the pool.
     private func cancelAndDrainCopyOut(finished: Bool) async {
         if !finished { sendCancelRequest() }
-        _ = try? await blocking { pgconn in
+        _ = try? await blocking { pgconn, _ in
             PostgresConnection.drainCopyOut(pgconn)
             _ = try? PostgresConnection.collectResults(pgconn)
         }
@@ -156,7 +156,7 @@ public final class PostgresCopyInWriter {
         guard !buffer.isEmpty else { return }
         let data = buffer
         buffer.removeAll(keepingCapacity: true)
-        try await connection.blocking { pgconn in
+        try await connection.blocking { pgconn, _ in
             let sent = data.withUnsafeBufferPointer { pointer in
                 pointer.withMemoryRebound(to: CChar.self) { chars in
                     PQputCopyData(pgconn, chars.baseAddress, Int32(chars.count))

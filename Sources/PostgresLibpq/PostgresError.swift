@@ -33,6 +33,9 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
     public var column: String?
     /// The severity the server gave (`ERROR`, `FATAL`, …).
     public var severity: String?
+    /// The statement had already reported success when this error arrived (e.g. the session was
+    /// terminated right after), so its effect may have been committed.
+    public internal(set) var followedSuccess = false
 
     public init(
         kind: Kind, message: String, sqlState: String? = nil, detail: String? = nil, hint: String? = nil,

@@ -1,5 +1,4 @@
 import Logging
-import NIOPosix
 import ServiceLifecycle
 import Synchronization
 
@@ -7,7 +6,7 @@ import Synchronization
 public struct PostgresPoolConfiguration: Sendable {
     /// Connections kept open even when idle.
     public var minimumConnections: Int = 1
-    /// Upper bound of open connections (and of the pool's libpq threads).
+    /// Upper bound of open connections (each has a libpq thread of its own).
     public var maximumConnections: Int = 8
     /// How long `withConnection` waits for a free connection before failing with `.acquireTimeout`.
     public var acquireTimeout: Duration = .seconds(10)
@@ -49,7 +48,6 @@ public final class PostgresPool: Service, Sendable {
     public let configuration: PostgresConfiguration
     public let poolConfiguration: PostgresPoolConfiguration
     let logger: Logger
-    private let threads: NIOThreadPool
     private let state: Mutex<State>
     private let events: AsyncStream<Event>
     private let eventSink: AsyncStream<Event>.Continuation
@@ -85,7 +83,6 @@ public final class PostgresPool: Service, Sendable {
         self.configuration = configuration
         self.poolConfiguration = poolConfiguration
         self.logger = logger
-        self.threads = NIOThreadPool(numberOfThreads: poolConfiguration.maximumConnections)
         self.state = Mutex(State())
         (self.events, self.eventSink) = AsyncStream.makeStream(of: Event.self)
     }
@@ -204,6 +201,8 @@ public final class PostgresPool: Service, Sendable {
 
     func release(_ connection: PostgresConnection) {
         let reusable = connection.isUsable && connection.isIdleInTransactionTerms
+        // Marked before anyone else can take it, so its next user checks it is still alive.
+        if reusable { connection.markIdle() }
         enum Action { case none, give(Waiter), retire(open: Bool) }
         let action: Action = state.withLock { state in
             state.statistics.leased -= 1
@@ -229,7 +228,7 @@ public final class PostgresPool: Service, Sendable {
         }
         switch action {
         case .none:
-            connection.markIdle()
+            break
         case .give(let waiter):
             waiter.continuation.resume(returning: connection)
         case .retire(let open):
@@ -241,15 +240,14 @@ public final class PostgresPool: Service, Sendable {
         }
     }
 
-    /// Drops the last reference on a pool thread, so `PQfinish` (in `deinit`) never runs on the cooperative executor.
+    /// Lets a connection go; its `deinit` finishes the libpq handle on the connection's own thread.
     private func retire(_ connection: PostgresConnection) {
-        threads.submit { _ in withExtendedLifetime(connection) {} }
+        withExtendedLifetime(connection) {}
     }
 
     // MARK: - Service
 
     public func run() async throws {
-        threads.start()
         let initialOpens = state.withLock { state in
             state.phase = .running
             let wanted = max(poolConfiguration.minimumConnections, min(state.waiters.count, poolConfiguration.maximumConnections))
@@ -279,13 +277,15 @@ public final class PostgresPool: Service, Sendable {
             self.eventSink.finish()
         }
         await close()
-        try await threads.shutdownGracefully()
         logger.info("database pool closed")
     }
 
     private func openConnection() async {
         do {
-            let connection = try await PostgresConnection.connect(configuration: configuration, threads: threads, logger: logger)
+            let connection = try await PostgresConnection.connect(configuration: configuration, logger: logger)
+            // Like a returned connection, a new one is checked before its first use: the server
+            // may end it between the handshake and then (a restart, pg_terminate_backend).
+            connection.markIdle()
             let waiter: Waiter? = state.withLock { state in
                 state.statistics.opening -= 1
                 state.statistics.opened += 1

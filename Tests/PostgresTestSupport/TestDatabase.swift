@@ -62,7 +62,7 @@ public enum TestDatabase {
         var poolConfiguration = PostgresPoolConfiguration(minimumConnections: minimumConnections, maximumConnections: maximumConnections)
         poolConfiguration.acquireTimeout = acquireTimeout
         var logger = Logger(label: "test.postgres")
-        logger.logLevel = .warning
+        logger.logLevel = ProcessInfo.processInfo.environment["TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
         let pool = PostgresPool(configuration: configuration, poolConfiguration: poolConfiguration, logger: logger)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await pool.run() }
