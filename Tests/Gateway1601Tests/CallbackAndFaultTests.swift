@@ -154,7 +154,9 @@ import Testing
             #expect(error == .timeout)
             #expect(error?.isTransient == true)
             #expect(ContinuousClock.now - started < .milliseconds(900))
-            #expect(simulator.receivedRequests().last?.outcome == .hung)
+            // On a busy machine the client can give up before the simulator has even read the request.
+            let recorded = try await eventually { simulator.receivedRequests().last?.outcome == .hung }
+            #expect(recorded)
         }
     }
 

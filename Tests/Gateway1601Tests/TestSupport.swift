@@ -38,10 +38,21 @@ extension SimulatorConfiguration {
 func withRunning<Result: Sendable>(
     _ services: [any Service], _ body: () async throws -> Result
 ) async throws -> Result {
-    try await withThrowingTaskGroup(of: Void.self) { group in
-        for service in services { group.addTask { try await service.run() } }
-        defer { group.cancelAll() }
-        return try await body()
+    // Stopped by graceful shutdown, never by cancellation: cancelling a NIO server while it is
+    // accepting a connection traps in NIOAsyncWriter (apple/swift-nio#2813).
+    let group = ServiceGroup(configuration: .init(services: services, logger: quietLogger))
+    return try await withThrowingTaskGroup(of: Void.self) { tasks in
+        tasks.addTask { try await group.run() }
+        do {
+            let result = try await body()
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+            return result
+        } catch {
+            await group.triggerGracefulShutdown()
+            try? await tasks.waitForAll()
+            throw error
+        }
     }
 }
 
