@@ -25,7 +25,7 @@ public func buildApplication(
         poolConfiguration: .init(minimumConnections: configuration.databasePoolMinimum, maximumConnections: configuration.databasePoolMaximum),
         logger: logger.relabeled("postgres")
     )
-    let router = try buildRouter(pool: pool, metrics: metrics, logger: logger)
+    let router = try buildRouter(pool: pool, metrics: metrics, logger: logger, passwordHasher: PasswordHasher(iterations: configuration.passwordIterations))
     var services: [any Service] = [pool]
     var announceSimulator: GatewaySimulator?
     if case .builtInSimulator(let port) = configuration.upstream {
@@ -63,11 +63,16 @@ public func buildApplication(
 }
 
 /// The router with middleware and every operation of `openapi.yaml` registered.
-func buildRouter(pool: PostgresPool, metrics: ServiceMetrics, logger: Logger) throws -> Router<BasicRequestContext> {
+func buildRouter(
+    pool: PostgresPool, metrics: ServiceMetrics, logger: Logger, passwordHasher: PasswordHasher = PasswordHasher()
+) throws -> Router<BasicRequestContext> {
     let router = Router()
     router.middlewares.add(RequestIDMiddleware())
     router.middlewares.add(ProblemMiddleware(metrics: metrics))
-    let handlers = APIHandlers(pool: pool, metrics: metrics, logger: logger)
+    router.middlewares.add(AuthenticationMiddleware(keys: APIKeyRepository(pool: pool)))
+    router.middlewares.add(EmptyBodyMiddleware())
+    var handlers = APIHandlers(pool: pool, metrics: metrics, logger: logger)
+    handlers.passwordHasher = passwordHasher
     try handlers.registerHandlers(on: router, middlewares: [OperationMetricsMiddleware(metrics: metrics)])
     return router
 }

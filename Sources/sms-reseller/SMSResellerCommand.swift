@@ -11,7 +11,7 @@ struct SMSResellerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sms-reseller",
         abstract: "Multi-tenant SMS reseller and billing backend in front of the 1601SMS gateway.",
-        subcommands: [Serve.self, Migrate.self],
+        subcommands: [Serve.self, Migrate.self, Admin.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -146,6 +146,40 @@ struct Migrate: AsyncParsableCommand {
             defer { group.cancelAll() }
             let applied = try await Migrator(pool: pool, migrations: migrations, logger: logger).migrate()
             logger.info("migrations done", metadata: ["applied": "\(applied.map { "\($0.version)_\($0.name)" })", "known": "\(migrations.count)"])
+        }
+    }
+}
+
+struct Admin: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Platform administration from the command line.",
+        subcommands: [CreateKey.self])
+
+    struct CreateKey: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "create-key",
+            abstract: "Create a platform admin API key and print it once (the way to get the first key). Applies pending migrations first.")
+
+        @OptionGroup var common: CommonOptions
+
+        @Option(help: "A name for the key, 1-100 characters (shown in key listings).")
+        var name: String
+
+        func run() async throws {
+            let logger = try common.bootstrapLogging()
+            var databaseConfiguration = try PostgresConfiguration(url: try common.resolvedDatabaseURL())
+            databaseConfiguration.applicationName = "sms-reseller admin"
+            databaseConfiguration.connectTimeoutSeconds = 10
+            let pool = PostgresPool(configuration: databaseConfiguration, poolConfiguration: .init(minimumConnections: 0, maximumConnections: 1), logger: logger)
+            let migrations = try BundledMigrations.load()
+            let key = try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await pool.run() }
+                defer { group.cancelAll() }
+                _ = try await Migrator(pool: pool, migrations: migrations, logger: logger).migrate()
+                return try await AdminBootstrap.createAdminKey(pool: pool, name: name)
+            }
+            print("Admin API key \(key.id.uuidString.lowercased()) (\(key.prefix)…). Shown only now; keep it safe:")
+            print(key.secret)
         }
     }
 }

@@ -11,4 +11,10 @@ struct APIHandlers: APIProtocol {
     let logger: Logger
     /// How long the readiness probe waits for the database.
     var readinessTimeout: Duration = .seconds(2)
+    var passwordHasher = PasswordHasher()
+
+    var apiKeys: APIKeyRepository { APIKeyRepository(pool: pool) }
+    var resellers: ResellerRepository { ResellerRepository(pool: pool) }
+    var subAccounts: SubAccountRepository { SubAccountRepository(pool: pool) }
+    var audit: AuditRepository { AuditRepository(pool: pool) }
 }

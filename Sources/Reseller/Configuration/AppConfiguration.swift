@@ -21,6 +21,8 @@ public struct AppConfiguration: Sendable {
     public var migrate: Bool = false
     /// Where messages go upstream.
     public var upstream: Upstream = .builtInSimulator(port: 0)
+    /// PBKDF2 rounds for new sub-account passwords (tests lower it; production keeps the default).
+    public var passwordIterations: Int = PasswordHasher.defaultIterations
 
     public init(database: PostgresConfiguration) {
         self.database = database

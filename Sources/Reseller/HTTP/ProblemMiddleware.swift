@@ -22,7 +22,9 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             } else {
                 context.logger.debug("request refused", metadata: ["code": "\(problem.code)", "status": "\(problem.status.code)"])
             }
-            return problem.response(instance: request.uri.path, requestID: RequestScope.requestID)
+            var response = problem.response(instance: request.uri.path, requestID: RequestScope.requestID)
+            if problem.status == .unauthorized { response.headers[.wwwAuthenticate] = "Bearer" }
+            return response
         }
     }
 }

@@ -1,0 +1,21 @@
+import Foundation
+import ResellerAPI
+
+/// The audit log: the admin reads everything, a reseller its own tenant.
+extension APIHandlers {
+    func listAuditLog(_ input: Operations.ListAuditLog.Input) async throws -> Operations.ListAuditLog.Output {
+        let principal = try Access.require(.admin, .reseller)
+        var validator = Validator()
+        let limit = validator.limit(input.query.limit)
+        var cursor: Int64?
+        if let text = input.query.cursor {
+            if let value = Int64(text), value > 0 { cursor = value } else { validator.fail("cursor", "is not a cursor this list returned") }
+        }
+        try validator.check()
+        let rows = try await audit.list(
+            scope: principal.scope, action: input.query.action, targetID: input.query.targetId?.lowercased(), before: cursor, limit: limit + 1)
+        let page = Array(rows.prefix(limit))
+        return .ok(.init(body: .json(.init(
+            items: try page.map(Self.schema), nextCursor: rows.count > limit ? page.last.map { String($0.id) } : nil))))
+    }
+}

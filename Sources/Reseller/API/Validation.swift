@@ -1,0 +1,103 @@
+import Foundation
+import SMSCore
+
+/// Collects field errors for one request and throws them together as a 422 `validation_failed`.
+/// Field names are JSON pointers into the body (`/name`) or query parameter names (`limit`).
+struct Validator {
+    private(set) var errors: [APIProblem.FieldError] = []
+
+    mutating func fail(_ field: String, _ message: String, gatewayCode: Int? = nil) {
+        errors.append(.init(field: field, message: message, gatewayCode: gatewayCode))
+    }
+
+    /// Trimmed text of 1…`maximum` characters without control characters; nil when absent.
+    mutating func text(_ value: String?, field: String, minimum: Int = 1, maximum: Int) -> String? {
+        guard let value else { return nil }
+        let trimmed = value.trimmingCharacters(in: .whitespacesAndNewlines)
+        if trimmed.count < minimum || trimmed.count > maximum {
+            fail(field, "must be \(minimum) to \(maximum) characters")
+            return nil
+        }
+        if trimmed.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            fail(field, "must not contain control characters")
+            return nil
+        }
+        return trimmed
+    }
+
+    mutating func required(_ value: String?, field: String, maximum: Int) -> String {
+        text(value, field: field, maximum: maximum) ?? ""
+    }
+
+    /// A plausible e-mail address (something@domain.tld), at most 320 characters; "" stays "" (clears it).
+    mutating func email(_ value: String?, field: String) -> String? {
+        guard let value else { return nil }
+        let trimmed = value.trimmingCharacters(in: .whitespaces)
+        if trimmed.isEmpty { return "" }
+        let parts = trimmed.split(separator: "@", omittingEmptySubsequences: false)
+        guard trimmed.count <= 320, parts.count == 2, !parts[0].isEmpty, parts[1].contains("."),
+            !parts[1].hasPrefix("."), !parts[1].hasSuffix("."), !trimmed.contains(where: \.isWhitespace)
+        else {
+            fail(field, "must be an e-mail address")
+            return nil
+        }
+        return trimmed
+    }
+
+    /// 3–64 characters of `a–z A–Z 0–9 . _ -`.
+    mutating func username(_ value: String, field: String) -> String {
+        let allowed = value.utf8.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
+                true
+            default:
+                false
+            }
+        }
+        if !(3...64).contains(value.utf8.count) || !allowed { fail(field, "must be 3 to 64 characters of a-z A-Z 0-9 . _ -") }
+        return value
+    }
+
+    /// 8–128 characters, kept exactly as given (no trimming).
+    mutating func password(_ value: String?, field: String) -> String? {
+        guard let value else { return nil }
+        if !(8...128).contains(value.count) { fail(field, "must be 8 to 128 characters") }
+        return value
+    }
+
+    /// A sender name under the 1601 rules (109/110/111/113), with the gateway code on failure.
+    mutating func sender(_ value: String?, field: String) -> String? {
+        guard let value else { return nil }
+        if let code = SenderName.validationError(for: value) {
+            fail(field, code.description, gatewayCode: code.rawValue)
+            return nil
+        }
+        return value
+    }
+
+    /// A page size of 1…200 (default 50).
+    mutating func limit(_ value: Int32?) -> Int {
+        guard let value else { return 50 }
+        if !(1...200).contains(value) {
+            fail("limit", "must be 1 to 200")
+            return 50
+        }
+        return Int(value)
+    }
+
+    /// A cursor from a previous page.
+    mutating func uuidCursor(_ value: String?) -> UUID? {
+        guard let value else { return nil }
+        guard let id = UUID(uuidString: value) else {
+            fail("cursor", "is not a cursor this list returned")
+            return nil
+        }
+        return id
+    }
+
+    /// Throws the collected errors, if any.
+    func check() throws {
+        if !errors.isEmpty { throw APIProblem.validation(errors) }
+    }
+}

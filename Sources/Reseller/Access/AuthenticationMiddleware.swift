@@ -1,0 +1,30 @@
+import Foundation
+import Hummingbird
+import Logging
+
+/// Resolves `Authorization: Bearer <key>` to a `Principal` and runs the rest of the request with it
+/// in `AuthScope.principal`.
+///
+/// A presented key that is unknown, revoked or malformed answers 401 at once. A request without
+/// a key continues without a principal: public operations (health, metrics) and unknown routes
+/// answer as usual, and every protected handler refuses it with 401 through `Access.principal()`.
+struct AuthenticationMiddleware<Context: RequestContext>: RouterMiddleware {
+    let keys: APIKeyRepository
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let header = request.headers[.authorization] else {
+            return try await next(request, context)
+        }
+        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { throw APIProblem.unauthorized }
+        let secret = parts[1].trimmingCharacters(in: .whitespaces)
+        guard APIKeySecret.isWellFormed(secret), let principal = try await keys.authenticate(secretHash: APIKeySecret.hash(secret)) else {
+            throw APIProblem.unauthorized
+        }
+        var context = context
+        context.logger[metadataKey: "principal"] = .string("\(principal.role.rawValue):\(principal.keyID.uuidString.lowercased())")
+        return try await AuthScope.$principal.withValue(principal) {
+            try await next(request, context)
+        }
+    }
+}

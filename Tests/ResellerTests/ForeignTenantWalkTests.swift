@@ -1,0 +1,155 @@
+import Foundation
+import HTTPTypes
+import Testing
+import Yams
+
+@testable import Reseller
+
+/// Walks every operation of `openapi.yaml` that takes a path parameter with the keys of another
+/// reseller (and of that reseller's sub-account), pointing at the first tenant's ids. Every answer
+/// must be 404 `not_found`: never 403, never data. New endpoints are walked as soon as they are in
+/// the spec; a new kind of path parameter fails the test until it gets a fixture below.
+@Suite(.timeLimit(.minutes(3))) struct ForeignTenantWalkTests {
+    struct Operation: CustomStringConvertible, @unchecked Sendable {
+        var method: HTTPRequest.Method
+        var path: String
+        var operationID: String
+        var body: [String: Any]?
+        var description: String { "\(operationID) \(method) \(path)" }
+    }
+
+    static func specification() throws -> [String: Any] {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let text = try String(contentsOf: root.appendingPathComponent("openapi.yaml"), encoding: .utf8)
+        return try #require(try Yams.load(yaml: text) as? [String: Any])
+    }
+
+    /// Every operation with a `{parameter}` in its path, with a minimal valid body when it takes one.
+    static func operationsWithPathParameters(_ spec: [String: Any]) throws -> [Operation] {
+        let paths = try #require(spec["paths"] as? [String: Any])
+        var operations: [Operation] = []
+        for (path, item) in paths where path.contains("{") {
+            let item = try #require(item as? [String: Any])
+            for (method, value) in item {
+                guard let httpMethod = HTTPRequest.Method(method.uppercased()), ["get", "post", "put", "patch", "delete"].contains(method),
+                    let operation = value as? [String: Any]
+                else { continue }
+                var body: [String: Any]?
+                if let requestBody = operation["requestBody"] as? [String: Any],
+                    let schema = ((requestBody["content"] as? [String: Any])?["application/json"] as? [String: Any])?["schema"]
+                {
+                    body = try example(for: schema, in: spec) as? [String: Any]
+                }
+                operations.append(Operation(
+                    method: httpMethod, path: path, operationID: operation["operationId"] as? String ?? "?", body: body))
+            }
+        }
+        return operations.sorted { $0.description < $1.description }
+    }
+
+    /// A minimal value that satisfies a schema: required properties only, first enum value, "walk" for strings.
+    static func example(for schema: Any, in spec: [String: Any]) throws -> Any {
+        var schema = try #require(schema as? [String: Any])
+        if let reference = schema["$ref"] as? String {
+            var node: Any = spec
+            for part in reference.dropFirst(2).split(separator: "/") { node = try #require((node as? [String: Any])?[String(part)]) }
+            schema = try #require(node as? [String: Any])
+        }
+        if let values = schema["enum"] as? [Any], let first = values.first { return first }
+        switch schema["type"] as? String {
+        case "object", nil:
+            var object: [String: Any] = [:]
+            let properties = schema["properties"] as? [String: Any] ?? [:]
+            for name in schema["required"] as? [String] ?? [] {
+                object[name] = try example(for: try #require(properties[name]), in: spec)
+            }
+            return object
+        case "integer", "number": return 1
+        case "boolean": return false
+        case "array": return []
+        default: return "walk"
+        }
+    }
+
+    @Test func everyProtectedOperationAnswers401WithoutAKey() async throws {
+        let spec = try Self.specification()
+        let paths = try #require(spec["paths"] as? [String: Any])
+        var operations: [Operation] = []
+        for (template, item) in paths {
+            let item = try #require(item as? [String: Any])
+            for (method, value) in item {
+                guard ["get", "post", "put", "patch", "delete"].contains(method), let operation = value as? [String: Any],
+                    let httpMethod = HTTPRequest.Method(method.uppercased())
+                else { continue }
+                // `security: []` marks the public operations (health, metrics); everything else needs a key.
+                if let security = operation["security"] as? [Any], security.isEmpty { continue }
+                var path = template
+                while let open = path.firstIndex(of: "{"), let close = path[open...].firstIndex(of: "}") {
+                    path.replaceSubrange(open...close, with: UUID().uuidString.lowercased())
+                }
+                var body: [String: Any]?
+                if let requestBody = operation["requestBody"] as? [String: Any],
+                    let schema = ((requestBody["content"] as? [String: Any])?["application/json"] as? [String: Any])?["schema"]
+                {
+                    body = try Self.example(for: schema, in: spec) as? [String: Any]
+                }
+                operations.append(Operation(method: httpMethod, path: path, operationID: operation["operationId"] as? String ?? "?", body: body))
+            }
+        }
+        #expect(operations.count >= 30)
+        try await TenancyHarness.run { [operations] api in
+            for operation in operations {
+                let reply = try await api.call(operation.method, operation.path, key: nil, body: operation.body)
+                #expect(reply.status == .unauthorized, "\(operation) answered \(reply.status.code) without a key")
+                #expect(reply.string("code") == "unauthorized", "\(operation)")
+            }
+        }
+    }
+
+    @Test func everyOperationWithAPathParameterAnswers404ToAnotherTenant() async throws {
+        let operations = try Self.operationsWithPathParameters(try Self.specification())
+        #expect(operations.count >= 20)
+        try await TenancyHarness.run { api in
+            let victim = try await api.onboard("Victim")
+            let intruder = try await api.onboard("Intruder")
+            let sender = try await api.call(.post, "/sender-names", key: victim.subAccountKey, body: ["name": "Victim"])
+            let senderNameID = try #require(sender.string("id"))
+            let rule = try await api.call(.post, "/sender-name-rules", key: api.adminKey, body: ["name": "Bank", "kind": "blocked"])
+            let ruleID = try #require(rule.string("id"))
+            let fixtures = [
+                "resellerId": victim.resellerID, "subAccountId": victim.subAccountID, "keyId": victim.subAccountKeyID,
+                "senderNameId": senderNameID, "ruleId": ruleID,
+            ]
+            for operation in operations {
+                var path = operation.path
+                for (name, value) in fixtures { path = path.replacingOccurrences(of: "{\(name)}", with: value) }
+                if path.contains("{") {
+                    Issue.record("no fixture for a path parameter of \(operation); add one to this test")
+                    continue
+                }
+                for (who, key) in [("reseller", intruder.resellerKey), ("sub-account", intruder.subAccountKey)] {
+                    let reply = try await api.call(operation.method, path, key: key, body: operation.body)
+                    #expect(reply.status == .notFound, "\(who) of another tenant: \(operation) answered \(reply.status.code) \(reply.json)")
+                    #expect(reply.string("code") == "not_found", "\(operation)")
+                    #expect(reply["id"] == nil && reply["items"] == nil, "\(operation) leaked data")
+                }
+            }
+            // Lists are scoped too: nothing of the victim in the intruder's lists.
+            for list in ["/sub-accounts", "/sender-names", "/audit-log?limit=200", "/api-keys"] {
+                let reply = try await api.call(.get, list, key: intruder.resellerKey)
+                #expect(reply.status == .ok, "\(list)")
+                let ids = reply.items.flatMap { [$0["id"], $0["resellerId"], $0["targetId"], $0["subAccountId"]].compactMap { $0 as? String } }
+                for victimID in [victim.resellerID, victim.subAccountID, senderNameID, victim.subAccountKeyID, victim.resellerKeyID] {
+                    #expect(!ids.contains(victimID), "\(list) shows \(victimID)")
+                }
+            }
+            // Nothing of the victim changed.
+            #expect(try await api.call(.get, "/resellers/\(victim.resellerID)", key: api.adminKey).string("status") == "active")
+            let account = try await api.call(.get, "/sub-accounts/\(victim.subAccountID)", key: victim.resellerKey)
+            #expect(account.string("status") == "active" && account.string("name") == "Victim customer")
+            #expect(try await api.call(.get, "/me", key: victim.subAccountKey).status == .ok)
+            #expect(try await api.call(.get, "/sender-names/\(senderNameID)", key: victim.resellerKey).string("status") == "pending")
+            #expect(try await api.call(.get, "/sender-name-rules", key: api.adminKey).items.count == 1)
+        }
+    }
+}

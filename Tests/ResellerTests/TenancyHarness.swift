@@ -1,0 +1,95 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import PostgresLibpq
+import PostgresTestSupport
+import Testing
+
+@testable import Reseller
+
+/// One answer of the API: status, headers and the JSON body (empty for no body).
+struct Reply: @unchecked Sendable {
+    var status: HTTPResponse.Status
+    var headers: HTTPFields
+    var json: [String: Any]
+
+    subscript(key: String) -> Any? { json[key] }
+    var string: (String) -> String? { { json[$0] as? String } }
+    var items: [[String: Any]] { json["items"] as? [[String: Any]] ?? [] }
+}
+
+/// A running app on a fresh database with an admin key, plus a pool for looking at the database directly.
+struct TenancyHarness: Sendable {
+    let client: any TestClientProtocol
+    let pool: PostgresPool
+    let adminKey: String
+
+    /// Runs `body` against a live server (real socket) on its own database.
+    static func run(_ body: @Sendable (TenancyHarness) async throws -> Void) async throws {
+        try await TestDatabase.withFreshDatabase { database in
+            var configuration = HTTPSkeletonTests.configuration(database)
+            configuration.databasePoolMaximum = 6
+            configuration.passwordIterations = 1_000
+            let app = try buildApplication(configuration: configuration, logger: HTTPSkeletonTests.logger)
+            try await app.test(.live) { client in
+                try await TestDatabase.withPool(database) { pool in
+                    let admin = try await AdminBootstrap.createAdminKey(pool: pool, name: "test admin")
+                    try await body(TenancyHarness(client: client, pool: pool, adminKey: admin.secret))
+                }
+            }
+        }
+    }
+
+    /// Sends a request with an optional bearer key and JSON body.
+    @discardableResult
+    func call(_ method: HTTPRequest.Method, _ path: String, key: String?, body: [String: Any]? = nil) async throws -> Reply {
+        var headers: HTTPFields = [:]
+        if let key { headers[.authorization] = "Bearer \(key)" }
+        var buffer: ByteBuffer?
+        if let body {
+            headers[.contentType] = "application/json"
+            buffer = ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body))
+        }
+        let response = try await client.executeRequest(uri: path, method: method, headers: headers, body: buffer)
+        let data = Data(response.body.readableBytesView)
+        let isJSON = response.headers[.contentType]?.contains("json") ?? false
+        let json = !isJSON || data.isEmpty ? [:] : (try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:])
+        return Reply(status: response.status, headers: response.headers, json: json)
+    }
+
+    /// A tenant made through the API: a reseller with a key, one sub-account with a key.
+    struct Tenant: Sendable {
+        var resellerID: String
+        var resellerKey: String
+        var resellerKeyID: String
+        var subAccountID: String
+        var subAccountKey: String
+        var subAccountKeyID: String
+        var username: String
+    }
+
+    func onboard(_ name: String) async throws -> Tenant {
+        let reseller = try await call(.post, "/resellers", key: adminKey, body: ["name": name, "contactEmail": "ops@\(name.lowercased()).example"])
+        try #require(reseller.status == .created, "onboarding \(name): \(reseller.json)")
+        let resellerID = try #require(reseller.string("id"))
+        let resellerKey = try await call(.post, "/resellers/\(resellerID)/api-keys", key: adminKey, body: ["name": "main"])
+        try #require(resellerKey.status == .created)
+        let secret = try #require(resellerKey.string("secret"))
+        let username = "\(name.lowercased())-customer-\(UUID().uuidString.prefix(8))"
+        let account = try await call(.post, "/sub-accounts", key: secret, body: ["name": "\(name) customer", "username": username, "password": "sup3r secret"])
+        try #require(account.status == .created, "sub-account for \(name): \(account.json)")
+        let accountID = try #require(account.string("id"))
+        let accountKey = try await call(.post, "/sub-accounts/\(accountID)/api-keys", key: secret, body: ["name": "app"])
+        try #require(accountKey.status == .created)
+        return Tenant(
+            resellerID: resellerID, resellerKey: secret, resellerKeyID: try #require((resellerKey["key"] as? [String: Any])?["id"] as? String),
+            subAccountID: accountID, subAccountKey: try #require(accountKey.string("secret")),
+            subAccountKeyID: try #require((accountKey["key"] as? [String: Any])?["id"] as? String), username: username)
+    }
+
+    func auditCount(action: String? = nil) async throws -> Int {
+        try await pool.query("SELECT count(*) FROM audit_log WHERE \(action)::text IS NULL OR action = \(action)::text").first(as: Int.self) ?? 0
+    }
+}
