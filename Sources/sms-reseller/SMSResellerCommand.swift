@@ -61,6 +61,26 @@ struct CommonOptions: ParsableArguments {
         return value
     }
 
+    /// Runs `body` with a one-connection pool on the configured database, after applying pending
+    /// migrations (it gets the ones applied now and the number known); closes the pool afterwards.
+    func withMigratedDatabase<Result: Sendable>(
+        applicationName: String, logger: Logger,
+        _ body: (PostgresPool, _ applied: [Migration], _ known: Int) async throws -> Result
+    ) async throws -> Result {
+        var databaseConfiguration = try PostgresConfiguration(url: try resolvedDatabaseURL())
+        databaseConfiguration.applicationName = applicationName
+        databaseConfiguration.connectTimeoutSeconds = 10
+        let pool = PostgresPool(
+            configuration: databaseConfiguration, poolConfiguration: .init(minimumConnections: 0, maximumConnections: 1), logger: logger)
+        let migrations = try BundledMigrations.load()
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await pool.run() }
+            defer { group.cancelAll() }
+            let applied = try await Migrator(pool: pool, migrations: migrations, logger: logger).migrate()
+            return try await body(pool, applied, migrations.count)
+        }
+    }
+
     func bootstrapLogging() throws -> Logger {
         LoggingBootstrap.bootstrap(level: try resolvedLogLevel(), format: try resolvedLogFormat())
         return Logger(label: "sms-reseller")
@@ -136,16 +156,8 @@ struct Migrate: AsyncParsableCommand {
 
     func run() async throws {
         let logger = try common.bootstrapLogging()
-        var databaseConfiguration = try PostgresConfiguration(url: try common.resolvedDatabaseURL())
-        databaseConfiguration.applicationName = "sms-reseller migrate"
-        databaseConfiguration.connectTimeoutSeconds = 10
-        let pool = PostgresPool(configuration: databaseConfiguration, poolConfiguration: .init(minimumConnections: 0, maximumConnections: 1), logger: logger)
-        let migrations = try BundledMigrations.load()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await pool.run() }
-            defer { group.cancelAll() }
-            let applied = try await Migrator(pool: pool, migrations: migrations, logger: logger).migrate()
-            logger.info("migrations done", metadata: ["applied": "\(applied.map { "\($0.version)_\($0.name)" })", "known": "\(migrations.count)"])
+        try await common.withMigratedDatabase(applicationName: "sms-reseller migrate", logger: logger) { _, applied, known in
+            logger.info("migrations done", metadata: ["applied": "\(applied.map { "\($0.version)_\($0.name)" })", "known": "\(known)"])
         }
     }
 }
@@ -167,16 +179,8 @@ struct Admin: AsyncParsableCommand {
 
         func run() async throws {
             let logger = try common.bootstrapLogging()
-            var databaseConfiguration = try PostgresConfiguration(url: try common.resolvedDatabaseURL())
-            databaseConfiguration.applicationName = "sms-reseller admin"
-            databaseConfiguration.connectTimeoutSeconds = 10
-            let pool = PostgresPool(configuration: databaseConfiguration, poolConfiguration: .init(minimumConnections: 0, maximumConnections: 1), logger: logger)
-            let migrations = try BundledMigrations.load()
-            let key = try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await pool.run() }
-                defer { group.cancelAll() }
-                _ = try await Migrator(pool: pool, migrations: migrations, logger: logger).migrate()
-                return try await AdminBootstrap.createAdminKey(pool: pool, name: name)
+            let key = try await common.withMigratedDatabase(applicationName: "sms-reseller admin", logger: logger) { pool, _, _ in
+                try await AdminBootstrap.createAdminKey(pool: pool, name: name)
             }
             print("Admin API key \(key.id.uuidString.lowercased()) (\(key.prefix)…). Shown only now; keep it safe:")
             print(key.secret)
