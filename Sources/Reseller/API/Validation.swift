@@ -14,7 +14,10 @@ struct Validator {
     mutating func text(_ value: String?, field: String, minimum: Int = 1, maximum: Int) -> String? {
         guard let value else { return nil }
         let trimmed = value.trimmingCharacters(in: .whitespacesAndNewlines)
-        if trimmed.count < minimum || trimmed.count > maximum {
+        // Counted in Unicode scalars, as PostgreSQL's length() and the CHECK constraints count them
+        // (a grapheme count lets "e\u{301}" × 150 through to a constraint violation, a 500).
+        let length = trimmed.unicodeScalars.count
+        if length < minimum || length > maximum {
             fail(field, "must be \(minimum) to \(maximum) characters")
             return nil
         }
@@ -35,8 +38,9 @@ struct Validator {
         let trimmed = value.trimmingCharacters(in: .whitespaces)
         if trimmed.isEmpty { return "" }
         let parts = trimmed.split(separator: "@", omittingEmptySubsequences: false)
-        guard trimmed.count <= 320, parts.count == 2, !parts[0].isEmpty, parts[1].contains("."),
-            !parts[1].hasPrefix("."), !parts[1].hasSuffix("."), !trimmed.contains(where: \.isWhitespace)
+        guard trimmed.unicodeScalars.count <= 320, parts.count == 2, !parts[0].isEmpty, parts[1].contains("."),
+            !parts[1].hasPrefix("."), !parts[1].hasSuffix("."), !trimmed.contains(where: \.isWhitespace),
+            !trimmed.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
         else {
             fail(field, "must be an e-mail address")
             return nil
