@@ -1,5 +1,6 @@
 import Hummingbird
 import Logging
+import OpenAPIRuntime
 
 /// Turns every error below it into an `application/problem+json` response, logs server errors
 /// with their cause, and counts requests that matched no operation.
@@ -18,7 +19,7 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
                 metrics.recordRequest(operation: "unmatched", status: 404, duration: ContinuousClock.now - started)
             }
             if problem.status.kind == .serverError {
-                context.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))", "status": "\(problem.status.code)"])
+                context.logger.error("request failed", metadata: ["error": "\(Self.loggable(error))", "status": "\(problem.status.code)"])
             } else {
                 context.logger.debug("request refused", metadata: ["code": "\(problem.code)", "status": "\(problem.status.code)"])
             }
@@ -26,5 +27,15 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             if problem.status == .unauthorized { response.headers[.wwwAuthenticate] = "Bearer" }
             return response
         }
+    }
+
+    /// What may go into the log about an error. The OpenAPI runtime's `ServerError` carries the
+    /// whole request (the `Authorization` header with the API key, a body with a password), so
+    /// only its operation, cause and underlying error are kept.
+    static func loggable(_ error: any Error) -> String {
+        if let serverError = error as? ServerError {
+            return "\(serverError.operationID): \(serverError.causeDescription): \(loggable(serverError.underlyingError))"
+        }
+        return String(describing: error)
     }
 }
