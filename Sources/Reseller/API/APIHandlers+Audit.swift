@@ -14,8 +14,8 @@ extension APIHandlers {
         try validator.check()
         let rows = try await audit.list(
             scope: principal.scope, action: input.query.action, targetID: input.query.targetId?.lowercased(), before: cursor, limit: limit + 1)
-        let page = Array(rows.prefix(limit))
+        let page = Page(rows, limit: limit)
         return .ok(.init(body: .json(.init(
-            items: try page.map(Self.schema), nextCursor: rows.count > limit ? page.last.map { String($0.id) } : nil))))
+            items: try page.items.map(Self.schema), nextCursor: page.nextCursor { String($0.id) }))))
     }
 }

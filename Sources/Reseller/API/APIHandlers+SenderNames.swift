@@ -15,8 +15,8 @@ extension APIHandlers {
         try validator.check()
         let status = input.query.status.flatMap { SenderNameStatus(rawValue: $0.rawValue) }
         let rows = try await senderNames.list(scope: principal.scope, status: status, after: cursor, limit: limit + 1)
-        let page = Array(rows.prefix(limit))
-        return .ok(.init(body: .json(.init(items: page.map(Self.schema), nextCursor: rows.count > limit ? page.last?.id.apiString : nil))))
+        let page = Page(rows, limit: limit)
+        return .ok(.init(body: .json(.init(items: page.items.map(Self.schema), nextCursor: page.nextCursor { $0.id.apiString }))))
     }
 
     func requestSenderName(_ input: Operations.RequestSenderName.Input) async throws -> Operations.RequestSenderName.Output {

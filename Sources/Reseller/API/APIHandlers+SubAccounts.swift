@@ -12,9 +12,9 @@ extension APIHandlers {
         let status = input.query.status.flatMap { AccountStatus(rawValue: $0.rawValue) }
         let name = input.query.name.flatMap { $0.isEmpty ? nil : $0 }
         let rows = try await subAccounts.list(scope: principal.scope, status: status, nameContains: name, after: cursor, limit: limit + 1)
-        let page = Array(rows.prefix(limit))
+        let page = Page(rows, limit: limit)
         return .ok(.init(body: .json(.init(
-            items: page.map(Self.schema), nextCursor: rows.count > limit ? page.last?.id.apiString : nil))))
+            items: page.items.map(Self.schema), nextCursor: page.nextCursor { $0.id.apiString }))))
     }
 
     func createSubAccount(_ input: Operations.CreateSubAccount.Input) async throws -> Operations.CreateSubAccount.Output {

@@ -51,3 +51,19 @@ extension APIHandlers {
             requestId: entry.requestID)
     }
 }
+
+/// One page of a listing read with `limit + 1` rows: the first `limit` rows, and whether more follow.
+struct Page<Row> {
+    let items: [Row]
+    let hasMore: Bool
+
+    init(_ rows: [Row], limit: Int) {
+        items = Array(rows.prefix(limit))
+        hasMore = rows.count > limit
+    }
+
+    /// The cursor of the next page (the last row's key), nil on the last page.
+    func nextCursor(_ key: (Row) -> String) -> String? {
+        hasMore ? items.last.map(key) : nil
+    }
+}
