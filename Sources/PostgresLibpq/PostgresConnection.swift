@@ -130,7 +130,7 @@ public final class PostgresConnection: @unchecked Sendable {
         }
     }
 
-    /// Runs `work` on the thread pool with exclusive use of the libpq handle.
+    /// Runs `work` on the connection's thread with exclusive use of the libpq handle.
     func blocking<Result: Sendable>(
         cancellable: Bool = false,
         _ work: @escaping @Sendable (OpaquePointer, _ wasIdle: Bool) throws -> Result
@@ -180,7 +180,7 @@ public final class PostgresConnection: @unchecked Sendable {
     }
 
     /// Detects a connection the server closed while it sat idle (terminated backend, restart)
-    /// and re-establishes it before anything is sent on it. Runs on the thread pool.
+    /// and re-establishes it before anything is sent on it. Runs on the connection's thread.
     private func ensureAlive() throws {
         // A healthy idle session has nothing to read: one non-blocking poll settles that.
         var descriptor = pollfd(fd: PQsocket(pgconn), events: Int16(POLLIN), revents: 0)
@@ -251,7 +251,7 @@ public final class PostgresConnection: @unchecked Sendable {
         }
     }
 
-    // MARK: - libpq plumbing (called on the thread pool)
+    // MARK: - libpq plumbing (called on the connection's thread)
 
     static func executePrepared(_ name: String, binds: [PostgresBindValue?], on pgconn: OpaquePointer) throws -> PostgresRows {
         let sent = binds.isEmpty
