@@ -53,23 +53,15 @@ extension APIHandlers {
     }
 
     func listSubAccountApiKeys(_ input: Operations.ListSubAccountApiKeys.Input) async throws -> Operations.ListSubAccountApiKeys.Output {
-        let principal = try Access.principal()
-        let id = try pathID(input.path.subAccountId, "sub-account")
-        guard let account = try await subAccounts.find(id: id, scope: principal.scope) else {
-            throw APIProblem.notFound("No sub-account \(id.apiString).")
-        }
-        try Access.ensure(principal, isOneOf: .reseller)
+        let (_, account) = try await visibleSubAccount(input.path.subAccountId)
+        let id = account.id
         let keys = try await apiKeys.list(owner: .subAccount(resellerID: account.resellerID, subAccountID: id))
         return .ok(.init(body: .json(.init(items: keys.map(Self.schema)))))
     }
 
     func createSubAccountApiKey(_ input: Operations.CreateSubAccountApiKey.Input) async throws -> Operations.CreateSubAccountApiKey.Output {
-        let principal = try Access.principal()
-        let id = try pathID(input.path.subAccountId, "sub-account")
-        guard let account = try await subAccounts.find(id: id, scope: principal.scope) else {
-            throw APIProblem.notFound("No sub-account \(id.apiString).")
-        }
-        try Access.ensure(principal, isOneOf: .reseller)
+        let (principal, account) = try await visibleSubAccount(input.path.subAccountId)
+        let id = account.id
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
         let name = try Self.validatedKeyName(body.name)
         guard account.status != .closed else { throw APIProblem.conflict("The sub-account is closed.") }

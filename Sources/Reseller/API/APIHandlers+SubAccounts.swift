@@ -36,16 +36,13 @@ extension APIHandlers {
     }
 
     func getSubAccount(_ input: Operations.GetSubAccount.Input) async throws -> Operations.GetSubAccount.Output {
-        let principal = try Access.principal()
-        let id = try pathID(input.path.subAccountId, "sub-account")
-        guard let record = try await subAccounts.find(id: id, scope: principal.scope) else {
-            throw APIProblem.notFound("No sub-account \(id.apiString).")
-        }
+        let (_, record) = try await findSubAccount(input.path.subAccountId)
         return .ok(.init(body: .json(Self.schema(record))))
     }
 
     func updateSubAccount(_ input: Operations.UpdateSubAccount.Input) async throws -> Operations.UpdateSubAccount.Output {
-        let (principal, id) = try await visibleSubAccount(input.path.subAccountId)
+        let (principal, account) = try await visibleSubAccount(input.path.subAccountId)
+        let id = account.id
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
         var validator = Validator()
         let name = validator.text(body.name, field: "/name", maximum: 200)
@@ -60,7 +57,8 @@ extension APIHandlers {
     }
 
     func blockSubAccount(_ input: Operations.BlockSubAccount.Input) async throws -> Operations.BlockSubAccount.Output {
-        let (principal, id) = try await visibleSubAccount(input.path.subAccountId)
+        let (principal, account) = try await visibleSubAccount(input.path.subAccountId)
+        let id = account.id
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
         let reason = try Self.validatedReason(body.reason, required: true)
         let status: AccountStatus = body.status == .blockedPayment ? .blockedPayment : .blocked
@@ -71,7 +69,8 @@ extension APIHandlers {
     }
 
     func unblockSubAccount(_ input: Operations.UnblockSubAccount.Input) async throws -> Operations.UnblockSubAccount.Output {
-        let (principal, id) = try await visibleSubAccount(input.path.subAccountId)
+        let (principal, account) = try await visibleSubAccount(input.path.subAccountId)
+        let id = account.id
         let reason: String? = if case .json(let body) = input.body { try Self.validatedReason(body.reason, required: false) } else { nil }
         let change = try await subAccounts.changeStatus(
             id: id, scope: principal.scope, to: .active, from: [.blockedPayment, .blocked], reason: reason,
@@ -80,7 +79,8 @@ extension APIHandlers {
     }
 
     func closeSubAccount(_ input: Operations.CloseSubAccount.Input) async throws -> Operations.CloseSubAccount.Output {
-        let (principal, id) = try await visibleSubAccount(input.path.subAccountId)
+        let (principal, account) = try await visibleSubAccount(input.path.subAccountId)
+        let id = account.id
         let reason: String? = if case .json(let body) = input.body { try Self.validatedReason(body.reason, required: false) } else { nil }
         let change = try await subAccounts.changeStatus(
             id: id, scope: principal.scope, to: .closed, from: [.active, .blockedPayment, .blocked], reason: reason,
@@ -88,14 +88,20 @@ extension APIHandlers {
         return .ok(.init(body: .json(Self.schema(try Self.changed(change, "sub-account", id)))))
     }
 
-    /// For reseller-only changes to one sub-account: 404 unless the caller can see it, then 403 unless a reseller.
-    func visibleSubAccount(_ pathID: String) async throws -> (Principal, UUID) {
+    /// The sub-account a path names, if the caller can see it (404 otherwise, also for another tenant's).
+    func findSubAccount(_ pathID: String) async throws -> (Principal, SubAccountRecord) {
         let principal = try Access.principal()
         let id = try self.pathID(pathID, "sub-account")
-        guard try await subAccounts.find(id: id, scope: principal.scope) != nil else {
+        guard let record = try await subAccounts.find(id: id, scope: principal.scope) else {
             throw APIProblem.notFound("No sub-account \(id.apiString).")
         }
+        return (principal, record)
+    }
+
+    /// For reseller-only work on one sub-account: 404 unless the caller can see it, then 403 unless a reseller.
+    func visibleSubAccount(_ pathID: String) async throws -> (Principal, SubAccountRecord) {
+        let (principal, record) = try await findSubAccount(pathID)
         try Access.ensure(principal, isOneOf: .reseller)
-        return (principal, id)
+        return (principal, record)
     }
 }
