@@ -4,6 +4,8 @@ public struct CallingCode: Sendable, Hashable, Codable, CustomStringConvertible 
     /// The prefix digits, e.g. `"31"`, `"1876"`.
     public let code: String
     /// ISO 3166-1 alpha-2 codes of the regions behind the prefix; empty for non-geographic codes (800, 882, …).
+    /// Three are not officially assigned ISO codes but are what libphonenumber and CLDR use: `AC` (Ascension),
+    /// `TA` (Tristan da Cunha), both exceptionally reserved, and `XK` (Kosovo), user-assigned.
     public let regions: [String]
     /// An English name for people.
     public let name: String
@@ -32,7 +34,7 @@ public struct CallingCode: Sendable, Hashable, Codable, CustomStringConvertible 
         return all.filter { $0.regions.contains(region) }
     }
 
-    /// The complete table, shortest codes first.
+    /// The complete table, sorted by code as text (so each sub-prefix follows its country code: 1, 1242, …, 20).
     public static let all: [CallingCode] = table.split(separator: "\n").map { line in
         let fields = line.split(separator: "|", omittingEmptySubsequences: false)
         return CallingCode(
@@ -45,7 +47,10 @@ public struct CallingCode: Sendable, Hashable, Codable, CustomStringConvertible 
     static let byCode: [String: CallingCode] = Dictionary(uniqueKeysWithValues: all.map { ($0.code, $0) })
     static let longestCode = all.map(\.code.count).max() ?? 0
 
-    /// code|regions|name — ITU-T E.164 assigned codes, plus the well-known sub-prefixes of shared codes.
+    /// code|regions|name — every ITU-T E.164 assigned country code (spare and merely reserved codes such as 210, 259,
+    /// 28x, 384, 422, 671, 801–807, 875–877, 879, 969, 978, 990 and 999 are absent on purpose), plus the well-known
+    /// sub-prefixes of shared codes. National ranges inside a code (a UK mobile range such as 447…, say) are not
+    /// listed: they resolve to their country code.
     private static let table = """
         1|US,CA|United States, Canada
         1242|BS|Bahamas
@@ -170,6 +175,7 @@ public struct CallingCode: Sendable, Hashable, Codable, CustomStringConvertible 
         385|HR|Croatia
         386|SI|Slovenia
         387|BA|Bosnia and Herzegovina
+        388||Group of countries, shared code
         389|MK|North Macedonia
         39|IT|Italy
         3906698|VA|Vatican City

@@ -3,6 +3,10 @@
 ///
 /// Its text form is a decimal string with exactly four fraction digits (`"12.5000"`, `"-0.0725"`); parsing takes
 /// one to four fraction digits (or none) and refuses anything else, rather than rounding.
+///
+/// The accepted grammar is `[+|-] digit+ [ "." digit{1,4} ]`, ASCII only: at least one digit before the point and,
+/// when there is a point, at least one after it, as in a JSON number. So `".5"` and `"1."` are refused, like `"."`;
+/// leading zeros are allowed (`"007.5"` is 7.5); `"-0"` is zero, accepted even where negatives are not.
 public struct Money: Sendable, Hashable, Comparable, Codable, CustomStringConvertible {
     /// Minor units per credit.
     public static let unitsPerCredit: Int64 = 10_000
@@ -28,7 +32,7 @@ public struct Money: Sendable, Hashable, Comparable, Codable, CustomStringConver
 
     /// Why a text is not an amount.
     public enum ParseError: Error, Sendable, Hashable, CustomStringConvertible {
-        /// Not a decimal number (`"abc"`, `"1e3"`, `"1,5"`, `""`, `"."`).
+        /// Not a decimal number (`"abc"`, `"1e3"`, `"1,5"`, `" 1"`, `""`, `"."`, `".5"`, `"1."`, `"١٢"`).
         case notANumber
         /// More than four fraction digits.
         case tooPrecise
@@ -48,7 +52,11 @@ public struct Money: Sendable, Hashable, Comparable, Codable, CustomStringConver
     }
 
     /// Parses `"12"`, `"12.5"`, `"12.5000"`, `"-3.0725"` (with `allowNegative`), `"+1"`. No exponent, no grouping,
-    /// no whitespace.
+    /// no whitespace, no digits outside ASCII, and a digit on both sides of the point (`".5"` and `"1."` are refused).
+    ///
+    /// Errors are checked in this order: ``ParseError/notANumber``, ``ParseError/tooPrecise``,
+    /// ``ParseError/outOfRange``, ``ParseError/negative``. Any length of input is safe: digits beyond what
+    /// ``Money/maximum`` can hold are refused before any arithmetic, so parsing never overflows.
     public init(parsing text: String, allowNegative: Bool = false) throws(ParseError) {
         var utf8 = Array(text.utf8)[...]
         var negative = false
@@ -65,9 +73,10 @@ public struct Money: Sendable, Hashable, Comparable, Codable, CustomStringConver
             rest = rest.dropFirst(fractionDigits.count)
             guard !fractionDigits.isEmpty else { throw .notANumber }
         }
-        guard rest.isEmpty, !integerDigits.isEmpty || !fractionDigits.isEmpty else { throw .notANumber }
+        guard rest.isEmpty, !integerDigits.isEmpty else { throw .notANumber }
         guard fractionDigits.count <= Self.fractionDigits else { throw .tooPrecise }
-        // Leading zeros are harmless; only significant digits count towards the range.
+        // Leading zeros are harmless; only significant digits count towards the range. Ten integer digits are at most
+        // 9 999 999 999 credits, about 1e14 units: far inside Int64, and the range check below does the rest.
         let significant = integerDigits.drop { $0 == UInt8(ascii: "0") }
         guard significant.count <= 10 else { throw .outOfRange }
         var units: Int64 = 0

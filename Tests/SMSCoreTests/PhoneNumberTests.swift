@@ -1,80 +1,64 @@
+import Foundation
 import SMSCore
 import Testing
 
 @Suite struct PhoneNumberTests {
-    @Test(arguments: ["31612345678", "+31612345678", "0031612345678", " +31 (6) 1234-5678 ", "31.6.12345678"])
-    func normalisesToDigits(text: String) throws {
-        #expect(try PhoneNumber(parsing: text).digits == "31612345678")
-    }
-
-    @Test func rejectsWhatIsNotAnInternationalNumber() {
-        #expect(throws: PhoneNumber.ParseError.missingCountryCode) { try PhoneNumber(parsing: "0612345678") }
-        #expect(throws: PhoneNumber.ParseError.invalidCharacter("a")) { try PhoneNumber(parsing: "31a12345678") }
-        #expect(throws: PhoneNumber.ParseError.empty) { try PhoneNumber(parsing: " + ") }
-        #expect(throws: PhoneNumber.ParseError.tooShort) { try PhoneNumber(parsing: "290123") }
-        #expect(throws: PhoneNumber.ParseError.tooLong) { try PhoneNumber(parsing: "+3161234567890123") }
-        #expect(throws: PhoneNumber.ParseError.invalidCharacter("+")) { try PhoneNumber(parsing: "++31612345678") }
-    }
-
-    @Test func lengthLimitsAreInclusive() throws {
-        #expect(try PhoneNumber(parsing: "2901234").digits.count == PhoneNumber.minimumDigits)
-        #expect(try PhoneNumber(parsing: "316123456789012").digits.count == PhoneNumber.maximumDigits)
-    }
-}
-
-@Suite struct CallingCodeTests {
     @Test(arguments: [
-        ("12125550123", "1", "US"), ("18765550123", "1876", "JM"), ("16585550123", "1658", "JM"),
-        ("79161234567", "7", "RU"), ("77012345678", "77", "KZ"), ("447911123456", "44", "GB"),
-        ("441481123456", "441481", "GG"), ("31612345678", "31", "NL"), ("32478123456", "32", "BE"),
-        ("3530871234567", "353", "IE"), ("35818123456", "35818", "AX"), ("5999123456", "5999", "CW"),
+        ("31612345678", "31612345678"), ("+31612345678", "31612345678"), ("0031612345678", "31612345678"),
+        (" +31 (6) 1234-5678 ", "31612345678"), ("31.6.12345678", "31612345678"), ("+31/6/12345678", "31612345678"),
+        ("+31\t6 12345678", "31612345678"), ("\n+31612345678\n", "31612345678"), ("00 31 6 12345678", "31612345678"),
+        ("+1 (876) 555-0123", "18765550123"), ("+44 7700 900123", "447700900123"), ("+7 701 234 56 78", "77012345678"),
+        ("2901234", "2901234"), ("316123456789012", "316123456789012"), ("+31 612 345 678 9012", "316123456789012"),
+        ("00316123456789012", "316123456789012"),
     ])
-    func longestPrefixWins(digits: String, code: String, region: String) throws {
-        let match = try #require(CallingCode.match(digits))
-        #expect(match.code == code)
-        #expect(match.regions.contains(region))
+    func normalisesToDigits(text: String, digits: String) throws {
+        let number = try PhoneNumber(parsing: text)
+        #expect(number.digits == digits)
+        #expect(number.description == digits)
+        #expect(try PhoneNumber(parsing: number.digits) == number)
     }
 
-    @Test func unassignedCodesMatchNothing() {
-        for digits in ["2801234567", "4251234567", "8012345678", "99912345678", "2101234567"] {
-            #expect(CallingCode.match(digits) == nil, "\(digits)")
-        }
+    @Test(arguments: [
+        ("", PhoneNumber.ParseError.empty), ("   ", .empty), ("+", .empty), ("00", .empty), ("+ (-) ", .empty),
+        ("0612345678", .missingCountryCode), ("+0612345678", .missingCountryCode), ("0", .missingCountryCode),
+        ("000031612345678", .missingCountryCode),  // only one 00 is an international prefix
+        ("+0031612345678", .missingCountryCode),  // + and 00 together are one prefix too many
+        ("++31612345678", .invalidCharacter("+")), ("0+31612345678", .invalidCharacter("+")),
+        ("31612345678+", .invalidCharacter("+")), ("31a12345678", .invalidCharacter("a")),
+        ("31_612345678", .invalidCharacter("_")), ("31612345678x", .invalidCharacter("x")),
+        ("3161234567８", .invalidCharacter("８")), ("٣١٦١٢٣٤٥٦٧٨", .invalidCharacter("٣")),
+        ("31612345678,31612345677", .invalidCharacter(",")), ("tel:+31612345678", .invalidCharacter("t")),
+        ("290123", .tooShort), ("+290 123", .tooShort), ("1", .tooShort),
+        ("3161234567890123", .tooLong), ("+3161234567890123", .tooLong), ("0031612345678901234", .tooLong),
+    ])
+    func refusesWhatIsNotAnInternationalNumber(text: String, error: PhoneNumber.ParseError) {
+        #expect(throws: error) { try PhoneNumber(parsing: text) }
     }
 
-    @Test func tableIsWellFormed() throws {
-        #expect(CallingCode.all.count > 230)
-        #expect(Set(CallingCode.all.map(\.code)).count == CallingCode.all.count)
-        for entry in CallingCode.all {
-            #expect(entry.code.allSatisfy(\.isWholeNumber) && entry.code.first != "0", "\(entry)")
-            #expect(entry.regions.allSatisfy { $0.count == 2 && $0 == $0.uppercased() }, "\(entry)")
-        }
-        #expect(CallingCode.lookup("882")?.isGeographic == false)
-        #expect(Set(CallingCode.codes(forRegion: "jm").map(\.code)) == ["1876", "1658"])
+    @Test func veryLongInputIsRefused() {
+        let nines = String(repeating: "9", count: 10_000)
+        #expect(throws: PhoneNumber.ParseError.tooLong) { try PhoneNumber(parsing: nines) }
+        // Sixteen digits, however they are spaced.
+        #expect(throws: PhoneNumber.ParseError.tooLong) { try PhoneNumber(parsing: "+" + String(repeating: "1 ", count: 16)) }
+    }
+
+    @Test func lengthLimitsAreE164s() {
+        #expect(PhoneNumber.minimumDigits == 7)
+        #expect(PhoneNumber.maximumDigits == 15)
+    }
+
+    @Test func knowsItsCallingCode() throws {
         #expect(try PhoneNumber(parsing: "+1 876 555 0123").callingCode?.code == "1876")
-    }
-}
-
-@Suite struct SenderNameTests {
-    @Test(arguments: [
-        "Shop", "ElevenChars", "My Shop", "A&B-Shop_1.", "+31612345678", "+316123456789012", "1601SMS",
-    ])
-    func accepted(sender: String) {
-        #expect(SenderName.validationError(for: sender) == nil)
+        #expect(try PhoneNumber(parsing: "+31 6 12345678").callingCode?.code == "31")
+        #expect(try PhoneNumber(parsing: "+999 1234567").callingCode == nil)
     }
 
-    @Test(arguments: [
-        ("", GatewayErrorCode.senderEmpty), ("   ", .senderEmpty),
-        ("TwelveChars1", .senderTooLong), ("A very long sender", .senderTooLong),
-        ("+3161234567890123", .senderNumberWithoutPlus), ("31612345678", .senderNumberWithoutPlus),
-        ("+31abc", .senderNumberWithoutPlus), ("+", .senderNumberWithoutPlus),
-        ("Café", .senderHasSpecialCharacters), ("Zoë", .senderHasSpecialCharacters),
-        ("Shop😀", .senderHasSpecialCharacters), ("Shop<1>", .senderHasSpecialCharacters),
-    ])
-    func refused(sender: String, code: GatewayErrorCode) {
-        #expect(SenderName.validationError(for: sender) == code)
-    }
-
-    @Test func comparisonIgnoresCaseAndOuterSpaces() {
-        #expect(SenderName.comparisonKey("  Bank ") == SenderName.comparisonKey("bank"))
+    @Test func codableAsDigitString() throws {
+        let decoded = try JSONDecoder().decode([PhoneNumber].self, from: Data(#"["+31 6 12345678"]"#.utf8))
+        #expect(decoded.map(\.digits) == ["31612345678"])
+        #expect(String(decoding: try JSONEncoder().encode(decoded), as: UTF8.self) == #"["31612345678"]"#)
+        for json in [#"["0612345678"]"#, "[31612345678]"] {
+            #expect(throws: DecodingError.self) { try JSONDecoder().decode([PhoneNumber].self, from: Data(json.utf8)) }
+        }
     }
 }
