@@ -3,6 +3,7 @@ import Gateway1601Simulator
 import Hummingbird
 import Logging
 import OpenAPIHummingbird
+import OpenAPIRuntime
 import PostgresLibpq
 import ResellerAPI
 import ServiceLifecycle
@@ -27,6 +28,11 @@ public func buildApplication(
     )
     let router = try buildRouter(pool: pool, metrics: metrics, logger: logger, passwordHasher: PasswordHasher(iterations: configuration.passwordIterations))
     var services: [any Service] = [pool]
+    if configuration.ledgerMaintenance {
+        services.append(LedgerMaintenance(
+            pool: pool, interval: configuration.ledgerMaintenanceInterval, retention: configuration.idempotencyRetention,
+            logger: logger.relabeled("ledger")))
+    }
     var announceSimulator: GatewaySimulator?
     if case .builtInSimulator(let port) = configuration.upstream {
         var simulatorConfiguration = SimulatorConfiguration.sandbox
@@ -73,7 +79,8 @@ func buildRouter(
     router.middlewares.add(EmptyBodyMiddleware())
     var handlers = APIHandlers(pool: pool, metrics: metrics, logger: logger)
     handlers.passwordHasher = passwordHasher
-    try handlers.registerHandlers(on: router, middlewares: [OperationMetricsMiddleware(metrics: metrics)])
+    try handlers.registerHandlers(
+        on: router, configuration: .init(dateTranscoder: APIDateTranscoder()), middlewares: [OperationMetricsMiddleware(metrics: metrics), RequireKeyMiddleware()])
     return router
 }
 

@@ -117,8 +117,18 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Port of the built-in simulator when no upstream URL is given; 0 picks a free one (env: SIMULATOR_PORT; default 8099).")
     var simulatorPort: Int?
 
+    @Flag(help: "Do not run the ledger upkeep (reservation expiry, idempotency purge) on this instance (env: LEDGER_MAINTENANCE=off).")
+    var noLedgerMaintenance = false
+
+    @Option(help: "Days to remember Idempotency-Keys, at least 7 (env: IDEMPOTENCY_RETENTION_DAYS; default 7).")
+    var idempotencyRetentionDays: Int?
+
     func run() async throws {
         var configuration = AppConfiguration(database: try PostgresConfiguration(url: try common.resolvedDatabaseURL()))
+        configuration.ledgerMaintenance = !noLedgerMaintenance && !["off", "0", "false", "no"].contains(common.environment("LEDGER_MAINTENANCE")?.lowercased() ?? "")
+        let retentionDays = try common.integer(idempotencyRetentionDays, env: "IDEMPOTENCY_RETENTION_DAYS", default: 7)
+        guard retentionDays >= 7 else { throw ValidationError("Idempotency-Keys are kept at least 7 days.") }
+        configuration.idempotencyRetention = .seconds(retentionDays * 86_400)
         configuration.host = host ?? common.environment("HOST") ?? configuration.host
         configuration.port = try common.integer(port, env: "PORT", default: configuration.port)
         configuration.databasePoolMinimum = try common.integer(dbPoolMin, env: "DB_POOL_MIN", default: configuration.databasePoolMinimum)

@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTypes
+import PostgresLibpq
 import Testing
 import Yams
 
@@ -41,10 +42,23 @@ import Yams
                     body = try example(for: schema, in: spec) as? [String: Any]
                 }
                 operations.append(Operation(
-                    method: httpMethod, path: path, operationID: operation["operationId"] as? String ?? "?", body: body))
+                    method: httpMethod, path: path + (try requiredQuery(operation, in: spec)), operationID: operation["operationId"] as? String ?? "?",
+                    body: body))
             }
         }
         return operations.sorted { $0.description < $1.description }
+    }
+
+    /// `?name=value&…` with an example for every required query parameter (statement periods, say), or "".
+    static func requiredQuery(_ operation: [String: Any], in spec: [String: Any]) throws -> String {
+        var pairs: [String] = []
+        for parameter in operation["parameters"] as? [[String: Any]] ?? [] {
+            guard parameter["in"] as? String == "query", parameter["required"] as? Bool == true, let name = parameter["name"] as? String else { continue }
+            let schema = parameter["schema"] as? [String: Any] ?? [:]
+            let value = schema["format"] as? String == "date-time" ? (name == "to" ? "2100-01-01T00:00:00Z" : "2000-01-01T00:00:00Z") : "walk"
+            pairs.append("\(name)=\(value)")
+        }
+        return pairs.isEmpty ? "" : "?" + pairs.joined(separator: "&")
     }
 
     /// A minimal value that satisfies a schema: required properties only, first enum value, "walk" for strings.
@@ -75,6 +89,7 @@ import Yams
         let spec = try Self.specification()
         let paths = try #require(spec["paths"] as? [String: Any])
         var operations: [Operation] = []
+        var publicOperations: Set<String> = []
         for (template, item) in paths {
             let item = try #require(item as? [String: Any])
             for (method, value) in item {
@@ -82,7 +97,10 @@ import Yams
                     let httpMethod = HTTPRequest.Method(method.uppercased())
                 else { continue }
                 // `security: []` marks the public operations (health, metrics); everything else needs a key.
-                if let security = operation["security"] as? [Any], security.isEmpty { continue }
+                if let security = operation["security"] as? [Any], security.isEmpty {
+                    publicOperations.insert(operation["operationId"] as? String ?? "?")
+                    continue
+                }
                 var path = template
                 while let open = path.firstIndex(of: "{"), let close = path[open...].firstIndex(of: "}") {
                     path.replaceSubrange(open...close, with: UUID().uuidString.lowercased())
@@ -97,6 +115,7 @@ import Yams
             }
         }
         #expect(operations.count >= 30)
+        #expect(publicOperations == RequireKeyMiddleware.publicOperations, "the middleware's public list must match the spec")
         try await TenancyHarness.run { [operations] api in
             for operation in operations {
                 let reply = try await api.call(operation.method, operation.path, key: nil, body: operation.body)
@@ -116,9 +135,15 @@ import Yams
             let senderNameID = try #require(sender.string("id"))
             let rule = try await api.call(.post, "/sender-name-rules", key: api.adminKey, body: ["name": "Bank", "kind": "blocked"])
             let ruleID = try #require(rule.string("id"))
+            let topUp = try await api.call(
+                .post, "/resellers/\(victim.resellerID)/top-ups", key: api.adminKey, body: ["amount": "10", "paymentReference": "walk"],
+                headers: LedgerAPITests.key())
+            let transferID = try #require((topUp["transfer"] as? [String: Any])?["id"] as? String)
+            let accountID = try #require(
+                try await LedgerAPITests.wallet(api, key: victim.subAccountKey, kind: "sub_account_wallet")["id"] as? String)
             let fixtures = [
                 "resellerId": victim.resellerID, "subAccountId": victim.subAccountID, "keyId": victim.subAccountKeyID,
-                "senderNameId": senderNameID, "ruleId": ruleID,
+                "senderNameId": senderNameID, "ruleId": ruleID, "accountId": accountID, "transferId": transferID,
             ]
             for operation in operations {
                 var path = operation.path
@@ -128,18 +153,19 @@ import Yams
                     continue
                 }
                 for (who, key) in [("reseller", intruder.resellerKey), ("sub-account", intruder.subAccountKey)] {
-                    let reply = try await api.call(operation.method, path, key: key, body: operation.body)
+                    // Every call carries an Idempotency-Key so money operations get as far as their tenant check.
+                    let reply = try await api.call(operation.method, path, key: key, body: operation.body, headers: LedgerAPITests.key())
                     #expect(reply.status == .notFound, "\(who) of another tenant: \(operation) answered \(reply.status.code) \(reply.json)")
                     #expect(reply.string("code") == "not_found", "\(operation)")
                     #expect(reply["id"] == nil && reply["items"] == nil, "\(operation) leaked data")
                 }
             }
             // Lists are scoped too: nothing of the victim in the intruder's lists.
-            for list in ["/sub-accounts", "/sender-names", "/audit-log?limit=200", "/api-keys"] {
+            for list in ["/sub-accounts", "/sender-names", "/audit-log?limit=200", "/api-keys", "/accounts"] {
                 let reply = try await api.call(.get, list, key: intruder.resellerKey)
                 #expect(reply.status == .ok, "\(list)")
                 let ids = reply.items.flatMap { [$0["id"], $0["resellerId"], $0["targetId"], $0["subAccountId"]].compactMap { $0 as? String } }
-                for victimID in [victim.resellerID, victim.subAccountID, senderNameID, victim.subAccountKeyID, victim.resellerKeyID] {
+                for victimID in [victim.resellerID, victim.subAccountID, senderNameID, victim.subAccountKeyID, victim.resellerKeyID, accountID] {
                     #expect(!ids.contains(victimID), "\(list) shows \(victimID)")
                 }
             }
@@ -150,6 +176,9 @@ import Yams
             #expect(try await api.call(.get, "/me", key: victim.subAccountKey).status == .ok)
             #expect(try await api.call(.get, "/sender-names/\(senderNameID)", key: victim.resellerKey).string("status") == "pending")
             #expect(try await api.call(.get, "/sender-name-rules", key: api.adminKey).items.count == 1)
+            let victimWallet = try await LedgerAPITests.wallet(api, key: victim.resellerKey, kind: "reseller_wallet")
+            #expect(victimWallet["balance"] as? String == "10.0000" && victimWallet["creditLimit"] == nil)
+            #expect(try await api.pool.query("SELECT count(*) FROM ledger_transfer").first(as: Int.self) == 1)
         }
     }
 }

@@ -44,8 +44,10 @@ struct TenancyHarness: Sendable {
 
     /// Sends a request with an optional bearer key and JSON body.
     @discardableResult
-    func call(_ method: HTTPRequest.Method, _ path: String, key: String?, body: [String: Any]? = nil) async throws -> Reply {
-        var headers: HTTPFields = [:]
+    func call(
+        _ method: HTTPRequest.Method, _ path: String, key: String?, body: [String: Any]? = nil, headers extra: HTTPFields = [:]
+    ) async throws -> Reply {
+        var headers = extra
         if let key { headers[.authorization] = "Bearer \(key)" }
         var buffer: ByteBuffer?
         if let body {

@@ -7,10 +7,7 @@ extension APIHandlers {
         let principal = try Access.require(.admin, .reseller)
         var validator = Validator()
         let limit = validator.limit(input.query.limit)
-        var cursor: Int64?
-        if let text = input.query.cursor {
-            if let value = Int64(text), value > 0 { cursor = value } else { validator.fail("cursor", "is not a cursor this list returned") }
-        }
+        let cursor = validator.integerCursor(input.query.cursor)
         try validator.check()
         let rows = try await audit.list(
             scope: principal.scope, action: input.query.action, targetID: input.query.targetId?.lowercased(), before: cursor, limit: limit + 1)

@@ -80,6 +80,19 @@ struct Validator {
         return value
     }
 
+    /// An amount of credits as a decimal string (at most 4 decimals, at most `Money.maximum` in magnitude).
+    /// Zero is refused unless `allowZero`; a sign unless `allowNegative`.
+    mutating func amount(_ value: String, field: String, allowNegative: Bool = false, allowZero: Bool = false) -> Money {
+        do {
+            let amount = try Money(parsing: value, allowNegative: allowNegative)
+            if amount == .zero, !allowZero { fail(field, "must not be zero") }
+            return amount
+        } catch {
+            fail(field, error.description)
+            return .zero
+        }
+    }
+
     /// A page size of 1…200 (default 50).
     mutating func limit(_ value: Int32?) -> Int {
         guard let value else { return 50 }
@@ -88,6 +101,16 @@ struct Validator {
             return 50
         }
         return Int(value)
+    }
+
+    /// A numeric cursor from a previous page.
+    mutating func integerCursor(_ value: String?) -> Int64? {
+        guard let value else { return nil }
+        guard let number = Int64(value), number > 0 else {
+            fail("cursor", "is not a cursor this list returned")
+            return nil
+        }
+        return number
     }
 
     /// A cursor from a previous page.

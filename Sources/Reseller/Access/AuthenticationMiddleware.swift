@@ -7,7 +7,8 @@ import Logging
 ///
 /// A presented key that is unknown, revoked or malformed answers 401 at once. A request without
 /// a key continues without a principal: public operations (health, metrics) and unknown routes
-/// answer as usual, and every protected handler refuses it with 401 through `Access.principal()`.
+/// answer as usual; `RequireKeyMiddleware` refuses every protected operation with 401 before its
+/// input is decoded, and the handlers check again through `Access.principal()`.
 struct AuthenticationMiddleware<Context: RequestContext>: RouterMiddleware {
     let keys: APIKeyRepository
 

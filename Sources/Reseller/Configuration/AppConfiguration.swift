@@ -23,6 +23,15 @@ public struct AppConfiguration: Sendable {
     public var upstream: Upstream = .builtInSimulator(port: 0)
     /// PBKDF2 rounds for new sub-account passwords (tests lower it; production keeps the default).
     public var passwordIterations: Int = PasswordHasher.defaultIterations
+    /// Run the ledger upkeep (expiring reservations, purging old idempotency records) on this instance.
+    public var ledgerMaintenance: Bool = true
+    /// How often the ledger upkeep looks for expired reservations.
+    public var ledgerMaintenanceInterval: Duration = .seconds(1)
+    /// How long idempotency keys are remembered; never less than 7 days.
+    public var idempotencyRetention: Duration = .seconds(7 * 86_400) {
+        didSet { idempotencyRetention = max(idempotencyRetention, Self.minimumIdempotencyRetention) }
+    }
+    public static let minimumIdempotencyRetention: Duration = .seconds(7 * 86_400)
 
     public init(database: PostgresConfiguration) {
         self.database = database

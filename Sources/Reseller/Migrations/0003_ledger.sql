@@ -148,33 +148,36 @@ FROM reseller r CROSS JOIN (VALUES ('reseller_wallet'), ('reseller_revenue'), ('
 INSERT INTO ledger_account (kind, reseller_id, sub_account_id, debits_must_not_exceed_credits)
 SELECT 'sub_account_wallet', reseller_id, id, true FROM sub_account;
 
--- Applies a list of transfers atomically: all succeed or none (the statement fails).
+-- Applies a list of transfers atomically: all succeed or none (the statement fails). With
+-- `linked` (the default) they are recorded as one linked group; the expiry job passes false.
 --
 -- Each element: {id, kind: posted|pending|post_pending|void_pending, debit_account_id,
 -- credit_account_id, amount, pending_id, timeout_at, code, reseller_id, sub_account_id,
--- reference, note, created_by, request_id}. For post/void, the accounts come from the
+-- reference, note, created_by, request_id, ignore_credit_limit}. For post/void, the accounts come from the
 -- reservation and `amount` (post only) may be omitted to post the full amount.
 -- Reservations, then accounts, are locked in id order, so concurrent calls cannot deadlock.
 --
 -- Failures raise SQLSTATE LE0xx with the element's index in DETAIL:
---   LE001 the debit account's available balance (plus credit limit) does not cover it
+--   LE001 the debit account's available balance (plus its credit limit, unless
+--         ignore_credit_limit) does not cover it
 --   LE002 an account or reservation does not exist
 --   LE003 the reservation is already resolved
 --   LE004 posting more than was reserved
 --   LE005 the reservation has expired
 --   LE006 a transfer with this id exists
 --   LE007 malformed element (zero amount, same account twice, unknown kind)
-CREATE FUNCTION ledger_apply_transfers(transfers jsonb) RETURNS SETOF ledger_transfer
+CREATE FUNCTION ledger_apply_transfers(transfers jsonb, linked boolean DEFAULT true) RETURNS SETOF ledger_transfer
 LANGUAGE plpgsql AS $$
 DECLARE
     t            record;
     p            ledger_transfer;
     acct         ledger_account;
-    linked       uuid := CASE WHEN jsonb_array_length(transfers) > 1 THEN gen_random_uuid() END;
+    link_id      uuid := CASE WHEN linked AND jsonb_array_length(transfers) > 1 THEN gen_random_uuid() END;
     idx          integer := 0;
     debit_id     uuid;
     credit_id    uuid;
     amt          bigint;
+    room         bigint;
     row_out      ledger_transfer;
     touched      uuid[] := '{}';
 BEGIN
@@ -195,7 +198,7 @@ BEGIN
     FOR t IN SELECT * FROM jsonb_to_recordset(transfers) AS x (
         id uuid, kind text, debit_account_id uuid, credit_account_id uuid, amount bigint, pending_id uuid,
         timeout_at timestamptz, code text, reseller_id uuid, sub_account_id uuid, reference text, note text,
-        created_by text, request_id text)
+        created_by text, request_id text, ignore_credit_limit boolean)
     LOOP
         IF EXISTS (SELECT 1 FROM ledger_transfer WHERE ledger_transfer.id = t.id) THEN
             RAISE EXCEPTION 'transfer % exists', t.id USING ERRCODE = 'LE006', DETAIL = idx::text;
@@ -212,8 +215,11 @@ BEGIN
             IF NOT FOUND OR NOT EXISTS (SELECT 1 FROM ledger_account WHERE ledger_account.id = credit_id) THEN
                 RAISE EXCEPTION 'no account % or %', debit_id, credit_id USING ERRCODE = 'LE002', DETAIL = idx::text;
             END IF;
-            IF acct.debits_must_not_exceed_credits
-               AND acct.credits_posted + COALESCE(acct.credit_limit, 0) - acct.debits_posted - acct.debits_pending < amt THEN
+            room := acct.credits_posted - acct.debits_posted - acct.debits_pending;
+            IF NOT COALESCE(t.ignore_credit_limit, false) THEN
+                room := room + COALESCE(acct.credit_limit, 0);
+            END IF;
+            IF acct.debits_must_not_exceed_credits AND room < amt THEN
                 RAISE EXCEPTION 'exceeds credits of account %', debit_id USING ERRCODE = 'LE001', DETAIL = idx::text;
             END IF;
             IF t.kind = 'posted' THEN
@@ -228,7 +234,7 @@ BEGIN
             END IF;
             INSERT INTO ledger_transfer (id, debit_account_id, credit_account_id, amount, kind, state, linked_id, timeout_at,
                                          code, reseller_id, sub_account_id, reference, note, created_by, request_id)
-            VALUES (t.id, debit_id, credit_id, amt, t.kind, CASE WHEN t.kind = 'pending' THEN 'pending' END, linked,
+            VALUES (t.id, debit_id, credit_id, amt, t.kind, CASE WHEN t.kind = 'pending' THEN 'pending' END, link_id,
                     CASE WHEN t.kind = 'pending' THEN t.timeout_at END, t.code, t.reseller_id, t.sub_account_id,
                     t.reference, t.note, t.created_by, t.request_id)
             RETURNING * INTO row_out;
@@ -264,7 +270,7 @@ BEGIN
             END IF;
             INSERT INTO ledger_transfer (id, debit_account_id, credit_account_id, amount, kind, pending_id, linked_id, code,
                                          reseller_id, sub_account_id, reference, note, created_by, request_id)
-            VALUES (t.id, debit_id, credit_id, amt, t.kind, p.id, linked, t.code, COALESCE(t.reseller_id, p.reseller_id),
+            VALUES (t.id, debit_id, credit_id, amt, t.kind, p.id, link_id, t.code, COALESCE(t.reseller_id, p.reseller_id),
                     COALESCE(t.sub_account_id, p.sub_account_id), t.reference, t.note, t.created_by, t.request_id)
             RETURNING * INTO row_out;
         ELSE

@@ -1,0 +1,230 @@
+import Foundation
+import SMSCore
+
+/// What a ledger account is for. Platform accounts have no tenant; reseller accounts carry the
+/// reseller; a sub-account wallet carries both.
+enum LedgerAccountKind: String, Codable, Sendable, CaseIterable {
+    /// The counterpart of every top-up: money that came into the platform from outside.
+    case platformFunding = "platform_funding"
+    /// Wholesale income from resellers.
+    case platformRevenue = "platform_revenue"
+    /// What the upstream charges the platform.
+    case upstreamCost = "upstream_cost"
+    /// Credits the reseller bought from the platform; pays the wholesale leg of each send.
+    case resellerWallet = "reseller_wallet"
+    /// Retail income from the reseller's sub-accounts.
+    case resellerRevenue = "reseller_revenue"
+    /// The counterpart of credits the reseller grants its sub-accounts (its customers pay it outside).
+    case resellerIssuance = "reseller_issuance"
+    /// A sub-account's credits; pays the retail leg of each send.
+    case subAccountWallet = "sub_account_wallet"
+
+    /// Wallets may not go below zero beyond their credit limit.
+    var isWallet: Bool { self == .resellerWallet || self == .subAccountWallet }
+}
+
+/// A ledger account with its four running sums (minor units).
+struct LedgerAccountRecord: Decodable, Sendable, Equatable {
+    var id: UUID
+    var kind: LedgerAccountKind
+    var resellerID: UUID?
+    var subAccountID: UUID?
+    var debitsPending: Int64
+    var debitsPosted: Int64
+    var creditsPending: Int64
+    var creditsPosted: Int64
+    var creditLimit: Int64?
+    var debitsMustNotExceedCredits: Bool
+    var lowBalanceThreshold: Int64?
+    var belowThreshold: Bool
+    var createdAt: Date
+    var updatedAt: Date
+
+    /// Posted credits minus posted debits.
+    var balance: Int64 { creditsPosted - debitsPosted }
+    /// The balance less what is reserved.
+    var available: Int64 { balance - debitsPending }
+    /// What a new debit may take: available plus the credit limit.
+    var spendable: Int64 { available + (creditLimit ?? 0) }
+
+    enum CodingKeys: String, CodingKey {
+        case id, kind
+        case resellerID = "reseller_id", subAccountID = "sub_account_id"
+        case debitsPending = "debits_pending", debitsPosted = "debits_posted"
+        case creditsPending = "credits_pending", creditsPosted = "credits_posted"
+        case creditLimit = "credit_limit", debitsMustNotExceedCredits = "debits_must_not_exceed_credits"
+        case lowBalanceThreshold = "low_balance_threshold", belowThreshold = "below_threshold"
+        case createdAt = "created_at", updatedAt = "updated_at"
+    }
+}
+
+/// How a transfer moves money: at once, as a reservation, or as a reservation's resolution.
+enum TransferKind: String, Codable, Sendable {
+    case posted
+    case pending
+    case postPending = "post_pending"
+    case voidPending = "void_pending"
+}
+
+/// A reservation's state; nil for the other kinds.
+enum ReservationState: String, Codable, Sendable {
+    case pending, posted, voided, expired
+}
+
+/// One appended transfer.
+struct TransferRecord: Decodable, Sendable, Equatable {
+    var id: UUID
+    var seq: Int64
+    var debitAccountID: UUID
+    var creditAccountID: UUID
+    var amount: Int64
+    var kind: TransferKind
+    var state: ReservationState?
+    var pendingID: UUID?
+    var linkedID: UUID?
+    var timeoutAt: Date?
+    var code: String
+    var resellerID: UUID?
+    var subAccountID: UUID?
+    var reference: String?
+    var note: String?
+    var createdBy: String
+    var requestID: String?
+    var createdAt: Date
+
+    enum CodingKeys: String, CodingKey {
+        case id, seq, amount, kind, state, code, reference, note
+        case debitAccountID = "debit_account_id", creditAccountID = "credit_account_id"
+        case pendingID = "pending_id", linkedID = "linked_id", timeoutAt = "timeout_at"
+        case resellerID = "reseller_id", subAccountID = "sub_account_id"
+        case createdBy = "created_by", requestID = "request_id", createdAt = "created_at"
+    }
+}
+
+/// A transfer to append: what `ledger_apply_transfers` takes, one JSON object per element.
+struct TransferRequest: Encodable, Sendable {
+    var id: UUID = UUID()
+    var kind: TransferKind
+    var debitAccountID: UUID?
+    var creditAccountID: UUID?
+    /// Required for posted and pending; for post_pending nil posts the full reservation.
+    var amount: Int64?
+    var pendingID: UUID?
+    var timeoutAt: Date?
+    var code: String
+    var resellerID: UUID?
+    var subAccountID: UUID?
+    var reference: String?
+    var note: String?
+    var createdBy: String
+    var requestID: String?
+    /// Check the debit against the available balance alone, not the credit line.
+    var ignoreCreditLimit = false
+
+    static func posted(
+        from debit: UUID, to credit: UUID, amount: Int64, code: String, by actor: String, resellerID: UUID? = nil,
+        subAccountID: UUID? = nil, reference: String? = nil, note: String? = nil, requestID: String? = nil
+    ) -> TransferRequest {
+        TransferRequest(
+            kind: .posted, debitAccountID: debit, creditAccountID: credit, amount: amount, code: code, resellerID: resellerID,
+            subAccountID: subAccountID, reference: reference, note: note, createdBy: actor, requestID: requestID)
+    }
+
+    static func pending(
+        from debit: UUID, to credit: UUID, amount: Int64, timeoutAt: Date? = nil, code: String, by actor: String,
+        resellerID: UUID? = nil, subAccountID: UUID? = nil, reference: String? = nil, requestID: String? = nil
+    ) -> TransferRequest {
+        TransferRequest(
+            kind: .pending, debitAccountID: debit, creditAccountID: credit, amount: amount, timeoutAt: timeoutAt, code: code,
+            resellerID: resellerID, subAccountID: subAccountID, reference: reference, createdBy: actor, requestID: requestID)
+    }
+
+    /// Posts `amount` (nil: all) of reservation `pendingID`; the rest is released.
+    static func post(_ pendingID: UUID, amount: Int64? = nil, code: String, by actor: String, requestID: String? = nil) -> TransferRequest {
+        TransferRequest(kind: .postPending, amount: amount, pendingID: pendingID, code: code, createdBy: actor, requestID: requestID)
+    }
+
+    /// Releases reservation `pendingID`; code `expired` marks it expired rather than voided.
+    static func void(_ pendingID: UUID, code: String, by actor: String, requestID: String? = nil) -> TransferRequest {
+        TransferRequest(kind: .voidPending, pendingID: pendingID, code: code, createdBy: actor, requestID: requestID)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, kind, amount, code, reference, note
+        case debitAccountID = "debit_account_id", creditAccountID = "credit_account_id", pendingID = "pending_id"
+        case timeoutAt = "timeout_at", resellerID = "reseller_id", subAccountID = "sub_account_id"
+        case createdBy = "created_by", requestID = "request_id", ignoreCreditLimit = "ignore_credit_limit"
+    }
+}
+
+/// Why `ledger_apply_transfers` refused a list; `index` is the failing element. Nothing was applied.
+struct LedgerFailure: Error, Sendable, Equatable {
+    enum Reason: String, Sendable {
+        /// LE001: the debit account cannot cover it.
+        case insufficientFunds
+        /// LE002: an account or reservation does not exist.
+        case notFound
+        /// LE003: the reservation is already posted, voided or expired.
+        case alreadyResolved
+        /// LE004: posting more than was reserved.
+        case exceedsReservation
+        /// LE005: the reservation expired before it was posted.
+        case expired
+        /// LE006: a transfer with this id exists.
+        case exists
+        /// LE007: a malformed element.
+        case malformed
+    }
+
+    var reason: Reason
+    var index: Int
+    var message: String
+
+    static let sqlStates: [String: Reason] = [
+        "LE001": .insufficientFunds, "LE002": .notFound, "LE003": .alreadyResolved, "LE004": .exceedsReservation,
+        "LE005": .expired, "LE006": .exists, "LE007": .malformed,
+    ]
+}
+
+/// A low-balance crossing.
+struct BalanceEventRecord: Decodable, Sendable {
+    var id: Int64
+    var accountID: UUID
+    var kind: String
+    var available: Int64
+    var threshold: Int64
+    var transferID: UUID?
+    var createdAt: Date
+
+    enum CodingKeys: String, CodingKey {
+        case id, kind, available, threshold
+        case accountID = "account_id", transferID = "transfer_id", createdAt = "created_at"
+    }
+}
+
+/// One line of a statement: a posted movement with the balance after it.
+struct StatementLine: Sendable, Equatable {
+    var transfer: TransferRecord
+    var counterpartyAccountID: UUID
+    var debit: Int64
+    var credit: Int64
+    var balance: Int64
+}
+
+/// An account's posted movements over `[from, to)`.
+struct Statement: Sendable {
+    var account: LedgerAccountRecord
+    var from: Date
+    var to: Date
+    var openingBalance: Int64
+    var totalDebits: Int64
+    var totalCredits: Int64
+    var closingBalance: Int64 { openingBalance + totalCredits - totalDebits }
+    var lines: [StatementLine]
+    /// The seq to continue from when the period has more lines than the page.
+    var nextCursor: Int64?
+}
+
+extension Money {
+    init(_ minorUnits: Int64) { self.init(minorUnits: minorUnits) }
+}
