@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "sms-reseller", targets: ["sms-reseller"]),
         .executable(name: "gateway1601-sim", targets: ["gateway1601-sim"]),
         .executable(name: "pg-pool-bench", targets: ["pg-pool-bench"]),
+        .executable(name: "ledger-bench", targets: ["ledger-bench"]),
         .library(name: "PostgresLibpq", targets: ["PostgresLibpq"]),
         .library(name: "Gateway1601", targets: ["Gateway1601"]),
         .library(name: "Gateway1601Simulator", targets: ["Gateway1601Simulator"]),
@@ -138,6 +139,16 @@ let package = Package(
             dependencies: [
                 "PostgresLibpq",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "ledger-bench",
+            dependencies: [
+                "Reseller",
+                "PostgresLibpq",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
