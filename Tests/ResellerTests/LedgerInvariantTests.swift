@@ -138,12 +138,7 @@ import Testing
                     return try await ledger.apply([request])[0].id
                 }
                 func refusal(_ requests: [TransferRequest]) async throws -> LedgerFailure.Reason? {
-                    do {
-                        _ = try await ledger.apply(requests)
-                        return nil
-                    } catch let failure as LedgerFailure {
-                        return failure.reason
-                    }
+                    try await Self.refusal(ledger, requests)
                 }
                 // Reserve 4, post 2.5 of it: 2.5 is spent, 1.5 comes back.
                 let first = try await reserve(40_000)
@@ -183,6 +178,16 @@ import Testing
                 await #expect(throws: PostgresError.self) { try await pool.query("UPDATE ledger_transfer SET state = 'pending' WHERE id = \(first)") }
                 try await Self.checkInvariants(pool: pool)
             }
+        }
+    }
+
+    /// Why the ledger refused `requests`, or nil when it applied them.
+    static func refusal(_ ledger: LedgerRepository, _ requests: [TransferRequest]) async throws -> LedgerFailure.Reason? {
+        do {
+            _ = try await ledger.apply(requests)
+            return nil
+        } catch let failure as LedgerFailure {
+            return failure.reason
         }
     }
 
