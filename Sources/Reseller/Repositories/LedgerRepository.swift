@@ -64,7 +64,9 @@ struct LedgerRepository: Sendable {
             SELECT \(unescaped: Self.transferColumns) FROM ledger_transfer t
             WHERE t.id = \(id) AND EXISTS (
                 SELECT 1 FROM ledger_account
-                WHERE ledger_account.id IN (t.debit_account_id, t.credit_account_id) AND \(unescaped: Self.scopeFilter(scope)))
+                WHERE ledger_account.id IN (t.debit_account_id, t.credit_account_id)
+                  AND (\(scope.resellerID)::uuid IS NULL OR reseller_id = \(scope.resellerID)::uuid)
+                  AND (\(scope.subAccountID)::uuid IS NULL OR sub_account_id = \(scope.subAccountID)::uuid))
             """).decodeRecords(TransferRecord.self).first
     }
 
@@ -94,7 +96,9 @@ struct LedgerRepository: Sendable {
     func account(id: UUID, scope: TenantScope) async throws -> LedgerAccountRecord? {
         try await pool.query("""
             SELECT \(unescaped: Self.accountColumns) FROM ledger_account
-            WHERE id = \(id) AND \(unescaped: Self.scopeFilter(scope))
+            WHERE id = \(id)
+              AND (\(scope.resellerID)::uuid IS NULL OR reseller_id = \(scope.resellerID)::uuid)
+              AND (\(scope.subAccountID)::uuid IS NULL OR sub_account_id = \(scope.subAccountID)::uuid)
             """).decodeRecords(LedgerAccountRecord.self).first
     }
 
@@ -124,7 +128,8 @@ struct LedgerRepository: Sendable {
     ) async throws -> [LedgerAccountRecord] {
         try await pool.query("""
             SELECT \(unescaped: Self.accountColumns) FROM ledger_account
-            WHERE \(unescaped: Self.scopeFilter(scope))
+            WHERE (\(scope.resellerID)::uuid IS NULL OR reseller_id = \(scope.resellerID)::uuid)
+              AND (\(scope.subAccountID)::uuid IS NULL OR sub_account_id = \(scope.subAccountID)::uuid)
               AND (\(kind?.rawValue)::text IS NULL OR kind = \(kind?.rawValue)::text)
               AND (\(resellerID)::uuid IS NULL OR reseller_id = \(resellerID)::uuid)
               AND (\(subAccountID)::uuid IS NULL OR sub_account_id = \(subAccountID)::uuid)
@@ -132,14 +137,6 @@ struct LedgerRepository: Sendable {
             ORDER BY id
             LIMIT \(limit)
             """).decodeRecords(LedgerAccountRecord.self)
-    }
-
-    /// The tenant filter, from the principal's own ids (never from request input).
-    private static func scopeFilter(_ scope: TenantScope) -> String {
-        var conditions = ["true"]
-        if let reseller = scope.resellerID { conditions.append("reseller_id = '\(reseller.uuidString)'") }
-        if let subAccount = scope.subAccountID { conditions.append("sub_account_id = '\(subAccount.uuidString)'") }
-        return conditions.joined(separator: " AND ")
     }
 
     /// Locks the account row for a settings change.
@@ -187,21 +184,19 @@ struct LedgerRepository: Sendable {
     func statement(account: LedgerAccountRecord, from: Date, to: Date, after cursor: Int64?, limit: Int) async throws -> Statement {
         try await pool.withTransaction(isolation: .repeatableRead, readOnly: true) { connection in
             let id = account.id
-            let movements = """
-                SELECT seq, created_at,
-                       CASE WHEN credit_account_id = '\(id.uuidString)' THEN amount ELSE 0 END AS credit,
-                       CASE WHEN debit_account_id = '\(id.uuidString)' THEN amount ELSE 0 END AS debit
-                FROM ledger_transfer
-                WHERE (debit_account_id = '\(id.uuidString)' OR credit_account_id = '\(id.uuidString)')
-                  AND kind IN ('posted', 'post_pending')
-                """
             let aggregates = try await connection.query("""
                 SELECT coalesce(sum(credit - debit) FILTER (WHERE created_at < \(from)), 0)::bigint,
                        coalesce(sum(debit) FILTER (WHERE created_at >= \(from) AND created_at < \(to)), 0)::bigint,
                        coalesce(sum(credit) FILTER (WHERE created_at >= \(from) AND created_at < \(to)), 0)::bigint,
                        coalesce(sum(credit - debit) FILTER (
                            WHERE created_at >= \(from) AND created_at < \(to) AND seq <= coalesce(\(cursor)::bigint, 0)), 0)::bigint
-                FROM (\(unescaped: movements)) m
+                FROM (
+                    SELECT seq, created_at,
+                           CASE WHEN credit_account_id = \(id) THEN amount ELSE 0 END AS credit,
+                           CASE WHEN debit_account_id = \(id) THEN amount ELSE 0 END AS debit
+                    FROM ledger_transfer
+                    WHERE (debit_account_id = \(id) OR credit_account_id = \(id)) AND kind IN ('posted', 'post_pending')
+                ) movements
                 """).first(as: (Int64, Int64, Int64, Int64).self)
             guard let totals = aggregates else { throw PostgresError(kind: .misuse, message: "an aggregate returned no row") }
             let rows = try await connection.query("""
