@@ -172,6 +172,9 @@ import Testing
                 let once = TransferRequest.posted(from: wallet, to: world.revenue[reseller]!, amount: 1, code: "test", by: "test")
                 _ = try await ledger.apply([once])
                 #expect(try await refusal([once]) == .exists)
+                #expect(try await refusal([.posted(from: wallet, to: UUID(), amount: 1, code: "test", by: "test")]) == .notFound)
+                #expect(try await refusal([.post(UUID(), code: "test", by: "test")]) == .notFound)
+                #expect(try await refusal([.posted(from: wallet, to: wallet, amount: 1, code: "test", by: "test")]) == .malformed)
                 // History is append-only.
                 await #expect(throws: PostgresError.self) { try await pool.query("UPDATE ledger_transfer SET amount = 0 WHERE id = \(first)") }
                 await #expect(throws: PostgresError.self) { try await pool.query("DELETE FROM ledger_transfer WHERE id = \(first)") }

@@ -170,7 +170,7 @@ struct LedgerFailure: Error, Sendable, Equatable {
         case exceedsReservation
         /// LE005: the reservation expired before it was posted.
         case expired
-        /// LE006: a transfer with this id exists.
+        /// A transfer with this id exists (the primary key refused it).
         case exists
         /// LE007: a malformed element.
         case malformed
@@ -182,7 +182,7 @@ struct LedgerFailure: Error, Sendable, Equatable {
 
     static let sqlStates: [String: Reason] = [
         "LE001": .insufficientFunds, "LE002": .notFound, "LE003": .alreadyResolved, "LE004": .exceedsReservation,
-        "LE005": .expired, "LE006": .exists, "LE007": .malformed,
+        "LE005": .expired, "LE007": .malformed,
     ]
 }
 

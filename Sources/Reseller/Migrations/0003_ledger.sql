@@ -164,7 +164,7 @@ SELECT 'sub_account_wallet', reseller_id, id, true FROM sub_account;
 --   LE003 the reservation is already resolved
 --   LE004 posting more than was reserved
 --   LE005 the reservation has expired
---   LE006 a transfer with this id exists
+--   23505 on ledger_transfer_pkey: a transfer with this id exists
 --   LE007 malformed element (zero amount, same account twice, unknown kind)
 CREATE FUNCTION ledger_apply_transfers(transfers jsonb, linked boolean DEFAULT true) RETURNS SETOF ledger_transfer
 LANGUAGE plpgsql AS $$
@@ -172,12 +172,13 @@ DECLARE
     t            record;
     p            ledger_transfer;
     acct         ledger_account;
+    locked       bigint;
+    watched      boolean;
     link_id      uuid := CASE WHEN linked AND jsonb_array_length(transfers) > 1 THEN gen_random_uuid() END;
     idx          integer := 0;
     debit_id     uuid;
     credit_id    uuid;
     amt          bigint;
-    room         bigint;
     row_out      ledger_transfer;
     touched      uuid[] := '{}';
     pending_ids  uuid[];
@@ -199,16 +200,17 @@ BEGIN
         ) AS ids (a)
         WHERE a IS NOT NULL);
     PERFORM 1 FROM ledger_account WHERE id = ANY (account_ids) ORDER BY id FOR UPDATE;
+    GET DIAGNOSTICS locked = ROW_COUNT;
+    IF locked <> cardinality(account_ids) THEN
+        RAISE EXCEPTION 'no account %', (SELECT a FROM unnest(account_ids) a WHERE NOT EXISTS (SELECT 1 FROM ledger_account WHERE id = a) LIMIT 1)
+            USING ERRCODE = 'LE002', DETAIL = '0';
+    END IF;
 
     FOR t IN SELECT * FROM jsonb_to_recordset(transfers) AS x (
         id uuid, kind text, debit_account_id uuid, credit_account_id uuid, amount bigint, pending_id uuid,
         timeout_at timestamptz, code text, reseller_id uuid, sub_account_id uuid, reference text, note text,
         created_by text, request_id text, ignore_credit_limit boolean)
     LOOP
-        IF EXISTS (SELECT 1 FROM ledger_transfer WHERE ledger_transfer.id = t.id) THEN
-            RAISE EXCEPTION 'transfer % exists', t.id USING ERRCODE = 'LE006', DETAIL = idx::text;
-        END IF;
-
         IF t.kind IN ('posted', 'pending') THEN
             IF t.amount IS NULL OR t.amount <= 0 OR t.debit_account_id = t.credit_account_id THEN
                 RAISE EXCEPTION 'malformed transfer' USING ERRCODE = 'LE007', DETAIL = idx::text;
@@ -216,27 +218,23 @@ BEGIN
             debit_id := t.debit_account_id;
             credit_id := t.credit_account_id;
             amt := t.amount;
-            SELECT * INTO acct FROM ledger_account WHERE ledger_account.id = debit_id;
-            IF NOT FOUND OR NOT EXISTS (SELECT 1 FROM ledger_account WHERE ledger_account.id = credit_id) THEN
-                RAISE EXCEPTION 'no account % or %', debit_id, credit_id USING ERRCODE = 'LE002', DETAIL = idx::text;
-            END IF;
-            room := acct.credits_posted - acct.debits_posted - acct.debits_pending;
-            IF NOT COALESCE(t.ignore_credit_limit, false) THEN
-                room := room + COALESCE(acct.credit_limit, 0);
-            END IF;
-            IF acct.debits_must_not_exceed_credits AND room < amt THEN
+            -- Every account exists (checked when locked); the debit's funds are checked in its UPDATE.
+            UPDATE ledger_account SET
+                debits_posted = debits_posted + CASE WHEN t.kind = 'posted' THEN amt ELSE 0 END,
+                debits_pending = debits_pending + CASE WHEN t.kind = 'pending' THEN amt ELSE 0 END
+            WHERE ledger_account.id = debit_id
+              AND (NOT debits_must_not_exceed_credits
+                   OR credits_posted - debits_posted - debits_pending
+                      + CASE WHEN COALESCE(t.ignore_credit_limit, false) THEN 0 ELSE COALESCE(credit_limit, 0) END >= amt)
+            RETURNING low_balance_threshold IS NOT NULL INTO watched;
+            IF NOT FOUND THEN
                 RAISE EXCEPTION 'exceeds credits of account %', debit_id USING ERRCODE = 'LE001', DETAIL = idx::text;
             END IF;
-            IF t.kind = 'posted' THEN
-                UPDATE ledger_account SET debits_posted = debits_posted + amt WHERE ledger_account.id = debit_id;
-            ELSE
-                UPDATE ledger_account SET debits_pending = debits_pending + amt WHERE ledger_account.id = debit_id;
-            END IF;
-            IF t.kind = 'posted' THEN
-                UPDATE ledger_account SET credits_posted = credits_posted + amt WHERE ledger_account.id = credit_id;
-            ELSE
-                UPDATE ledger_account SET credits_pending = credits_pending + amt WHERE ledger_account.id = credit_id;
-            END IF;
+            UPDATE ledger_account SET
+                credits_posted = credits_posted + CASE WHEN t.kind = 'posted' THEN amt ELSE 0 END,
+                credits_pending = credits_pending + CASE WHEN t.kind = 'pending' THEN amt ELSE 0 END
+            WHERE ledger_account.id = credit_id
+            RETURNING watched OR low_balance_threshold IS NOT NULL INTO watched;
             INSERT INTO ledger_transfer (id, debit_account_id, credit_account_id, amount, kind, state, linked_id, timeout_at,
                                          code, reseller_id, sub_account_id, reference, note, created_by, request_id)
             VALUES (t.id, debit_id, credit_id, amt, t.kind, CASE WHEN t.kind = 'pending' THEN 'pending' END, link_id,
@@ -264,13 +262,17 @@ BEGIN
                 IF amt > p.amount THEN
                     RAISE EXCEPTION 'posting % of a reservation of %', amt, p.amount USING ERRCODE = 'LE004', DETAIL = idx::text;
                 END IF;
-                UPDATE ledger_account SET debits_pending = debits_pending - p.amount, debits_posted = debits_posted + amt WHERE ledger_account.id = debit_id;
-                UPDATE ledger_account SET credits_pending = credits_pending - p.amount, credits_posted = credits_posted + amt WHERE ledger_account.id = credit_id;
+                UPDATE ledger_account SET debits_pending = debits_pending - p.amount, debits_posted = debits_posted + amt WHERE ledger_account.id = debit_id
+                RETURNING low_balance_threshold IS NOT NULL INTO watched;
+                UPDATE ledger_account SET credits_pending = credits_pending - p.amount, credits_posted = credits_posted + amt WHERE ledger_account.id = credit_id
+                RETURNING watched OR low_balance_threshold IS NOT NULL INTO watched;
                 UPDATE ledger_transfer SET state = 'posted' WHERE ledger_transfer.id = p.id;
             ELSE
                 amt := p.amount;
-                UPDATE ledger_account SET debits_pending = debits_pending - p.amount WHERE ledger_account.id = debit_id;
-                UPDATE ledger_account SET credits_pending = credits_pending - p.amount WHERE ledger_account.id = credit_id;
+                UPDATE ledger_account SET debits_pending = debits_pending - p.amount WHERE ledger_account.id = debit_id
+                RETURNING low_balance_threshold IS NOT NULL INTO watched;
+                UPDATE ledger_account SET credits_pending = credits_pending - p.amount WHERE ledger_account.id = credit_id
+                RETURNING watched OR low_balance_threshold IS NOT NULL INTO watched;
                 UPDATE ledger_transfer SET state = CASE WHEN t.code = 'expired' THEN 'expired' ELSE 'voided' END WHERE ledger_transfer.id = p.id;
             END IF;
             INSERT INTO ledger_transfer (id, debit_account_id, credit_account_id, amount, kind, pending_id, linked_id, code,
@@ -281,12 +283,17 @@ BEGIN
         ELSE
             RAISE EXCEPTION 'unknown transfer kind %', t.kind USING ERRCODE = 'LE007', DETAIL = idx::text;
         END IF;
-        touched := touched || debit_id || credit_id;
+        IF watched THEN
+            touched := touched || debit_id || credit_id;
+        END IF;
         RETURN NEXT row_out;
         idx := idx + 1;
     END LOOP;
 
-    -- Low-balance crossings, once per account and call.
+    -- Low-balance crossings, once per account and call (only accounts with a threshold were kept).
+    IF cardinality(touched) = 0 THEN
+        RETURN;
+    END IF;
     FOR acct IN SELECT * FROM ledger_account
                 WHERE ledger_account.id = ANY (touched) AND low_balance_threshold IS NOT NULL
                   AND below_threshold <> (credits_posted - debits_posted - debits_pending < low_balance_threshold)

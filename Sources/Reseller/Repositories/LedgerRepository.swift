@@ -33,6 +33,9 @@ struct LedgerRepository: Sendable {
             if let state = error.sqlState, let reason = LedgerFailure.sqlStates[state] {
                 throw LedgerFailure(reason: reason, index: Int(error.detail ?? "") ?? 0, message: error.message)
             }
+            if error.isUniqueViolation, error.constraint == "ledger_transfer_pkey" {
+                throw LedgerFailure(reason: .exists, index: 0, message: error.detail ?? error.message)
+            }
             throw error
         }
     }
