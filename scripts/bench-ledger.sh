@@ -2,7 +2,9 @@
 # Benchmark: single-phase ledger transfers (each its own transaction through
 # ledger_apply_transfers) from ONE hot sub-account and spread over 1 000 sub-accounts, at 8 and 32
 # concurrent tasks, next to pgbench's built-in tpcb-like script at the same client counts, on the
-# same throwaway server in the same run. Prints each rate and its ratio to pgbench.
+# same throwaway server in the same run. Prints each rate and its ratio to pgbench, and the same
+# hot-account transfer driven by pgbench itself (a custom script calling ledger_apply_transfers), which
+# shows how much of the cost is the database's rather than the Swift client's.
 #   SECONDS_PER_RUN=10 CONFIGURATION=release bash scripts/bench-ledger.sh
 set -euo pipefail
 SCRIPT_NAME=bench-ledger
@@ -34,4 +36,14 @@ for clients in 8 32; do
             --concurrency "$clients" --seconds "$seconds" | sed -n 's/.*tps=\([0-9.]*\).*/\1/p')
         printf '%2d clients: ledger %-6s     %8.0f transfers/s   ratio to tpcb-like %.3f\n' "$clients" "$scenario" "$ours" "$(calc "$ours / $tpcb")"
     done
+    if [ "$clients" = 8 ]; then
+        wallet=$("$(pg_bindir)/psql" -Atq -d ledger -c "SELECT id FROM ledger_account WHERE kind = 'sub_account_wallet' ORDER BY id LIMIT 1")
+        revenue=$("$(pg_bindir)/psql" -Atq -d ledger -c "SELECT id FROM ledger_account WHERE kind = 'reseller_revenue' LIMIT 1")
+        cat >"$THROWAWAY_DIR/transfer.sql" <<SQL
+SELECT 1 FROM ledger_apply_transfers(jsonb_build_array(jsonb_build_object('id', gen_random_uuid(), 'kind', 'posted',
+  'debit_account_id', '$wallet', 'credit_account_id', '$revenue', 'amount', 725, 'code', 'bench', 'created_by', 'bench')));
+SQL
+    fi
+    direct=$("$(pg_bindir)/pgbench" -c "$clients" -j 2 -T "$seconds" -n -f "$THROWAWAY_DIR/transfer.sql" ledger 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | tail -n 1)
+    printf '%2d clients: hot via pgbench -f %8.0f transfers/s   ratio to tpcb-like %.3f\n' "$clients" "$direct" "$(calc "$direct / $tpcb")"
 done
