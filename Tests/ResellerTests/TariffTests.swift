@@ -22,6 +22,7 @@ import Testing
             let (upstream, wholesale, retail) = (priced.upstreamListID, priced.wholesaleListID, priced.retailListID)
             let nextMonth = Date().addingTimeInterval(30 * 86_400).formatted(.iso8601)
             let version: [String: Any] = ["effectiveFrom": nextMonth, "entries": [["prefix": "31", "price": "0.0900"]]]
+            let preview: [String: Any] = ["text": "Hi", "recipients": ["31612345678"]]
             let s = "/sub-accounts/\(tenant.subAccountID)"
             let r = "/resellers/\(tenant.resellerID)"
             // (method, path, body, expected for admin, reseller, sub-account)
@@ -52,6 +53,7 @@ import Testing
                 (.get, "\(s)/pricing", nil, .ok, .ok, .ok),
                 (.put, "\(s)/retail-price-list", ["priceListId": retail], .forbidden, .ok, .forbidden),
                 (.delete, "\(s)/retail-price-list", nil, .forbidden, .ok, .forbidden),
+                (.post, "\(s)/send-preview", preview, .ok, .ok, .ok),
             ]
             for (method, path, body, admin, reseller, subAccount) in matrix {
                 let noKey = try await api.call(method, path, key: nil, body: body)
@@ -180,7 +182,10 @@ import Testing
             #expect((cleared["defaultRetail"] as? [String: Any])?["source"] as? String == "none")
             retail = try await applied(account, "retail")
             #expect(retail["source"] as? String == "none" && retail["priceListId"] == nil)
-            // Without a retail list the sub-account sees no list at all.
+            // Without a retail list nothing is offered, and the sub-account sees no list at all.
+            let preview = try await api.call(.post, "/sub-accounts/\(tenant.subAccountID)/send-preview", key: tenant.subAccountKey,
+                                             body: ["text": "Hi", "recipients": ["31612345678"]])
+            #expect((preview.json["recipients"] as? [[String: Any]])?.first?["gatewayCode"] as? Int == 107)
             #expect(try await api.call(.get, "/price-lists", key: tenant.subAccountKey).items.isEmpty)
         }
     }
@@ -451,6 +456,9 @@ import Testing
             expected += 1
             try await step("defaults", adds: 1) { try await api.call(.patch, "/price-defaults", key: api.adminKey, body: ["wholesalePriceListId": w2]) }
             try await step("same defaults", adds: 0) { try await api.call(.patch, "/price-defaults", key: api.adminKey, body: ["wholesalePriceListId": w2]) }
+            try await step("preview", adds: 0) {
+                try await api.call(.post, "/sub-accounts/\(tenant.subAccountID)/send-preview", key: tenant.subAccountKey, body: ["text": "Hi", "recipients": ["31612345678"]])
+            }
             // What the rows say.
             let log = try await api.call(.get, "/audit-log?limit=200", key: api.adminKey).items
             let actions = Set(log.compactMap { $0["action"] as? String })
