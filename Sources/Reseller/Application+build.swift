@@ -77,6 +77,7 @@ func buildRouter(
     router.middlewares.add(ProblemMiddleware(metrics: metrics))
     router.middlewares.add(AuthenticationMiddleware(keys: APIKeyRepository(pool: pool)))
     router.middlewares.add(EmptyBodyMiddleware())
+    router.middlewares.add(HeaderEncodingMiddleware())
     var handlers = APIHandlers(pool: pool, metrics: metrics, logger: logger)
     handlers.passwordHasher = passwordHasher
     try handlers.registerHandlers(

@@ -131,6 +131,17 @@ import Yams
         try await TenancyHarness.run { api in
             let victim = try await api.onboard("Victim")
             let intruder = try await api.onboard("Intruder")
+            // Tariffs: the victim's retail list (the one its sub-account is priced by) and a version of it.
+            let priceListID = try await api.createPriceList("retail", name: "Victim retail", key: victim.resellerKey)
+            let tariffFixtures = [
+                "priceListId": priceListID,
+                "versionId": try await api.version(priceListID, key: victim.resellerKey, [TestEntry("31", "0.0725")]),
+            ]
+            let assigned = try await api.call(
+                .put, "/resellers/\(victim.resellerID)/default-retail-price-list", key: victim.resellerKey, body: ["priceListId": priceListID])
+            try #require(assigned.status == .ok)
+            #expect(try await api.call(.get, "/price-lists", key: intruder.resellerKey).items.allSatisfy { $0["id"] as? String != priceListID })
+            #expect(try await api.call(.get, "/price-lists", key: intruder.subAccountKey).items.isEmpty)
             let sender = try await api.call(.post, "/sender-names", key: victim.subAccountKey, body: ["name": "Victim"])
             let senderNameID = try #require(sender.string("id"))
             let rule = try await api.call(.post, "/sender-name-rules", key: api.adminKey, body: ["name": "Bank", "kind": "blocked"])
@@ -147,7 +158,9 @@ import Yams
             ]
             for operation in operations {
                 var path = operation.path
-                for (name, value) in fixtures { path = path.replacingOccurrences(of: "{\(name)}", with: value) }
+                for (name, value) in fixtures.merging(tariffFixtures, uniquingKeysWith: { first, _ in first }) {
+                    path = path.replacingOccurrences(of: "{\(name)}", with: value)
+                }
                 if path.contains("{") {
                     Issue.record("no fixture for a path parameter of \(operation); add one to this test")
                     continue

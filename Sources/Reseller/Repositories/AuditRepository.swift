@@ -65,11 +65,21 @@ struct AuditRepository: Sendable {
         on connection: PostgresConnection, by actor: AuditActor, action: String, targetType: String, targetID: UUID,
         resellerID: UUID?, before: (any Encodable)?, after: (any Encodable)?
     ) async throws {
+        try await record(
+            on: connection, by: actor, action: action, targetType: targetType, targetID: targetID.uuidString.lowercased(),
+            resellerID: resellerID, before: before, after: after)
+    }
+
+    /// Appends one entry about a target without a UUID of its own (the platform's price defaults).
+    static func record(
+        on connection: PostgresConnection, by actor: AuditActor, action: String, targetType: String, targetID: String,
+        resellerID: UUID?, before: (any Encodable)?, after: (any Encodable)?
+    ) async throws {
         let beforeJSON = try json(before)
         let afterJSON = try json(after)
         try await connection.query("""
             INSERT INTO audit_log (actor, actor_role, reseller_id, action, target_type, target_id, before, after, request_id)
-            VALUES (\(actor.actor), \(actor.role), \(resellerID), \(action), \(targetType), \(targetID.uuidString.lowercased()),
+            VALUES (\(actor.actor), \(actor.role), \(resellerID), \(action), \(targetType), \(targetID),
                     \(beforeJSON)::jsonb, \(afterJSON)::jsonb, \(actor.requestID))
             """)
     }

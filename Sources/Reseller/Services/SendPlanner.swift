@@ -1,0 +1,181 @@
+import Foundation
+import PostgresLibpq
+import SMSCore
+
+/// A would-be send, as a sub-account asks for it.
+struct SendRequest: Sendable {
+    /// The sender name; the sub-account's default sender when nil.
+    var sender: String?
+    var text: String
+    /// Numbers as given (`+`, `00` and separators allowed), in order; duplicates are separate messages.
+    var recipients: [String]
+    /// The 1601 `type=long`: more than one part allowed.
+    var long: Bool
+    var scheduleAt: Date?
+}
+
+/// A request-level problem: the whole send would be refused with `code`.
+struct SendCheck: Sendable, Hashable {
+    var code: GatewayErrorCode
+    /// The request field concerned, as a JSON pointer (`/sender`); nil for the account or balance.
+    var field: String?
+    var message: String
+}
+
+/// One recipient of a planned send.
+struct PlannedRecipient: Sendable {
+    /// Position in the request.
+    var index: Int
+    var input: String
+    /// Nil when the input is not a number (103, 106).
+    var number: PhoneNumber?
+    var pricing: NumberPricing?
+    /// The retail price of this message: per part × parts; nil when refused.
+    var retailPrice: Money?
+    /// The 1601 error this recipient gets (103 106 112 107 114); nil when it would be sent.
+    var error: GatewayErrorCode?
+
+    var country: CallingCode? { pricing?.country ?? number?.callingCode }
+
+    var price: NumberPrice? {
+        if case .priced(let price) = pricing { return price }
+        return nil
+    }
+}
+
+/// Everything a real send would decide, decided without doing anything: the preview shows it, the send path acts on it.
+struct SendPlan: Sendable {
+    var subAccountID: UUID
+    var resellerID: UUID
+    /// The instant of the checks and of the price versions.
+    var instant: Date
+    var effectiveStatus: AccountStatus
+    /// The sender that would be used (the request's, else the sub-account's default).
+    var sender: String?
+    var segmentation: Segmentation
+    /// Request-level problems in the order a real send checks them; 108 (balance) last.
+    var checks: [SendCheck]
+    var recipients: [PlannedRecipient]
+    var resolution: PriceResolution
+    var balance: WalletBalance
+    /// Recipients that would be sent.
+    var messageCount: Int
+    /// Parts over those messages.
+    var partCount: Int
+    var retailTotal: Money
+    var wholesaleTotal: Money
+    var upstreamCostTotal: Money
+
+    /// The 1601 answer a real send would give when refused as a whole: the first request-level problem, else (when no
+    /// recipient could be sent) the first recipient's error; nil when the send would be accepted.
+    var gatewayCode: GatewayErrorCode? {
+        if let first = checks.first { return first.code }
+        if messageCount == 0 { return recipients.first?.error ?? .recipientEmpty }
+        return nil
+    }
+
+    var isAccepted: Bool { gatewayCode == nil }
+    var availableAfter: Money { balance.available - retailTotal }
+}
+
+/// Runs every check of a send and prices it, with no side effects: the pricing preview, and the first half of the
+/// send path (which then reserves and stores what the plan says).
+///
+/// Check order, as the upstream answers them: account status (115/116), sender (109 110 111 113 117), text (102),
+/// length (105 118), recipients (103), schedule (121); per recipient: 103 empty, 106 not a number, 112 no calling
+/// code, 114/107 from the price layers; finally the balance (108) against the retail total of the sendable messages.
+struct SendPlanner: Sendable {
+    let pool: PostgresPool
+    /// Part sizes and the maximum part count; the upstream connection's settings once connections are configurable.
+    var segmentationPolicy: SegmentationPolicy = .standard
+
+    /// The most recipients one request may have.
+    static let maximumRecipients = 10_000
+
+    /// Nil when there is no such sub-account.
+    func plan(subAccountID: UUID, request: SendRequest, at instant: Date = Date()) async throws -> SendPlan? {
+        guard let account = try await SubAccountRepository(pool: pool).find(id: subAccountID, scope: .everything) else { return nil }
+        let sender = request.sender ?? account.defaultSender
+
+        var recipients: [PlannedRecipient] = []
+        recipients.reserveCapacity(request.recipients.count)
+        for (index, input) in request.recipients.enumerated() {
+            var recipient = PlannedRecipient(index: index, input: input)
+            do {
+                recipient.number = try PhoneNumber(parsing: input)
+            } catch PhoneNumber.ParseError.empty {
+                recipient.error = .recipientEmpty
+            } catch {
+                recipient.error = .invalidMobileNumber
+            }
+            recipients.append(recipient)
+        }
+        let numbers = recipients.compactMap(\.number)
+
+        // Independent reads, in parallel.
+        async let senderError: GatewayErrorCode? =
+            if let sender { SenderNameRepository(pool: pool).sendCheck(subAccountID: subAccountID, sender: sender) } else { .senderEmpty }
+        async let balanceRead = SubAccountWalletRepository(pool: pool).balance(subAccountID: subAccountID)
+        async let resolutionRead = PriceResolver(pool: pool).resolve(subAccountID: subAccountID, numbers: numbers, at: instant)
+        let (senderCheck, balance, resolved) = try await (senderError, balanceRead, resolutionRead)
+        guard let resolution = resolved else { return nil }
+
+        var checks: [SendCheck] = []
+        if let code = account.effectiveStatus.gatewayCode {
+            checks.append(SendCheck(code: code, field: nil, message: "the account is \(account.effectiveStatus.rawValue): \(code.meaning)"))
+        }
+        if let code = senderCheck {
+            checks.append(SendCheck(code: code, field: "/sender", message: code.meaning))
+        }
+        let counter = SegmentCounter(policy: segmentationPolicy)
+        let segmentation = counter.segment(request.text)
+        if let code = counter.lengthError(for: request.text, longAllowed: request.long) {
+            let message = switch code {
+            case .messageTooLongForSinglePart: "\(segmentation.partCount) parts without long: \(code.meaning)"
+            case .messageTooLong: "\(segmentation.partCount) parts, at most \(segmentationPolicy.maximumParts): \(code.meaning)"
+            default: code.meaning
+            }
+            checks.append(SendCheck(code: code, field: "/text", message: message))
+        }
+        if request.recipients.isEmpty {
+            checks.append(SendCheck(code: .recipientEmpty, field: "/recipients", message: GatewayErrorCode.recipientEmpty.meaning))
+        }
+        if let scheduleAt = request.scheduleAt, scheduleAt < instant {
+            checks.append(SendCheck(code: .scheduleDateInvalid, field: "/scheduleAt", message: "is in the past: \(GatewayErrorCode.scheduleDateInvalid.meaning)"))
+        }
+
+        let parts = segmentation.partCount
+        var messageCount = 0
+        var retailTotal = Money.zero
+        var wholesaleTotal = Money.zero
+        var upstreamCostTotal = Money.zero
+        for index in recipients.indices {
+            guard let number = recipients[index].number else { continue }
+            let pricing = resolution[number]
+            recipients[index].pricing = pricing
+            switch pricing {
+            case .priced(let price):
+                let retail = price.retail.pricePerPart * parts
+                recipients[index].retailPrice = retail
+                retailTotal = retailTotal + retail
+                wholesaleTotal = wholesaleTotal + price.wholesale.pricePerPart * parts
+                upstreamCostTotal = upstreamCostTotal + price.upstreamCost.pricePerPart * parts
+                messageCount += 1
+            case .refused(let refusal):
+                recipients[index].error = refusal.code
+            case nil:
+                recipients[index].error = .countryNotOffered
+            }
+        }
+        if retailTotal > balance.spendable {
+            checks.append(SendCheck(
+                code: .insufficientCredits, field: nil,
+                message: "the messages cost \(retailTotal) credits; \(balance.spendable) can be spent: \(GatewayErrorCode.insufficientCredits.meaning)"))
+        }
+        return SendPlan(
+            subAccountID: subAccountID, resellerID: account.resellerID, instant: instant, effectiveStatus: account.effectiveStatus,
+            sender: sender, segmentation: segmentation, checks: checks, recipients: recipients, resolution: resolution, balance: balance,
+            messageCount: messageCount, partCount: parts * messageCount, retailTotal: retailTotal, wholesaleTotal: wholesaleTotal,
+            upstreamCostTotal: upstreamCostTotal)
+    }
+}
