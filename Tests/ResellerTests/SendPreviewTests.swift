@@ -27,7 +27,7 @@ import Testing
             try await api.fundWallet(tenant.subAccountID, credits: "1")
             let audit = try await api.auditCount()
             let ledger = try await api.pool.query("SELECT count(*) FROM ledger_transfer").first(as: Int.self)
-            let wallet = try await SubAccountWalletRepository(pool: api.pool).balance(subAccountID: UUID(uuidString: tenant.subAccountID)!)
+            let wallet = WalletBalance(try await LedgerRepository(pool: api.pool).wallet(subAccountID: UUID(uuidString: tenant.subAccountID)!))
 
             let text = String(repeating: "A", count: 200)  // GSM-7, 2 parts of at most 153
             let reply = try await Self.preview(api, tenant, [
@@ -63,7 +63,7 @@ import Testing
             // Nothing was written, reserved or moved.
             #expect(try await api.auditCount() == audit)
             #expect(try await api.pool.query("SELECT count(*) FROM ledger_transfer").first(as: Int.self) == ledger)
-            let after = try await SubAccountWalletRepository(pool: api.pool).balance(subAccountID: UUID(uuidString: tenant.subAccountID)!)
+            let after = WalletBalance(try await LedgerRepository(pool: api.pool).wallet(subAccountID: UUID(uuidString: tenant.subAccountID)!))
             #expect(after == wallet)
 
             // UCS-2: 70 per single part, 67 per part when concatenated.

@@ -104,23 +104,18 @@ extension TenancyHarness {
             wholesaleVersionID: wholesaleVersion, retailListID: retailList, retailVersionID: retailVersion)
     }
 
-    /// Credits a sub-account's wallet through the ledger's one apply function (from the platform funding account),
-    /// and sets its credit limit.
+    /// Credits a sub-account's wallet from its reseller's issuance account, through the ledger, and sets its credit limit.
     func fundWallet(_ subAccountID: String, credits: String, creditLimit: String? = nil) async throws {
         let amount = try Money(parsing: credits).minorUnits
-        let wallet = try #require(try await pool.query("""
-            SELECT id FROM ledger_account WHERE kind = 'sub_account_wallet' AND sub_account_id = \(UUID(uuidString: subAccountID)!)
-            """).first(as: UUID.self))
-        let funding = try #require(try await pool.query("SELECT id FROM ledger_account WHERE kind = 'platform_funding'").first(as: UUID.self))
+        let ledger = LedgerRepository(pool: pool)
+        let wallet = try #require(try await ledger.wallet(subAccountID: UUID(uuidString: subAccountID)!))
+        let issuance = try #require(try await ledger.account(kind: .resellerIssuance, resellerID: wallet.resellerID, subAccountID: nil))
         if amount > 0 {
-            let transfer = """
-                [{"id": "\(UUID().uuidString.lowercased())", "kind": "posted", "debit_account_id": "\(funding.uuidString.lowercased())",
-                  "credit_account_id": "\(wallet.uuidString.lowercased())", "amount": \(amount), "code": "test_top_up", "created_by": "test"}]
-                """
-            try await pool.query("SELECT count(*) FROM ledger_apply_transfers(\(transfer)::jsonb)")
+            _ = try await ledger.apply([.posted(from: issuance.id, to: wallet.id, amount: amount, code: "credit_transfer", by: "test")])
         }
         if let creditLimit {
-            try await pool.query("UPDATE ledger_account SET credit_limit = \(try Money(parsing: creditLimit).minorUnits) WHERE id = \(wallet)")
+            let limit = try Money(parsing: creditLimit).minorUnits
+            _ = try await pool.withConnection { try await LedgerRepository.setCreditLimit(accountID: wallet.id, limit: limit, on: $0) }
         }
     }
 

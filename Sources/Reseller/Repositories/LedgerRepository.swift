@@ -120,6 +120,14 @@ struct LedgerRepository: Sendable {
         try await pool.withConnection { try await Self.account(kind: kind, resellerID: resellerID, subAccountID: subAccountID, on: $0) }
     }
 
+    /// A sub-account's wallet.
+    func wallet(subAccountID: UUID) async throws -> LedgerAccountRecord? {
+        try await pool.query("""
+            SELECT \(unescaped: Self.accountColumns) FROM ledger_account
+            WHERE kind = 'sub_account_wallet' AND sub_account_id = \(subAccountID)
+            """).decodeRecords(LedgerAccountRecord.self).first
+    }
+
     static func account(id: UUID, on connection: PostgresConnection) async throws -> LedgerAccountRecord? {
         try await connection.query("SELECT \(unescaped: accountColumns) FROM ledger_account WHERE id = \(id)")
             .decodeRecords(LedgerAccountRecord.self).first

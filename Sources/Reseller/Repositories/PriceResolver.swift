@@ -166,31 +166,3 @@ struct PriceResolver: Sendable {
             upstreamCost: upstreamCost, numbers: results)
     }
 }
-
-/// A sub-account wallet's balance, as the ledger keeps it.
-struct WalletBalance: Sendable, Hashable {
-    /// credits posted − debits posted − debits pending.
-    var available: Money
-    /// How far below zero a postpaid wallet may go; zero otherwise.
-    var creditLimit: Money
-
-    /// What a send may reserve at most.
-    var spendable: Money { available + creditLimit }
-
-    static let empty = WalletBalance(available: .zero, creditLimit: .zero)
-}
-
-/// Reads sub-account wallets from the ledger (migration 0003), for checks before a send.
-struct SubAccountWalletRepository: Sendable {
-    let pool: PostgresPool
-
-    /// The wallet's balance; an empty one when the ledger has no wallet for it.
-    func balance(subAccountID: UUID) async throws -> WalletBalance {
-        guard let row = try await pool.query("""
-            SELECT credits_posted - debits_posted - debits_pending, coalesce(credit_limit, 0)
-            FROM ledger_account WHERE kind = 'sub_account_wallet' AND sub_account_id = \(subAccountID)
-            """).first(as: (Int64, Int64).self)
-        else { return .empty }
-        return WalletBalance(available: Money(minorUnits: row.0), creditLimit: Money(minorUnits: row.1))
-    }
-}

@@ -115,7 +115,7 @@ struct SendPlanner: Sendable {
         // Independent reads, in parallel.
         async let senderError: GatewayErrorCode? =
             if let sender { SenderNameRepository(pool: pool).sendCheck(subAccountID: subAccountID, sender: sender) } else { .senderEmpty }
-        async let balanceRead = SubAccountWalletRepository(pool: pool).balance(subAccountID: subAccountID)
+        async let balanceRead = WalletBalance(try await LedgerRepository(pool: pool).wallet(subAccountID: subAccountID))
         async let resolutionRead = PriceResolver(pool: pool).resolve(subAccountID: subAccountID, numbers: numbers, at: instant)
         let (senderCheck, balance, resolved) = try await (senderError, balanceRead, resolutionRead)
         guard let resolution = resolved else { return nil }
@@ -177,5 +177,28 @@ struct SendPlanner: Sendable {
             sender: sender, segmentation: segmentation, checks: checks, recipients: recipients, resolution: resolution, balance: balance,
             messageCount: messageCount, partCount: parts * messageCount, retailTotal: retailTotal, wholesaleTotal: wholesaleTotal,
             upstreamCostTotal: upstreamCostTotal)
+    }
+}
+
+/// A sub-account wallet's balance, as the ledger keeps it.
+struct WalletBalance: Sendable, Hashable {
+    /// credits posted − debits posted − debits pending.
+    var available: Money
+    /// How far below zero a postpaid wallet may go; zero otherwise.
+    var creditLimit: Money
+
+    /// What a send may reserve at most.
+    var spendable: Money { available + creditLimit }
+
+    static let empty = WalletBalance(available: .zero, creditLimit: .zero)
+
+    /// The balance of `wallet`; empty when the ledger has none.
+    init(_ wallet: LedgerAccountRecord?) {
+        self.init(available: Money(wallet?.available ?? 0), creditLimit: Money(wallet?.creditLimit ?? 0))
+    }
+
+    init(available: Money, creditLimit: Money) {
+        self.available = available
+        self.creditLimit = creditLimit
     }
 }
