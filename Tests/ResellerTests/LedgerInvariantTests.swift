@@ -19,10 +19,11 @@ import Testing
         var wallets: [UUID: UUID]
         var revenue: [UUID: UUID]
         var subWallets: [UUID: UUID]
-        var platformRevenue: UUID
+        /// reseller id → the platform's revenue account for it.
+        var platformRevenue: [UUID: UUID]
 
         static func make(pool: PostgresPool, resellers count: Int, subAccountsEach: Int) async throws -> World {
-            var world = World(resellers: [], subAccounts: [:], wallets: [:], revenue: [:], subWallets: [:], platformRevenue: UUID())
+            var world = World(resellers: [], subAccounts: [:], wallets: [:], revenue: [:], subWallets: [:], platformRevenue: [:])
             let repository = SubAccountRepository(pool: pool)
             for index in 0..<count {
                 let reseller = try #require(try await pool.query("INSERT INTO reseller (name) VALUES (\("Reseller \(index)")) RETURNING id")
@@ -41,8 +42,8 @@ import Testing
                 }
                 world.wallets[reseller] = try #require(try await LedgerRepository(pool: pool).account(kind: .resellerWallet, resellerID: reseller, subAccountID: nil)?.id)
                 world.revenue[reseller] = try #require(try await LedgerRepository(pool: pool).account(kind: .resellerRevenue, resellerID: reseller, subAccountID: nil)?.id)
+                world.platformRevenue[reseller] = try #require(try await LedgerRepository(pool: pool).account(kind: .platformRevenue, resellerID: reseller, subAccountID: nil)?.id)
             }
-            world.platformRevenue = try #require(try await LedgerRepository(pool: pool).account(kind: .platformRevenue, resellerID: nil, subAccountID: nil)?.id)
             return world
         }
     }
@@ -160,7 +161,7 @@ import Testing
                 #expect(try await balances() == (75_000, 0, 25_000))
                 // Linked: when the second leg fails, the first is not applied either.
                 let retail = TransferRequest.pending(from: wallet, to: world.revenue[reseller]!, amount: 10_000, code: "send_retail", by: "test")
-                let wholesale = TransferRequest.pending(from: world.wallets[reseller]!, to: world.platformRevenue, amount: 7_000, code: "send_wholesale", by: "test")
+                let wholesale = TransferRequest.pending(from: world.wallets[reseller]!, to: world.platformRevenue[reseller]!, amount: 7_000, code: "send_wholesale", by: "test")
                 #expect(try await refusal([retail, wholesale]) == .insufficientFunds)
                 #expect(try await balances() == (75_000, 0, 25_000))
                 #expect(try await ledger.transfer(id: retail.id, scope: .everything) == nil)
@@ -272,7 +273,7 @@ import Testing
                 from: world.subWallets[subAccount.id]!, to: world.revenue[reseller]!, amount: amount.minorUnits, timeoutAt: timeout,
                 code: "send_retail", by: "test", resellerID: reseller, subAccountID: subAccount.id)
             let wholesale = TransferRequest.pending(
-                from: world.wallets[reseller]!, to: world.platformRevenue, amount: amount.minorUnits * 7 / 10, timeoutAt: timeout,
+                from: world.wallets[reseller]!, to: world.platformRevenue[reseller]!, amount: amount.minorUnits * 7 / 10, timeoutAt: timeout,
                 code: "send_wholesale", by: "test", resellerID: reseller)
             try await counted(tally, transfers: 2) {
                 _ = try await LedgerRepository(pool: pool).apply([retail, wholesale])

@@ -104,6 +104,24 @@ import Testing
         }
     }
 
+    @Test func flags108WhenTheResellersWalletCannotCoverTheWholesaleLeg() async throws {
+        try await TenancyHarness.run { api in
+            let priced = try await api.pricedTenant("Upstream", upstream: Self.upstream, wholesale: Self.wholesale, retail: Self.retail)
+            let tenant = priced.tenant
+            try await api.approvedSender("Jansen", for: tenant)
+            try await api.fundWallet(tenant.subAccountID, credits: "10", fundReseller: false)
+            let body: [String: Any] = ["sender": "Jansen", "text": "Hi", "recipients": ["31612345678"]]
+            let refused = try await Self.preview(api, tenant, body)
+            #expect(refused["accepted"] as? Bool == false && refused["gatewayCode"] as? Int == 108, "\(refused.json)")
+            #expect((refused["balance"] as? [String: Any])?["sufficient"] as? Bool == true, "the sub-account's own wallet is fine")
+            let top = try await api.call(
+                .post, "/resellers/\(tenant.resellerID)/top-ups", key: api.adminKey, body: ["amount": "1", "paymentReference": "p"],
+                headers: LedgerAPITests.key())
+            #expect(top.status == .created)
+            #expect(try await Self.preview(api, tenant, body)["accepted"] as? Bool == true)
+        }
+    }
+
     @Test func requestLevelChecksComeInTheOrderARealSendMakesThem() async throws {
         try await TenancyHarness.run { api in
             let priced = try await api.pricedTenant("Checks", upstream: Self.upstream, wholesale: Self.wholesale, retail: Self.retail)

@@ -104,14 +104,21 @@ extension TenancyHarness {
             wholesaleVersionID: wholesaleVersion, retailListID: retailList, retailVersionID: retailVersion)
     }
 
-    /// Credits a sub-account's wallet from its reseller's issuance account, through the ledger, and sets its credit limit.
-    func fundWallet(_ subAccountID: String, credits: String, creditLimit: String? = nil) async throws {
+    /// Credits a sub-account's wallet from its reseller's issuance account (and, unless told not to, the reseller's
+    /// wallet by as much from platform funding), through the ledger, and sets the sub-account's credit limit.
+    func fundWallet(_ subAccountID: String, credits: String, creditLimit: String? = nil, fundReseller: Bool = true) async throws {
         let amount = try Money(parsing: credits).minorUnits
         let ledger = LedgerRepository(pool: pool)
         let wallet = try #require(try await ledger.wallet(subAccountID: UUID(uuidString: subAccountID)!))
         let issuance = try #require(try await ledger.account(kind: .resellerIssuance, resellerID: wallet.resellerID, subAccountID: nil))
         if amount > 0 {
             _ = try await ledger.apply([.posted(from: issuance.id, to: wallet.id, amount: amount, code: "credit_transfer", by: "test")])
+        }
+        if fundReseller {
+            // Sends also reserve the wholesale leg on the reseller's wallet: give it plenty.
+            let funding = try #require(try await ledger.account(kind: .platformFunding, resellerID: nil, subAccountID: nil))
+            let resellerWallet = try #require(try await ledger.account(kind: .resellerWallet, resellerID: wallet.resellerID, subAccountID: nil))
+            _ = try await ledger.apply([.posted(from: funding.id, to: resellerWallet.id, amount: Money(credits: 1_000).minorUnits, code: "top_up", by: "test")])
         }
         if let creditLimit {
             let limit = try Money(parsing: creditLimit).minorUnits

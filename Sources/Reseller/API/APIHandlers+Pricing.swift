@@ -25,7 +25,8 @@ extension APIHandlers {
     static func schema(_ plan: SendPlan) -> Components.Schemas.SendPreview {
         let encoding = Components.Schemas.MessageEncoding(rawValue: plan.segmentation.encoding.rawValue)!
         let parts = Int32(plan.segmentation.partCount)
-        let insufficient = plan.checks.contains { $0.code == .insufficientCredits }
+        // The wallet block is about the sub-account's own wallet; a reseller that cannot pay is a request-level 108.
+        let insufficient = plan.retailTotal > plan.balance.spendable
         return .init(
             subAccountId: plan.subAccountID.apiString, pricedAt: plan.instant, accepted: plan.isAccepted,
             gatewayCode: plan.gatewayCode.map { Int32($0.rawValue) },

@@ -6,7 +6,8 @@ import SMSCore
 enum LedgerAccountKind: String, Codable, Sendable, CaseIterable {
     /// The counterpart of every top-up: money that came into the platform from outside.
     case platformFunding = "platform_funding"
-    /// Wholesale income from resellers.
+    /// Wholesale income, one account per reseller it comes from (so tenants never share a hot row);
+    /// only the admin sees it.
     case platformRevenue = "platform_revenue"
     /// What the upstream charges the platform.
     case upstreamCost = "upstream_cost"
@@ -120,6 +121,8 @@ struct TransferRequest: Encodable, Sendable {
     var requestID: String?
     /// Check the debit against the available balance alone, not the credit line.
     var ignoreCreditLimit = false
+    /// For a void: the reservation timed out (its state becomes `expired`, not `voided`).
+    var expire = false
 
     static func posted(
         from debit: UUID, to credit: UUID, amount: Int64, code: String, by actor: String, resellerID: UUID? = nil,
@@ -144,16 +147,23 @@ struct TransferRequest: Encodable, Sendable {
         TransferRequest(kind: .postPending, amount: amount, pendingID: pendingID, code: code, createdBy: actor, requestID: requestID)
     }
 
-    /// Releases reservation `pendingID`; code `expired` marks it expired rather than voided.
+    /// Releases reservation `pendingID`.
     static func void(_ pendingID: UUID, code: String, by actor: String, requestID: String? = nil) -> TransferRequest {
         TransferRequest(kind: .voidPending, pendingID: pendingID, code: code, createdBy: actor, requestID: requestID)
+    }
+
+    /// Releases reservation `pendingID` because its timeout passed.
+    static func expiry(_ pendingID: UUID, by actor: String) -> TransferRequest {
+        var request = TransferRequest(kind: .voidPending, pendingID: pendingID, code: "expired", createdBy: actor)
+        request.expire = true
+        return request
     }
 
     enum CodingKeys: String, CodingKey {
         case id, kind, amount, code, reference, note
         case debitAccountID = "debit_account_id", creditAccountID = "credit_account_id", pendingID = "pending_id"
         case timeoutAt = "timeout_at", resellerID = "reseller_id", subAccountID = "sub_account_id"
-        case createdBy = "created_by", requestID = "request_id", ignoreCreditLimit = "ignore_credit_limit"
+        case createdBy = "created_by", requestID = "request_id", ignoreCreditLimit = "ignore_credit_limit", expire
     }
 }
 

@@ -27,8 +27,10 @@ CREATE TABLE ledger_account (
     below_threshold                boolean NOT NULL DEFAULT false,
     created_at                     timestamptz NOT NULL DEFAULT now(),
     updated_at                     timestamptz NOT NULL DEFAULT now(),
+    -- The platform's revenue is kept per reseller (platform_revenue carries the reseller it came from),
+    -- so that sends of different tenants never wait on one shared row; reports sum it.
     CHECK (CASE
-        WHEN kind IN ('platform_funding', 'platform_revenue', 'upstream_cost') THEN reseller_id IS NULL AND sub_account_id IS NULL
+        WHEN kind IN ('platform_funding', 'upstream_cost') THEN reseller_id IS NULL AND sub_account_id IS NULL
         WHEN kind = 'sub_account_wallet' THEN reseller_id IS NOT NULL AND sub_account_id IS NOT NULL
         ELSE reseller_id IS NOT NULL AND sub_account_id IS NULL
     END),
@@ -63,7 +65,9 @@ CREATE TABLE ledger_transfer (
     note              text CHECK (length(note) <= 1000),
     created_by        text NOT NULL,
     request_id        text,
-    created_at        timestamptz NOT NULL DEFAULT now(),
+    -- Set by ledger_apply_transfers after it holds the accounts' locks (clock_timestamp()), so for
+    -- any one account it follows the order in which its transfers were appended and committed.
+    created_at        timestamptz NOT NULL DEFAULT clock_timestamp(),
     CHECK (debit_account_id <> credit_account_id),
     CHECK ((kind = 'pending') = (state IS NOT NULL)),
     CHECK ((kind IN ('post_pending', 'void_pending')) = (pending_id IS NOT NULL)),
@@ -75,11 +79,12 @@ CREATE INDEX ledger_transfer_debit ON ledger_transfer (debit_account_id, seq);
 CREATE INDEX ledger_transfer_credit ON ledger_transfer (credit_account_id, seq);
 CREATE INDEX ledger_transfer_expiry ON ledger_transfer (timeout_at) WHERE state = 'pending' AND timeout_at IS NOT NULL;
 
--- Append-only, except a reservation's state, which moves once out of `pending`.
+-- Append-only, except a reservation's state, which moves once out of `pending`, and only inside
+-- ledger_apply_transfers (which records the resolution in the same statement).
 CREATE FUNCTION ledger_transfer_guard() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'UPDATE'
+    IF TG_OP = 'UPDATE' AND current_setting('ledger.applying', true) = 'on'
        AND OLD.state = 'pending' AND NEW.state IN ('posted', 'voided', 'expired')
        AND to_jsonb(NEW) - 'state' = to_jsonb(OLD) - 'state' THEN
         RETURN NEW;
@@ -120,13 +125,14 @@ CREATE INDEX idempotency_record_age ON idempotency_record (created_at);
 
 -- The platform's own accounts, and every tenant's accounts as the tenant is created.
 INSERT INTO ledger_account (kind, debits_must_not_exceed_credits)
-VALUES ('platform_funding', false), ('platform_revenue', false), ('upstream_cost', false);
+VALUES ('platform_funding', false), ('upstream_cost', false);
 
 CREATE FUNCTION ledger_open_reseller_accounts() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO ledger_account (kind, reseller_id, debits_must_not_exceed_credits)
-    VALUES ('reseller_wallet', NEW.id, true), ('reseller_revenue', NEW.id, false), ('reseller_issuance', NEW.id, false);
+    VALUES ('reseller_wallet', NEW.id, true), ('reseller_revenue', NEW.id, false), ('reseller_issuance', NEW.id, false),
+           ('platform_revenue', NEW.id, false);
     RETURN NULL;
 END;
 $$;
@@ -144,16 +150,17 @@ CREATE TRIGGER sub_account_ledger_wallet AFTER INSERT ON sub_account FOR EACH RO
 
 INSERT INTO ledger_account (kind, reseller_id, debits_must_not_exceed_credits)
 SELECT k.kind, r.id, k.kind = 'reseller_wallet'
-FROM reseller r CROSS JOIN (VALUES ('reseller_wallet'), ('reseller_revenue'), ('reseller_issuance')) AS k (kind);
+FROM reseller r CROSS JOIN (VALUES ('reseller_wallet'), ('reseller_revenue'), ('reseller_issuance'), ('platform_revenue')) AS k (kind);
 INSERT INTO ledger_account (kind, reseller_id, sub_account_id, debits_must_not_exceed_credits)
 SELECT 'sub_account_wallet', reseller_id, id, true FROM sub_account;
 
 -- Applies a list of transfers atomically: all succeed or none (the statement fails). With
--- `linked` (the default) they are recorded as one linked group; the expiry job passes false.
+-- `linked` (the default) they are recorded as one linked group; the expiry job passes false (and
+-- `expire` on each void, which marks the reservation expired rather than voided).
 --
 -- Each element: {id, kind: posted|pending|post_pending|void_pending, debit_account_id,
 -- credit_account_id, amount, pending_id, timeout_at, code, reseller_id, sub_account_id,
--- reference, note, created_by, request_id, ignore_credit_limit}. For post/void, the accounts come from the
+-- reference, note, created_by, request_id, ignore_credit_limit, expire}. For post/void, the accounts come from the
 -- reservation and `amount` (post only) may be omitted to post the full amount.
 -- Reservations, then accounts, are locked in id order, so concurrent calls cannot deadlock.
 --
@@ -181,6 +188,8 @@ DECLARE
     amt          bigint;
     row_out      ledger_transfer;
     touched      uuid[] := '{}';
+    touched_by   uuid[] := '{}';
+    now_ts       timestamptz;
     pending_ids  uuid[];
     account_ids  uuid[];
 BEGIN
@@ -201,6 +210,8 @@ BEGIN
         WHERE a IS NOT NULL);
     PERFORM 1 FROM ledger_account WHERE id = ANY (account_ids) ORDER BY id FOR UPDATE;
     GET DIAGNOSTICS locked = ROW_COUNT;
+    now_ts := clock_timestamp();
+    PERFORM set_config('ledger.applying', 'on', true);
     IF locked <> cardinality(account_ids) THEN
         RAISE EXCEPTION 'no account %', (SELECT a FROM unnest(account_ids) a WHERE NOT EXISTS (SELECT 1 FROM ledger_account WHERE id = a) LIMIT 1)
             USING ERRCODE = 'LE002', DETAIL = '0';
@@ -209,7 +220,7 @@ BEGIN
     FOR t IN SELECT * FROM jsonb_to_recordset(transfers) AS x (
         id uuid, kind text, debit_account_id uuid, credit_account_id uuid, amount bigint, pending_id uuid,
         timeout_at timestamptz, code text, reseller_id uuid, sub_account_id uuid, reference text, note text,
-        created_by text, request_id text, ignore_credit_limit boolean)
+        created_by text, request_id text, ignore_credit_limit boolean, expire boolean)
     LOOP
         IF t.kind IN ('posted', 'pending') THEN
             IF t.amount IS NULL OR t.amount <= 0 OR t.debit_account_id = t.credit_account_id THEN
@@ -236,10 +247,10 @@ BEGIN
             WHERE ledger_account.id = credit_id
             RETURNING watched OR low_balance_threshold IS NOT NULL INTO watched;
             INSERT INTO ledger_transfer (id, debit_account_id, credit_account_id, amount, kind, state, linked_id, timeout_at,
-                                         code, reseller_id, sub_account_id, reference, note, created_by, request_id)
+                                         code, reseller_id, sub_account_id, reference, note, created_by, request_id, created_at)
             VALUES (t.id, debit_id, credit_id, amt, t.kind, CASE WHEN t.kind = 'pending' THEN 'pending' END, link_id,
                     CASE WHEN t.kind = 'pending' THEN t.timeout_at END, t.code, t.reseller_id, t.sub_account_id,
-                    t.reference, t.note, t.created_by, t.request_id)
+                    t.reference, t.note, t.created_by, t.request_id, now_ts)
             RETURNING * INTO row_out;
         ELSIF t.kind IN ('post_pending', 'void_pending') THEN
             SELECT * INTO p FROM ledger_transfer WHERE ledger_transfer.id = t.pending_id AND ledger_transfer.kind = 'pending';
@@ -273,24 +284,27 @@ BEGIN
                 RETURNING low_balance_threshold IS NOT NULL INTO watched;
                 UPDATE ledger_account SET credits_pending = credits_pending - p.amount WHERE ledger_account.id = credit_id
                 RETURNING watched OR low_balance_threshold IS NOT NULL INTO watched;
-                UPDATE ledger_transfer SET state = CASE WHEN t.code = 'expired' THEN 'expired' ELSE 'voided' END WHERE ledger_transfer.id = p.id;
+                UPDATE ledger_transfer SET state = CASE WHEN t.expire THEN 'expired' ELSE 'voided' END WHERE ledger_transfer.id = p.id;
             END IF;
             INSERT INTO ledger_transfer (id, debit_account_id, credit_account_id, amount, kind, pending_id, linked_id, code,
-                                         reseller_id, sub_account_id, reference, note, created_by, request_id)
+                                         reseller_id, sub_account_id, reference, note, created_by, request_id, created_at)
             VALUES (t.id, debit_id, credit_id, amt, t.kind, p.id, link_id, t.code, COALESCE(t.reseller_id, p.reseller_id),
-                    COALESCE(t.sub_account_id, p.sub_account_id), t.reference, t.note, t.created_by, t.request_id)
+                    COALESCE(t.sub_account_id, p.sub_account_id), t.reference, t.note, t.created_by, t.request_id, now_ts)
             RETURNING * INTO row_out;
         ELSE
             RAISE EXCEPTION 'unknown transfer kind %', t.kind USING ERRCODE = 'LE007', DETAIL = idx::text;
         END IF;
         IF watched THEN
             touched := touched || debit_id || credit_id;
+            touched_by := touched_by || row_out.id || row_out.id;
         END IF;
         RETURN NEXT row_out;
         idx := idx + 1;
     END LOOP;
 
-    -- Low-balance crossings, once per account and call (only accounts with a threshold were kept).
+    PERFORM set_config('ledger.applying', 'off', true);
+    -- Low-balance crossings, once per account and call (only accounts with a threshold were kept),
+    -- each with the last transfer that touched the account.
     IF cardinality(touched) = 0 THEN
         RETURN;
     END IF;
@@ -302,7 +316,8 @@ BEGIN
         INSERT INTO ledger_event (account_id, reseller_id, sub_account_id, kind, available, threshold, transfer_id)
         VALUES (acct.id, acct.reseller_id, acct.sub_account_id,
                 CASE WHEN acct.below_threshold THEN 'balance_recovered' ELSE 'low_balance' END,
-                acct.credits_posted - acct.debits_posted - acct.debits_pending, acct.low_balance_threshold, row_out.id);
+                acct.credits_posted - acct.debits_posted - acct.debits_pending, acct.low_balance_threshold,
+                (SELECT touched_by[i] FROM generate_subscripts(touched, 1) AS i WHERE touched[i] = acct.id ORDER BY i DESC LIMIT 1));
     END LOOP;
 END;
 $$;

@@ -40,7 +40,7 @@ struct LedgerRepository: Sendable {
         }
     }
 
-    /// Applies `transfers` in a transaction of their own.
+    /// Applies `transfers` on a pooled connection: one statement, so atomic on its own.
     func apply(_ transfers: [TransferRequest]) async throws -> [TransferRecord] {
         try await pool.withConnection { try await Self.apply(transfers, on: $0) }
     }
@@ -56,7 +56,7 @@ struct LedgerRepository: Sendable {
                 FOR UPDATE SKIP LOCKED
                 """).decode(UUID.self)
             guard !due.isEmpty else { return 0 }
-            _ = try await Self.apply(due.map { .void($0, code: "expired", by: actor) }, linked: false, on: connection)
+            _ = try await Self.apply(due.map { .expiry($0, by: actor) }, linked: false, on: connection)
             return due.count
         }
     }
@@ -69,7 +69,8 @@ struct LedgerRepository: Sendable {
                 SELECT 1 FROM ledger_account
                 WHERE ledger_account.id IN (t.debit_account_id, t.credit_account_id)
                   AND (\(scope.resellerID)::uuid IS NULL OR reseller_id = \(scope.resellerID)::uuid)
-                  AND (\(scope.subAccountID)::uuid IS NULL OR sub_account_id = \(scope.subAccountID)::uuid))
+                  AND (\(scope.subAccountID)::uuid IS NULL OR sub_account_id = \(scope.subAccountID)::uuid)
+                  AND (\(scope.resellerID)::uuid IS NULL OR kind <> 'platform_revenue'))
             """).decodeRecords(TransferRecord.self).first
     }
 
@@ -83,12 +84,16 @@ struct LedgerRepository: Sendable {
             """).decodeRecords(BalanceEventRecord.self)
     }
 
-    /// Transfers touching `accountID`, newest first, before the seq `cursor`.
+    /// Transfers touching `accountID`, newest first, before the seq `cursor` (two index scans, merged).
     func transfers(accountID: UUID, before cursor: Int64?, limit: Int) async throws -> [TransferRecord] {
         try await pool.query("""
-            SELECT \(unescaped: Self.transferColumns) FROM ledger_transfer
-            WHERE (debit_account_id = \(accountID) OR credit_account_id = \(accountID))
-              AND (\(cursor)::bigint IS NULL OR seq < \(cursor)::bigint)
+            SELECT \(unescaped: Self.transferColumns) FROM (
+                (SELECT * FROM ledger_transfer WHERE debit_account_id = \(accountID)
+                   AND (\(cursor)::bigint IS NULL OR seq < \(cursor)::bigint) ORDER BY seq DESC LIMIT \(limit))
+                UNION ALL
+                (SELECT * FROM ledger_transfer WHERE credit_account_id = \(accountID)
+                   AND (\(cursor)::bigint IS NULL OR seq < \(cursor)::bigint) ORDER BY seq DESC LIMIT \(limit))
+            ) t
             ORDER BY seq DESC
             LIMIT \(limit)
             """).decodeRecords(TransferRecord.self)
@@ -102,6 +107,7 @@ struct LedgerRepository: Sendable {
             WHERE id = \(id)
               AND (\(scope.resellerID)::uuid IS NULL OR reseller_id = \(scope.resellerID)::uuid)
               AND (\(scope.subAccountID)::uuid IS NULL OR sub_account_id = \(scope.subAccountID)::uuid)
+              AND (\(scope.resellerID)::uuid IS NULL OR kind <> 'platform_revenue')
             """).decodeRecords(LedgerAccountRecord.self).first
     }
 
@@ -141,6 +147,7 @@ struct LedgerRepository: Sendable {
             SELECT \(unescaped: Self.accountColumns) FROM ledger_account
             WHERE (\(scope.resellerID)::uuid IS NULL OR reseller_id = \(scope.resellerID)::uuid)
               AND (\(scope.subAccountID)::uuid IS NULL OR sub_account_id = \(scope.subAccountID)::uuid)
+              AND (\(scope.resellerID)::uuid IS NULL OR kind <> 'platform_revenue')
               AND (\(kind?.rawValue)::text IS NULL OR kind = \(kind?.rawValue)::text)
               AND (\(resellerID)::uuid IS NULL OR reseller_id = \(resellerID)::uuid)
               AND (\(subAccountID)::uuid IS NULL OR sub_account_id = \(subAccountID)::uuid)
@@ -258,5 +265,6 @@ private struct TransferJSON: Encodable {
         try container.encode(request.createdBy, forKey: .createdBy)
         try container.encodeIfPresent(request.requestID, forKey: .requestID)
         try container.encode(request.ignoreCreditLimit, forKey: .ignoreCreditLimit)
+        try container.encode(request.expire, forKey: .expire)
     }
 }

@@ -116,8 +116,10 @@ struct SendPlanner: Sendable {
         async let senderError: GatewayErrorCode? =
             if let sender { SenderNameRepository(pool: pool).sendCheck(subAccountID: subAccountID, sender: sender) } else { .senderEmpty }
         async let balanceRead = WalletBalance(try await LedgerRepository(pool: pool).wallet(subAccountID: subAccountID))
+        async let resellerWalletRead = WalletBalance(
+            try await LedgerRepository(pool: pool).account(kind: .resellerWallet, resellerID: account.resellerID, subAccountID: nil))
         async let resolutionRead = PriceResolver(pool: pool).resolve(subAccountID: subAccountID, numbers: numbers, at: instant)
-        let (senderCheck, balance, resolved) = try await (senderError, balanceRead, resolutionRead)
+        let (senderCheck, balance, resellerWallet, resolved) = try await (senderError, balanceRead, resellerWalletRead, resolutionRead)
         guard let resolution = resolved else { return nil }
 
         var checks: [SendCheck] = []
@@ -171,6 +173,12 @@ struct SendPlanner: Sendable {
             checks.append(SendCheck(
                 code: .insufficientCredits, field: nil,
                 message: "the messages cost \(retailTotal) credits; \(balance.spendable) can be spent: \(GatewayErrorCode.insufficientCredits.meaning)"))
+        } else if wholesaleTotal > resellerWallet.spendable {
+            // A send reserves the wholesale leg on the reseller's wallet too; its balance is the reseller's
+            // business, so the sub-account learns only that the send cannot be paid for upstream of it.
+            checks.append(SendCheck(
+                code: .insufficientCredits, field: nil,
+                message: "the reseller's account cannot cover these messages: \(GatewayErrorCode.insufficientCredits.meaning)"))
         }
         return SendPlan(
             subAccountID: subAccountID, resellerID: account.resellerID, instant: instant, effectiveStatus: account.effectiveStatus,
