@@ -38,7 +38,7 @@ import Testing
             // A retry with the same key answers the same response and moves nothing.
             let replay = try await api.call(
                 .post, "/resellers/\(tenant.resellerID)/top-ups", key: api.adminKey,
-                body: ["note": "first payment", "paymentReference": "INV-2026-001", "amount": "100"], headers: topUpKey)
+                body: ["note": "first payment", "paymentReference": "INV-2026-001", "amount": "100.0000"], headers: topUpKey)
             #expect(replay.status == .created)
             #expect(replay.headers[HTTPField.Name("Idempotent-Replayed")!] == "true")
             #expect((replay["transfer"] as? [String: Any])?["id"] as? String == transfer["id"] as? String)
@@ -89,6 +89,9 @@ import Testing
             let statement = try await api.call(.get, "/accounts/\(accountID)/statement?from=\(from)&to=\(to)", key: tenant.subAccountKey)
             #expect(statement.status == .ok, "\(statement.json)")
             #expect(statement.string("openingBalance") == "0.0000" && statement.string("closingBalance") == "19.5000")
+            #expect(statement["provisional"] as? Bool == true, "a period that has not ended may still change")
+            let closed = try await api.call(.get, "/accounts/\(accountID)/statement?from=\(from)&to=2020-01-01T00:00:00Z", key: tenant.subAccountKey)
+            #expect(closed["provisional"] as? Bool == false && closed.string("closingBalance") == "0.0000")
             #expect(statement.string("totalCredits") == "30.0000" && statement.string("totalDebits") == "10.5000")
             let lines = try #require(statement["lines"] as? [[String: Any]])
             #expect(lines.map { $0["balance"] as? String } == ["30.0000", "19.5000"])
@@ -209,6 +212,8 @@ import Testing
             let revenue = try #require(try await Self.wallet(api, key: tenant.resellerKey, kind: "reseller_revenue")["id"] as? String)
             #expect(try await api.call(.put, "/accounts/\(revenue)/credit-limit", key: api.adminKey, body: ["creditLimit": "1"], headers: Self.key()).status == .conflict)
             #expect(try await api.call(.get, "/accounts?kind=platform_funding", key: tenant.resellerKey).items.isEmpty)
+            #expect(try await api.call(.get, "/accounts?kind=platform_revenue", key: tenant.resellerKey).items.isEmpty)
+            #expect(try await api.call(.get, "/accounts?kind=platform_revenue&resellerId=\(tenant.resellerID)", key: api.adminKey).items.count == 1)
             #expect(try await api.auditCount(action: "ledger.credit_limit") == 2)
         }
     }
@@ -230,6 +235,10 @@ import Testing
             let events = try await api.call(.get, "/accounts/\(subWallet)/events", key: tenant.subAccountKey)
             #expect(events.items.map { $0["kind"] as? String } == ["low_balance", "balance_recovered", "low_balance"])
             #expect(events.items.first?["available"] as? String == "13.0000")
+            // Setting the threshold again while already below records no second alert.
+            let again = try await api.call(.put, "/accounts/\(subWallet)/low-balance-threshold", key: tenant.resellerKey, body: ["threshold": "14"])
+            #expect(again.status == .ok)
+            #expect(try await api.call(.get, "/accounts/\(subWallet)/events", key: tenant.subAccountKey).items.count == 3)
             let removed = try await api.call(.delete, "/accounts/\(subWallet)/low-balance-threshold", key: tenant.subAccountKey)
             #expect(removed.status == .ok && removed["lowBalanceThreshold"] == nil)
         }

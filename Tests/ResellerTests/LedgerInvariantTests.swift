@@ -183,6 +183,10 @@ import Testing
                 await #expect(throws: PostgresError.self) { try await pool.query("UPDATE ledger_transfer SET amount = 0 WHERE id = \(first)") }
                 await #expect(throws: PostgresError.self) { try await pool.query("DELETE FROM ledger_transfer WHERE id = \(first)") }
                 await #expect(throws: PostgresError.self) { try await pool.query("UPDATE ledger_transfer SET state = 'pending' WHERE id = \(first)") }
+                // A reservation's state moves only together with its resolution, inside the apply function.
+                let open = try await reserve(1)
+                await #expect(throws: PostgresError.self) { try await pool.query("UPDATE ledger_transfer SET state = 'posted' WHERE id = \(open)") }
+                _ = try await ledger.apply([.void(open, code: "send_cancelled", by: "test")])
                 try await Self.checkInvariants(pool: pool)
             }
         }

@@ -49,9 +49,10 @@ extension APIHandlers {
         let cursor = validator.integerCursor(input.query.cursor)
         if input.query.from >= input.query.to { validator.fail("to", "must be after from") }
         try validator.check()
-        let statement = try await ledger.statement(account: account, from: input.query.from, to: input.query.to, after: cursor, limit: limit)
+        guard let statement = try await ledger.statement(accountID: account.id, from: input.query.from, to: input.query.to, after: cursor, limit: limit)
+        else { throw APIProblem.notFound("No account \(account.id.apiString).") }
         return .ok(.init(body: .json(.init(
-            account: Self.schema(statement.account), from: statement.from, to: statement.to,
+            provisional: statement.provisional, account: Self.schema(statement.account), from: statement.from, to: statement.to,
             openingBalance: Money(statement.openingBalance).description, totalDebits: Money(statement.totalDebits).description,
             totalCredits: Money(statement.totalCredits).description, closingBalance: Money(statement.closingBalance).description,
             lines: statement.lines.map { line in
@@ -103,7 +104,8 @@ extension APIHandlers {
         let note = validator.text(body.note, field: "/note", maximum: 1000)
         try validator.check()
         let request = try Idempotency.request(
-            principal: principal, key: input.headers.idempotencyKey, operation: "topUpReseller:\(resellerID.apiString)", body: body)
+            principal: principal, key: input.headers.idempotencyKey, operation: "topUpReseller:\(resellerID.apiString)",
+            body: ["amount": String(amount.minorUnits), "paymentReference": reference, "note": note ?? ""])
         let (result, replayed) = try await idempotency.run(request, status: 201) { connection in
             Self.schema(try await LedgerService.topUp(
                 resellerID: resellerID, amount: amount, paymentReference: reference, note: note, by: AuditActor(principal), on: connection))
@@ -120,7 +122,8 @@ extension APIHandlers {
         let reason = validator.required(body.reason, field: "/reason", maximum: 1000)
         try validator.check()
         let request = try Idempotency.request(
-            principal: principal, key: input.headers.idempotencyKey, operation: "adjustResellerWallet:\(resellerID.apiString)", body: body)
+            principal: principal, key: input.headers.idempotencyKey, operation: "adjustResellerWallet:\(resellerID.apiString)",
+            body: ["amount": String(amount.minorUnits), "reason": reason])
         let (result, replayed) = try await idempotency.run(request, status: 201) { connection in
             Self.schema(try await LedgerService.adjust(resellerID: resellerID, amount: amount, reason: reason, by: AuditActor(principal), on: connection))
         }
@@ -139,7 +142,8 @@ extension APIHandlers {
         try validator.check()
         let direction: LedgerService.CreditDirection = body.direction == .toSubAccount ? .toSubAccount : .fromSubAccount
         let request = try Idempotency.request(
-            principal: principal, key: input.headers.idempotencyKey, operation: "transferSubAccountCredits:\(subAccount.id.apiString)", body: body)
+            principal: principal, key: input.headers.idempotencyKey, operation: "transferSubAccountCredits:\(subAccount.id.apiString)",
+            body: ["amount": String(amount.minorUnits), "direction": direction.rawValue, "note": note ?? ""])
         let (result, replayed) = try await idempotency.run(request, status: 201) { connection in
             Self.schema(try await LedgerService.transferCredits(
                 subAccount: subAccount, amount: amount, direction: direction, note: note, by: AuditActor(principal), on: connection))
@@ -160,7 +164,8 @@ extension APIHandlers {
         let limit = validator.amount(body.creditLimit, field: "/creditLimit", allowZero: true)
         try validator.check()
         let request = try Idempotency.request(
-            principal: principal, key: input.headers.idempotencyKey, operation: "setCreditLimit:\(account.id.apiString)", body: body)
+            principal: principal, key: input.headers.idempotencyKey, operation: "setCreditLimit:\(account.id.apiString)",
+            body: ["creditLimit": String(limit.minorUnits)])
         let (result, replayed) = try await idempotency.run(request, status: 200) { connection in
             Self.schema(try await LedgerService.setCreditLimit(account: account, limit: limit, by: AuditActor(principal), on: connection))
         }

@@ -327,7 +327,10 @@ extension APIHandlers {
                 .init(
                     prefix: entry.prefix, price: entry.price?.description, status: .init(rawValue: entry.status.rawValue)!,
                     // Prefixes were checked against the calling-code table when they were stored.
-                    country: schema(CallingCode.match(entry.prefix)!))
+                    // Every stored prefix matched a calling code when it was written; should the table ever lose
+                    // one, old versions still read (with an honest placeholder) instead of trapping.
+                    country: CallingCode.match(entry.prefix).map(Self.schema)
+                        ?? .init(callingCode: entry.prefix, regions: [], name: "unknown calling code"))
             })
     }
 

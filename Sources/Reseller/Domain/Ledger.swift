@@ -231,6 +231,8 @@ struct Statement: Sendable {
     var totalCredits: Int64
     var closingBalance: Int64 { openingBalance + totalCredits - totalDebits }
     var lines: [StatementLine]
+    /// The period ends less than a minute before the read: transfers inside it may still be committing.
+    var provisional: Bool
     /// The seq to continue from when the period has more lines than the page.
     var nextCursor: Int64?
 }

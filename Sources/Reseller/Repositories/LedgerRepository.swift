@@ -178,15 +178,18 @@ struct LedgerRepository: Sendable {
     struct LimitRefused: Error {}
 
     /// Sets or removes the low-balance threshold. The crossing state starts from the current balance; an account
-    /// already below a new threshold gets its `low_balance` event at once.
-    static func setLowBalanceThreshold(accountID: UUID, threshold: Int64?, on connection: PostgresConnection) async throws -> LedgerAccountRecord {
+    /// that was not below and is below the new threshold gets its `low_balance` event at once (one that already was
+    /// gets none: no second alert without a recovery in between).
+    static func setLowBalanceThreshold(
+        accountID: UUID, threshold: Int64?, wasBelow: Bool, on connection: PostgresConnection
+    ) async throws -> LedgerAccountRecord {
         let record = try await connection.query("""
             UPDATE ledger_account SET low_balance_threshold = \(threshold),
                 below_threshold = coalesce(credits_posted - debits_posted - debits_pending < \(threshold)::bigint, false)
             WHERE id = \(accountID)
             RETURNING \(unescaped: accountColumns)
             """).decodeRecords(LedgerAccountRecord.self)[0]
-        if record.belowThreshold, let threshold {
+        if record.belowThreshold, !wasBelow, let threshold {
             try await connection.query("""
                 INSERT INTO ledger_event (account_id, reseller_id, sub_account_id, kind, available, threshold)
                 VALUES (\(record.id), \(record.resellerID), \(record.subAccountID), 'low_balance', \(record.available), \(threshold))
@@ -197,11 +200,18 @@ struct LedgerRepository: Sendable {
 
     // MARK: - Statements
 
+    /// How long after a period's end its statement may still change: transfers are stamped while they hold their
+    /// accounts' locks and become visible when their transaction commits, bounded by the statement timeout.
+    static let settlingTime = 60
+
     /// Posted movements of `accountID` with `from <= created_at < to`, in append order, after seq `cursor`,
-    /// with the opening balance at `from` and each line's running balance. Read in one snapshot.
-    func statement(account: LedgerAccountRecord, from: Date, to: Date, after cursor: Int64?, limit: Int) async throws -> Statement {
+    /// with the opening balance at `from` and each line's running balance. Read in one snapshot, the account too.
+    func statement(accountID id: UUID, from: Date, to: Date, after cursor: Int64?, limit: Int) async throws -> Statement? {
         try await pool.withTransaction(isolation: .repeatableRead, readOnly: true) { connection in
-            let id = account.id
+            guard let account = try await Self.account(id: id, on: connection) else { return nil }
+            let provisional = try await connection.query(
+                "SELECT \(to)::timestamptz > now() - make_interval(secs => \(Self.settlingTime))"
+            ).first(as: Bool.self) ?? true
             let aggregates = try await connection.query("""
                 SELECT coalesce(sum(credit - debit) FILTER (WHERE created_at < \(from)), 0)::bigint,
                        coalesce(sum(debit) FILTER (WHERE created_at >= \(from) AND created_at < \(to)), 0)::bigint,
@@ -237,7 +247,7 @@ struct LedgerRepository: Sendable {
             }
             return Statement(
                 account: account, from: from, to: to, openingBalance: totals.0, totalDebits: totals.1, totalCredits: totals.2,
-                lines: lines, nextCursor: rows.count > limit ? lines.last?.transfer.seq : nil)
+                lines: lines, provisional: provisional, nextCursor: rows.count > limit ? lines.last?.transfer.seq : nil)
         }
     }
 }

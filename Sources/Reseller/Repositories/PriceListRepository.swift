@@ -242,8 +242,8 @@ struct PriceListRepository: Sendable {
         if let resellerID = list.resellerID {
             return """
                 SELECT v.id, v.price_list_id, 'retail' AS layer, v.reseller_id, v.effective_from,
-                       CASE WHEN v.effective_from > now() THEN 'scheduled'
-                            WHEN v.id = retail_price_version_at(v.reseller_id, v.price_list_id, now()) THEN 'in_force'
+                       CASE WHEN v.effective_from > statement_timestamp() THEN 'scheduled'
+                            WHEN v.id = retail_price_version_at(v.reseller_id, v.price_list_id, statement_timestamp()) THEN 'in_force'
                             ELSE 'superseded' END AS state,
                        v.entry_count, v.note, v.created_by, v.created_at
                 FROM retail_price_version v
@@ -252,8 +252,8 @@ struct PriceListRepository: Sendable {
         }
         return """
             SELECT v.id, v.price_list_id, \(list.layer.rawValue)::text AS layer, NULL::uuid AS reseller_id, v.effective_from,
-                   CASE WHEN v.effective_from > now() THEN 'scheduled'
-                        WHEN v.id = platform_price_version_at(v.price_list_id, now()) THEN 'in_force'
+                   CASE WHEN v.effective_from > statement_timestamp() THEN 'scheduled'
+                        WHEN v.id = platform_price_version_at(v.price_list_id, statement_timestamp()) THEN 'in_force'
                         ELSE 'superseded' END AS state,
                    v.entry_count, v.note, v.created_by, v.created_at
             FROM platform_price_version v
@@ -327,8 +327,10 @@ struct PriceListRepository: Sendable {
                     try await connection.query("SELECT 1 FROM platform_price_list WHERE id = \(list.id) FOR UPDATE")
                     allowLoss = false
                 }
+                // The clock after the lock, not the transaction's start: a version that waited for the lock
+                // behind another must not take effect before the one that committed first.
                 let (now, effective) = try await connection.query(
-                    "SELECT now(), coalesce(\(effectiveFrom)::timestamptz, now())"
+                    "SELECT clock_timestamp(), coalesce(\(effectiveFrom)::timestamptz, clock_timestamp())"
                 ).first(as: (Date, Date).self)!
                 if let effectiveFrom, effectiveFrom < now { return .effectiveInThePast(now: now) }
 

@@ -51,6 +51,12 @@ struct ResellerRepository: Sendable {
         }
     }
 
+    /// The reseller's status, its row locked FOR SHARE until the transaction ends; nil when it does not exist.
+    static func lockStatus(id: UUID, on connection: PostgresConnection) async throws -> AccountStatus? {
+        try await connection.query("SELECT status FROM reseller WHERE id = \(id) FOR SHARE").first(as: String.self)
+            .flatMap(AccountStatus.init(rawValue:))
+    }
+
     func find(id: UUID) async throws -> ResellerRecord? {
         try await pool.query("SELECT \(unescaped: Self.columns) FROM reseller WHERE id = \(id)").decodeRecords(ResellerRecord.self).first
     }

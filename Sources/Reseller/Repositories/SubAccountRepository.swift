@@ -77,6 +77,20 @@ struct SubAccountRepository: Sendable {
         try await pool.withConnection { try await Self.find(on: $0, id: id, scope: scope, lock: false) }
     }
 
+    /// The sub-account's own status and its reseller's, both rows locked FOR SHARE until the transaction
+    /// ends (a concurrent block or close waits, and vice versa). Nil when it does not exist.
+    static func lockStatuses(subAccountID: UUID, on connection: PostgresConnection) async throws
+        -> (subAccount: AccountStatus, reseller: AccountStatus)?
+    {
+        guard let row = try await connection.query("""
+            SELECT s.status, r.status FROM sub_account s JOIN reseller r ON r.id = s.reseller_id
+            WHERE s.id = \(subAccountID) FOR SHARE OF s, r
+            """).first(as: (String, String).self),
+            let subAccount = AccountStatus(rawValue: row.0), let reseller = AccountStatus(rawValue: row.1)
+        else { return nil }
+        return (subAccount, reseller)
+    }
+
     /// The effective status of a sub-account, for send paths: nil when it does not exist.
     /// `AccountStatus.gatewayCode` gives the 1601 error (115/116) to answer with.
     func effectiveStatus(subAccountID: UUID) async throws -> AccountStatus? {

@@ -6,7 +6,8 @@ import PostgresLibpq
 /// Runs money-moving requests at most once per `Idempotency-Key`.
 ///
 /// The key is scoped to the caller (the admin, a reseller, a sub-account), so two tenants can use the
-/// same key. The request hash covers the operation, its path ids and the canonical JSON body. The
+/// same key. The request hash covers the operation, its path ids and the request's validated values
+/// (so `"100"` and `"100.0000"` are the same request), as canonical JSON. The
 /// operation's effects, its audit row and the stored response commit in one transaction, so a
 /// response is stored exactly when the money moved. A failed operation stores nothing.
 struct Idempotency: Sendable {

@@ -55,8 +55,15 @@ enum LedgerService {
         subAccount: SubAccountRecord, amount: Money, direction: CreditDirection, note: String?, by actor: AuditActor,
         on connection: PostgresConnection
     ) async throws -> Movement {
-        guard subAccount.status != .closed else {
+        // Read under lock in this transaction, so a concurrent close cannot slip between check and transfer.
+        guard let statuses = try await SubAccountRepository.lockStatuses(subAccountID: subAccount.id, on: connection) else {
+            throw APIProblem.notFound("No sub-account \(subAccount.id.apiString).")
+        }
+        guard statuses.subAccount != .closed else {
             throw APIProblem.conflict("Sub-account \(subAccount.id.apiString) is closed; its credits cannot move.")
+        }
+        guard direction == .fromSubAccount || statuses.reseller != .closed else {
+            throw APIProblem.conflict("The reseller is closed; it cannot grant credits.")
         }
         let issuance = try await requireAccount(.resellerIssuance, subAccount.resellerID, nil, on: connection)
         let wallet = try await requireAccount(.subAccountWallet, subAccount.resellerID, subAccount.id, on: connection)
@@ -108,7 +115,8 @@ enum LedgerService {
         guard let before = try await LedgerRepository.lockAccount(id: account.id, on: connection) else {
             throw APIProblem.notFound("No account \(account.id.apiString).")
         }
-        let after = try await LedgerRepository.setLowBalanceThreshold(accountID: account.id, threshold: threshold?.minorUnits, on: connection)
+        let after = try await LedgerRepository.setLowBalanceThreshold(
+            accountID: account.id, threshold: threshold?.minorUnits, wasBelow: before.belowThreshold, on: connection)
         try await AuditRepository.record(
             on: connection, by: actor, action: "ledger.low_balance_threshold", targetType: "ledger_account", targetID: account.id,
             resellerID: account.resellerID, before: AccountAudit(before), after: AccountAudit(after))
@@ -118,9 +126,10 @@ enum LedgerService {
     // MARK: - Helpers
 
     private static func requireReseller(_ id: UUID, open: Bool, on connection: PostgresConnection) async throws {
-        let status = try await connection.query("SELECT status FROM reseller WHERE id = \(id)").first(as: String.self)
-        guard let status else { throw APIProblem.notFound("No reseller \(id.apiString).") }
-        guard !open || status != AccountStatus.closed.rawValue else {
+        guard let status = try await ResellerRepository.lockStatus(id: id, on: connection) else {
+            throw APIProblem.notFound("No reseller \(id.apiString).")
+        }
+        guard !open || status != .closed else {
             throw APIProblem.conflict("Reseller \(id.apiString) is closed; its wallet cannot move.")
         }
     }
@@ -138,9 +147,10 @@ enum LedgerService {
     private static func apply(_ request: TransferRequest, on connection: PostgresConnection) async throws -> TransferRecord {
         do {
             return try await LedgerRepository.apply([request], on: connection)[0]
-        } catch let failure as LedgerFailure {
+        } catch let failure as LedgerFailure where failure.reason == .insufficientFunds || failure.reason == .notFound {
             throw APIProblem(failure)
         }
+        // Any other refusal (a malformed transfer, a reused id) is a bug here: it stays an internal error (500, logged).
     }
 
     private static func finish(
