@@ -29,7 +29,8 @@ import Testing
             #expect(accepted.retail?.versionID?.apiString == priced.retailVersionID)
 
             // Price rises next week in every layer.
-            let nextWeek = Date().addingTimeInterval(7 * 86_400)
+            // A whole second, so the boundary sent, stored and queried is exactly the same instant.
+            let nextWeek = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 + 7 * 86_400).rounded(.down))
             let retailV2 = try await api.version(priced.retailListID, key: tenant.resellerKey, [TestEntry("31", "0.0900")], effectiveFrom: nextWeek)
             let wholesaleV2 = try await api.version(priced.wholesaleListID, key: api.adminKey, [TestEntry("31", "0.0600")], effectiveFrom: nextWeek)
 
@@ -46,6 +47,9 @@ import Testing
             let atSwitch = try #require(try await resolver.resolve(subAccountID: subAccountID, numbers: [number], at: nextWeek))
             guard case .priced(let switchPrice) = atSwitch[number] else { throw Failure("not priced at the switch") }
             #expect(switchPrice.retail.versionID.apiString == retailV2)
+            // A microsecond before it, the old one still is.
+            let beforeSwitch = try #require(try await resolver.resolve(subAccountID: subAccountID, numbers: [number], at: nextWeek.addingTimeInterval(-0.000_001)))
+            #expect(beforeSwitch[number] == .priced(price))
 
             // The preview prices with today's version.
             let preview = try await api.call(.post, "/sub-accounts/\(tenant.subAccountID)/send-preview", key: tenant.subAccountKey,

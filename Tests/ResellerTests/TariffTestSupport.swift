@@ -69,7 +69,7 @@ extension TenancyHarness {
 
     func createVersion(_ listID: String, key: String, _ entries: [TestEntry], effectiveFrom: Date? = nil, note: String? = nil) async throws -> Reply {
         var body: [String: Any] = ["entries": entries.map(\.json)]
-        if let effectiveFrom { body["effectiveFrom"] = effectiveFrom.formatted(.iso8601) }
+        if let effectiveFrom { body["effectiveFrom"] = APIDateTranscoder.string(from: effectiveFrom) }
         if let note { body["note"] = note }
         return try await call(.post, "/price-lists/\(listID)/versions", key: key, body: body)
     }
