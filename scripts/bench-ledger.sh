@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark: single-phase ledger transfers (each its own transaction through
 # ledger_apply_transfers) from ONE hot sub-account and spread over 1 000 sub-accounts, at 8 and 32
-# concurrent tasks, next to pgbench's built-in tpcb-like script at the same client counts, on the
+# concurrent tasks (spread: over 100 resellers, each transfer crediting its own reseller's revenue
+# account), next to pgbench's built-in tpcb-like script at the same client counts, on the
 # same throwaway server in the same run. Prints each rate and its ratio to pgbench, and the same
 # hot-account transfer driven by pgbench itself (a custom script calling ledger_apply_transfers), which
 # shows how much of the cost is the database's rather than the Swift client's.
@@ -38,7 +39,7 @@ for clients in 8 32; do
     done
     if [ "$clients" = 8 ]; then
         wallet=$("$(pg_bindir)/psql" -Atq -d ledger -c "SELECT id FROM ledger_account WHERE kind = 'sub_account_wallet' ORDER BY id LIMIT 1")
-        revenue=$("$(pg_bindir)/psql" -Atq -d ledger -c "SELECT id FROM ledger_account WHERE kind = 'reseller_revenue' LIMIT 1")
+        revenue=$("$(pg_bindir)/psql" -Atq -d ledger -c "SELECT r.id FROM ledger_account r JOIN ledger_account w ON w.reseller_id = r.reseller_id AND w.id = '$wallet' WHERE r.kind = 'reseller_revenue'")
         cat >"$THROWAWAY_DIR/transfer.sql" <<SQL
 SELECT 1 FROM ledger_apply_transfers(jsonb_build_array(jsonb_build_object('id', gen_random_uuid(), 'kind', 'posted',
   'debit_account_id', '$wallet', 'credit_account_id', '$revenue', 'amount', 725, 'code', 'bench', 'created_by', 'bench')));

@@ -9,7 +9,8 @@ public enum LedgerBenchmark {
     public enum Scenario: String, Sendable, CaseIterable {
         /// Every transfer debits the same sub-account wallet (one row lock for all).
         case hot
-        /// Transfers debit one of `accounts` sub-account wallets at random.
+        /// Transfers debit one of `accounts` sub-account wallets at random, spread over 100 resellers (each
+        /// transfer credits its own reseller's revenue account, as a send's retail leg does).
         case spread
     }
 
@@ -19,30 +20,42 @@ public enum LedgerBenchmark {
         public var rate: Double { Double(transfers) / seconds }
     }
 
-    /// Migrates the database and opens one reseller with `accounts` funded sub-accounts (once per database).
+    /// Resellers the sub-accounts are spread over.
+    static let resellers = 100
+
+    /// Migrates the database and opens `resellers` resellers with `accounts` funded sub-accounts in all (once per database).
     public static func prepare(pool: PostgresPool, accounts: Int, logger: Logger) async throws {
         _ = try await Migrator(pool: pool, migrations: try BundledMigrations.load(), logger: logger).migrate()
         let existing = try await pool.query("SELECT count(*) FROM sub_account").first(as: Int.self) ?? 0
         guard existing < accounts else { return }
         try await pool.withTransaction { connection in
-            let reseller = try await connection.query("INSERT INTO reseller (name) VALUES ('bench') RETURNING id").first(as: UUID.self)!
+            try await connection.query("INSERT INTO reseller (name) SELECT 'bench ' || n FROM generate_series(1, \(resellers)) n")
             try await connection.query("""
                 INSERT INTO sub_account (reseller_id, name, username, password_salt, password_iterations, password_hash)
-                SELECT \(reseller), 'bench ' || n, 'bench-' || n, '\\x00', 1, '\\x00' FROM generate_series(1, \(accounts)) n
+                SELECT r.id, 'bench ' || n, 'bench-' || n, '\\x00', 1, '\\x00'
+                FROM generate_series(1, \(accounts)) n
+                JOIN (SELECT id, row_number() OVER (ORDER BY id) - 1 AS slot FROM reseller) r ON r.slot = n % \(resellers)
                 """)
-            let issuance = try await LedgerRepository.account(kind: .resellerIssuance, resellerID: reseller, subAccountID: nil, on: connection)!
-            let wallets = try await connection.query("SELECT id FROM ledger_account WHERE kind = 'sub_account_wallet'").decode(UUID.self)
+            let pairs = try await connection.query("""
+                SELECT i.id, w.id FROM ledger_account w
+                JOIN ledger_account i ON i.kind = 'reseller_issuance' AND i.reseller_id = w.reseller_id
+                WHERE w.kind = 'sub_account_wallet'
+                """).decode((UUID, UUID).self)
             _ = try await LedgerRepository.apply(
-                wallets.map { .posted(from: issuance.id, to: $0, amount: 100_000_000 * 10_000, code: "bench", by: "bench") }, linked: false,
+                pairs.map { .posted(from: $0.0, to: $0.1, amount: 100_000_000 * 10_000, code: "bench", by: "bench") }, linked: false,
                 on: connection)
         }
     }
 
     /// Runs transfers for `duration` at `concurrency` tasks (the pool should have as many connections).
     public static func run(pool: PostgresPool, scenario: Scenario, concurrency: Int, duration: Duration) async throws -> Result {
-        let wallets = try await pool.query("SELECT id FROM ledger_account WHERE kind = 'sub_account_wallet' ORDER BY id").decode(UUID.self)
-        let revenue = try await pool.query("SELECT id FROM ledger_account WHERE kind = 'reseller_revenue' LIMIT 1").first(as: UUID.self)!
-        let sources = scenario == .hot ? [wallets[0]] : wallets
+        // Each sub-account's wallet with its own reseller's revenue account.
+        let pairs = try await pool.query("""
+            SELECT w.id, r.id FROM ledger_account w
+            JOIN ledger_account r ON r.kind = 'reseller_revenue' AND r.reseller_id = w.reseller_id
+            WHERE w.kind = 'sub_account_wallet' ORDER BY w.id
+            """).decode((UUID, UUID).self)
+        let sources = scenario == .hot ? [pairs[0]] : pairs
         let started = ContinuousClock.now
         let deadline = started + duration
         let count = try await withThrowingTaskGroup(of: Int.self) { group in
@@ -50,9 +63,9 @@ public enum LedgerBenchmark {
                 group.addTask {
                     var done = 0
                     while ContinuousClock.now < deadline {
-                        let source = sources.randomElement()!
+                        let (wallet, revenue) = sources.randomElement()!
                         _ = try await LedgerRepository(pool: pool).apply([
-                            .posted(from: source, to: revenue, amount: 725, code: "bench", by: "bench")
+                            .posted(from: wallet, to: revenue, amount: 725, code: "bench", by: "bench")
                         ])
                         done += 1
                     }
