@@ -16,6 +16,8 @@ import Testing
         configuration.databasePoolMinimum = 0
         configuration.databasePoolMaximum = 2
         configuration.migrate = true
+        // Background upkeep would hold pool connections at random moments; ledger tests run it by hand.
+        configuration.ledgerMaintenance = false
         return configuration
     }
 

@@ -218,6 +218,37 @@ import Testing
         }
     }
 
+    @Test func theRunningServiceExpiresReservationsAndForgetsOldKeys() async throws {
+        try await TenancyHarness.run(configure: {
+            $0.ledgerMaintenance = true
+            $0.ledgerMaintenanceInterval = .milliseconds(100)
+        }) { api in
+            let tenant = try await api.onboard("Upkeep")
+            _ = try await api.call(.post, "/sub-accounts/\(tenant.subAccountID)/credit-transfers", key: tenant.resellerKey,
+                                   body: ["amount": "5", "direction": "to_sub_account"], headers: Self.key())
+            let ledger = LedgerRepository(pool: api.pool)
+            let wallet = try #require(try await ledger.wallet(subAccountID: UUID(uuidString: tenant.subAccountID)!))
+            let revenue = try #require(try await ledger.account(kind: .resellerRevenue, resellerID: wallet.resellerID, subAccountID: nil))
+            let reservation = try await ledger.apply([.pending(
+                from: wallet.id, to: revenue.id, amount: 10_000, timeoutAt: Date().addingTimeInterval(0.3), code: "send_retail", by: "test")])[0]
+            #expect(try await ledger.wallet(subAccountID: wallet.subAccountID!)?.available == 40_000)
+            // The service in the app, not the test, voids it once the timeout has passed.
+            var state: ReservationState?
+            for _ in 0..<50 where state != .expired {
+                try await Task.sleep(for: .milliseconds(100))
+                state = try await ledger.transfer(id: reservation.id, scope: .everything)?.state
+            }
+            #expect(state == .expired)
+            #expect(try await ledger.wallet(subAccountID: wallet.subAccountID!)?.available == 50_000)
+            // Idempotency records older than the retention are purged; fresh ones stay.
+            try await api.pool.query(
+                "INSERT INTO idempotency_record (scope, key, operation, request_hash, status_code, response, created_at) VALUES ('admin', 'old', 'x', '\\x00', 201, '{}', now() - interval '8 days')")
+            let purged = try await IdempotencyRepository(pool: api.pool).purge(olderThan: .seconds(7 * 86_400))
+            #expect(purged == 1)
+            #expect(try await api.pool.query("SELECT count(*) FROM idempotency_record").first(as: Int.self) == 1, "the credit transfer's key stays")
+        }
+    }
+
     @Test func crossingTheLowBalanceThresholdRecordsEvents() async throws {
         try await TenancyHarness.run { api in
             let tenant = try await api.onboard("Low")

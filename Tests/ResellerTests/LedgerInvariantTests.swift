@@ -132,63 +132,73 @@ import Testing
                         subAccount: subAccount, amount: Money(credits: 10), direction: .toSubAccount, note: nil, by: Self.actor, on: connection)
                 }
                 let wallet = world.subWallets[subAccount.id]!
-                func balances() async throws -> (available: Int64, pending: Int64, posted: Int64) {
-                    let account = try #require(try await ledger.account(id: wallet, scope: .everything))
-                    return (account.available, account.debitsPending, account.debitsPosted)
-                }
-                func reserve(_ units: Int64, timeout: Date? = nil) async throws -> UUID {
-                    let request = TransferRequest.pending(
-                        from: wallet, to: world.revenue[reseller]!, amount: units, timeoutAt: timeout, code: "send_retail", by: "test")
-                    return try await ledger.apply([request])[0].id
-                }
-                func refusal(_ requests: [TransferRequest]) async throws -> LedgerFailure.Reason? {
-                    try await Self.refusal(ledger, requests)
-                }
+                let probe = Probe(ledger: ledger, wallet: wallet, revenue: world.revenue[reseller]!)
                 // Reserve 4, post 2.5 of it: 2.5 is spent, 1.5 comes back.
-                let first = try await reserve(40_000)
-                #expect(try await balances() == (60_000, 40_000, 0))
-                #expect(try await refusal([.post(first, amount: 40_001, code: "send_retail", by: "test")]) == .exceedsReservation)
+                let first = try await probe.reserve(40_000)
+                #expect(try await probe.balances() == (60_000, 40_000, 0))
+                #expect(try await probe.refusal([.post(first, amount: 40_001, code: "send_retail", by: "test")]) == .exceedsReservation)
                 _ = try await ledger.apply([.post(first, amount: 25_000, code: "send_retail", by: "test")])
-                #expect(try await balances() == (75_000, 0, 25_000))
-                #expect(try await refusal([.void(first, code: "send_cancelled", by: "test")]) == .alreadyResolved)
-                #expect(try await refusal([.post(first, code: "send_retail", by: "test")]) == .alreadyResolved)
+                #expect(try await probe.balances() == (75_000, 0, 25_000))
+                #expect(try await probe.refusal([.void(first, code: "send_cancelled", by: "test")]) == .alreadyResolved)
+                #expect(try await probe.refusal([.post(first, code: "send_retail", by: "test")]) == .alreadyResolved)
                 // Reserve more than is left: refused, nothing reserved.
-                #expect(try await refusal([.pending(from: wallet, to: world.revenue[reseller]!, amount: 75_001, code: "send_retail", by: "test")]) == .insufficientFunds)
+                #expect(try await probe.refusal([.pending(from: wallet, to: world.revenue[reseller]!, amount: 75_001, code: "send_retail", by: "test")]) == .insufficientFunds)
                 // Void gives it all back.
-                let second = try await reserve(75_000)
-                #expect(try await balances().available == 0)
+                let second = try await probe.reserve(75_000)
+                #expect(try await probe.balances().available == 0)
                 _ = try await ledger.apply([.void(second, code: "send_cancelled", by: "test")])
-                #expect(try await balances() == (75_000, 0, 25_000))
+                #expect(try await probe.balances() == (75_000, 0, 25_000))
                 // Linked: when the second leg fails, the first is not applied either.
                 let retail = TransferRequest.pending(from: wallet, to: world.revenue[reseller]!, amount: 10_000, code: "send_retail", by: "test")
                 let wholesale = TransferRequest.pending(from: world.wallets[reseller]!, to: world.platformRevenue[reseller]!, amount: 7_000, code: "send_wholesale", by: "test")
-                #expect(try await refusal([retail, wholesale]) == .insufficientFunds)
-                #expect(try await balances() == (75_000, 0, 25_000))
+                #expect(try await probe.refusal([retail, wholesale]) == .insufficientFunds)
+                #expect(try await probe.balances() == (75_000, 0, 25_000))
                 #expect(try await ledger.transfer(id: retail.id, scope: .everything) == nil)
                 // An expired reservation cannot be posted; the upkeep voids it as expired.
-                let third = try await reserve(5_000, timeout: Date().addingTimeInterval(0.2))
+                let third = try await probe.reserve(5_000, timeout: Date().addingTimeInterval(0.2))
                 try await Task.sleep(for: .milliseconds(300))
-                #expect(try await refusal([.post(third, code: "send_retail", by: "test")]) == .expired)
+                #expect(try await probe.refusal([.post(third, code: "send_retail", by: "test")]) == .expired)
                 await LedgerMaintenance(pool: pool, interval: .seconds(1), retention: .seconds(7 * 86_400), logger: Self.quiet).runOnce(purge: false)
                 #expect(try await ledger.transfer(id: third, scope: .everything)?.state == .expired)
-                #expect(try await balances() == (75_000, 0, 25_000))
+                #expect(try await probe.balances() == (75_000, 0, 25_000))
                 // The same transfer id twice is refused: ids make retries safe.
                 let once = TransferRequest.posted(from: wallet, to: world.revenue[reseller]!, amount: 1, code: "test", by: "test")
                 _ = try await ledger.apply([once])
-                #expect(try await refusal([once]) == .exists)
-                #expect(try await refusal([.posted(from: wallet, to: UUID(), amount: 1, code: "test", by: "test")]) == .notFound)
-                #expect(try await refusal([.post(UUID(), code: "test", by: "test")]) == .notFound)
-                #expect(try await refusal([.posted(from: wallet, to: wallet, amount: 1, code: "test", by: "test")]) == .malformed)
+                #expect(try await probe.refusal([once]) == .exists)
+                #expect(try await probe.refusal([.posted(from: wallet, to: UUID(), amount: 1, code: "test", by: "test")]) == .notFound)
+                #expect(try await probe.refusal([.post(UUID(), code: "test", by: "test")]) == .notFound)
+                #expect(try await probe.refusal([.posted(from: wallet, to: wallet, amount: 1, code: "test", by: "test")]) == .malformed)
                 // History is append-only.
                 await #expect(throws: PostgresError.self) { try await pool.query("UPDATE ledger_transfer SET amount = 0 WHERE id = \(first)") }
                 await #expect(throws: PostgresError.self) { try await pool.query("DELETE FROM ledger_transfer WHERE id = \(first)") }
                 await #expect(throws: PostgresError.self) { try await pool.query("UPDATE ledger_transfer SET state = 'pending' WHERE id = \(first)") }
                 // A reservation's state moves only together with its resolution, inside the apply function.
-                let open = try await reserve(1)
+                let open = try await probe.reserve(1)
                 await #expect(throws: PostgresError.self) { try await pool.query("UPDATE ledger_transfer SET state = 'posted' WHERE id = \(open)") }
                 _ = try await ledger.apply([.void(open, code: "send_cancelled", by: "test")])
                 try await Self.checkInvariants(pool: pool)
             }
+        }
+    }
+
+    /// One wallet's view for the two-phase test.
+    struct Probe {
+        let ledger: LedgerRepository
+        let wallet: UUID
+        let revenue: UUID
+
+        func balances() async throws -> (available: Int64, pending: Int64, posted: Int64) {
+            let account = try #require(try await ledger.account(id: wallet, scope: .everything))
+            return (account.available, account.debitsPending, account.debitsPosted)
+        }
+
+        func reserve(_ units: Int64, timeout: Date? = nil) async throws -> UUID {
+            let request = TransferRequest.pending(from: wallet, to: revenue, amount: units, timeoutAt: timeout, code: "send_retail", by: "test")
+            return try await ledger.apply([request])[0].id
+        }
+
+        func refusal(_ requests: [TransferRequest]) async throws -> LedgerFailure.Reason? {
+            try await LedgerInvariantTests.refusal(ledger, requests)
         }
     }
 

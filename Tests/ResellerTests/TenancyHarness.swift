@@ -27,11 +27,14 @@ struct TenancyHarness: Sendable {
     let adminKey: String
 
     /// Runs `body` against a live server (real socket) on its own database.
-    static func run(_ body: @Sendable (TenancyHarness) async throws -> Void) async throws {
+    static func run(
+        configure: (inout AppConfiguration) -> Void = { _ in }, _ body: @Sendable (TenancyHarness) async throws -> Void
+    ) async throws {
         try await TestDatabase.withFreshDatabase { database in
             var configuration = HTTPSkeletonTests.configuration(database)
             configuration.databasePoolMaximum = 6
             configuration.passwordIterations = 1_000
+            configure(&configuration)
             let app = try buildApplication(configuration: configuration, logger: HTTPSkeletonTests.logger)
             try await app.test(.live) { client in
                 try await TestDatabase.withPool(database) { pool in

@@ -52,6 +52,8 @@ struct LedgerMaintenance: Service {
             // undefined_table: `serve --migrate` is still applying the schema.
             logger.debug("ledger maintenance waits for the schema", metadata: ["error": "\(error)"])
         } catch {
+            // Shutting down cancels the round in flight: nothing to report.
+            if Task.isCancelled || error is CancellationError { return }
             // The next round tries again; a database outage must not stop the service.
             logger.warning("ledger maintenance failed", metadata: ["error": "\(error)"])
         }
