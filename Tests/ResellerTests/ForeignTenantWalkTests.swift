@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import PostgresLibpq
+import SMSCore
 import Testing
 import Yams
 
@@ -16,6 +17,8 @@ import Yams
         var path: String
         var operationID: String
         var body: [String: Any]?
+        /// For operations that only take `text/csv`: a minimal file.
+        var csv: String?
         var description: String { "\(operationID) \(method) \(path)" }
     }
 
@@ -36,14 +39,17 @@ import Yams
                     let operation = value as? [String: Any]
                 else { continue }
                 var body: [String: Any]?
-                if let requestBody = operation["requestBody"] as? [String: Any],
-                    let schema = ((requestBody["content"] as? [String: Any])?["application/json"] as? [String: Any])?["schema"]
-                {
-                    body = try example(for: schema, in: spec) as? [String: Any]
+                var csv: String?
+                if let requestBody = operation["requestBody"] as? [String: Any], let content = requestBody["content"] as? [String: Any] {
+                    if let schema = (content["application/json"] as? [String: Any])?["schema"] {
+                        body = try example(for: schema, in: spec) as? [String: Any]
+                    } else if content["text/csv"] != nil {
+                        csv = "number\n31612345678\n"
+                    }
                 }
                 operations.append(Operation(
                     method: httpMethod, path: path + (try requiredQuery(operation, in: spec)), operationID: operation["operationId"] as? String ?? "?",
-                    body: body))
+                    body: body, csv: csv))
             }
         }
         return operations.sorted { $0.description < $1.description }
@@ -152,9 +158,16 @@ import Yams
             let transferID = try #require((topUp["transfer"] as? [String: Any])?["id"] as? String)
             let accountID = try #require(
                 try await LedgerAPITests.wallet(api, key: victim.subAccountKey, kind: "sub_account_wallet")["id"] as? String)
+            // Contacts: one of the victim's contacts in one of its groups.
+            let contactID = try await api.contact(victim.subAccountID, "31612345678", name: "Victim contact", key: victim.subAccountKey)
+            let groupID = try await api.group(victim.subAccountID, "Victim group", key: victim.subAccountKey)
+            let membership = try await api.call(
+                .post, "/sub-accounts/\(victim.subAccountID)/contact-groups/\(groupID)/members", key: victim.subAccountKey, body: ["contactIds": [contactID]])
+            try #require(membership.status == .ok)
             let fixtures = [
                 "resellerId": victim.resellerID, "subAccountId": victim.subAccountID, "keyId": victim.subAccountKeyID,
                 "senderNameId": senderNameID, "ruleId": ruleID, "accountId": accountID, "transferId": transferID,
+                "contactId": contactID, "groupId": groupID,
             ]
             for operation in operations {
                 var path = operation.path
@@ -167,7 +180,11 @@ import Yams
                 }
                 for (who, key) in [("reseller", intruder.resellerKey), ("sub-account", intruder.subAccountKey)] {
                     // Every call carries an Idempotency-Key so money operations get as far as their tenant check.
-                    let reply = try await api.call(operation.method, path, key: key, body: operation.body, headers: LedgerAPITests.key())
+                    let reply = if let csv = operation.csv {
+                        try await api.call(operation.method, path, key: key, csv: csv)
+                    } else {
+                        try await api.call(operation.method, path, key: key, body: operation.body, headers: LedgerAPITests.key())
+                    }
                     #expect(reply.status == .notFound, "\(who) of another tenant: \(operation) answered \(reply.status.code) \(reply.json)")
                     #expect(reply.string("code") == "not_found", "\(operation)")
                     #expect(reply["id"] == nil && reply["items"] == nil, "\(operation) leaked data")
@@ -192,6 +209,11 @@ import Yams
             let victimWallet = try await LedgerAPITests.wallet(api, key: victim.resellerKey, kind: "reseller_wallet")
             #expect(victimWallet["balance"] as? String == "10.0000" && victimWallet["creditLimit"] == nil)
             #expect(try await api.pool.query("SELECT count(*) FROM ledger_transfer").first(as: Int.self) == 1)
+            let contact = try await api.call(.get, "/sub-accounts/\(victim.subAccountID)/contacts/\(contactID)", key: victim.subAccountKey)
+            #expect(contact.string("name") == "Victim contact" && (contact["groups"] as? [[String: Any]])?.first?["name"] as? String == "Victim group")
+            let counts = [try await api.count("contact"), try await api.count("contact_group"), try await api.count("contact_group_member")]
+            #expect(counts == [1, 1, 1])
+            #expect(try await api.expand(victim.subAccountID, "victim group") == .members([try PhoneNumber(parsing: "31612345678")]))
         }
     }
 }
