@@ -128,6 +128,7 @@ let package = Package(
             dependencies: [
                 "Reseller",
                 "PostgresLibpq",
+                "Gateway1601",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
