@@ -28,7 +28,10 @@ public func buildApplication(
         logger: logger.relabeled("postgres")
     )
     let upstreamCipher = try configuration.upstreamCredentialsKey.map { try UpstreamCredentialCipher(base64Key: $0) } ?? .unencrypted
-    let router = try buildRouter(pool: pool, metrics: metrics, logger: logger, passwordHasher: PasswordHasher(iterations: configuration.passwordIterations))
+    let upstreamClients = UpstreamClients(logger: logger.relabeled("gateway1601"))
+    let router = try buildRouter(
+        pool: pool, metrics: metrics, logger: logger, passwordHasher: PasswordHasher(iterations: configuration.passwordIterations),
+        upstreamCipher: upstreamCipher, upstreamClients: upstreamClients)
     var services: [any Service] = [pool]
     if configuration.ledgerMaintenance {
         services.append(LedgerMaintenance(
@@ -101,7 +104,8 @@ public func buildApplication(
 
 /// The router with middleware and every operation of `openapi.yaml` registered.
 func buildRouter(
-    pool: PostgresPool, metrics: ServiceMetrics, logger: Logger, passwordHasher: PasswordHasher = PasswordHasher()
+    pool: PostgresPool, metrics: ServiceMetrics, logger: Logger, passwordHasher: PasswordHasher = PasswordHasher(),
+    upstreamCipher: UpstreamCredentialCipher = .unencrypted, upstreamClients: UpstreamClients? = nil
 ) throws -> Router<BasicRequestContext> {
     let router = Router()
     router.middlewares.add(RequestIDMiddleware())
@@ -111,6 +115,8 @@ func buildRouter(
     router.middlewares.add(HeaderEncodingMiddleware())
     var handlers = APIHandlers(pool: pool, metrics: metrics, logger: logger)
     handlers.passwordHasher = passwordHasher
+    handlers.upstreamCipher = upstreamCipher
+    handlers.upstreamClients = upstreamClients ?? UpstreamClients(logger: logger.relabeled("gateway1601"))
     try handlers.registerHandlers(
         on: router, configuration: .init(dateTranscoder: APIDateTranscoder()), middlewares: [OperationMetricsMiddleware(metrics: metrics), RequireKeyMiddleware()])
     return router

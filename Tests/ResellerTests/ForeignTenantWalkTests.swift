@@ -152,9 +152,13 @@ import Yams
             let transferID = try #require((topUp["transfer"] as? [String: Any])?["id"] as? String)
             let accountID = try #require(
                 try await LedgerAPITests.wallet(api, key: victim.subAccountKey, kind: "sub_account_wallet")["id"] as? String)
+            // Upstream connections are the admin's: to resellers and sub-accounts they do not exist.
+            let connections = try await api.call(.get, "/upstream-connections", key: api.adminKey)
+            let connectionID = try #require(connections.items.first?["id"] as? String)
             let fixtures = [
                 "resellerId": victim.resellerID, "subAccountId": victim.subAccountID, "keyId": victim.subAccountKeyID,
                 "senderNameId": senderNameID, "ruleId": ruleID, "accountId": accountID, "transferId": transferID,
+                "connectionId": connectionID,
             ]
             for operation in operations {
                 var path = operation.path
@@ -192,6 +196,8 @@ import Yams
             let victimWallet = try await LedgerAPITests.wallet(api, key: victim.resellerKey, kind: "reseller_wallet")
             #expect(victimWallet["balance"] as? String == "10.0000" && victimWallet["creditLimit"] == nil)
             #expect(try await api.pool.query("SELECT count(*) FROM ledger_transfer").first(as: Int.self) == 1)
+            let connection = try await api.call(.get, "/upstream-connections/\(connectionID)", key: api.adminKey)
+            #expect(connection.string("status") == "active" && connection["concurrency"] as? Int == 4)
         }
     }
 }
