@@ -67,6 +67,16 @@ if [ -z "${DATABASE_URL:-}" ]; then
         PGPASSWORD="$password" psql -q -h 127.0.0.1 -p "$port" -U sms_reseller -d postgres -c "CREATE DATABASE sms_reseller" >/dev/null
     fi
     export DATABASE_URL="postgresql://sms_reseller:$password@127.0.0.1:$port/sms_reseller"
+    # Upstream passwords are stored encrypted with this key; it belongs with the cluster it protects.
+    if [ -z "${UPSTREAM_CREDENTIALS_KEY:-}" ]; then
+        key_file="$data/upstream-credentials.key"
+        if [ ! -s "$key_file" ]; then
+            (umask 077; head -c 32 /dev/urandom | base64 > "$key_file")
+            log "generated $key_file: it encrypts upstream passwords in the database; keep it with the cluster"
+        fi
+        UPSTREAM_CREDENTIALS_KEY=$(cat "$key_file")
+        export UPSTREAM_CREDENTIALS_KEY
+    fi
 fi
 
 stop_cluster() { [ -n "$cluster" ] && { log "stopping private PostgreSQL"; pg_stop "$cluster"; } || true; }

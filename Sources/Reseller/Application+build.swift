@@ -1,4 +1,5 @@
 import Foundation
+import Gateway1601
 import Gateway1601Simulator
 import Hummingbird
 import Logging
@@ -26,7 +27,11 @@ public func buildApplication(
         poolConfiguration: .init(minimumConnections: configuration.databasePoolMinimum, maximumConnections: configuration.databasePoolMaximum),
         logger: logger.relabeled("postgres")
     )
-    let router = try buildRouter(pool: pool, metrics: metrics, logger: logger, passwordHasher: PasswordHasher(iterations: configuration.passwordIterations))
+    let upstreamCipher = try configuration.upstreamCredentialsKey.map { try UpstreamCredentialCipher(base64Key: $0) } ?? .unencrypted
+    let upstreamClients = UpstreamClients(logger: logger.relabeled("gateway1601"))
+    let router = try buildRouter(
+        pool: pool, metrics: metrics, logger: logger, passwordHasher: PasswordHasher(iterations: configuration.passwordIterations),
+        upstreamCipher: upstreamCipher, upstreamClients: upstreamClients)
     var services: [any Service] = [pool]
     if configuration.ledgerMaintenance {
         services.append(LedgerMaintenance(
@@ -42,6 +47,7 @@ public func buildApplication(
         services.append(simulator)
         announceSimulator = simulator
     }
+    let simulator = announceSimulator
     var app = Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "sms-reseller"),
@@ -65,12 +71,41 @@ public func buildApplication(
             logger.info("database schema is up to date", metadata: ["applied_now": "\(applied.count)"])
         }
     }
+    // After the migrations: the first default upstream connection, password encryption, warnings.
+    app.beforeServerStarts {
+        let configured: UpstreamConnectionSettings?
+        switch configuration.upstream {
+        case .builtInSimulator:
+            if let simulator, let account = simulator.configuration.accounts.first {
+                configured = UpstreamConnectionSettings(
+                    name: "built-in simulator", baseURL: try await simulator.baseURL(), username: account.username, password: account.password)
+            } else {
+                configured = nil
+            }
+        case .external(let baseURL, let credentials):
+            if credentials == nil {
+                logger.notice("UPSTREAM_1601_URL is set without UPSTREAM_1601_USERNAME and UPSTREAM_1601_PASSWORD: no connection is created from it")
+            }
+            var validator = Validator()
+            if let normalized = validator.upstreamBaseURL(baseURL, field: "UPSTREAM_1601_URL") {
+                configured = UpstreamConnectionSettings(
+                    name: "1601SMS", baseURL: normalized, username: credentials?.username ?? "", password: credentials?.password)
+            } else {
+                logger.error("UPSTREAM_1601_URL cannot be an upstream connection: \(validator.errors.map(\.message).joined(separator: "; "))")
+                configured = nil
+            }
+        }
+        await UpstreamBootstrap.run(
+            repository: UpstreamConnectionRepository(pool: pool, cipher: upstreamCipher), configured: configured,
+            logger: logger.relabeled("upstream"))
+    }
     return app
 }
 
 /// The router with middleware and every operation of `openapi.yaml` registered.
 func buildRouter(
-    pool: PostgresPool, metrics: ServiceMetrics, logger: Logger, passwordHasher: PasswordHasher = PasswordHasher()
+    pool: PostgresPool, metrics: ServiceMetrics, logger: Logger, passwordHasher: PasswordHasher = PasswordHasher(),
+    upstreamCipher: UpstreamCredentialCipher = .unencrypted, upstreamClients: UpstreamClients? = nil
 ) throws -> Router<BasicRequestContext> {
     let router = Router()
     router.middlewares.add(RequestIDMiddleware())
@@ -80,6 +115,8 @@ func buildRouter(
     router.middlewares.add(HeaderEncodingMiddleware())
     var handlers = APIHandlers(pool: pool, metrics: metrics, logger: logger)
     handlers.passwordHasher = passwordHasher
+    handlers.upstreamCipher = upstreamCipher
+    handlers.upstreamClients = upstreamClients ?? UpstreamClients(logger: logger.relabeled("gateway1601"))
     try handlers.registerHandlers(
         on: router, configuration: .init(dateTranscoder: APIDateTranscoder()), middlewares: [OperationMetricsMiddleware(metrics: metrics), RequireKeyMiddleware()])
     return router

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Hummingbird
 import Foundation
+import Gateway1601
 import Logging
 import PostgresLibpq
 import Reseller
@@ -117,6 +118,15 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Port of the built-in simulator when no upstream URL is given; 0 picks a free one (env: SIMULATOR_PORT; default 8099).")
     var simulatorPort: Int?
 
+    @Option(help: "Gateway account (klantuser) for the first default upstream connection, created from --upstream-url when no connection exists (env: UPSTREAM_1601_USERNAME).")
+    var upstreamUsername: String?
+
+    @Option(help: "Its password (env: UPSTREAM_1601_PASSWORD; prefer the environment, flags show in process lists).")
+    var upstreamPassword: String?
+
+    @Option(help: "32 random bytes in base64 to encrypt upstream passwords in the database, e.g. from `openssl rand -base64 32` (env: UPSTREAM_CREDENTIALS_KEY; prefer the environment). Without it they are stored unencrypted.")
+    var upstreamCredentialsKey: String?
+
     @Flag(help: "Do not run the ledger upkeep (reservation expiry, idempotency purge) on this instance (env: LEDGER_MAINTENANCE=off).")
     var noLedgerMaintenance = false
 
@@ -136,12 +146,21 @@ struct Serve: AsyncParsableCommand {
         configuration.databaseStatementTimeoutMilliseconds = try common.integer(
             dbStatementTimeoutMs, env: "DB_STATEMENT_TIMEOUT_MS", default: configuration.databaseStatementTimeoutMilliseconds)
         configuration.migrate = migrate || ["1", "true", "yes"].contains(common.environment("MIGRATE")?.lowercased() ?? "")
+        let username = upstreamUsername ?? common.environment("UPSTREAM_1601_USERNAME")
+        let password = upstreamPassword ?? common.environment("UPSTREAM_1601_PASSWORD")
+        guard (username == nil) == (password == nil) else {
+            throw ValidationError("UPSTREAM_1601_USERNAME and UPSTREAM_1601_PASSWORD go together: give both or neither.")
+        }
         if let url = upstreamURL ?? common.environment("UPSTREAM_1601_URL") {
             guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil else {
                 throw ValidationError("UPSTREAM_1601_URL must be an http(s) URL, got '\(url)'.")
             }
-            configuration.upstream = .external(baseURL: url)
+            configuration.upstream = .external(
+                baseURL: url, credentials: username.flatMap { username in password.map { GatewayCredentials(username: username, password: $0) } })
         } else {
+            guard username == nil else {
+                throw ValidationError("UPSTREAM_1601_USERNAME and UPSTREAM_1601_PASSWORD need UPSTREAM_1601_URL; the built-in simulator uses its sandbox account.")
+            }
             let port = try common.integer(simulatorPort, env: "SIMULATOR_PORT", default: 8099)
             guard (0...65535).contains(port) else { throw ValidationError("The simulator port must be between 0 and 65535.") }
             configuration.upstream = .builtInSimulator(port: port)
@@ -150,6 +169,7 @@ struct Serve: AsyncParsableCommand {
         guard configuration.databasePoolMaximum >= 1, (0...configuration.databasePoolMaximum).contains(configuration.databasePoolMinimum) else {
             throw ValidationError("Pool sizes must satisfy 0 <= DB_POOL_MIN <= DB_POOL_MAX and DB_POOL_MAX >= 1.")
         }
+        configuration.upstreamCredentialsKey = upstreamCredentialsKey ?? common.environment("UPSTREAM_CREDENTIALS_KEY")
         configuration.logLevel = try common.resolvedLogLevel()
         configuration.logFormat = try common.resolvedLogFormat()
         let logger = try common.bootstrapLogging()

@@ -164,10 +164,13 @@ import Yams
             let membership = try await api.call(
                 .post, "/sub-accounts/\(victim.subAccountID)/contact-groups/\(groupID)/members", key: victim.subAccountKey, body: ["contactIds": [contactID]])
             try #require(membership.status == .ok)
+            // Upstream connections are the admin's: to resellers and sub-accounts they do not exist.
+            let connections = try await api.call(.get, "/upstream-connections", key: api.adminKey)
+            let connectionID = try #require(connections.items.first?["id"] as? String)
             let fixtures = [
                 "resellerId": victim.resellerID, "subAccountId": victim.subAccountID, "keyId": victim.subAccountKeyID,
                 "senderNameId": senderNameID, "ruleId": ruleID, "accountId": accountID, "transferId": transferID,
-                "contactId": contactID, "groupId": groupID,
+                "contactId": contactID, "groupId": groupID, "connectionId": connectionID,
             ]
             for operation in operations {
                 var path = operation.path
@@ -214,6 +217,8 @@ import Yams
             let counts = [try await api.count("contact"), try await api.count("contact_group"), try await api.count("contact_group_member")]
             #expect(counts == [1, 1, 1])
             #expect(try await api.expand(victim.subAccountID, "victim group") == .members([try PhoneNumber(parsing: "31612345678")]))
+            let connection = try await api.call(.get, "/upstream-connections/\(connectionID)", key: api.adminKey)
+            #expect(connection.string("status") == "active" && connection["concurrency"] as? Int == 4)
         }
     }
 }

@@ -45,6 +45,18 @@ extension APIHandlers {
 
     func getMetrics(_ input: Operations.GetMetrics.Input) async throws -> Operations.GetMetrics.Output {
         metrics.recordPool(pool.statistics)
+        // A scrape still answers, and quickly, while the database is away: the gauges then keep their last values.
+        let connections = upstreamConnections
+        let states = try? await withThrowingTaskGroup(of: [(id: UUID, name: String, paused: Bool)]?.self) { group in
+            group.addTask { try await connections.pauseStates() }
+            group.addTask {
+                try await Task.sleep(for: readinessTimeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            return try await group.next() ?? nil
+        }
+        if let states { metrics.recordUpstreamConnections(states) }
         return .ok(.init(body: .plainText(HTTPBody(metrics.exposition()))))
     }
 }

@@ -12,9 +12,14 @@ struct APIHandlers: APIProtocol {
     /// How long the readiness probe waits for the database.
     var readinessTimeout: Duration = .seconds(2)
     var passwordHasher = PasswordHasher()
+    /// How upstream passwords are stored (encrypted with `UPSTREAM_CREDENTIALS_KEY`, else as they are).
+    var upstreamCipher = UpstreamCredentialCipher.unencrypted
+    /// The gateway clients of upstream connections, shared with the dispatcher.
+    var upstreamClients = UpstreamClients(logger: Logger(label: "gateway1601"))
 
     var apiKeys: APIKeyRepository { APIKeyRepository(pool: pool) }
     var resellers: ResellerRepository { ResellerRepository(pool: pool) }
     var subAccounts: SubAccountRepository { SubAccountRepository(pool: pool) }
     var audit: AuditRepository { AuditRepository(pool: pool) }
+    var upstreamConnections: UpstreamConnectionRepository { UpstreamConnectionRepository(pool: pool, cipher: upstreamCipher) }
 }

@@ -1,3 +1,4 @@
+import Gateway1601
 import Logging
 import PostgresLibpq
 
@@ -19,8 +20,12 @@ public struct AppConfiguration: Sendable {
     public var databaseStatementTimeoutMilliseconds: Int = 30_000
     /// Apply pending migrations before serving.
     public var migrate: Bool = false
-    /// Where messages go upstream.
+    /// Where messages go upstream when no upstream connection exists yet: the first start creates the default
+    /// connection from it (see `UpstreamBootstrap`); afterwards connections are managed through the API.
     public var upstream: Upstream = .builtInSimulator(port: 0)
+    /// 32 random bytes in base64 (`UPSTREAM_CREDENTIALS_KEY`): upstream passwords are stored encrypted with it
+    /// (AES-256-GCM). Without it they are stored as they are, with a warning at start.
+    public var upstreamCredentialsKey: String?
     /// PBKDF2 rounds for new sub-account passwords (tests lower it; production keeps the default).
     public var passwordIterations: Int = PasswordHasher.defaultIterations
     /// Run the ledger upkeep (expiring reservations, purging old idempotency records) on this instance.
@@ -40,8 +45,9 @@ public struct AppConfiguration: Sendable {
 
 /// The 1601 gateway the service talks to.
 public enum Upstream: Sendable, Equatable {
-    /// The real gateway (or any compatible one) at this base URL.
-    case external(baseURL: String)
+    /// The real gateway (or any compatible one) at this base URL, with the account to create the first default
+    /// connection with (`UPSTREAM_1601_USERNAME` / `UPSTREAM_1601_PASSWORD`; nil: create none).
+    case external(baseURL: String, credentials: GatewayCredentials?)
     /// The simulator from `Gateway1601Simulator`, started in-process on 127.0.0.1 at this port
     /// (0: any free port) with its sandbox account. Nothing leaves the machine.
     case builtInSimulator(port: Int)

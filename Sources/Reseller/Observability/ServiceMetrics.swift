@@ -1,10 +1,14 @@
+import Foundation
 import Metrics
 import PostgresLibpq
 import Prometheus
+import Synchronization
 
 /// The service's Prometheus registry and the metrics it records itself.
 public final class ServiceMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
+    /// The labels each upstream connection's gauge was last written with, so a renamed or vanished one is removed.
+    private let upstreamGauges = Mutex<[UUID: [(String, String)]]>([:])
     static let latencyBuckets: [Duration] = [
         .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
         .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10),
@@ -43,6 +47,28 @@ public final class ServiceMetrics: Sendable {
             ("connect_failure", statistics.connectFailures),
         ] {
             registry.makeGauge(descriptor: events, labels: [("event", kind)]).set(Double(value))
+        }
+    }
+
+    /// Sets `upstream_connection_paused{connection="<name>",connection_id="<id>"}` to 1 for each paused connection and 0
+    /// for each active one, from the database's current state (called before each scrape, so every instance reports
+    /// the same, whoever paused it).
+    func recordUpstreamConnections(_ states: [(id: UUID, name: String, paused: Bool)]) {
+        let descriptor = MetricNameDescriptor(
+            metricName: "upstream_connection_paused", unitName: "",
+            helpText: "1 while an upstream connection is paused (nothing is sent through it), else 0")
+        upstreamGauges.withLock { known in
+            var current: [UUID: [(String, String)]] = [:]
+            for state in states {
+                let labels = [("connection", state.name), ("connection_id", state.id.uuidString.lowercased())]
+                registry.makeGauge(descriptor: descriptor, labels: labels).set(state.paused ? 1.0 : 0.0)
+                current[state.id] = labels
+            }
+            for (id, labels) in known {
+                if let now = current[id], now.elementsEqual(labels, by: { left, right in left == right }) { continue }
+                registry.unregisterGauge(registry.makeGauge(descriptor: descriptor, labels: labels))
+            }
+            known = current
         }
     }
 
