@@ -122,6 +122,29 @@ import Testing
         }
     }
 
+    @Test func lengthChecksFollowTheResellersUpstreamConnection() async throws {
+        try await TenancyHarness.run { api in
+            let priced = try await api.pricedTenant("Narrow", upstream: Self.upstream, wholesale: Self.wholesale, retail: Self.retail)
+            let tenant = priced.tenant
+            try await api.approvedSender("Jansen", for: tenant)
+            try await api.fundWallet(tenant.subAccountID, credits: "100")
+            let threeParts: [String: Any] = ["sender": "Jansen", "text": String(repeating: "a", count: 400), "recipients": ["31612345678"], "long": true]
+            #expect(Self.codes(try await Self.preview(api, tenant, threeParts)) == [], "3 parts pass the default connection")
+            // The reseller's own connection allows at most 2 parts.
+            let created = try await api.call(.post, "/upstream-connections", key: api.adminKey, body: [
+                "name": "Narrow", "baseUrl": "http://127.0.0.1:9", "username": "u", "password": "p",
+                "segmentation": ["maximumParts": 2],
+            ])
+            try #require(created.status == .created, "\(created.json)")
+            let connectionID = try #require(created.string("id"))
+            let assigned = try await api.call(
+                .put, "/resellers/\(tenant.resellerID)/upstream-connection", key: api.adminKey, body: ["connectionId": connectionID])
+            try #require(assigned.status == .ok, "\(assigned.json)")
+            let refused = try await Self.preview(api, tenant, threeParts)
+            #expect(Self.codes(refused) == [118], "\(refused["errors"] ?? [])")
+        }
+    }
+
     @Test func requestLevelChecksComeInTheOrderARealSendMakesThem() async throws {
         try await TenancyHarness.run { api in
             let priced = try await api.pricedTenant("Checks", upstream: Self.upstream, wholesale: Self.wholesale, retail: Self.retail)

@@ -86,8 +86,6 @@ struct SendPlan: Sendable {
 /// code, 114/107 from the price layers; finally the balance (108) against the retail total of the sendable messages.
 struct SendPlanner: Sendable {
     let pool: PostgresPool
-    /// Part sizes and the maximum part count; the upstream connection's settings once connections are configurable.
-    var segmentationPolicy: SegmentationPolicy = .standard
 
     /// The most recipients one request may have.
     static let maximumRecipients = 10_000
@@ -118,8 +116,12 @@ struct SendPlanner: Sendable {
         async let balanceRead = WalletBalance(try await LedgerRepository(pool: pool).wallet(subAccountID: subAccountID))
         async let resellerWalletRead = WalletBalance(
             try await LedgerRepository(pool: pool).account(kind: .resellerWallet, resellerID: account.resellerID, subAccountID: nil))
+        // Part sizes and the most parts come from the upstream connection that sends for the reseller (this reads
+        // no credentials, so no cipher is needed).
+        async let policyRead = UpstreamConnectionRepository(pool: pool, cipher: .unencrypted).segmentationPolicy(forReseller: account.resellerID)
         async let resolutionRead = PriceResolver(pool: pool).resolve(subAccountID: subAccountID, numbers: numbers, at: instant)
-        let (senderCheck, balance, resellerWallet, resolved) = try await (senderError, balanceRead, resellerWalletRead, resolutionRead)
+        let (senderCheck, balance, resellerWallet, resolved, segmentationPolicy) =
+            try await (senderError, balanceRead, resellerWalletRead, resolutionRead, policyRead)
         guard let resolution = resolved else { return nil }
 
         var checks: [SendCheck] = []
