@@ -109,11 +109,12 @@ import Testing
             try await TestDatabase.withPool(configuration, maximumConnections: 2) { pool in
                 let started = ContinuousClock.now
                 let task = Task { try await pool.query("SELECT pg_sleep(30) AS cancel_me") }
-                // Cancel only once the statement is really running on the server.
+                // Cancel only once the backend is inside pg_sleep: once, on a loaded machine, a cancel sent while the
+                // statement was merely reported active had no effect (it ran its full 30 s).
                 var running = false
                 for _ in 0..<500 where !running {
                     running = try await pool.query(
-                        "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%AS cancel_me%' AND pid <> pg_backend_pid()"
+                        "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND wait_event = 'PgSleep' AND query LIKE '%AS cancel_me%' AND pid <> pg_backend_pid()"
                     ).first(as: Int.self) == 1
                     if !running { try await Task.sleep(for: .milliseconds(10)) }
                 }
