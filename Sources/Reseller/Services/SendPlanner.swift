@@ -200,8 +200,6 @@ struct WalletBalance: Sendable, Hashable {
     /// What a send may reserve at most.
     var spendable: Money { available + creditLimit }
 
-    static let empty = WalletBalance(available: .zero, creditLimit: .zero)
-
     /// The balance of `wallet`; empty when the ledger has none.
     init(_ wallet: LedgerAccountRecord?) {
         self.init(available: Money(wallet?.available ?? 0), creditLimit: Money(wallet?.creditLimit ?? 0))
