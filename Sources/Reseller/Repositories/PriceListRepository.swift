@@ -519,23 +519,11 @@ struct PriceListRepository: Sendable {
     /// checked that the list is a wholesale list. Assigning what is already assigned changes and records nothing.
     func assignWholesale(resellerID: UUID, priceListID: UUID?, by actor: AuditActor) async throws -> ResellerPricingRecord {
         try await pool.withTransaction { connection in
-            let before = try await connection.query(
-                "SELECT price_list_id FROM reseller_wholesale_price_list WHERE reseller_id = \(resellerID) FOR UPDATE"
-            ).first(as: UUID.self)
-            if before != priceListID {
-                if let priceListID {
-                    try await connection.query("""
-                        INSERT INTO reseller_wholesale_price_list (reseller_id, price_list_id, assigned_by) VALUES (\(resellerID), \(priceListID), \(actor.actor))
-                        ON CONFLICT (reseller_id) DO UPDATE SET price_list_id = excluded.price_list_id, assigned_by = excluded.assigned_by, assigned_at = now()
-                        """)
-                } else {
-                    try await connection.query("DELETE FROM reseller_wholesale_price_list WHERE reseller_id = \(resellerID)")
-                }
-                try await AuditRepository.record(
-                    on: connection, by: actor, action: priceListID == nil ? "reseller.wholesale_price_list.unassign" : "reseller.wholesale_price_list.assign",
-                    targetType: "reseller", targetID: resellerID, resellerID: resellerID,
-                    before: Assignment(priceListId: before), after: Assignment(priceListId: priceListID))
-            }
+            try await ResellerAssignment.set(
+                priceListID,
+                .init(table: "reseller_wholesale_price_list", column: "price_list_id", setAction: "reseller.wholesale_price_list.assign",
+                      clearAction: "reseller.wholesale_price_list.unassign", auditField: "priceListId"),
+                resellerID: resellerID, by: actor, on: connection)
             return try await Self.resellerPricing(on: connection, resellerID: resellerID)!
         }
     }
@@ -544,23 +532,11 @@ struct PriceListRepository: Sendable {
     /// has checked that the list is one of the reseller's retail lists.
     func setDefaultRetail(resellerID: UUID, priceListID: UUID?, by actor: AuditActor) async throws -> ResellerPricingRecord {
         try await pool.withTransaction { connection in
-            let before = try await connection.query(
-                "SELECT price_list_id FROM reseller_default_retail_price_list WHERE reseller_id = \(resellerID) FOR UPDATE"
-            ).first(as: UUID.self)
-            if before != priceListID {
-                if let priceListID {
-                    try await connection.query("""
-                        INSERT INTO reseller_default_retail_price_list (reseller_id, price_list_id, assigned_by) VALUES (\(resellerID), \(priceListID), \(actor.actor))
-                        ON CONFLICT (reseller_id) DO UPDATE SET price_list_id = excluded.price_list_id, assigned_by = excluded.assigned_by, assigned_at = now()
-                        """)
-                } else {
-                    try await connection.query("DELETE FROM reseller_default_retail_price_list WHERE reseller_id = \(resellerID)")
-                }
-                try await AuditRepository.record(
-                    on: connection, by: actor, action: priceListID == nil ? "reseller.default_retail_price_list.clear" : "reseller.default_retail_price_list.set",
-                    targetType: "reseller", targetID: resellerID, resellerID: resellerID,
-                    before: Assignment(priceListId: before), after: Assignment(priceListId: priceListID))
-            }
+            try await ResellerAssignment.set(
+                priceListID,
+                .init(table: "reseller_default_retail_price_list", column: "price_list_id", setAction: "reseller.default_retail_price_list.set",
+                      clearAction: "reseller.default_retail_price_list.clear", auditField: "priceListId"),
+                resellerID: resellerID, by: actor, on: connection)
             return try await Self.resellerPricing(on: connection, resellerID: resellerID)!
         }
     }

@@ -374,23 +374,11 @@ struct UpstreamConnectionRepository: Sendable {
     /// reseller and the connection exist. Assigning what is already assigned changes and records nothing.
     func assign(resellerID: UUID, connectionID: UUID?, by actor: AuditActor) async throws -> UpstreamAssignmentRecord? {
         try await pool.withTransaction { connection in
-            let before = try await connection.query(
-                "SELECT connection_id FROM reseller_upstream_connection WHERE reseller_id = \(resellerID) FOR UPDATE"
-            ).first(as: UUID.self)
-            if before != connectionID {
-                if let connectionID {
-                    try await connection.query("""
-                        INSERT INTO reseller_upstream_connection (reseller_id, connection_id, assigned_by) VALUES (\(resellerID), \(connectionID), \(actor.actor))
-                        ON CONFLICT (reseller_id) DO UPDATE SET connection_id = excluded.connection_id, assigned_by = excluded.assigned_by, assigned_at = now()
-                        """)
-                } else {
-                    try await connection.query("DELETE FROM reseller_upstream_connection WHERE reseller_id = \(resellerID)")
-                }
-                try await AuditRepository.record(
-                    on: connection, by: actor, action: connectionID == nil ? "reseller.upstream_connection.unassign" : "reseller.upstream_connection.assign",
-                    targetType: "reseller", targetID: resellerID, resellerID: resellerID,
-                    before: DefaultAssignment(connectionId: before), after: DefaultAssignment(connectionId: connectionID))
-            }
+            try await ResellerAssignment.set(
+                connectionID,
+                .init(table: "reseller_upstream_connection", column: "connection_id", setAction: "reseller.upstream_connection.assign",
+                      clearAction: "reseller.upstream_connection.unassign", auditField: "connectionId"),
+                resellerID: resellerID, by: actor, on: connection)
             return try await Self.assignment(on: connection, resellerID: resellerID)
         }
     }
