@@ -249,6 +249,24 @@ import Testing
         }
     }
 
+    @Test func aClosedResellerGrantsNoCreditsButMayTakeThemBack() async throws {
+        try await TenancyHarness.run { api in
+            let tenant = try await api.onboard("Closing")
+            let give = try await api.call(.post, "/sub-accounts/\(tenant.subAccountID)/credit-transfers", key: tenant.resellerKey,
+                                          body: ["amount": "5", "direction": "to_sub_account"], headers: Self.key())
+            #expect(give.status == .created)
+            #expect(try await api.call(.post, "/resellers/\(tenant.resellerID)/close", key: api.adminKey, body: ["reason": "contract ended"]).status == .ok)
+            // The admin acts for the closed reseller (its own keys stop working when it closes).
+            let more = try await api.call(.post, "/sub-accounts/\(tenant.subAccountID)/credit-transfers", key: api.adminKey,
+                                          body: ["amount": "1", "direction": "to_sub_account"], headers: Self.key())
+            #expect(more.status == .conflict, "\(more.json)")
+            let back = try await api.call(.post, "/sub-accounts/\(tenant.subAccountID)/credit-transfers", key: api.adminKey,
+                                          body: ["amount": "5", "direction": "from_sub_account"], headers: Self.key())
+            #expect(back.status == .created, "\(back.json)")
+            #expect((back["account"] as? [String: Any])?["available"] as? String == "0.0000")
+        }
+    }
+
     @Test func crossingTheLowBalanceThresholdRecordsEvents() async throws {
         try await TenancyHarness.run { api in
             let tenant = try await api.onboard("Low")
