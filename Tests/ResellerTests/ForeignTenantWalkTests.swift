@@ -135,7 +135,7 @@ import Yams
         let operations = try Self.operationsWithPathParameters(try Self.specification())
         #expect(operations.count >= 20)
         try await TenancyHarness.run { api in
-            let victim = try await api.onboard("Victim")
+            let victim = try await api.sendingTenant("Victim").tenant
             let intruder = try await api.onboard("Intruder")
             // Tariffs: the victim's retail list (the one its sub-account is priced by) and a version of it.
             let priceListID = try await api.createPriceList("retail", name: "Victim retail", key: victim.resellerKey)
@@ -167,11 +167,21 @@ import Yams
             // Upstream connections are the admin's: to resellers and sub-accounts they do not exist.
             let connections = try await api.call(.get, "/upstream-connections", key: api.adminKey)
             let connectionID = try #require(connections.items.first?["id"] as? String)
+            // Messages: a scheduled send of the victim's.
+            let sent = try await api.send(victim, [
+                "sender": "Jansen", "text": "Hi", "recipients": ["31612345678"], "scheduleAt": Date().addingTimeInterval(3_600).formatted(.iso8601),
+            ])
+            try #require(sent.status == .created, "\(sent.json)")
+            let batchID = try #require(sent.string("batchId"))
+            let messageID = try #require((sent["messages"] as? [[String: Any]])?.first?["id"] as? String)
             let fixtures = [
+                "messageId": messageID, "batchId": batchID,
                 "resellerId": victim.resellerID, "subAccountId": victim.subAccountID, "keyId": victim.subAccountKeyID,
                 "senderNameId": senderNameID, "ruleId": ruleID, "accountId": accountID, "transferId": transferID,
                 "contactId": contactID, "groupId": groupID, "connectionId": connectionID,
             ]
+            let walletBefore = try await LedgerAPITests.wallet(api, key: victim.resellerKey, kind: "reseller_wallet")
+            let transfersBefore = try await api.pool.query("SELECT count(*) FROM ledger_transfer").first(as: Int.self)
             for operation in operations {
                 var path = operation.path
                 for (name, value) in fixtures.merging(tariffFixtures, uniquingKeysWith: { first, _ in first }) {
@@ -210,8 +220,10 @@ import Yams
             #expect(try await api.call(.get, "/sender-names/\(senderNameID)", key: victim.resellerKey).string("status") == "pending")
             #expect(try await api.call(.get, "/sender-name-rules", key: api.adminKey).items.count == 1)
             let victimWallet = try await LedgerAPITests.wallet(api, key: victim.resellerKey, kind: "reseller_wallet")
-            #expect(victimWallet["balance"] as? String == "10.0000" && victimWallet["creditLimit"] == nil)
-            #expect(try await api.pool.query("SELECT count(*) FROM ledger_transfer").first(as: Int.self) == 1)
+            #expect(victimWallet["balance"] as? String == walletBefore["balance"] as? String && victimWallet["creditLimit"] == nil)
+            #expect(try await api.pool.query("SELECT count(*) FROM ledger_transfer").first(as: Int.self) == transfersBefore)
+            let message = try await api.call(.get, "/sub-accounts/\(victim.subAccountID)/messages/\(messageID)", key: victim.subAccountKey)
+            #expect(message.string("status") == "scheduled" && message.string("text") == "Hi")
             let contact = try await api.call(.get, "/sub-accounts/\(victim.subAccountID)/contacts/\(contactID)", key: victim.subAccountKey)
             #expect(contact.string("name") == "Victim contact" && (contact["groups"] as? [[String: Any]])?.first?["name"] as? String == "Victim group")
             let counts = [try await api.count("contact"), try await api.count("contact_group"), try await api.count("contact_group_member")]

@@ -202,8 +202,11 @@ import Testing
             // More than 10 000 recipients is not a send the API takes at all.
             let tooMany = try await Self.preview(api, tenant, ["sender": "Jansen", "text": "Hi", "recipients": Array(repeating: "31612345678", count: 10_001)])
             #expect(tooMany.status == .unprocessableContent && tooMany.fieldError("/recipients") != nil)
-            let unknownField = try await Self.preview(api, tenant, ["sender": "Jansen", "text": "Hi", "recipients": ["31612345678"], "group": "staff"])
+            let unknownField = try await Self.preview(api, tenant, ["sender": "Jansen", "text": "Hi", "recipients": ["31612345678"], "colour": "red"])
             #expect(unknownField.status == .badRequest)
+            // A group is expanded as a send would: unknown is 125.
+            let noGroup = try await Self.preview(api, tenant, ["sender": "Jansen", "text": "Hi", "group": "staff"])
+            #expect(Self.codes(noGroup) == [125], "\(noGroup.json)")
         }
     }
 

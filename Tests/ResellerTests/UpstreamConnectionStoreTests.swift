@@ -35,7 +35,7 @@ import Testing
             let reseller = try await ResellerRepository(pool: pool).create(name: "Hooks", contactEmail: nil, refundPolicy: nil, by: .cli)
             // Nothing configured: nothing sends.
             #expect(try await repository.connection(forReseller: reseller.id) == nil)
-            #expect(try await repository.segmentationPolicy(forReseller: reseller.id) == .standard)
+            #expect(try await repository.sendingPolicy(forReseller: reseller.id).segmentation == .standard)
 
             let platform = try #require(try await repository.create(Self.settings("Platform"), by: .cli))
             var narrow = Self.settings("Narrow", password: "n4rrow")
@@ -48,7 +48,7 @@ import Testing
             let connection = try #require(try await repository.connection(forReseller: reseller.id))
             #expect(connection.id == own.id && !connection.isPaused)
             #expect(connection.segmentationPolicy == narrow.segmentation)
-            #expect(try await repository.segmentationPolicy(forReseller: reseller.id) == narrow.segmentation)
+            #expect(try await repository.sendingPolicy(forReseller: reseller.id).segmentation == narrow.segmentation)
             #expect(try connection.credentials() == GatewayCredentials(username: "acme", password: "n4rrow"))
             let configuration = try connection.gatewayConfiguration()
             #expect(configuration.baseURL == "http://gateway.example" && configuration.method == .post && configuration.requestTimeout == .seconds(15))

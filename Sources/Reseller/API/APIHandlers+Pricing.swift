@@ -10,12 +10,14 @@ extension APIHandlers {
         let (_, account) = try await findSubAccount(input.path.subAccountId)
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
         var validator = Validator()
-        if body.recipients.count > SendPlanner.maximumRecipients {
+        let recipients = body.recipients ?? []
+        if recipients.count > SendPlanner.maximumRecipients {
             validator.fail("/recipients", "must have at most \(SendPlanner.maximumRecipients) recipients")
         }
         try validator.check()
         let request = SendRequest(
-            sender: body.sender, text: body.text, recipients: body.recipients, long: body.long ?? false, scheduleAt: body.scheduleAt)
+            sender: body.sender, text: body.text, recipients: recipients, long: body.long ?? false, scheduleAt: body.scheduleAt,
+            groupName: body.group?.trimmingCharacters(in: .whitespacesAndNewlines))
         guard let plan = try await sendPlanner.plan(subAccountID: account.id, request: request) else {
             throw APIProblem.notFound("No sub-account \(account.id.apiString).")
         }

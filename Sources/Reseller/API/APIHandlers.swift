@@ -6,6 +6,13 @@ import ResellerAPI
 /// Handlers validate input, call domain services and map results to the generated outputs;
 /// errors are thrown as `APIProblem` and rendered by `ProblemMiddleware`.
 struct APIHandlers: APIProtocol {
+    init(pool: PostgresPool, metrics: ServiceMetrics, logger: Logger, sending: Sending? = nil) {
+        self.pool = pool
+        self.metrics = metrics
+        self.logger = logger
+        self.sending = sending ?? Sending(pool: pool, retryDeadline: .seconds(86_400))
+    }
+
     let pool: PostgresPool
     let metrics: ServiceMetrics
     let logger: Logger
@@ -16,6 +23,8 @@ struct APIHandlers: APIProtocol {
     var upstreamCipher = UpstreamCredentialCipher.unencrypted
     /// The gateway clients of upstream connections, shared with the dispatcher.
     var upstreamClients = UpstreamClients(logger: Logger(label: "gateway1601"))
+    /// The send path, with its group commit queues (one per application, shared by every request).
+    var sending: Sending
 
     var apiKeys: APIKeyRepository { APIKeyRepository(pool: pool) }
     var resellers: ResellerRepository { ResellerRepository(pool: pool) }

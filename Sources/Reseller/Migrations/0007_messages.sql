@@ -161,7 +161,7 @@ FOR EACH STATEMENT EXECUTE FUNCTION message_outbox_follow_default_connection();
 -- Low-balance crossings are recorded as by ledger_apply_transfers.
 CREATE FUNCTION ledger_reserve(
     ids uuid[], debit_ids uuid[], credit_ids uuid[], amounts bigint[], linked_ids uuid[],
-    codes text[], reseller_ids uuid[], sub_account_ids uuid[], refs text[], created_by text, request_id text
+    codes text[], reseller_ids uuid[], sub_account_ids uuid[], refs text[], created_bys text[], request_ids text[]
 ) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -205,9 +205,9 @@ BEGIN
 
     INSERT INTO ledger_transfer (id, debit_account_id, credit_account_id, amount, kind, state, linked_id, code,
                                  reseller_id, sub_account_id, reference, created_by, request_id, created_at)
-    SELECT u.id, u.d, u.c, u.a, 'pending', 'pending', u.l, u.code, u.r, u.s, u.ref, created_by, request_id, now_ts
-    FROM unnest(ids, debit_ids, credit_ids, amounts, linked_ids, codes, reseller_ids, sub_account_ids, refs)
-         WITH ORDINALITY AS u (id, d, c, a, l, code, r, s, ref, n)
+    SELECT u.id, u.d, u.c, u.a, 'pending', 'pending', u.l, u.code, u.r, u.s, u.ref, u.by, u.req, now_ts
+    FROM unnest(ids, debit_ids, credit_ids, amounts, linked_ids, codes, reseller_ids, sub_account_ids, refs, created_bys, request_ids)
+         WITH ORDINALITY AS u (id, d, c, a, l, code, r, s, ref, by, req, n)
     ORDER BY u.n;
 
     -- Low-balance crossings of the accounts with a threshold, with the last transfer that touched each.

@@ -27,6 +27,8 @@ struct UpstreamConnectionRecord: Codable, Sendable, Equatable {
     var concurrency: Int
     var rateLimitPerSecond: Int
     var requestTimeoutMilliseconds: Int
+    /// Calling codes to which the upstream takes single-part messages only (1601 error 119).
+    var singlePartCountries: [String]
     var status: UpstreamConnectionStatus
     var pauseReason: String?
     var pauseCode: Int?
@@ -44,7 +46,7 @@ struct UpstreamConnectionRecord: Codable, Sendable, Equatable {
         case baseURL = "base_url", passwordEncrypted = "password_encrypted", passwordChangedAt = "password_changed_at"
         case gsmSinglePart = "gsm_single_part", gsmConcatenatedPart = "gsm_concatenated_part"
         case ucs2SinglePart = "ucs2_single_part", ucs2ConcatenatedPart = "ucs2_concatenated_part", maximumParts = "maximum_parts"
-        case rateLimitPerSecond = "rate_limit_per_second", requestTimeoutMilliseconds = "request_timeout_ms"
+        case rateLimitPerSecond = "rate_limit_per_second", requestTimeoutMilliseconds = "request_timeout_ms", singlePartCountries = "single_part_countries"
         case pauseReason = "pause_reason", pauseCode = "pause_code", pausedAt = "paused_at", pausedBy = "paused_by"
         case isDefault = "is_default", assignedResellers = "assigned_resellers"
         case createdBy = "created_by", createdAt = "created_at", updatedAt = "updated_at"
@@ -59,6 +61,13 @@ struct UpstreamConnectionRecord: Codable, Sendable, Equatable {
 }
 
 /// The settings an admin writes. `password` nil keeps the stored one (on update).
+/// What the upstream connection that sends for a reseller allows.
+struct SendingPolicy: Sendable, Hashable {
+    var segmentation: SegmentationPolicy
+    /// Calling codes that take single-part messages only (1601 error 119).
+    var singlePartCountries: Set<String>
+}
+
 struct UpstreamConnectionSettings: Sendable, Equatable {
     var name: String
     var baseURL: String
@@ -173,7 +182,7 @@ struct UpstreamConnectionRepository: Sendable {
     static let columns = """
         c.id, c.name, c.base_url, c.username, get_byte(c.password_secret, 0) = 1 AS password_encrypted, c.password_changed_at,
         c.gsm_single_part, c.gsm_concatenated_part, c.ucs2_single_part, c.ucs2_concatenated_part, c.maximum_parts,
-        c.concurrency, c.rate_limit_per_second, c.request_timeout_ms, c.status, c.pause_reason, c.pause_code, c.paused_at, c.paused_by,
+        c.concurrency, c.rate_limit_per_second, c.request_timeout_ms, c.single_part_countries, c.status, c.pause_reason, c.pause_code, c.paused_at, c.paused_by,
         EXISTS (SELECT 1 FROM upstream_connection_default d WHERE d.connection_id = c.id) AS is_default,
         (SELECT count(*) FROM reseller_upstream_connection a WHERE a.connection_id = c.id)::integer AS assigned_resellers,
         c.created_by, c.created_at, c.updated_at
@@ -411,12 +420,20 @@ struct UpstreamConnectionRepository: Sendable {
             """)).first
     }
 
-    /// The part sizes and maximum parts of the connection that sends for `resellerID`; `.standard` when it has none.
-    /// For the send path's length checks (105/118), which need no credentials.
-    func segmentationPolicy(forReseller resellerID: UUID) async throws -> SegmentationPolicy {
-        try await pool.query("""
-            SELECT \(unescaped: Self.columns) FROM upstream_connection c WHERE c.id = effective_upstream_connection(\(resellerID))
-            """).decodeRecords(UpstreamConnectionRecord.self).first?.segmentationPolicy ?? .standard
+    /// How the reseller's messages are segmented and where long ones may go: from its effective connection, else the
+    /// standard segmentation with no country restricted.
+    func sendingPolicy(forReseller resellerID: UUID) async throws -> SendingPolicy {
+        // Every send plans with this: only the columns it needs, one index probe.
+        guard let row = try await pool.query("""
+            SELECT gsm_single_part, gsm_concatenated_part, ucs2_single_part, ucs2_concatenated_part, maximum_parts,
+                   single_part_countries
+            FROM upstream_connection WHERE id = effective_upstream_connection(\(resellerID))
+            """).first(as: (Int, Int, Int, Int, Int, [String]).self)
+        else { return SendingPolicy(segmentation: .standard, singlePartCountries: []) }
+        return SendingPolicy(
+            segmentation: SegmentationPolicy(
+                gsmSinglePart: row.0, gsmConcatenatedPart: row.1, ucs2SinglePart: row.2, ucs2ConcatenatedPart: row.3, maximumParts: row.4),
+            singlePartCountries: Set(row.5))
     }
 
     /// One connection with its stored password.

@@ -21,7 +21,7 @@ struct Idempotency: Sendable {
         var hash: Data
     }
 
-    private static let canonicalEncoder: JSONEncoder = {
+    static let canonicalEncoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = APIDateTranscoder.encodingStrategy

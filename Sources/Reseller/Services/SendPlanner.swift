@@ -12,6 +12,8 @@ struct SendRequest: Sendable {
     /// The 1601 `type=long`: more than one part allowed.
     var long: Bool
     var scheduleAt: Date?
+    /// A group of the sub-account's address book (1601 `naar=groep&groep=`): its members are added after `recipients`.
+    var groupName: String? = nil
 }
 
 /// A request-level problem: the whole send would be refused with `code`.
@@ -24,7 +26,7 @@ struct SendCheck: Sendable, Hashable {
 
 /// One recipient of a planned send.
 struct PlannedRecipient: Sendable {
-    /// Position in the request.
+    /// Position in the request; group members follow the listed recipients.
     var index: Int
     var input: String
     /// Nil when the input is not a number (103, 106).
@@ -32,7 +34,7 @@ struct PlannedRecipient: Sendable {
     var pricing: NumberPricing?
     /// The retail price of this message: per part × parts; nil when refused.
     var retailPrice: Money?
-    /// The 1601 error this recipient gets (103 106 112 107 114); nil when it would be sent.
+    /// The 1601 error this recipient gets (103 106 112 107 114 119); nil when it would be sent.
     var error: GatewayErrorCode?
 
     var country: CallingCode? { pricing?.country ?? number?.callingCode }
@@ -82,8 +84,9 @@ struct SendPlan: Sendable {
 /// send path (which then reserves and stores what the plan says).
 ///
 /// Check order, as the upstream answers them: account status (115/116), sender (109 110 111 113 117), text (102),
-/// length (105 118), recipients (103), schedule (121); per recipient: 103 empty, 106 not a number, 112 no calling
-/// code, 114/107 from the price layers; finally the balance (108) against the retail total of the sendable messages.
+/// length (105 118), recipients (103), group (125 126), schedule (121); per recipient: 103 empty, 106 not a number,
+/// 112 no calling code, 114/107 from the price layers, 119 more than one part to a country whose upstream takes
+/// only single parts; finally the balance (108) against the retail totals of the sendable messages.
 struct SendPlanner: Sendable {
     let pool: PostgresPool
 
@@ -93,11 +96,23 @@ struct SendPlanner: Sendable {
     /// Nil when there is no such sub-account.
     func plan(subAccountID: UUID, request: SendRequest, at instant: Date = Date()) async throws -> SendPlan? {
         guard let account = try await SubAccountRepository(pool: pool).find(id: subAccountID, scope: .everything) else { return nil }
+        return try await plan(account: account, request: request, at: instant)
+    }
+
+    /// Nil when the sub-account has gone (between reading `account` and planning).
+    func plan(account: SubAccountRecord, request: SendRequest, at instant: Date = Date()) async throws -> SendPlan? {
+        let subAccountID = account.id
         let sender = request.sender ?? account.defaultSender
 
+        let expansion: GroupExpansion? = if let groupName = request.groupName {
+            try await pool.withConnection { try await GroupRepository.expand(subAccountID: subAccountID, groupName: groupName, on: $0) }
+        } else { nil }
+        var inputs = request.recipients
+        if case .members(let members) = expansion { inputs += members.map(\.digits) }
+
         var recipients: [PlannedRecipient] = []
-        recipients.reserveCapacity(request.recipients.count)
-        for (index, input) in request.recipients.enumerated() {
+        recipients.reserveCapacity(inputs.count)
+        for (index, input) in inputs.enumerated() {
             var recipient = PlannedRecipient(index: index, input: input)
             do {
                 recipient.number = try PhoneNumber(parsing: input)
@@ -118,10 +133,11 @@ struct SendPlanner: Sendable {
             try await LedgerRepository(pool: pool).account(kind: .resellerWallet, resellerID: account.resellerID, subAccountID: nil))
         // Part sizes and the most parts come from the upstream connection that sends for the reseller (this reads
         // no credentials, so no cipher is needed).
-        async let policyRead = UpstreamConnectionRepository(pool: pool, cipher: .unencrypted).segmentationPolicy(forReseller: account.resellerID)
+        async let policyRead = UpstreamConnectionRepository(pool: pool, cipher: .unencrypted).sendingPolicy(forReseller: account.resellerID)
         async let resolutionRead = PriceResolver(pool: pool).resolve(subAccountID: subAccountID, numbers: numbers, at: instant)
-        let (senderCheck, balance, resellerWallet, resolved, segmentationPolicy) =
+        let (senderCheck, balance, resellerWallet, resolved, policy) =
             try await (senderError, balanceRead, resellerWalletRead, resolutionRead, policyRead)
+        let segmentationPolicy = policy.segmentation
         guard let resolution = resolved else { return nil }
 
         var checks: [SendCheck] = []
@@ -141,8 +157,11 @@ struct SendPlanner: Sendable {
             }
             checks.append(SendCheck(code: code, field: "/text", message: message))
         }
-        if request.recipients.isEmpty {
+        if request.recipients.isEmpty, request.groupName == nil {
             checks.append(SendCheck(code: .recipientEmpty, field: "/recipients", message: GatewayErrorCode.recipientEmpty.meaning))
+        }
+        if let code = expansion?.gatewayCode {
+            checks.append(SendCheck(code: code, field: "/group", message: code.meaning))
         }
         if let scheduleAt = request.scheduleAt, scheduleAt < instant {
             checks.append(SendCheck(code: .scheduleDateInvalid, field: "/scheduleAt", message: "is in the past: \(GatewayErrorCode.scheduleDateInvalid.meaning)"))
@@ -158,6 +177,8 @@ struct SendPlanner: Sendable {
             let pricing = resolution[number]
             recipients[index].pricing = pricing
             switch pricing {
+            case .priced(let price) where parts > 1 && policy.singlePartCountries.contains(price.country.code):
+                recipients[index].error = .longMessagesNotOfferedForCountry
             case .priced(let price):
                 let retail = price.retail.pricePerPart * parts
                 recipients[index].retailPrice = retail

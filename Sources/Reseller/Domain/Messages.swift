@@ -1,0 +1,80 @@
+import Foundation
+import SMSCore
+
+/// Where a message is in its life (DESIGN.md, Messages).
+enum MessageStatus: String, Sendable, Codable, CaseIterable {
+    /// Accepted for a later time; cancellable until then.
+    case scheduled
+    /// Waiting in the outbox for the dispatcher.
+    case queued
+    /// Taken by the upstream, which answered with its id.
+    case submitted
+    case delivered
+    case notDelivered = "not_delivered"
+    case rejected
+    case expired
+    /// Refused by the upstream for good, or not taken before the retry deadline; its reservations are voided.
+    case failed
+    /// Cancelled before it was handed upstream; its reservations are voided.
+    case cancelled
+
+    /// Whether nothing will change it any more (delivery reports aside).
+    var isFinal: Bool {
+        switch self {
+        case .scheduled, .queued, .submitted: false
+        case .delivered, .notDelivered, .rejected, .expired, .failed, .cancelled: true
+        }
+    }
+}
+
+/// One message of an accepted send, as the answer lists it.
+struct AcceptedMessage: Sendable, Codable, Hashable {
+    var id: UUID
+    /// Position of the recipient in the request (group members follow the listed numbers).
+    var index: Int
+    var number: String
+    var country: String
+    var parts: Int
+    /// Retail price of the whole message.
+    var price: Money
+}
+
+/// A recipient left out of an accepted send (with `invalidRecipients: skip`).
+struct RefusedRecipient: Sendable, Codable, Hashable {
+    var index: Int
+    var input: String
+    var code: Int
+    var message: String
+}
+
+/// The answer to an accepted send; stored as the idempotent response, so a replay answers the same.
+struct AcceptedBatch: Sendable, Codable, Hashable {
+    var batchID: UUID
+    var subAccountID: UUID
+    var acceptedAt: Date
+    var scheduleAt: Date?
+    /// `queued` or `scheduled`: the status every message starts in.
+    var status: MessageStatus
+    var sender: String
+    var encoding: MessageEncoding
+    var parts: Int
+    var reference: String?
+    var retailTotal: Money
+    var messages: [AcceptedMessage]
+    var refused: [RefusedRecipient]
+}
+
+extension UUID {
+    /// A version 7 UUID: 48 bits of Unix milliseconds, then random bits. Ids made in order sort in order, so the
+    /// many rows a send inserts land on neighbouring index pages instead of random ones.
+    static func timeOrdered(at date: Date = Date()) -> UUID {
+        var bytes = (0..<16).map { _ in UInt8.random(in: 0...255) }
+        let milliseconds = UInt64(max(0, date.timeIntervalSince1970 * 1000))
+        for index in 0..<6 { bytes[index] = UInt8(truncatingIfNeeded: milliseconds >> (8 * (5 - index))) }
+        bytes[6] = 0x70 | (bytes[6] & 0x0F)
+        bytes[8] = 0x80 | (bytes[8] & 0x3F)
+        return UUID(uuid: (
+            bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
+            bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]))
+    }
+}

@@ -1,0 +1,273 @@
+import Foundation
+import PostgresLibpq
+import SMSCore
+
+/// A message with what its batch shares, as stored.
+struct MessageRecord: Decodable, Sendable {
+    var id: UUID
+    var resellerID: UUID
+    var subAccountID: UUID
+    var batchID: UUID
+    var position: Int
+    var recipient: String
+    var country: String
+    var sender: String
+    var text: String
+    var encoding: String
+    var parts: Int
+    var long: Bool
+    var reference: String?
+    var callbackURL: String?
+    var groupName: String?
+    var retailPrice: Int64
+    var wholesalePrice: Int64
+    var upstreamCost: Int64
+    var retailVersionID: UUID
+    var wholesaleVersionID: UUID
+    var upstreamCostVersionID: UUID
+    var retailReservationID: UUID?
+    var wholesaleReservationID: UUID?
+    var status: String
+    var statusCode: Int?
+    var statusDetail: String?
+    var scheduleAt: Date?
+    var upstreamConnectionID: UUID?
+    var upstreamID: String?
+    var acceptedAt: Date
+    var statusAt: Date
+    var submittedAt: Date?
+
+    enum CodingKeys: String, CodingKey {
+        case id, position, recipient, country, sender, text, encoding, parts, long, reference, status
+        case resellerID = "reseller_id", subAccountID = "sub_account_id", batchID = "batch_id", callbackURL = "callback_url"
+        case groupName = "group_name", retailPrice = "retail_price", wholesalePrice = "wholesale_price", upstreamCost = "upstream_cost"
+        case retailVersionID = "retail_version_id", wholesaleVersionID = "wholesale_version_id"
+        case upstreamCostVersionID = "upstream_cost_version_id", retailReservationID = "retail_reservation_id"
+        case wholesaleReservationID = "wholesale_reservation_id", statusCode = "status_code", statusDetail = "status_detail"
+        case scheduleAt = "schedule_at", upstreamConnectionID = "upstream_connection_id", upstreamID = "upstream_id"
+        case acceptedAt = "accepted_at", statusAt = "status_at", submittedAt = "submitted_at"
+    }
+}
+
+/// One entry of a message's status history.
+struct MessageEventRecord: Decodable, Sendable {
+    var status: String
+    var code: Int?
+    var detail: String?
+    var occurredAt: Date
+
+    enum CodingKeys: String, CodingKey {
+        case status, code, detail
+        case occurredAt = "occurred_at"
+    }
+}
+
+/// A batch and how its messages stand.
+struct BatchSummaryRecord: Sendable {
+    struct Batch: Decodable, Sendable {
+        var id: UUID
+        var subAccountID: UUID
+        var sender: String
+        var text: String
+        var encoding: String
+        var length: Int
+        var parts: Int
+        var long: Bool
+        var reference: String?
+        var groupName: String?
+        var scheduleAt: Date?
+        var recipientCount: Int
+        var messageCount: Int
+        var retailTotal: Int64
+        var wholesaleTotal: Int64
+        var createdBy: String
+        var acceptedAt: Date
+
+        enum CodingKeys: String, CodingKey {
+            case id, sender, text, encoding, length, parts, long, reference
+            case subAccountID = "sub_account_id", groupName = "group_name", scheduleAt = "schedule_at"
+            case recipientCount = "recipient_count", messageCount = "message_count", retailTotal = "retail_total"
+            case wholesaleTotal = "wholesale_total", createdBy = "created_by", acceptedAt = "accepted_at"
+        }
+    }
+
+    var batch: Batch
+    /// Messages per status, and their retail prices summed.
+    var statuses: [(status: String, count: Int, retail: Int64)]
+}
+
+/// Which messages a list shows: all filters optional, newest first.
+struct MessageFilter: Sendable {
+    var status: MessageStatus?
+    var acceptedFrom: Date?
+    var acceptedBefore: Date?
+    var recipient: String?
+    var reference: String?
+    var batchID: UUID?
+    /// The last message of the previous page.
+    var after: (acceptedAt: Date, id: UUID)?
+    var limit: Int
+}
+
+/// Which messages to cancel.
+enum CancelSelection: Sendable {
+    case message(UUID)
+    case batch(UUID)
+    /// Every scheduled message of the sub-account.
+    case allScheduled
+}
+
+/// What a cancel did.
+struct CancelResult: Codable, Sendable {
+    /// The messages cancelled now, their reservations voided.
+    var cancelled: [UUID]
+    /// Retail credits given back to the sub-account.
+    var refunded: Money
+    /// Messages selected that could not be cancelled, with their status (`submitted`, or `queued` once claimed by the
+    /// dispatcher: it may already be upstream).
+    var notCancelled: [NotCancelled]
+
+    struct NotCancelled: Codable, Sendable {
+        var id: UUID
+        var status: MessageStatus
+        var reason: String
+    }
+}
+
+/// Messages, their batches and history. Reads are scoped to one sub-account; writes of the send path are in
+/// `SendService`, those of the dispatcher in `OutboxRepository`.
+struct MessageRepository: Sendable {
+    let pool: PostgresPool
+
+    /// Selected from `message m JOIN message_batch b`.
+    static let columns = """
+        m.id, m.reseller_id, m.sub_account_id, m.batch_id, m.position, m.recipient, m.country, b.sender, b.text, b.encoding,
+        b.parts, b.long, b.reference, b.callback_url, b.group_name, m.retail_price, m.wholesale_price, m.upstream_cost,
+        m.retail_version_id, m.wholesale_version_id, m.upstream_cost_version_id, m.retail_reservation_id,
+        m.wholesale_reservation_id, m.status, m.status_code, m.status_detail, m.schedule_at, m.upstream_connection_id,
+        m.upstream_id, m.accepted_at, m.status_at, m.submitted_at
+        """
+
+    func find(id: UUID, subAccountID: UUID) async throws -> MessageRecord? {
+        try await pool.query("""
+            SELECT \(unescaped: Self.columns) FROM message m JOIN message_batch b ON b.reseller_id = m.reseller_id AND b.id = m.batch_id
+            WHERE m.id = \(id) AND m.sub_account_id = \(subAccountID)
+            """).decodeRecords(MessageRecord.self).first
+    }
+
+    func events(messageID: UUID) async throws -> [MessageEventRecord] {
+        try await pool.query("""
+            SELECT status, code, detail, occurred_at FROM message_event WHERE message_id = \(messageID) ORDER BY seq
+            """).decodeRecords(MessageEventRecord.self)
+    }
+
+    func list(subAccountID: UUID, filter: MessageFilter) async throws -> [MessageRecord] {
+        try await pool.query("""
+            SELECT \(unescaped: Self.columns) FROM message m JOIN message_batch b ON b.reseller_id = m.reseller_id AND b.id = m.batch_id
+            WHERE m.sub_account_id = \(subAccountID)
+              AND (\(filter.status?.rawValue)::text IS NULL OR m.status = \(filter.status?.rawValue)::text)
+              AND (\(filter.acceptedFrom)::timestamptz IS NULL OR m.accepted_at >= \(filter.acceptedFrom)::timestamptz)
+              AND (\(filter.acceptedBefore)::timestamptz IS NULL OR m.accepted_at < \(filter.acceptedBefore)::timestamptz)
+              AND (\(filter.recipient)::text IS NULL OR m.recipient = \(filter.recipient)::text)
+              AND (\(filter.reference)::text IS NULL OR b.reference = \(filter.reference)::text)
+              AND (\(filter.batchID)::uuid IS NULL OR m.batch_id = \(filter.batchID)::uuid)
+              AND (\(filter.after?.acceptedAt)::timestamptz IS NULL
+                   OR (m.accepted_at, m.id) < (\(filter.after?.acceptedAt)::timestamptz, \(filter.after?.id)::uuid))
+            ORDER BY m.accepted_at DESC, m.id DESC
+            LIMIT \(filter.limit)
+            """).decodeRecords(MessageRecord.self)
+    }
+
+    func batch(id: UUID, subAccountID: UUID) async throws -> BatchSummaryRecord? {
+        guard let batch = try await pool.query("""
+            SELECT id, sub_account_id, sender, text, encoding, length, parts, long, reference, group_name, schedule_at,
+                   recipient_count, message_count, retail_total, wholesale_total, created_by, accepted_at
+            FROM message_batch WHERE id = \(id) AND sub_account_id = \(subAccountID)
+            """).decodeRecords(BatchSummaryRecord.Batch.self).first
+        else { return nil }
+        let statuses = try await pool.query("""
+            SELECT status, count(*)::bigint, sum(retail_price)::bigint FROM message
+            WHERE reseller_id = (SELECT reseller_id FROM message_batch WHERE id = \(id)) AND batch_id = \(id)
+            GROUP BY status ORDER BY status
+            """).decode((String, Int, Int64).self).map { (status: $0.0, count: $0.1, retail: $0.2) }
+        return BatchSummaryRecord(batch: batch, statuses: statuses)
+    }
+
+    /// Cancels the selected messages that have not been handed upstream: out of the outbox, status `cancelled`,
+    /// reservations voided, one history entry each and one audit entry. A message the dispatcher has claimed may
+    /// already be upstream and is left alone (in `notCancelled`).
+    ///
+    /// The outbox rows go first, with the same lock order as a dispatcher's claim (outbox, then message), and the
+    /// delete's condition is re-checked on rows a claim has just changed, so a cancel and a claim never both win.
+    static func cancel(
+        subAccountID: UUID, resellerID: UUID, selection: CancelSelection, by actor: AuditActor, on connection: PostgresConnection
+    ) async throws -> CancelResult {
+        let (messageID, batchID, onlyScheduled): (UUID?, UUID?, Bool) = switch selection {
+        case .message(let id): (id, nil, false)
+        case .batch(let id): (nil, id, false)
+        case .allScheduled: (nil, nil, true)
+        }
+        let deleted = try await connection.query("""
+            DELETE FROM message_outbox o USING message m
+            WHERE m.id = o.message_id AND m.reseller_id = \(resellerID) AND m.sub_account_id = \(subAccountID)
+              AND (\(messageID)::uuid IS NULL OR m.id = \(messageID)::uuid)
+              AND (\(batchID)::uuid IS NULL OR m.batch_id = \(batchID)::uuid)
+              AND (NOT \(onlyScheduled) OR m.status = 'scheduled')
+              AND m.status IN ('scheduled', 'queued') AND NOT o.possibly_sent
+            RETURNING o.message_id
+            """).decode(UUID.self)
+        var voids: [TransferRequest] = []
+        var refunded = Money.zero
+        var cancelled: [UUID] = []
+        if !deleted.isEmpty {
+            let rows = try await connection.query("""
+                WITH changed AS (
+                    UPDATE message SET status = 'cancelled', status_at = now()
+                    WHERE reseller_id = \(resellerID) AND id = ANY (\(deleted))
+                    RETURNING reseller_id, id, retail_reservation_id, wholesale_reservation_id, retail_price
+                ), history AS (
+                    INSERT INTO message_event (reseller_id, message_id, status, detail)
+                    SELECT reseller_id, id, 'cancelled', \("cancelled by \(actor.actor)") FROM changed
+                )
+                SELECT id, retail_reservation_id, wholesale_reservation_id, retail_price FROM changed ORDER BY id
+                """).decode((UUID, UUID?, UUID?, Int64).self)
+            for row in rows {
+                cancelled.append(row.0)
+                refunded = refunded + Money(row.3)
+                for reservation in [row.1, row.2].compactMap({ $0 }) {
+                    voids.append(.void(reservation, code: "message_cancelled", by: actor.actor, requestID: actor.requestID))
+                }
+            }
+            if !voids.isEmpty { _ = try await LedgerRepository.apply(voids, linked: false, on: connection) }
+        }
+        let others = try await connection.query("""
+            SELECT m.id, m.status, o.possibly_sent FROM message m LEFT JOIN message_outbox o ON o.message_id = m.id
+            WHERE m.reseller_id = \(resellerID) AND m.sub_account_id = \(subAccountID)
+              AND (\(messageID)::uuid IS NULL OR m.id = \(messageID)::uuid)
+              AND (\(batchID)::uuid IS NULL OR m.batch_id = \(batchID)::uuid)
+              AND (\(messageID)::uuid IS NOT NULL OR \(batchID)::uuid IS NOT NULL)
+              AND (m.status <> 'cancelled' OR \(messageID)::uuid IS NOT NULL) AND m.id <> ALL (\(cancelled))
+            ORDER BY m.id
+            LIMIT 1000
+            """).decode((UUID, String, Bool?).self)
+        let notCancelled = others.map { row in
+            let status = MessageStatus(rawValue: row.1) ?? .failed
+            let reason = row.2 == true
+                ? "already handed to the upstream gateway (the dispatcher has claimed it)"
+                : status.isFinal ? "already \(status.rawValue)" : "already handed to the upstream gateway"
+            return CancelResult.NotCancelled(id: row.0, status: status, reason: reason)
+        }
+        let result = CancelResult(cancelled: cancelled, refunded: refunded, notCancelled: notCancelled)
+        if !cancelled.isEmpty {
+            let target: (type: String, id: String) = switch selection {
+            case .message(let id): ("message", id.apiString)
+            case .batch(let id): ("message_batch", id.apiString)
+            case .allScheduled: ("sub_account", subAccountID.apiString)
+            }
+            try await AuditRepository.record(
+                on: connection, by: actor, action: "message.cancel", targetType: target.type, targetID: target.id, resellerID: resellerID,
+                before: nil, after: ["cancelled": cancelled.count.description, "refunded": refunded.description])
+        }
+        return result
+    }
+}

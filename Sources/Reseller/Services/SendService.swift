@@ -1,0 +1,399 @@
+import Foundation
+import HTTPTypes
+import Logging
+import PostgresLibpq
+import SMSCore
+import Synchronization
+
+/// One send to accept: the request, its plan, who asked, and its idempotency key.
+struct SendSubmission: Sendable {
+    var plan: SendPlan
+    var request: SendRequest
+    /// The client's reference (the 1601 `referentie`), kept on the batch.
+    var reference: String?
+    var callbackURL: String?
+    /// Accept the valid recipients and report the others, instead of refusing the whole send.
+    var skipInvalidRecipients: Bool
+    var actor: AuditActor
+    var idempotency: Idempotency.Request?
+}
+
+/// What became of a send.
+enum SendOutcome: Sendable {
+    /// Accepted now, or earlier under the same `Idempotency-Key` (`replayed`).
+    case accepted(AcceptedBatch, replayed: Bool)
+    /// Refused as a whole; nothing was written.
+    case refused(APIProblem)
+}
+
+/// Accepts sends: checks them (`SendPlanner`), then writes each accepted send's batch, messages, reservations and
+/// outbox rows in one transaction, under the locks of the ledger accounts it touches.
+///
+/// Many sends share a transaction: `accept(_:on:)` takes a list, and `SendCoalescer` gathers concurrent small sends
+/// into such lists (group commit), so a hot account's row is locked and written once per group instead of once per
+/// message. Each send in a group is decided on its own (balance, status, idempotency key) before anything is
+/// written, so one refusal does not refuse the others; a group whose transaction fails is retried send by send, so
+/// a send that breaks fails alone.
+struct SendService: Sendable {
+    let pool: PostgresPool
+    /// Transient upstream failures are retried until this long after a message is due; then it fails.
+    var retryDeadline: Duration = .seconds(86_400)
+
+    static let createdBy = "send"
+
+    /// Refuses what the plan already refuses: request-level problems, and recipient-level ones unless skipped.
+    static func refusal(of submission: SendSubmission) -> APIProblem? {
+        let plan = submission.plan
+        if let first = plan.checks.first {
+            let fieldErrors = plan.checks.map {
+                APIProblem.FieldError(field: $0.field ?? "", message: $0.message, gatewayCode: $0.code.rawValue)
+            }
+            switch first.code {
+            case .accountBlocked, .accountBlockedForPayment:
+                return APIProblem(.forbidden, code: "account_blocked", detail: first.message, gatewayCode: first.code.rawValue)
+            case .insufficientCredits:
+                return APIProblem(.paymentRequired, code: "insufficient_credits", detail: first.message, gatewayCode: first.code.rawValue)
+            default:
+                return APIProblem(
+                    .unprocessableContent, code: "send_refused", detail: "The send was refused: \(first.message).",
+                    gatewayCode: first.code.rawValue, fieldErrors: fieldErrors)
+            }
+        }
+        let invalid = plan.recipients.filter { $0.error != nil }
+        if plan.messageCount == 0 || (!invalid.isEmpty && !submission.skipInvalidRecipients) {
+            let code = invalid.first?.error ?? .recipientEmpty
+            return APIProblem(
+                .unprocessableContent, code: "recipients_refused",
+                detail: "\(invalid.count) of \(plan.recipients.count) recipients cannot be sent to"
+                    + (plan.messageCount > 0 ? " (send with invalidRecipients: skip to send to the others)." : "."),
+                gatewayCode: code.rawValue,
+                fieldErrors: invalid.prefix(1_000).map {
+                    APIProblem.FieldError(field: "/recipients/\($0.index)", message: "\($0.input): \($0.error!.meaning)", gatewayCode: $0.error!.rawValue)
+                })
+        }
+        return nil
+    }
+
+    /// The stored answer under the submission's key, if any: a replay, or 422 when the key was used for another request.
+    static func replay(_ request: Idempotency.Request, on connection: PostgresConnection) async throws -> SendOutcome? {
+        guard let stored = try await IdempotencyRepository.find(scope: request.scope, key: request.key, on: connection) else { return nil }
+        return try replay(stored, for: request)
+    }
+
+    private static func replay(_ stored: IdempotencyRecord, for request: Idempotency.Request) throws -> SendOutcome {
+        guard stored.operation == request.operation, stored.requestHash == request.hash else {
+            return .refused(APIProblem(
+                .unprocessableContent, code: "idempotency_key_reused",
+                detail: "This Idempotency-Key was used for a different request; use a new key for a new request."))
+        }
+        return .accepted(try JSONDecoder.api.decode(AcceptedBatch.self, from: Data(stored.response.utf8)), replayed: true)
+    }
+
+    /// Accepts `submissions` (already planned, none refused by its plan) in one transaction: one outcome per
+    /// submission, in order. Throws when the transaction fails; nothing is then written for any of them.
+    func accept(_ submissions: [SendSubmission]) async throws -> [SendOutcome] {
+        try await pool.withTransaction { connection in
+            try await Self.write(submissions, retryDeadline: retryDeadline, on: connection)
+        }
+    }
+
+    /// Accepts each submission in a transaction of its own (a group's fallback): a failure is that send's alone.
+    func acceptOneByOne(_ submissions: [SendSubmission]) async -> [Result<SendOutcome, any Error>] {
+        var results: [Result<SendOutcome, any Error>] = []
+        for submission in submissions {
+            do {
+                let outcome = try await pool.withTransaction { connection in
+                    try await Self.write([submission], retryDeadline: retryDeadline, on: connection)
+                }
+                results.append(.success(outcome[0]))
+            } catch {
+                results.append(.failure(error))
+            }
+        }
+        return results
+    }
+
+    // MARK: - The write
+
+    private struct Accounts {
+        var id: [String: UUID] = [:]
+        var spendable: [UUID: Int64] = [:]
+        var restricted: Set<UUID> = []
+
+        static func key(_ kind: LedgerAccountKind, _ owner: UUID) -> String { "\(kind.rawValue):\(owner)" }
+        func id(_ kind: LedgerAccountKind, _ owner: UUID) -> UUID? { id[Self.key(kind, owner)] }
+    }
+
+    /// Accepts `submissions` on `connection`, inside the caller's transaction.
+    static func write(_ submissions: [SendSubmission], retryDeadline: Duration, on connection: PostgresConnection) async throws -> [SendOutcome] {
+        var outcomes = [SendOutcome?](repeating: nil, count: submissions.count)
+        let subAccountIDs = Array(Set(submissions.map(\.plan.subAccountID)))
+        let resellerIDs = Array(Set(submissions.map(\.plan.resellerID)))
+
+        // 1. Every account the sends touch, locked in id order (as every ledger path locks), with what each may spend.
+        var accounts = Accounts()
+        for row in try await connection.query("""
+            SELECT id, kind, COALESCE(sub_account_id, reseller_id),
+                   credits_posted - debits_posted - debits_pending + COALESCE(credit_limit, 0), debits_must_not_exceed_credits
+            FROM ledger_account
+            WHERE (kind = 'sub_account_wallet' AND sub_account_id = ANY (\(subAccountIDs)))
+               OR (kind IN ('reseller_wallet', 'reseller_revenue', 'platform_revenue') AND reseller_id = ANY (\(resellerIDs))
+                   AND sub_account_id IS NULL)
+            ORDER BY id FOR UPDATE
+            """).decode((UUID, String, UUID, Int64, Bool).self) {
+            guard let kind = LedgerAccountKind(rawValue: row.1) else { continue }
+            accounts.id[Accounts.key(kind, row.2)] = row.0
+            accounts.spendable[row.0] = row.3
+            if row.4 { accounts.restricted.insert(row.0) }
+        }
+
+        // 2. Statuses, read after the locks so that a block committed before them is seen; a block that comes later
+        // waits for this transaction (FOR SHARE).
+        var statuses: [UUID: AccountStatus] = [:]
+        for row in try await connection.query("""
+            SELECT s.id, effective_account_status(r.status, s.status) FROM sub_account s JOIN reseller r ON r.id = s.reseller_id
+            WHERE s.id = ANY (\(subAccountIDs)) ORDER BY s.id FOR SHARE OF s, r
+            """).decode((UUID, String).self) {
+            statuses[row.0] = AccountStatus(rawValue: row.1)
+        }
+
+        // 3. Idempotency keys: taken (advisory lock) for this transaction, then looked up in a fresh snapshot.
+        let keyed = submissions.indices.filter { submissions[$0].idempotency != nil }
+        if !keyed.isEmpty {
+            var seen: Set<String> = []
+            var lockable: [Int] = []
+            for index in keyed {
+                let request = submissions[index].idempotency!
+                if seen.insert(request.scope + "\u{1F}" + request.key).inserted {
+                    lockable.append(index)
+                } else {
+                    outcomes[index] = .refused(Self.inProgress)
+                }
+            }
+            let scopes = lockable.map { submissions[$0].idempotency!.scope }
+            let keys = lockable.map { submissions[$0].idempotency!.key }
+            let locked = try await connection.query("""
+                SELECT pg_try_advisory_xact_lock(hashtextextended(u.scope || chr(31) || u.key, 1601))
+                FROM unnest(\(scopes), \(keys)) WITH ORDINALITY AS u (scope, key, n) ORDER BY u.n
+                """).decode(Bool.self)
+            for (index, gotLock) in zip(lockable, locked) where !gotLock {
+                outcomes[index] = .refused(Self.inProgress)
+            }
+            for index in lockable where outcomes[index] == nil {
+                if let replayed = try await replay(submissions[index].idempotency!, on: connection) {
+                    outcomes[index] = replayed
+                }
+            }
+        }
+
+        // 4. Each remaining send, in order: its accounts' status and funds under the locks.
+        var accepted: [Int] = []
+        for (index, submission) in submissions.enumerated() where outcomes[index] == nil {
+            let plan = submission.plan
+            guard let status = statuses[plan.subAccountID],
+                  let wallet = accounts.id(.subAccountWallet, plan.subAccountID),
+                  let resellerWallet = accounts.id(.resellerWallet, plan.resellerID),
+                  accounts.id(.resellerRevenue, plan.resellerID) != nil, accounts.id(.platformRevenue, plan.resellerID) != nil
+            else {
+                outcomes[index] = .refused(.notFound("No sub-account \(plan.subAccountID.apiString)."))
+                continue
+            }
+            if let code = status.gatewayCode {
+                outcomes[index] = .refused(APIProblem(
+                    .forbidden, code: "account_blocked", detail: "the account is \(status.rawValue): \(code.meaning)", gatewayCode: code.rawValue))
+                continue
+            }
+            if status == .closed {
+                outcomes[index] = .refused(.conflict("Sub-account \(plan.subAccountID.apiString) is closed; it cannot send."))
+                continue
+            }
+            let retail = plan.retailTotal.minorUnits, wholesale = plan.wholesaleTotal.minorUnits
+            if accounts.restricted.contains(wallet), accounts.spendable[wallet, default: 0] < retail {
+                outcomes[index] = .refused(APIProblem(
+                    .paymentRequired, code: "insufficient_credits",
+                    detail: "the messages cost \(plan.retailTotal) credits; \(Money(accounts.spendable[wallet, default: 0])) can be spent: \(GatewayErrorCode.insufficientCredits.meaning)",
+                    gatewayCode: GatewayErrorCode.insufficientCredits.rawValue))
+                continue
+            }
+            if accounts.restricted.contains(resellerWallet), accounts.spendable[resellerWallet, default: 0] < wholesale {
+                outcomes[index] = .refused(APIProblem(
+                    .paymentRequired, code: "insufficient_credits",
+                    detail: "the reseller's account cannot cover these messages: \(GatewayErrorCode.insufficientCredits.meaning)",
+                    gatewayCode: GatewayErrorCode.insufficientCredits.rawValue))
+                continue
+            }
+            accounts.spendable[wallet, default: 0] -= retail
+            accounts.spendable[resellerWallet, default: 0] -= wholesale
+            accepted.append(index)
+        }
+        guard !accepted.isEmpty else { return outcomes.map { $0! } }
+
+        // 5. The rows of the accepted sends, each kind in one multi-row statement.
+        var rows = SendRows()
+        let now = Date()
+        for index in accepted {
+            let submission = submissions[index]
+            let plan = submission.plan
+            let batch = rows.add(
+                submission, wallet: accounts.id(.subAccountWallet, plan.subAccountID)!, revenue: accounts.id(.resellerRevenue, plan.resellerID)!,
+                resellerWallet: accounts.id(.resellerWallet, plan.resellerID)!, platformRevenue: accounts.id(.platformRevenue, plan.resellerID)!,
+                at: now, retryDeadline: retryDeadline)
+            outcomes[index] = .accepted(batch, replayed: false)
+            if let request = submission.idempotency {
+                let response = String(decoding: try Idempotency.canonicalEncoder.encode(batch), as: UTF8.self)
+                rows.idempotency(request, response: response)
+            }
+        }
+        try await rows.insert(on: connection)
+        return outcomes.map { $0! }
+    }
+
+    static let inProgress = APIProblem(
+        .conflict, code: "idempotency_in_progress",
+        detail: "A request with this Idempotency-Key is still being processed; retry it shortly.")
+}
+
+/// The rows of accepted sends, as parallel arrays for `unnest`.
+private struct SendRows {
+    // Reservations (ledger_reserve).
+    var transferIDs: [UUID] = [], debits: [UUID] = [], credits: [UUID] = [], amounts: [Int64] = [], links: [UUID?] = []
+    var codes: [String] = [], transferResellers: [UUID] = [], transferSubAccounts: [UUID] = [], transferRefs: [String] = []
+    var transferActors: [String] = [], transferRequests: [String?] = []
+    // Batches.
+    var batchResellers: [UUID] = [], batchIDs: [UUID] = [], batchSubAccounts: [UUID] = [], senders: [String] = [], texts: [String] = []
+    var encodings: [String] = [], lengths: [Int] = [], parts: [Int] = [], longs: [Bool] = [], references: [String?] = []
+    var callbacks: [String?] = [], groups: [String?] = [], schedules: [Date?] = [], recipientCounts: [Int] = []
+    var messageCounts: [Int] = [], retailTotals: [Int64] = [], wholesaleTotals: [Int64] = [], actors: [String] = []
+    var requestIDs: [String?] = [], acceptedAts: [Date] = []
+    // Messages and their outbox rows.
+    var messageResellers: [UUID] = [], messageIDs: [UUID] = [], messageSubAccounts: [UUID] = [], messageBatches: [UUID] = []
+    var positions: [Int] = [], recipients: [String] = [], countries: [String] = [], retailPrices: [Int64] = []
+    var wholesalePrices: [Int64] = [], costs: [Int64] = [], retailVersions: [UUID] = [], wholesaleVersions: [UUID] = []
+    var costVersions: [UUID] = [], retailReservations: [UUID?] = [], wholesaleReservations: [UUID?] = [], statuses: [String] = []
+    var messageSchedules: [Date?] = [], messageAcceptedAts: [Date] = [], dueAts: [Date] = [], deadlines: [Date] = []
+    // Idempotency records.
+    var scopes: [String] = [], keys: [String] = [], operations: [String] = [], hashes: [String] = [], responses: [String] = []
+
+    private mutating func reserve(
+        _ id: UUID, from debit: UUID, to credit: UUID, amount: Int64, link: UUID?, code: String, plan: SendPlan, message: UUID, actor: AuditActor
+    ) {
+        transferIDs.append(id); debits.append(debit); credits.append(credit); amounts.append(amount); links.append(link)
+        codes.append(code); transferResellers.append(plan.resellerID); transferSubAccounts.append(plan.subAccountID)
+        transferRefs.append(message.apiString); transferActors.append(actor.actor); transferRequests.append(actor.requestID)
+    }
+
+    /// Adds one accepted send; returns its answer.
+    mutating func add(
+        _ submission: SendSubmission, wallet: UUID, revenue: UUID, resellerWallet: UUID, platformRevenue: UUID, at now: Date,
+        retryDeadline: Duration
+    ) -> AcceptedBatch {
+        let plan = submission.plan
+        let request = submission.request
+        let batchID = UUID.timeOrdered(at: now)
+        let scheduled = request.scheduleAt.map { $0 > now } ?? false
+        let due = scheduled ? request.scheduleAt! : now
+        let deadline = due.addingTimeInterval(Double(retryDeadline.components.seconds))
+        let status: MessageStatus = scheduled ? .scheduled : .queued
+        let parts = plan.segmentation.partCount
+        var messages: [AcceptedMessage] = []
+        messages.reserveCapacity(plan.messageCount)
+        var refused: [RefusedRecipient] = []
+        for recipient in plan.recipients {
+            guard let price = recipient.price, recipient.error == nil else {
+                let code = recipient.error ?? .countryNotOffered
+                refused.append(RefusedRecipient(index: recipient.index, input: recipient.input, code: code.rawValue, message: code.meaning))
+                continue
+            }
+            let id = UUID.timeOrdered(at: now)
+            let retail = (price.retail.pricePerPart * parts).minorUnits
+            let wholesale = (price.wholesale.pricePerPart * parts).minorUnits
+            // The ledger refuses zero amounts: a free leg has no reservation.
+            let retailReservation = retail > 0 ? UUID.timeOrdered(at: now) : nil
+            let wholesaleReservation = wholesale > 0 ? UUID.timeOrdered(at: now) : nil
+            let link = retailReservation != nil && wholesaleReservation != nil ? UUID.timeOrdered(at: now) : nil
+            if let retailReservation {
+                reserve(retailReservation, from: wallet, to: revenue, amount: retail, link: link, code: "send_retail", plan: plan, message: id,
+                        actor: submission.actor)
+            }
+            if let wholesaleReservation {
+                reserve(wholesaleReservation, from: resellerWallet, to: platformRevenue, amount: wholesale, link: link, code: "send_wholesale",
+                        plan: plan, message: id, actor: submission.actor)
+            }
+            messageResellers.append(plan.resellerID); messageIDs.append(id); messageSubAccounts.append(plan.subAccountID)
+            messageBatches.append(batchID); positions.append(recipient.index); recipients.append(price.number.digits)
+            countries.append(price.country.code); retailPrices.append(retail); wholesalePrices.append(wholesale)
+            costs.append((price.upstreamCost.pricePerPart * parts).minorUnits); retailVersions.append(price.retail.versionID)
+            wholesaleVersions.append(price.wholesale.versionID); costVersions.append(price.upstreamCost.versionID)
+            retailReservations.append(retailReservation); wholesaleReservations.append(wholesaleReservation)
+            statuses.append(status.rawValue); messageSchedules.append(request.scheduleAt); messageAcceptedAts.append(now)
+            dueAts.append(due); deadlines.append(deadline)
+            messages.append(AcceptedMessage(
+                id: id, index: recipient.index, number: price.number.digits, country: price.country.code, parts: parts, price: Money(retail)))
+        }
+        batchResellers.append(plan.resellerID); batchIDs.append(batchID); batchSubAccounts.append(plan.subAccountID)
+        senders.append(plan.sender ?? ""); texts.append(request.text); encodings.append(plan.segmentation.encoding.rawValue)
+        lengths.append(plan.segmentation.length); self.parts.append(parts); longs.append(request.long)
+        references.append(submission.reference); callbacks.append(submission.callbackURL); groups.append(request.groupName)
+        schedules.append(request.scheduleAt); recipientCounts.append(plan.recipients.count); messageCounts.append(messages.count)
+        retailTotals.append(plan.retailTotal.minorUnits); wholesaleTotals.append(plan.wholesaleTotal.minorUnits)
+        actors.append(submission.actor.actor); requestIDs.append(submission.actor.requestID); acceptedAts.append(now)
+        return AcceptedBatch(
+            batchID: batchID, subAccountID: plan.subAccountID, acceptedAt: now, scheduleAt: request.scheduleAt, status: status,
+            sender: plan.sender ?? "", encoding: plan.segmentation.encoding, parts: parts, reference: submission.reference,
+            retailTotal: plan.retailTotal, messages: messages, refused: refused)
+    }
+
+    /// Writes everything: the reservations first (the messages refer to them), then batches, messages and outbox
+    /// rows in one statement, then the idempotency records.
+    func insert(on connection: PostgresConnection) async throws {
+        if !transferIDs.isEmpty {
+            try await connection.query("""
+                SELECT ledger_reserve(\(transferIDs), \(debits), \(credits), \(amounts), \(links), \(codes), \(transferResellers),
+                                      \(transferSubAccounts), \(transferRefs), \(transferActors), \(transferRequests))
+                """)
+        }
+        try await connection.query("""
+            WITH batches AS (
+                INSERT INTO message_batch (reseller_id, id, sub_account_id, sender, text, encoding, length, parts, long, reference,
+                                           callback_url, group_name, schedule_at, recipient_count, message_count, retail_total,
+                                           wholesale_total, created_by, request_id, accepted_at)
+                SELECT * FROM unnest(\(batchResellers), \(batchIDs), \(batchSubAccounts), \(senders), \(texts), \(encodings), \(lengths),
+                                     \(parts), \(longs), \(references), \(callbacks), \(groups), \(schedules), \(recipientCounts),
+                                     \(messageCounts), \(retailTotals), \(wholesaleTotals), \(actors), \(requestIDs), \(acceptedAts))
+            ), messages AS (
+                INSERT INTO message (reseller_id, id, sub_account_id, batch_id, position, recipient, country, retail_price,
+                                     wholesale_price, upstream_cost, retail_version_id, wholesale_version_id, upstream_cost_version_id,
+                                     retail_reservation_id, wholesale_reservation_id, status, schedule_at, accepted_at, status_at)
+                SELECT u.r, u.id, u.s, u.b, u.p, u.n, u.c, u.rp, u.wp, u.uc, u.rv, u.wv, u.cv, u.rr, u.wr, u.st, u.sa, u.at, u.at
+                FROM unnest(\(messageResellers), \(messageIDs), \(messageSubAccounts), \(messageBatches), \(positions), \(recipients),
+                            \(countries), \(retailPrices), \(wholesalePrices), \(costs), \(retailVersions), \(wholesaleVersions),
+                            \(costVersions), \(retailReservations), \(wholesaleReservations), \(statuses), \(messageSchedules),
+                            \(messageAcceptedAts))
+                     AS u (r, id, s, b, p, n, c, rp, wp, uc, rv, wv, cv, rr, wr, st, sa, at)
+            ), connections AS (
+                SELECT r, effective_upstream_connection(r) AS connection_id FROM unnest(\(Array(Set(batchResellers)))) AS r
+            )
+            INSERT INTO message_outbox (message_id, reseller_id, connection_id, due_at, deadline_at)
+            SELECT u.id, u.r, c.connection_id, u.due, u.deadline
+            FROM unnest(\(messageIDs), \(messageResellers), \(dueAts), \(deadlines)) AS u (id, r, due, deadline)
+            JOIN connections c ON c.r = u.r
+            """)
+        if !scopes.isEmpty {
+            try await connection.query("""
+                INSERT INTO idempotency_record (scope, key, operation, request_hash, status_code, response)
+                SELECT u.scope, u.key, u.operation, decode(u.hash, 'hex'), 201, u.response::jsonb
+                FROM unnest(\(scopes), \(keys), \(operations), \(hashes), \(responses)) AS u (scope, key, operation, hash, response)
+                """)
+        }
+    }
+
+    mutating func idempotency(_ request: Idempotency.Request, response: String) {
+        scopes.append(request.scope); keys.append(request.key); operations.append(request.operation)
+        hashes.append(request.hash.map { String(format: "%02x", $0) }.joined()); responses.append(response)
+    }
+}
+
+extension HTTPResponse.Status {
+    /// 402: a send the balance does not cover (1601 error 108).
+    static let paymentRequired = HTTPResponse.Status(code: 402, reasonPhrase: "Payment Required")
+}

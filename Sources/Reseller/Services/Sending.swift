@@ -1,0 +1,46 @@
+import Foundation
+import PostgresLibpq
+
+/// The send path as the API (and later the 1601-compatible endpoint) uses it: replay, plan, refuse or accept,
+/// then wake the dispatcher.
+final class Sending: Sendable {
+    let planner: SendPlanner
+    let service: SendService
+    let coalescer: SendCoalescer
+    /// Tells this instance's dispatcher that messages are due now.
+    let wakeDispatcher: @Sendable () -> Void
+
+    /// Sends of at most this many messages go through group commit; larger ones are a transaction of their own
+    /// (they gain nothing from sharing one, and would hold up the small sends grouped with them).
+    static let groupCommitLimit = 20
+
+    init(pool: PostgresPool, retryDeadline: Duration, wakeDispatcher: @escaping @Sendable () -> Void = {}) {
+        planner = SendPlanner(pool: pool)
+        service = SendService(pool: pool, retryDeadline: retryDeadline)
+        coalescer = SendCoalescer(service: service)
+        self.wakeDispatcher = wakeDispatcher
+    }
+
+    /// Plans `request` for `account` and accepts it unless refused. An earlier send under the same key is replayed
+    /// without planning again.
+    func send(
+        account: SubAccountRecord, request: SendRequest, reference: String?, callbackURL: String?, skipInvalidRecipients: Bool,
+        actor: AuditActor, idempotency: Idempotency.Request
+    ) async throws -> SendOutcome {
+        if let replayed = try await service.pool.withConnection({ try await SendService.replay(idempotency, on: $0) }) {
+            return replayed
+        }
+        guard let plan = try await planner.plan(account: account, request: request) else {
+            return .refused(.notFound("No sub-account \(account.id.apiString)."))
+        }
+        let submission = SendSubmission(
+            plan: plan, request: request, reference: reference, callbackURL: callbackURL, skipInvalidRecipients: skipInvalidRecipients,
+            actor: actor, idempotency: idempotency)
+        if let problem = SendService.refusal(of: submission) { return .refused(problem) }
+        let outcome = plan.messageCount <= Self.groupCommitLimit
+            ? try await coalescer.accept(submission)
+            : try await service.accept([submission])[0]
+        if case .accepted(let batch, replayed: false) = outcome, batch.status == .queued { wakeDispatcher() }
+        return outcome
+    }
+}
