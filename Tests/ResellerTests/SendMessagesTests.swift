@@ -121,7 +121,12 @@ extension TenancyHarness {
             let priced = try await api.sendingTenant("Refusals", credits: "1")
             let tenant = priced.tenant
             _ = try await api.group(tenant.subAccountID, "Nobody", key: tenant.subAccountKey)
-            try await api.pool.query("UPDATE upstream_connection SET single_part_countries = '{7}'")
+            // The upstream connection that sends for the reseller takes single parts only to Russia (7): 119.
+            let connectionID = try #require(try await api.call(.get, "/upstream-connections", key: api.adminKey).items.first?["id"] as? String)
+            let invalid = try await api.call(.patch, "/upstream-connections/\(connectionID)", key: api.adminKey, body: ["singlePartCountries": ["7", "28"]])
+            #expect(invalid.status == .unprocessableContent && invalid.fieldError("/singlePartCountries/1") != nil)
+            let patched = try await api.call(.patch, "/upstream-connections/\(connectionID)", key: api.adminKey, body: ["singlePartCountries": ["7", "7"]])
+            #expect(patched.status == .ok && patched["singlePartCountries"] as? [String] == ["7"], "\(patched.json)")
             let counts = try await api.sendRowCounts()
             let ok: [String: Any] = ["sender": "Jansen", "text": "Hi", "recipients": ["31612345678"]]
             func refused(_ changes: [String: Any?], _ status: HTTPResponse.Status, _ code: Int, _ line: Int = #line) async throws {

@@ -26,7 +26,7 @@ extension APIHandlers {
         let settings = try Self.upstreamSettings(
             base: defaults, name: body.name, baseUrl: body.baseUrl, username: body.username, password: body.password,
             segmentation: body.segmentation, concurrency: body.concurrency, rateLimitPerSecond: body.rateLimitPerSecond,
-            requestTimeoutMs: body.requestTimeoutMs)
+            requestTimeoutMs: body.requestTimeoutMs, singlePartCountries: body.singlePartCountries)
         guard let record = try await upstreamConnections.create(settings, by: AuditActor(principal)) else {
             throw APIProblem.conflict("An upstream connection named \(settings.name) exists already.")
         }
@@ -47,7 +47,8 @@ extension APIHandlers {
             try Self.upstreamSettings(
                 base: UpstreamConnectionSettings(current), name: body.name, baseUrl: body.baseUrl, username: body.username,
                 password: body.password, segmentation: body.segmentation, concurrency: body.concurrency,
-                rateLimitPerSecond: body.rateLimitPerSecond, requestTimeoutMs: body.requestTimeoutMs)
+                rateLimitPerSecond: body.rateLimitPerSecond, requestTimeoutMs: body.requestTimeoutMs,
+                singlePartCountries: body.singlePartCountries)
         }
         switch outcome {
         case .updated(let record): return .ok(.init(body: .json(Self.schema(record))))
@@ -180,7 +181,8 @@ extension APIHandlers {
     /// `base` with the given fields validated and laid over it; 422 naming every invalid field.
     static func upstreamSettings(
         base: UpstreamConnectionSettings, name: String?, baseUrl: String?, username: String?, password: String?,
-        segmentation: Components.Schemas.UpstreamSegmentationInput?, concurrency: Int32?, rateLimitPerSecond: Int32?, requestTimeoutMs: Int32?
+        segmentation: Components.Schemas.UpstreamSegmentationInput?, concurrency: Int32?, rateLimitPerSecond: Int32?, requestTimeoutMs: Int32?,
+        singlePartCountries: [String]? = nil
     ) throws -> UpstreamConnectionSettings {
         var validator = Validator()
         var settings = base
@@ -227,6 +229,13 @@ extension APIHandlers {
         if let requestTimeoutMs, let value = validator.integer(requestTimeoutMs, field: "/requestTimeoutMs", range: 1_000...120_000) {
             settings.requestTimeoutMilliseconds = value
         }
+        if let singlePartCountries {
+            if singlePartCountries.count > 1_000 { validator.fail("/singlePartCountries", "must have at most 1000 calling codes") }
+            for (index, code) in singlePartCountries.enumerated() where CallingCode.lookup(code) == nil {
+                validator.fail("/singlePartCountries/\(index)", "\(code.prefix(20)) is not a calling code")
+            }
+            settings.singlePartCountries = Array(Set(singlePartCountries)).sorted()
+        }
         try validator.check()
         return settings
     }
@@ -242,7 +251,8 @@ extension APIHandlers {
                 ucs2SinglePart: Int32(record.ucs2SinglePart), ucs2ConcatenatedPart: Int32(record.ucs2ConcatenatedPart),
                 maximumParts: Int32(record.maximumParts)),
             concurrency: Int32(record.concurrency), rateLimitPerSecond: Int32(record.rateLimitPerSecond),
-            requestTimeoutMs: Int32(record.requestTimeoutMilliseconds), status: .init(rawValue: record.status.rawValue)!,
+            requestTimeoutMs: Int32(record.requestTimeoutMilliseconds), singlePartCountries: record.singlePartCountries,
+            status: .init(rawValue: record.status.rawValue)!,
             pauseReason: record.pauseReason, pauseGatewayCode: record.pauseCode.map { Int32($0) }, pausedAt: record.pausedAt,
             pausedBy: record.pausedBy, isDefault: record.isDefault, assignedResellers: Int32(record.assignedResellers),
             createdBy: record.createdBy, createdAt: record.createdAt, updatedAt: record.updatedAt)

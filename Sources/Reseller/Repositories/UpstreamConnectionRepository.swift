@@ -60,7 +60,6 @@ struct UpstreamConnectionRecord: Codable, Sendable, Equatable {
     }
 }
 
-/// The settings an admin writes. `password` nil keeps the stored one (on update).
 /// What the upstream connection that sends for a reseller allows.
 struct SendingPolicy: Sendable, Hashable {
     var segmentation: SegmentationPolicy
@@ -68,6 +67,7 @@ struct SendingPolicy: Sendable, Hashable {
     var singlePartCountries: Set<String>
 }
 
+/// The settings an admin writes. `password` nil keeps the stored one (on update).
 struct UpstreamConnectionSettings: Sendable, Equatable {
     var name: String
     var baseURL: String
@@ -77,11 +77,14 @@ struct UpstreamConnectionSettings: Sendable, Equatable {
     var concurrency: Int = 4
     var rateLimitPerSecond: Int = 20
     var requestTimeoutMilliseconds: Int = 15_000
+    /// Calling codes that take single-part messages only (119), ascending.
+    var singlePartCountries: [String] = []
 
     init(
         name: String, baseURL: String, username: String, password: String?, segmentation: SegmentationPolicy = .standard,
-        concurrency: Int = 4, rateLimitPerSecond: Int = 20, requestTimeoutMilliseconds: Int = 15_000
+        concurrency: Int = 4, rateLimitPerSecond: Int = 20, requestTimeoutMilliseconds: Int = 15_000, singlePartCountries: [String] = []
     ) {
+        self.singlePartCountries = singlePartCountries
         self.name = name
         self.baseURL = baseURL
         self.username = username
@@ -97,7 +100,7 @@ struct UpstreamConnectionSettings: Sendable, Equatable {
         self.init(
             name: record.name, baseURL: record.baseURL, username: record.username, password: nil, segmentation: record.segmentationPolicy,
             concurrency: record.concurrency, rateLimitPerSecond: record.rateLimitPerSecond,
-            requestTimeoutMilliseconds: record.requestTimeoutMilliseconds)
+            requestTimeoutMilliseconds: record.requestTimeoutMilliseconds, singlePartCountries: record.singlePartCountries)
     }
 }
 
@@ -233,11 +236,13 @@ struct UpstreamConnectionRepository: Sendable {
         try await connection.query("""
             INSERT INTO upstream_connection (
                 id, name, base_url, username, password_secret, gsm_single_part, gsm_concatenated_part, ucs2_single_part,
-                ucs2_concatenated_part, maximum_parts, concurrency, rate_limit_per_second, request_timeout_ms, created_by)
+                ucs2_concatenated_part, maximum_parts, concurrency, rate_limit_per_second, request_timeout_ms, single_part_countries,
+                created_by)
             VALUES (
                 \(id), \(settings.name), \(settings.baseURL), \(settings.username), \(secret), \(policy.gsmSinglePart),
                 \(policy.gsmConcatenatedPart), \(policy.ucs2SinglePart), \(policy.ucs2ConcatenatedPart), \(policy.maximumParts),
-                \(settings.concurrency), \(settings.rateLimitPerSecond), \(settings.requestTimeoutMilliseconds), \(actor.actor))
+                \(settings.concurrency), \(settings.rateLimitPerSecond), \(settings.requestTimeoutMilliseconds),
+                \(settings.singlePartCountries), \(actor.actor))
             """)
         return try await find(on: connection, id: id)!
     }
@@ -263,7 +268,8 @@ struct UpstreamConnectionRepository: Sendable {
                         gsm_single_part = \(policy.gsmSinglePart), gsm_concatenated_part = \(policy.gsmConcatenatedPart),
                         ucs2_single_part = \(policy.ucs2SinglePart), ucs2_concatenated_part = \(policy.ucs2ConcatenatedPart),
                         maximum_parts = \(policy.maximumParts), concurrency = \(settings.concurrency),
-                        rate_limit_per_second = \(settings.rateLimitPerSecond), request_timeout_ms = \(settings.requestTimeoutMilliseconds)
+                        rate_limit_per_second = \(settings.rateLimitPerSecond), request_timeout_ms = \(settings.requestTimeoutMilliseconds),
+                        single_part_countries = \(settings.singlePartCountries)
                     WHERE id = \(id)
                     """)
                 let after = try await Self.find(on: connection, id: id)!
