@@ -9,7 +9,9 @@ import Testing
 
 @testable import Reseller
 
-/// The dispatcher's SQL against a real database: claims and the lease guard of the recording.
+/// The dispatcher against a real database and the simulator over real HTTP: sending and recording, each disposition
+/// (fail, pause, retry, deadline), several dispatchers at once, a dead worker's lease, scheduled messages, graceful
+/// shutdown, and the lease guard of the recording SQL.
 @Suite(.serialized, .timeLimit(.minutes(3))) struct DispatcherTests {
     /// A migrated database, the simulator running as the default upstream connection, a funded tenant.
     struct World: Sendable {
@@ -25,6 +27,17 @@ import Testing
         var sends: [ReceivedRequest] { simulator.receivedRequests().filter { $0.path == GatewayCall.gatewayPath } }
         /// Those it answered `OK …`.
         var accepted: [ReceivedRequest] { sends.filter { $0.answer?.hasPrefix("OK") == true } }
+
+        /// A dispatcher on this database with test timings: fast polls, short backoff.
+        func dispatcher(batchSize: Int = 100, metrics: ServiceMetrics = ServiceMetrics()) -> Dispatcher {
+            var settings = DispatcherSettings()
+            settings.pollInterval = .milliseconds(50)
+            settings.batchSize = batchSize
+            settings.backoff = RetryBackoff(base: .milliseconds(50), cap: .milliseconds(200))
+            return Dispatcher(
+                connections: connections, clients: UpstreamClients(logger: DispatcherTests.logger), signal: DispatchSignal(),
+                settings: settings, metrics: metrics, logger: DispatcherTests.logger)
+        }
 
         func message(_ id: UUID) async throws -> MessageRow {
             try #require(try await pool.query("SELECT \(unescaped: MessageRow.columns) FROM message WHERE id = \(id)")
@@ -151,6 +164,290 @@ import Testing
         }
     }
 
+    // MARK: - Sending
+
+    @Test func queuedMessagesReachTheUpstreamOnceAndAreSubmittedWithTheUpstreamID() async throws {
+        try await Self.run { world in
+            let short = try #require(try await MessageFixtures.accept(
+                pool: world.pool, tenant: world.tenant, recipients: ["31612345678"], text: "Hi there", sender: "Shop").first)
+            let longText = String(repeating: "Long message. ", count: 15)
+            let long = try #require(try await MessageFixtures.accept(
+                pool: world.pool, tenant: world.tenant, recipients: ["4915112345678"], text: longText, sender: "+31201234567", long: true).first)
+            try await Self.running([world.dispatcher()]) {
+                try await Self.eventually("both messages are submitted") { try await world.allSubmitted([short, long]) }
+            }
+            #expect(world.sends.count == 2, "each message is sent exactly once")
+            for (id, request) in [(short, "31612345678"), (long, "4915112345678")] {
+                let row = try await world.message(id)
+                let sent = try #require(world.sends.first { $0.parameters.value(of: "referentie") == id.apiString })
+                #expect(sent.parameters.value(of: "naar") == request)
+                #expect(sent.parameters.value(of: "delivery") == "ja")
+                #expect(sent.parameters.value(of: "klantuser") == "sandbox")
+                let simulated = try #require(world.simulator.messages().first { $0.reference == id.apiString })
+                #expect(row.upstreamID == simulated.id && sent.answer == "OK \(simulated.id)")
+                #expect(row.upstreamConnectionID == world.connectionID && row.submittedAt != nil)
+                #expect(try await world.events(id).map(\.status) == ["submitted"])
+                #expect(try await world.outboxRow(id) == nil, "the outbox row is gone")
+                // The reservations stay pending until the final delivery state (issue 7).
+                #expect(try await world.reservationStates(row) == ["pending", "pending"])
+            }
+            let shortSent = try #require(world.sends.first { $0.parameters.value(of: "referentie") == short.apiString })
+            #expect(shortSent.parameters.value(of: "bericht") == "Hi there" && shortSent.parameters.value(of: "afzender") == "Shop")
+            #expect(shortSent.parameters.value(of: "type") == nil)
+            let longSent = try #require(world.sends.first { $0.parameters.value(of: "referentie") == long.apiString })
+            #expect(longSent.parameters.value(of: "bericht") == longText && longSent.parameters.value(of: "type") == "long")
+            #expect(longSent.parameters.value(of: "afzender") == "+31201234567")
+        }
+    }
+
+    @Test func aMessageTheUpstreamRefusesForGoodFailsWithItsCodeAndItsReservationsAreVoided() async throws {
+        try await Self.run { world in
+            let before = try await MessageFixtures.balances(pool: world.pool, world.tenant.accounts)
+            // North Korea is forbidden at the simulator (114); the Dutch number goes through.
+            let ids = try await MessageFixtures.accept(pool: world.pool, tenant: world.tenant, recipients: ["85012345678", "31687654321"])
+            let (refused, fine) = (ids[0], ids[1])
+            #expect(try await MessageFixtures.balances(pool: world.pool, world.tenant.accounts) != before, "the fixture reserved")
+            try await Self.running([world.dispatcher()]) {
+                try await Self.eventually("the refused message fails and the other is submitted") {
+                    try await world.statuses(ids) == ["failed", "submitted"]
+                }
+            }
+            let row = try await world.message(refused)
+            #expect(row.statusCode == 114 && row.statusDetail?.contains("114") == true && row.upstreamID == nil)
+            let events = try await world.events(refused)
+            #expect(events.map(\.status) == ["failed"] && events.first?.code == 114)
+            #expect(try await world.outboxRow(refused) == nil)
+            // Both legs voided exactly once.
+            #expect(try await world.reservationStates(row) == ["voided", "voided"])
+            let resolutions = try await world.pool.query("""
+                SELECT count(*) FROM ledger_transfer WHERE pending_id = ANY(\([row.retailReservationID!, row.wholesaleReservationID!]))
+                  AND kind = 'void_pending' AND code = 'message_failed' AND created_by = 'system:dispatcher'
+                """).first(as: Int.self)
+            #expect(resolutions == 2)
+            // What is left reserved is exactly the other message's: the refused one's reservations are fully released.
+            let fineRow = try await world.message(fine)
+            #expect(try await world.reservationStates(fineRow) == ["pending", "pending"])
+            let after = try await MessageFixtures.balances(pool: world.pool, world.tenant.accounts)
+            let t = world.tenant
+            #expect(after[t.subAccountWallet] == [725, 0, 0, 0].enumerated().map { $0.element + before[t.subAccountWallet]![$0.offset] })
+            #expect(after[t.resellerRevenue] == [0, 0, 725, 0].enumerated().map { $0.element + before[t.resellerRevenue]![$0.offset] })
+            #expect(after[t.resellerWallet] == [500, 0, 0, 0].enumerated().map { $0.element + before[t.resellerWallet]![$0.offset] })
+            #expect(after[t.platformRevenue] == [0, 0, 500, 0].enumerated().map { $0.element + before[t.platformRevenue]![$0.offset] })
+            #expect(world.sends.count == 2)
+        }
+    }
+
+    // MARK: - Pausing
+
+    /// 116: the platform's upstream account is blocked; 108: it has no credits left.
+    @Test(arguments: [116, 108])
+    func anAccountLevelErrorPausesTheConnectionKeepsMessagesQueuedAndTheyDrainAfterResume(code: Int) async throws {
+        // One call at a time, so exactly one call meets the error before the pause stops the lane.
+        try await Self.run(concurrency: 1) { world in
+            world.simulator.updateAccount("sandbox") { account in
+                if code == 116 { account.status = .blocked } else { account.credits = 0 }
+            }
+            let ids = try await MessageFixtures.accept(pool: world.pool, tenant: world.tenant, recipients: ["31611111111", "31622222222", "31633333333"])
+            try await Self.running([world.dispatcher()]) {
+                try await Self.eventually("the connection is paused and every claim handed back") {
+                    let paused = try await world.connections.find(id: world.connectionID)?.status == .paused
+                    let held = try await world.pool.query("SELECT count(*) FROM message_outbox WHERE leased_by IS NOT NULL").first(as: Int.self)
+                    return paused && held == 0
+                }
+                let connection = try #require(try await world.connections.find(id: world.connectionID))
+                #expect(connection.pauseCode == code && connection.pausedBy == "system:dispatcher")
+                #expect(connection.pauseReason?.hasPrefix("ERROR \(code): ") == true)
+                let audited = try await world.pool.query(
+                    "SELECT count(*) FROM audit_log WHERE action = 'upstream_connection.pause' AND actor = 'system:dispatcher'"
+                ).first(as: Int.self)
+                #expect(audited == 1)
+                // Nothing failed: every message is still queued, due, not possibly sent; only the one call made counts.
+                #expect(try await world.statuses(ids) == ["queued", "queued", "queued"])
+                var attempts = 0
+                for id in ids {
+                    let row = try #require(try await world.outboxRow(id))
+                    #expect(!row.possiblySent && row.leasedBy == nil)
+                    attempts += row.attempts
+                }
+                #expect(attempts == 1)
+                #expect(world.sends.count == 1, "the paused connection is not used again")
+                #expect(world.sends.first?.answer == "ERROR \(code)")
+
+                // The account is fixed and an admin resumes the connection: the messages drain.
+                world.simulator.updateAccount("sandbox") { account in
+                    account.status = .active
+                    account.credits = 1_000
+                }
+                let resumed = try await world.connections.resume(id: world.connectionID, by: Self.admin)
+                guard case .resumed = resumed else { Issue.record("not resumed: \(resumed)"); return }
+                try await Self.eventually("every message is submitted after the resume") { try await world.allSubmitted(ids) }
+            }
+            #expect(world.accepted.count == 3 && world.sends.count == 4)
+        }
+    }
+
+    // MARK: - Retrying
+
+    enum TransientFault: String, CaseIterable, Sendable {
+        case gatewayProblem120, maintenance150, hangBeyondTheRequestTimeout
+
+        var faults: FaultConfiguration {
+            switch self {
+            case .gatewayProblem120: FaultConfiguration(gatewayErrorRate: 1)
+            case .maintenance150: FaultConfiguration(maintenance: true)
+            case .hangBeyondTheRequestTimeout: FaultConfiguration(hangRate: 1, hangMilliseconds: 4_000)
+            }
+        }
+
+        var code: Int? {
+            switch self {
+            case .gatewayProblem120: 120
+            case .maintenance150: 150
+            case .hangBeyondTheRequestTimeout: nil
+            }
+        }
+    }
+
+    @Test(arguments: TransientFault.allCases)
+    func aTransientFailureIsRetriedWithBackoffUntilTheUpstreamTakesTheMessage(fault: TransientFault) async throws {
+        try await Self.run(requestTimeoutMilliseconds: 1_000) { world in
+            world.simulator.setFaults(fault.faults)
+            let id = try #require(try await MessageFixtures.accept(pool: world.pool, tenant: world.tenant, recipients: ["31612345678"]).first)
+            try await Self.running([world.dispatcher()]) {
+                try await Self.eventually("a failed attempt is recorded for a retry") {
+                    try await world.outboxRow(id).map { $0.attempts >= 1 && $0.leasedBy == nil } ?? false
+                }
+                let row = try #require(try await world.outboxRow(id))
+                // An ERROR answer proves the upstream did not take it; a timeout does not.
+                #expect(row.possiblySent == (fault.code == nil))
+                #expect(try await world.statuses([id]) == ["queued"])
+                world.simulator.setFaults(.none)
+                try await Self.eventually("the message is submitted") { try await world.allSubmitted([id]) }
+            }
+            let events = try await world.events(id)
+            #expect(events.last?.status == "submitted")
+            let retries = events.dropLast()
+            #expect(!retries.isEmpty && retries.allSatisfy { $0.status == "queued" && $0.code == fault.code })
+            let first = try #require(retries.first?.detail)
+            #expect(first.hasPrefix("attempt 1 failed: ") && first.contains("; next attempt at "), "\(first)")
+            #expect(world.accepted.count == 1, "sent once successfully")
+            #expect(world.sends.count == retries.count + 1, "one call per attempt")
+            #expect(world.simulator.messages().count == 1)
+        }
+    }
+
+    @Test func aTransientFailurePastTheDeadlineFailsTheMessageAndVoidsItsReservations() async throws {
+        try await Self.run { world in
+            let before = try await MessageFixtures.balances(pool: world.pool, world.tenant.accounts)
+            world.simulator.setFaults(FaultConfiguration(gatewayErrorRate: 1))
+            let id = try #require(try await MessageFixtures.accept(
+                pool: world.pool, tenant: world.tenant, recipients: ["31612345678"], deadlineIn: .seconds(-1)).first)
+            try await Self.running([world.dispatcher()]) {
+                try await Self.eventually("the message fails") { try await world.statuses([id]) == ["failed"] }
+            }
+            let row = try await world.message(id)
+            #expect(row.statusCode == 120 && row.statusDetail?.contains("retry deadline passed after 1 attempts") == true, "\(row)")
+            #expect(try await world.reservationStates(row) == ["voided", "voided"])
+            #expect(try await MessageFixtures.balances(pool: world.pool, world.tenant.accounts) == before, "every reservation released exactly")
+            #expect(world.sends.count == 1 && world.accepted.isEmpty)
+            #expect(try await world.outboxRow(id) == nil)
+        }
+    }
+
+    // MARK: - Several workers, dead workers, schedules, shutdown
+
+    @Test func twoDispatchersOnOneDatabaseSendEveryMessageExactlyOnce() async throws {
+        // 50 calls per second per instance: one instance alone would need 4 s, so both take part.
+        try await Self.run(concurrency: 8, ratePerSecond: 50) { world in
+            let recipients = (0..<200).map { "3161\(String(format: "%07d", $0))" }
+            let ids = try await MessageFixtures.accept(pool: world.pool, tenant: world.tenant, recipients: recipients)
+            let (firstMetrics, secondMetrics) = (ServiceMetrics(), ServiceMetrics())
+            try await Self.running([world.dispatcher(batchSize: 10, metrics: firstMetrics), world.dispatcher(batchSize: 10, metrics: secondMetrics)]) {
+                try await Self.eventually("all 200 messages are submitted", timeout: .seconds(60)) { try await world.allSubmitted(ids) }
+            }
+            let references = world.sends.compactMap { $0.parameters.value(of: "referentie") }
+            #expect(world.sends.count == 200 && world.accepted.count == 200, "one call per message")
+            #expect(Set(references) == Set(ids.map(\.apiString)) && references.count == 200)
+            let upstreamIDs = try await world.pool.query("SELECT DISTINCT upstream_id FROM message WHERE id = ANY(\(ids))").decode(String.self)
+            #expect(upstreamIDs.count == 200)
+            let late = try await world.pool.query("SELECT count(*) FROM message_event WHERE status = 'late_submission'").first(as: Int.self)
+            #expect(late == 0)
+            let submittedBy = [firstMetrics, secondMetrics].map { Self.counter(in: $0, #"dispatch_messages_total{outcome="submitted"}"#) }
+            #expect(submittedBy.reduce(0, +) == 200 && submittedBy.allSatisfy { $0 > 0 }, "both dispatchers sent: \(submittedBy)")
+        }
+    }
+
+    /// The value of one sample line of the registry's exposition (0 when absent).
+    static func counter(in metrics: ServiceMetrics, _ sample: String) -> Int {
+        let text = String(decoding: metrics.exposition(), as: UTF8.self)
+        let line = text.split(separator: "\n").first { $0.hasPrefix(sample + " ") }
+        return line.flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0
+    }
+
+    @Test func aWorkerThatDiesAfterClaimingLeavesItsMessagesToBeSentAfterTheLease() async throws {
+        try await Self.run { world in
+            let ids = try await MessageFixtures.accept(pool: world.pool, tenant: world.tenant, recipients: ["31611111111", "31622222222", "31633333333"])
+            // A worker claims them and is never heard of again.
+            let claimed = try await world.outbox.claim(connectionID: world.connectionID, limit: 10, lease: .seconds(2), worker: "dead-worker")
+            #expect(Set(claimed.map(\.messageID)) == Set(ids) && claimed.allSatisfy { $0.attempt == 1 && !$0.wasPossiblySent })
+            var leaseEnds: [UUID: Date] = [:]
+            for id in ids { leaseEnds[id] = try #require(try await world.outboxRow(id)).dueAt }
+            try await Self.running([world.dispatcher()]) {
+                try await Self.eventually("the messages are submitted after the lease") { try await world.allSubmitted(ids) }
+            }
+            for id in ids {
+                let row = try await world.message(id)
+                let submittedAt = try #require(row.submittedAt)
+                #expect(submittedAt >= leaseEnds[id]!, "not sent before the dead worker's lease ended")
+            }
+            #expect(world.sends.count == 3)
+        }
+    }
+
+    @Test func aScheduledMessageIsReleasedAndSentWhenDueNotBefore() async throws {
+        try await Self.run { world in
+            let id = try #require(try await MessageFixtures.accept(
+                pool: world.pool, tenant: world.tenant, recipients: ["31612345678"], scheduleIn: .seconds(2)).first)
+            let scheduledRow = try await world.message(id)
+            let scheduleAt = try #require(scheduledRow.scheduleAt)
+            #expect(scheduledRow.status == "scheduled")
+            try await Self.running([world.dispatcher()]) {
+                try await Self.eventually("the scheduled message is submitted") { try await world.allSubmitted([id]) }
+            }
+            let row = try await world.message(id)
+            #expect(try #require(row.submittedAt) >= scheduleAt)
+            let events = try await world.events(id)
+            #expect(events.map(\.status) == ["queued", "submitted"])
+            #expect(events[0].at >= scheduleAt, "released when due")
+            let sent = try #require(world.sends.first)
+            #expect(sent.receivedAt >= scheduleAt, "not sent before its time")
+            #expect(world.sends.count == 1)
+        }
+    }
+
+    @Test func gracefulShutdownFinishesCallsInFlightAndHandsBackWhatItDidNotStart() async throws {
+        try await Self.run(concurrency: 2) { world in
+            // Slow answers, so that calls are in flight when the shutdown comes.
+            world.simulator.setFaults(FaultConfiguration(latencyMinimumMilliseconds: 700, latencyMaximumMilliseconds: 700))
+            let ids = try await MessageFixtures.accept(
+                pool: world.pool, tenant: world.tenant, recipients: (1...6).map { "3161234560\($0)" })
+            try await Self.running([world.dispatcher()]) {
+                // The first answer is recorded while the second call (started with it) is still in flight.
+                try await Self.eventually("a message is submitted") {
+                    try await world.statuses(ids).contains("submitted")
+                }
+            }
+            // Stopped: nothing is left claimed, every OK is recorded, the rest is queued with its claim undone.
+            #expect(try await world.pool.query("SELECT count(*) FROM message_outbox WHERE leased_by IS NOT NULL").first(as: Int.self) == 0)
+            let statuses = try await world.statuses(ids)
+            let submitted = statuses.count(where: { $0 == "submitted" })
+            #expect(submitted == world.accepted.count && submitted >= 2, "calls in flight finished and were recorded: \(statuses)")
+            #expect(statuses.allSatisfy { $0 == "submitted" || $0 == "queued" })
+            let attempts = try await world.pool.query("SELECT coalesce(sum(attempts), 0) FROM message_outbox").first(as: Int.self)
+            #expect(attempts == 0, "messages never sent do not count an attempt")
+        }
+    }
+
     // MARK: - The recording SQL
 
     @Test func aWorkerWhoseClaimWasTakenOverCannotOverwriteTheNewOwnerButItsOKIsKept() async throws {
@@ -224,5 +521,45 @@ import Testing
             _ = try await world.connections.resume(id: world.connectionID, by: Self.admin)
             #expect(try await world.outbox.claim(connectionID: world.connectionID, limit: 10, lease: .seconds(60), worker: "A").map(\.messageID) == [id])
         }
+    }
+
+    @Test func backoffDoublesPerAttemptUpToTheCapWithFullJitter() {
+        let backoff = RetryBackoff(base: .milliseconds(100), cap: .seconds(1))
+        #expect((1...6).map { backoff.ceiling(afterAttempt: $0) } == [
+            .milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800), .seconds(1), .seconds(1),
+        ])
+        #expect(backoff.ceiling(afterAttempt: 10_000) == .seconds(1))
+        let delays = (0..<200).map { _ in backoff.delay(afterAttempt: 3) }
+        #expect(delays.allSatisfy { $0 >= .zero && $0 <= .milliseconds(400) })
+        #expect(Set(delays).count > 100, "jittered, not fixed")
+    }
+
+    @Test func theLeaseCoversTwiceTheRequestTimeoutAndCallsStartWithinItsFirstHalf() {
+        var settings = DispatcherSettings()
+        settings.lease = .seconds(60)
+        #expect(settings.lease(requestTimeout: .seconds(15)) == .seconds(60))
+        #expect(settings.startWindow(requestTimeout: .seconds(15)) == .milliseconds(22_500))
+        #expect(settings.lease(requestTimeout: .seconds(120)) == .seconds(240))
+        #expect(settings.startWindow(requestTimeout: .seconds(120)) == .seconds(60))
+    }
+
+    @Test func aWakeReachesWaitersAndIsNotLostBetweenLookingAndWaiting() async throws {
+        let signal = DispatchSignal()
+        // Woken while waiting.
+        let generation = signal.generation
+        let started = ContinuousClock.now
+        async let waited: Void = signal.wait(since: generation, timeout: .seconds(30))
+        try await Task.sleep(for: .milliseconds(50))
+        signal.wake()
+        await waited
+        #expect(ContinuousClock.now - started < .seconds(20))
+        // Woken before the wait began (after the look): returns at once.
+        let looked = signal.generation
+        signal.wake()
+        let again = ContinuousClock.now
+        await signal.wait(since: looked, timeout: .seconds(30))
+        #expect(ContinuousClock.now - again < .seconds(20))
+        // Not woken: the timeout.
+        await signal.wait(since: signal.generation, timeout: .milliseconds(20))
     }
 }
