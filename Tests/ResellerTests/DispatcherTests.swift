@@ -448,6 +448,20 @@ import Testing
         }
     }
 
+    @Test func theServiceRunsTheDispatcherWhenSwitchedOn() async throws {
+        try await TenancyHarness.run(configure: { configuration in
+            configuration.dispatcher = true
+            configuration.dispatcherPollInterval = .milliseconds(50)
+        }) { api in
+            // The first start made the built-in simulator the default connection; the dispatcher sends through it.
+            let tenant = try await MessageFixtures.tenant(pool: api.pool)
+            let id = try #require(try await MessageFixtures.accept(pool: api.pool, tenant: tenant, recipients: ["31612345678"]).first)
+            try await Self.eventually("the message is submitted") {
+                try await api.pool.query("SELECT status = 'submitted' AND upstream_id IS NOT NULL FROM message WHERE id = \(id)").first(as: Bool.self) == true
+            }
+        }
+    }
+
     // MARK: - The recording SQL
 
     @Test func aWorkerWhoseClaimWasTakenOverCannotOverwriteTheNewOwnerButItsOKIsKept() async throws {

@@ -5,7 +5,7 @@ import PostgresLibpq
 import ServiceLifecycle
 import Synchronization
 
-/// How the dispatcher runs.
+/// How the dispatcher runs; see `AppConfiguration` for what each means and its default.
 struct DispatcherSettings: Sendable {
     var pollInterval: Duration = .milliseconds(250)
     var lease: Duration = .seconds(60)
@@ -13,6 +13,16 @@ struct DispatcherSettings: Sendable {
     var backoff = RetryBackoff()
     /// Names this dispatcher in `message_outbox.leased_by`: unique per running dispatcher.
     var worker: String = DispatcherSettings.workerName()
+
+    init() {}
+
+    /// The settings `configuration` gives.
+    init(_ configuration: AppConfiguration) {
+        pollInterval = configuration.dispatcherPollInterval
+        lease = configuration.dispatcherLease
+        batchSize = configuration.dispatcherBatchSize
+        backoff = RetryBackoff(base: configuration.dispatcherBackoffBase, cap: configuration.dispatcherBackoffCap)
+    }
 
     /// `host/pid/random`: unique, and tells an operator which instance holds a lease.
     static func workerName() -> String {
