@@ -29,9 +29,12 @@ public func buildApplication(
     )
     let upstreamCipher = try configuration.upstreamCredentialsKey.map { try UpstreamCredentialCipher(base64Key: $0) } ?? .unencrypted
     let upstreamClients = UpstreamClients(logger: logger.relabeled("gateway1601"))
+    // Shared by the dispatcher and the send path, which wakes it after committing new messages (a no-op without a
+    // dispatcher on this instance).
+    let dispatchSignal = DispatchSignal()
     let router = try buildRouter(
         pool: pool, metrics: metrics, logger: logger, passwordHasher: PasswordHasher(iterations: configuration.passwordIterations),
-        upstreamCipher: upstreamCipher, upstreamClients: upstreamClients)
+        upstreamCipher: upstreamCipher, upstreamClients: upstreamClients, dispatchSignal: dispatchSignal)
     var services: [any Service] = [pool]
     if configuration.ledgerMaintenance {
         services.append(LedgerMaintenance(
@@ -46,6 +49,12 @@ public func buildApplication(
         let simulator = GatewaySimulator(configuration: simulatorConfiguration, logger: logger.relabeled("gateway1601-sim"))
         services.append(simulator)
         announceSimulator = simulator
+    }
+    // After the simulator: services stop in reverse order, so calls in flight still reach a built-in simulator.
+    if configuration.dispatcher {
+        services.append(Dispatcher(
+            connections: UpstreamConnectionRepository(pool: pool, cipher: upstreamCipher), clients: upstreamClients,
+            signal: dispatchSignal, settings: DispatcherSettings(configuration), metrics: metrics, logger: logger.relabeled("dispatcher")))
     }
     let simulator = announceSimulator
     var app = Application(
@@ -102,10 +111,12 @@ public func buildApplication(
     return app
 }
 
-/// The router with middleware and every operation of `openapi.yaml` registered.
+/// The router with middleware and every operation of `openapi.yaml` registered. `dispatchSignal` is the dispatcher's
+/// wake-up, for the send handlers to call once new messages are committed (they get it with the send API).
 func buildRouter(
     pool: PostgresPool, metrics: ServiceMetrics, logger: Logger, passwordHasher: PasswordHasher = PasswordHasher(),
-    upstreamCipher: UpstreamCredentialCipher = .unencrypted, upstreamClients: UpstreamClients? = nil
+    upstreamCipher: UpstreamCredentialCipher = .unencrypted, upstreamClients: UpstreamClients? = nil,
+    dispatchSignal: DispatchSignal = DispatchSignal()
 ) throws -> Router<BasicRequestContext> {
     let router = Router()
     router.middlewares.add(RequestIDMiddleware())

@@ -133,12 +133,34 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Days to remember Idempotency-Keys, at least 7 (env: IDEMPOTENCY_RETENTION_DAYS; default 7).")
     var idempotencyRetentionDays: Int?
 
+    @Flag(help: "Do not send queued messages upstream from this instance, e.g. on API-only nodes (env: DISPATCHER=off).")
+    var noDispatcher = false
+
+    @Option(help: "Milliseconds between looks for due messages when idle, 10-60000 (env: DISPATCHER_POLL_INTERVAL_MS; default 250).")
+    var dispatcherPollIntervalMs: Int?
+
+    @Option(help: "Seconds a claimed message is held before another worker may take it over, 2-3600; raised per connection to twice its request timeout (env: DISPATCHER_LEASE_SECONDS; default 60).")
+    var dispatcherLeaseSeconds: Int?
+
+    @Option(help: "Messages claimed at once per upstream connection, 1-1000 (env: DISPATCHER_BATCH_SIZE; default 100).")
+    var dispatcherBatchSize: Int?
+
+    @Option(help: "Minutes transient upstream failures are retried before a message fails, at least 1 (env: DISPATCHER_RETRY_DEADLINE_MINUTES; default 1440).")
+    var dispatcherRetryDeadlineMinutes: Int?
+
+    @Option(help: "Upper bound in milliseconds of the first retry's random wait; it doubles per attempt (env: DISPATCHER_BACKOFF_BASE_MS; default 1000).")
+    var dispatcherBackoffBaseMs: Int?
+
+    @Option(help: "Longest wait in seconds between two attempts of a message (env: DISPATCHER_BACKOFF_CAP_SECONDS; default 300).")
+    var dispatcherBackoffCapSeconds: Int?
+
     func run() async throws {
         var configuration = AppConfiguration(database: try PostgresConfiguration(url: try common.resolvedDatabaseURL()))
         configuration.ledgerMaintenance = !noLedgerMaintenance && !["off", "0", "false", "no"].contains(common.environment("LEDGER_MAINTENANCE")?.lowercased() ?? "")
         let retentionDays = try common.integer(idempotencyRetentionDays, env: "IDEMPOTENCY_RETENTION_DAYS", default: 7)
         guard retentionDays >= 7 else { throw ValidationError("Idempotency-Keys are kept at least 7 days.") }
         configuration.idempotencyRetention = .seconds(retentionDays * 86_400)
+        try configureDispatcher(&configuration)
         configuration.host = host ?? common.environment("HOST") ?? configuration.host
         configuration.port = try common.integer(port, env: "PORT", default: configuration.port)
         configuration.databasePoolMinimum = try common.integer(dbPoolMin, env: "DB_POOL_MIN", default: configuration.databasePoolMinimum)
@@ -175,6 +197,30 @@ struct Serve: AsyncParsableCommand {
         let logger = try common.bootstrapLogging()
         let app = try buildApplication(configuration: configuration, logger: logger)
         try await app.runService()
+    }
+
+    /// The dispatcher's switch and settings, from flags or the environment, checked.
+    private func configureDispatcher(_ configuration: inout AppConfiguration) throws {
+        configuration.dispatcher = !noDispatcher && !["off", "0", "false", "no"].contains(common.environment("DISPATCHER")?.lowercased() ?? "")
+        let poll = try common.integer(dispatcherPollIntervalMs, env: "DISPATCHER_POLL_INTERVAL_MS", default: 250)
+        guard (10...60_000).contains(poll) else { throw ValidationError("The dispatcher poll interval must be 10-60000 ms.") }
+        let lease = try common.integer(dispatcherLeaseSeconds, env: "DISPATCHER_LEASE_SECONDS", default: 60)
+        guard (2...3600).contains(lease) else { throw ValidationError("The dispatcher lease must be 2-3600 seconds.") }
+        let batch = try common.integer(dispatcherBatchSize, env: "DISPATCHER_BATCH_SIZE", default: 100)
+        guard (1...1000).contains(batch) else { throw ValidationError("The dispatcher batch size must be 1-1000.") }
+        let deadline = try common.integer(dispatcherRetryDeadlineMinutes, env: "DISPATCHER_RETRY_DEADLINE_MINUTES", default: 1440)
+        guard deadline >= 1 else { throw ValidationError("The retry deadline must be at least 1 minute.") }
+        let base = try common.integer(dispatcherBackoffBaseMs, env: "DISPATCHER_BACKOFF_BASE_MS", default: 1000)
+        let cap = try common.integer(dispatcherBackoffCapSeconds, env: "DISPATCHER_BACKOFF_CAP_SECONDS", default: 300)
+        guard base >= 1, cap >= 1, cap * 1000 >= base else {
+            throw ValidationError("The backoff base and cap must be positive, the cap at least the base.")
+        }
+        configuration.dispatcherPollInterval = .milliseconds(poll)
+        configuration.dispatcherLease = .seconds(lease)
+        configuration.dispatcherBatchSize = batch
+        configuration.dispatcherRetryDeadline = .seconds(deadline * 60)
+        configuration.dispatcherBackoffBase = .milliseconds(base)
+        configuration.dispatcherBackoffCap = .seconds(cap)
     }
 }
 

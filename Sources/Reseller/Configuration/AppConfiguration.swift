@@ -37,6 +37,25 @@ public struct AppConfiguration: Sendable {
         didSet { idempotencyRetention = max(idempotencyRetention, Self.minimumIdempotencyRetention) }
     }
     public static let minimumIdempotencyRetention: Duration = .seconds(7 * 86_400)
+    /// Run the dispatcher (sending queued messages upstream) on this instance. Several instances may run it on one
+    /// database; an API-only instance switches it off.
+    public var dispatcher: Bool = true
+    /// How often an idle dispatcher looks for due messages (and for connections paused or resumed); the send path
+    /// wakes it at once for new messages.
+    public var dispatcherPollInterval: Duration = .milliseconds(250)
+    /// How long a claim holds a message: a worker that dies holding it delays the message by this much, after which
+    /// another claims it. Raised per connection to twice its request timeout when shorter.
+    public var dispatcherLease: Duration = .seconds(60)
+    /// Messages claimed at once per connection (fewer when the connection's rate limit could not start them within
+    /// the lease).
+    public var dispatcherBatchSize: Int = 100
+    /// How long transient upstream failures are retried before the message fails: the send path sets each message's
+    /// deadline to its acceptance (or schedule) time plus this.
+    public var dispatcherRetryDeadline: Duration = .seconds(86_400)
+    /// The first retry waits up to this long (full jitter), each further one up to twice as long as the one before …
+    public var dispatcherBackoffBase: Duration = .seconds(1)
+    /// … but never longer than this.
+    public var dispatcherBackoffCap: Duration = .seconds(300)
 
     public init(database: PostgresConfiguration) {
         self.database = database
