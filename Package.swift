@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "gateway1601-sim", targets: ["gateway1601-sim"]),
         .executable(name: "pg-pool-bench", targets: ["pg-pool-bench"]),
         .executable(name: "ledger-bench", targets: ["ledger-bench"]),
+        .executable(name: "send-bench", targets: ["send-bench"]),
         .library(name: "PostgresLibpq", targets: ["PostgresLibpq"]),
         .library(name: "Gateway1601", targets: ["Gateway1601"]),
         .library(name: "Gateway1601Simulator", targets: ["Gateway1601Simulator"]),
@@ -141,6 +142,15 @@ let package = Package(
             dependencies: [
                 "PostgresLibpq",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "send-bench",
+            dependencies: [
+                "Reseller",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -14,7 +14,8 @@ import ServiceLifecycle
 public func buildApplication(
     configuration: AppConfiguration,
     metrics: ServiceMetrics = ServiceMetrics(),
-    logger: Logger = Logger(label: "sms-reseller")
+    logger: Logger = Logger(label: "sms-reseller"),
+    onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) throws -> some ApplicationProtocol {
     var databaseConfiguration = configuration.database
     databaseConfiguration.applicationName = "sms-reseller"
@@ -34,7 +35,8 @@ public func buildApplication(
     let dispatchSignal = DispatchSignal()
     let router = try buildRouter(
         pool: pool, metrics: metrics, logger: logger, passwordHasher: PasswordHasher(iterations: configuration.passwordIterations),
-        upstreamCipher: upstreamCipher, upstreamClients: upstreamClients, dispatchSignal: dispatchSignal)
+        upstreamCipher: upstreamCipher, upstreamClients: upstreamClients,
+        sending: Sending(pool: pool, retryDeadline: configuration.dispatcherRetryDeadline, wakeDispatcher: { dispatchSignal.wake() }))
     var services: [any Service] = [pool]
     if configuration.ledgerMaintenance {
         services.append(LedgerMaintenance(
@@ -61,6 +63,7 @@ public func buildApplication(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "sms-reseller"),
         services: services,
+        onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
         logger: logger
     )
     if let simulator = announceSimulator {
@@ -111,12 +114,11 @@ public func buildApplication(
     return app
 }
 
-/// The router with middleware and every operation of `openapi.yaml` registered. `dispatchSignal` is the dispatcher's
-/// wake-up, for the send handlers to call once new messages are committed (they get it with the send API).
+/// The router with middleware and every operation of `openapi.yaml` registered. `sending` is the send path, which wakes
+/// this instance's dispatcher once new messages are committed.
 func buildRouter(
     pool: PostgresPool, metrics: ServiceMetrics, logger: Logger, passwordHasher: PasswordHasher = PasswordHasher(),
-    upstreamCipher: UpstreamCredentialCipher = .unencrypted, upstreamClients: UpstreamClients? = nil,
-    dispatchSignal: DispatchSignal = DispatchSignal()
+    upstreamCipher: UpstreamCredentialCipher = .unencrypted, upstreamClients: UpstreamClients? = nil, sending: Sending? = nil
 ) throws -> Router<BasicRequestContext> {
     let router = Router()
     router.middlewares.add(RequestIDMiddleware())
@@ -124,7 +126,7 @@ func buildRouter(
     router.middlewares.add(AuthenticationMiddleware(keys: APIKeyRepository(pool: pool)))
     router.middlewares.add(EmptyBodyMiddleware())
     router.middlewares.add(HeaderEncodingMiddleware())
-    var handlers = APIHandlers(pool: pool, metrics: metrics, logger: logger)
+    var handlers = APIHandlers(pool: pool, metrics: metrics, logger: logger, sending: sending)
     handlers.passwordHasher = passwordHasher
     handlers.upstreamCipher = upstreamCipher
     handlers.upstreamClients = upstreamClients ?? UpstreamClients(logger: logger.relabeled("gateway1601"))

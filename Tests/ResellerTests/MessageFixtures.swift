@@ -91,7 +91,8 @@ enum MessageFixtures {
             }
             try await connection.query("""
                 SELECT ledger_reserve(\(ids), \(debits), \(credits), \(amounts), \(links), \(codes),
-                                      \(ids.map { _ in tenant.resellerID }), \(ids.map { _ in tenant.subAccountID }), \(references), 'test', NULL)
+                                      \(ids.map { _ in tenant.resellerID }), \(ids.map { _ in tenant.subAccountID }), \(references),
+                                      \(ids.map { _ in "test" }), \(ids.map { _ -> String? in nil }))
                 """)
             let status = scheduleAt == nil ? "queued" : "scheduled"
             try await connection.query("""

@@ -26,7 +26,7 @@ final class SendCoalescer: Sendable {
     private let maximumGroup: Int
     private let queues = Mutex<[UUID: Queue]>([:])
 
-    init(service: SendService, maximumInFlight: Int = 2, maximumGroup: Int = 64) {
+    init(service: SendService, maximumInFlight: Int = 1, maximumGroup: Int = 64) {
         self.service = service
         self.maximumInFlight = max(1, maximumInFlight)
         self.maximumGroup = max(1, maximumGroup)

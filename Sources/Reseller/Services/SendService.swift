@@ -157,7 +157,9 @@ struct SendService: Sendable {
             statuses[row.0] = AccountStatus(rawValue: row.1)
         }
 
-        // 3. Idempotency keys: taken (advisory lock) for this transaction, then looked up in a fresh snapshot.
+        // 3. Idempotency keys: each taken for this transaction (advisory lock) and looked up, all in one statement. The
+        // lookup's snapshot may miss a duplicate committed just before the lock was taken; its insert then fails the
+        // group on the primary key, and the send-by-send retry finds the record.
         let keyed = submissions.indices.filter { submissions[$0].idempotency != nil }
         if !keyed.isEmpty {
             var seen: Set<String> = []
@@ -172,16 +174,20 @@ struct SendService: Sendable {
             }
             let scopes = lockable.map { submissions[$0].idempotency!.scope }
             let keys = lockable.map { submissions[$0].idempotency!.key }
-            let locked = try await connection.query("""
-                SELECT pg_try_advisory_xact_lock(hashtextextended(u.scope || chr(31) || u.key, 1601))
-                FROM unnest(\(scopes), \(keys)) WITH ORDINALITY AS u (scope, key, n) ORDER BY u.n
-                """).decode(Bool.self)
-            for (index, gotLock) in zip(lockable, locked) where !gotLock {
-                outcomes[index] = .refused(Self.inProgress)
-            }
-            for index in lockable where outcomes[index] == nil {
-                if let replayed = try await replay(submissions[index].idempotency!, on: connection) {
-                    outcomes[index] = replayed
+            let rows = try await connection.query("""
+                SELECT pg_try_advisory_xact_lock(hashtextextended(u.scope || chr(31) || u.key, 1601)),
+                       r.operation, r.request_hash, r.status_code, r.response::text
+                FROM unnest(\(scopes), \(keys)) WITH ORDINALITY AS u (scope, key, n)
+                LEFT JOIN idempotency_record r ON r.scope = u.scope AND r.key = u.key
+                ORDER BY u.n
+                """).decode((Bool, String?, Data?, Int?, String?).self)
+            for (index, row) in zip(lockable, rows) {
+                if !row.0 {
+                    outcomes[index] = .refused(Self.inProgress)
+                } else if let operation = row.1, let hash = row.2, let status = row.3, let response = row.4 {
+                    outcomes[index] = try Self.replay(
+                        IdempotencyRecord(operation: operation, requestHash: hash, statusCode: status, response: response),
+                        for: submissions[index].idempotency!)
                 }
             }
         }
