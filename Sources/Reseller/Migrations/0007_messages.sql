@@ -72,7 +72,9 @@ CREATE TABLE message (
     status_code              integer CHECK (status_code BETWEEN 100 AND 199),
     status_detail            text CHECK (length(status_detail) <= 500),
     schedule_at              timestamptz,
-    upstream_connection_id   uuid REFERENCES upstream_connection (id),
+    -- Not a foreign key, like message_outbox.connection_id: every send and every dispatch would take a
+    -- key-share lock on the one connection row all tenants share. Connections are never deleted.
+    upstream_connection_id   uuid,
     upstream_id              text CHECK (length(upstream_id) <= 100),
     accepted_at              timestamptz NOT NULL,
     status_at                timestamptz NOT NULL,
@@ -113,8 +115,8 @@ CREATE TABLE message_outbox (
     message_id    uuid PRIMARY KEY REFERENCES message (id),
     reseller_id   uuid NOT NULL,
     -- The connection that sends it: the reseller's effective connection, kept current by the
-    -- triggers below; NULL while there is none (the message waits).
-    connection_id uuid REFERENCES upstream_connection (id),
+    -- triggers below; NULL while there is none (the message waits). No foreign key (see message).
+    connection_id uuid,
     due_at        timestamptz NOT NULL,
     -- Transient failures are retried until then; afterwards the message fails.
     deadline_at   timestamptz NOT NULL,
@@ -223,5 +225,60 @@ BEGIN
                 (SELECT u.id FROM unnest(ids, debit_ids, credit_ids) WITH ORDINALITY AS u (id, d, c, n)
                  WHERE acct.id IN (u.d, u.c) ORDER BY u.n DESC LIMIT 1));
     END LOOP;
+END;
+$$;
+
+-- Every send resolves its price lists and versions and its upstream connection through these
+-- functions. As `LANGUAGE sql` functions with subqueries they cannot be inlined, and PostgreSQL then
+-- plans their body on every call; in PL/pgSQL the plans are kept for the session. Same definitions.
+CREATE OR REPLACE FUNCTION effective_upstream_cost_price_list() RETURNS uuid
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT price_list_id FROM platform_price_default WHERE layer = 'upstream_cost');
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION effective_wholesale_price_list(p_reseller uuid) RETURNS uuid
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN coalesce(
+        (SELECT price_list_id FROM reseller_wholesale_price_list WHERE reseller_id = p_reseller),
+        (SELECT price_list_id FROM platform_price_default WHERE layer = 'wholesale'));
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION effective_retail_price_list(p_reseller uuid, p_sub_account uuid) RETURNS uuid
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN coalesce(
+        (SELECT price_list_id FROM sub_account_retail_price_list WHERE reseller_id = p_reseller AND sub_account_id = p_sub_account),
+        (SELECT price_list_id FROM reseller_default_retail_price_list WHERE reseller_id = p_reseller));
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION platform_price_version_at(p_list uuid, p_instant timestamptz) RETURNS uuid
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT id FROM platform_price_version
+            WHERE price_list_id = p_list AND effective_from <= p_instant
+            ORDER BY effective_from DESC LIMIT 1);
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION retail_price_version_at(p_reseller uuid, p_list uuid, p_instant timestamptz) RETURNS uuid
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT id FROM retail_price_version
+            WHERE reseller_id = p_reseller AND price_list_id = p_list AND effective_from <= p_instant
+            ORDER BY effective_from DESC LIMIT 1);
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION effective_upstream_connection(p_reseller uuid) RETURNS uuid
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN coalesce(
+        (SELECT connection_id FROM reseller_upstream_connection WHERE reseller_id = p_reseller),
+        (SELECT connection_id FROM upstream_connection_default));
 END;
 $$;
