@@ -6,8 +6,9 @@ import Testing
 @testable import Reseller
 
 /// Accepted messages written straight into the database the way the send path writes them — a batch, one message per
-/// recipient with its two reservations (made by `ledger_reserve`), one outbox row each — for dispatcher tests while the
-/// REST send endpoint does not exist yet. Replace with real sends once it does.
+/// recipient with its two reservations (made by `ledger_reserve`), one outbox row each — so that dispatcher tests can
+/// queue hundreds of messages without price lists, sender approvals or HTTP. The real send path is exercised end to end
+/// by `SendEndToEndTests`.
 enum MessageFixtures {
     /// A reseller with one sub-account, both funded through the ledger, and the accounts a send touches.
     struct Tenant: Sendable {
