@@ -29,7 +29,8 @@ public func buildApplication(
         logger: logger.relabeled("postgres")
     )
     let upstreamCipher = try configuration.upstreamCredentialsKey.map { try UpstreamCredentialCipher(base64Key: $0) } ?? .unencrypted
-    let upstreamClients = UpstreamClients(logger: logger.relabeled("gateway1601"))
+    let upstreamHTTP = UpstreamHTTPClient()
+    let upstreamClients = UpstreamClients(httpClient: upstreamHTTP.client, logger: logger.relabeled("gateway1601"))
     // Shared by the dispatcher and the send path, which wakes it after committing new messages (a no-op without a
     // dispatcher on this instance).
     let dispatchSignal = DispatchSignal()
@@ -37,7 +38,7 @@ public func buildApplication(
         pool: pool, metrics: metrics, logger: logger, passwordHasher: PasswordHasher(iterations: configuration.passwordIterations),
         upstreamCipher: upstreamCipher, upstreamClients: upstreamClients,
         sending: Sending(pool: pool, retryDeadline: configuration.dispatcherRetryDeadline, wakeDispatcher: { dispatchSignal.wake() }))
-    var services: [any Service] = [pool]
+    var services: [any Service] = [pool, upstreamHTTP]
     if configuration.ledgerMaintenance {
         services.append(LedgerMaintenance(
             pool: pool, interval: configuration.ledgerMaintenanceInterval, retention: configuration.idempotencyRetention,

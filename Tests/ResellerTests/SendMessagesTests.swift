@@ -226,6 +226,9 @@ extension TenancyHarness {
             _ = try await api.call(.post, "/sub-accounts/\(tenant.subAccountID)/contact-groups/\(group)/members/remove", key: key, body: ["contactIds": [anna]])
             let batch = try await api.call(.get, "/sub-accounts/\(tenant.subAccountID)/message-batches/\(reply.string("batchId")!)", key: key)
             #expect(batch["messageCount"] as? Int == 3 && batch.string("group") == "staff")
+            // With its members a send may still have at most 10 000 recipients.
+            let tooMany = try await api.send(tenant, ["sender": "Jansen", "text": "Hi", "recipients": Array(repeating: "31622222222", count: 10_000), "group": "staff"])
+            #expect(tooMany.status == .unprocessableContent && tooMany.fieldError("/group") != nil, "\(tooMany.json)")
         }
     }
 

@@ -44,6 +44,11 @@ struct SendService: Sendable {
     /// Refuses what the plan already refuses: request-level problems, and recipient-level ones unless skipped.
     static func refusal(of submission: SendSubmission) -> APIProblem? {
         let plan = submission.plan
+        if plan.recipients.count > SendPlanner.maximumRecipients {
+            // Only a group can get here: listed recipients are limited before planning.
+            return .validation([.init(
+                field: "/group", message: "its members with the listed recipients make \(plan.recipients.count) recipients; at most \(SendPlanner.maximumRecipients) per send")])
+        }
         if let first = plan.checks.first {
             let fieldErrors = plan.checks.map {
                 APIProblem.FieldError(field: $0.field ?? "", message: $0.message, gatewayCode: $0.code.rawValue)

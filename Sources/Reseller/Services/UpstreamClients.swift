@@ -2,6 +2,8 @@ import AsyncHTTPClient
 import Foundation
 import Gateway1601
 import Logging
+import NIOCore
+import ServiceLifecycle
 import Synchronization
 
 /// One ``Gateway1601Client`` per upstream connection, all on one shared `HTTPClient` (so one connection pool per
@@ -54,4 +56,24 @@ final class UpstreamClients: Sendable {
 
     /// How many clients are cached (for tests).
     var count: Int { entries.withLock { $0.count } }
+}
+
+/// The HTTP client of upstream calls, owned by the application: its per-host connection limit covers the largest
+/// `concurrency` a connection may have (the process-wide client keeps 8 per host, so more calls would queue inside it
+/// and spend their timeout waiting). Registered right after the database pool, so it shuts down after the dispatcher.
+struct UpstreamHTTPClient: Service {
+    let client: HTTPClient
+
+    init() {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+        configuration.redirectConfiguration = .disallow
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    func run() async throws {
+        // Until the application shuts down (or is cancelled), then close the connections.
+        try? await gracefulShutdown()
+        try await client.shutdown()
+    }
 }
