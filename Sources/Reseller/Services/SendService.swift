@@ -275,13 +275,12 @@ private struct SendRows {
     var encodings: [String] = [], lengths: [Int] = [], parts: [Int] = [], longs: [Bool] = [], references: [String?] = []
     var callbacks: [String?] = [], groups: [String?] = [], schedules: [Date?] = [], recipientCounts: [Int] = []
     var messageCounts: [Int] = [], retailTotals: [Int64] = [], wholesaleTotals: [Int64] = [], actors: [String] = []
-    var requestIDs: [String?] = [], acceptedAts: [Date] = []
-    // Messages and their outbox rows.
-    var messageResellers: [UUID] = [], messageIDs: [UUID] = [], messageSubAccounts: [UUID] = [], messageBatches: [UUID] = []
-    var positions: [Int] = [], recipients: [String] = [], countries: [String] = [], retailPrices: [Int64] = []
-    var wholesalePrices: [Int64] = [], costs: [Int64] = [], retailVersions: [UUID] = [], wholesaleVersions: [UUID] = []
-    var costVersions: [UUID] = [], retailReservations: [UUID?] = [], wholesaleReservations: [UUID?] = [], statuses: [String] = []
-    var messageSchedules: [Date?] = [], messageAcceptedAts: [Date] = [], dueAts: [Date] = [], deadlines: [Date] = []
+    var requestIDs: [String?] = [], acceptedAts: [Date] = [], statuses: [String] = [], dueAts: [Date] = [], deadlines: [Date] = []
+    // Messages and their outbox rows; what a batch's messages share is joined from the batch arrays.
+    var messageIDs: [UUID] = [], messageBatches: [UUID] = [], positions: [Int] = [], recipients: [String] = []
+    var countries: [String] = [], retailPrices: [Int64] = [], wholesalePrices: [Int64] = [], costs: [Int64] = []
+    var retailVersions: [UUID] = [], wholesaleVersions: [UUID] = [], costVersions: [UUID] = [], retailReservations: [UUID?] = []
+    var wholesaleReservations: [UUID?] = []
     // Idempotency records.
     var scopes: [String] = [], keys: [String] = [], operations: [String] = [], hashes: [String] = [], responses: [String] = []
 
@@ -330,14 +329,11 @@ private struct SendRows {
                 reserve(wholesaleReservation, from: resellerWallet, to: platformRevenue, amount: wholesale, link: link, code: "send_wholesale",
                         plan: plan, message: id, actor: submission.actor)
             }
-            messageResellers.append(plan.resellerID); messageIDs.append(id); messageSubAccounts.append(plan.subAccountID)
-            messageBatches.append(batchID); positions.append(recipient.index); recipients.append(price.number.digits)
+            messageIDs.append(id); messageBatches.append(batchID); positions.append(recipient.index); recipients.append(price.number.digits)
             countries.append(price.country.code); retailPrices.append(retail); wholesalePrices.append(wholesale)
             costs.append((price.upstreamCost.pricePerPart * parts).minorUnits); retailVersions.append(price.retail.versionID)
             wholesaleVersions.append(price.wholesale.versionID); costVersions.append(price.upstreamCost.versionID)
             retailReservations.append(retailReservation); wholesaleReservations.append(wholesaleReservation)
-            statuses.append(status.rawValue); messageSchedules.append(request.scheduleAt); messageAcceptedAts.append(now)
-            dueAts.append(due); deadlines.append(deadline)
             messages.append(AcceptedMessage(
                 id: id, index: recipient.index, number: price.number.digits, country: price.country.code, parts: parts, price: Money(retail)))
         }
@@ -348,6 +344,7 @@ private struct SendRows {
         schedules.append(request.scheduleAt); recipientCounts.append(plan.recipients.count); messageCounts.append(messages.count)
         retailTotals.append(plan.retailTotal.minorUnits); wholesaleTotals.append(plan.wholesaleTotal.minorUnits)
         actors.append(submission.actor.actor); requestIDs.append(submission.actor.requestID); acceptedAts.append(now)
+        statuses.append(status.rawValue); dueAts.append(due); deadlines.append(deadline)
         return AcceptedBatch(
             batchID: batchID, subAccountID: plan.subAccountID, acceptedAt: now, scheduleAt: request.scheduleAt, status: status,
             sender: plan.sender ?? "", encoding: plan.segmentation.encoding, parts: parts, reference: submission.reference,
@@ -364,30 +361,44 @@ private struct SendRows {
                 """)
         }
         try await connection.query("""
-            WITH batches AS (
+            WITH b AS (
+                SELECT * FROM unnest(\(batchResellers), \(batchIDs), \(batchSubAccounts), \(senders), \(texts), \(encodings), \(lengths),
+                                     \(parts), \(longs), \(references), \(callbacks), \(groups), \(schedules), \(recipientCounts),
+                                     \(messageCounts), \(retailTotals), \(wholesaleTotals), \(actors), \(requestIDs), \(acceptedAts),
+                                     \(statuses), \(dueAts), \(deadlines))
+                     AS b (reseller_id, id, sub_account_id, sender, text, encoding, length, parts, long, reference, callback_url,
+                           group_name, schedule_at, recipient_count, message_count, retail_total, wholesale_total, created_by,
+                           request_id, accepted_at, status, due_at, deadline_at)
+            ), batches AS (
                 INSERT INTO message_batch (reseller_id, id, sub_account_id, sender, text, encoding, length, parts, long, reference,
                                            callback_url, group_name, schedule_at, recipient_count, message_count, retail_total,
                                            wholesale_total, created_by, request_id, accepted_at)
-                SELECT * FROM unnest(\(batchResellers), \(batchIDs), \(batchSubAccounts), \(senders), \(texts), \(encodings), \(lengths),
-                                     \(parts), \(longs), \(references), \(callbacks), \(groups), \(schedules), \(recipientCounts),
-                                     \(messageCounts), \(retailTotals), \(wholesaleTotals), \(actors), \(requestIDs), \(acceptedAts))
+                SELECT reseller_id, id, sub_account_id, sender, text, encoding, length, parts, long, reference, callback_url,
+                       group_name, schedule_at, recipient_count, message_count, retail_total, wholesale_total, created_by,
+                       request_id, accepted_at
+                FROM b
+            ), m AS (
+                SELECT u.*, b.reseller_id, b.sub_account_id, b.status, b.schedule_at, b.accepted_at, b.due_at, b.deadline_at
+                FROM unnest(\(messageIDs), \(messageBatches), \(positions), \(recipients), \(countries), \(retailPrices),
+                            \(wholesalePrices), \(costs), \(retailVersions), \(wholesaleVersions), \(costVersions),
+                            \(retailReservations), \(wholesaleReservations))
+                     AS u (id, batch_id, position, recipient, country, retail_price, wholesale_price, upstream_cost, retail_version_id,
+                           wholesale_version_id, upstream_cost_version_id, retail_reservation_id, wholesale_reservation_id)
+                JOIN b ON b.id = u.batch_id
             ), messages AS (
                 INSERT INTO message (reseller_id, id, sub_account_id, batch_id, position, recipient, country, retail_price,
                                      wholesale_price, upstream_cost, retail_version_id, wholesale_version_id, upstream_cost_version_id,
                                      retail_reservation_id, wholesale_reservation_id, status, schedule_at, accepted_at, status_at)
-                SELECT u.r, u.id, u.s, u.b, u.p, u.n, u.c, u.rp, u.wp, u.uc, u.rv, u.wv, u.cv, u.rr, u.wr, u.st, u.sa, u.at, u.at
-                FROM unnest(\(messageResellers), \(messageIDs), \(messageSubAccounts), \(messageBatches), \(positions), \(recipients),
-                            \(countries), \(retailPrices), \(wholesalePrices), \(costs), \(retailVersions), \(wholesaleVersions),
-                            \(costVersions), \(retailReservations), \(wholesaleReservations), \(statuses), \(messageSchedules),
-                            \(messageAcceptedAts))
-                     AS u (r, id, s, b, p, n, c, rp, wp, uc, rv, wv, cv, rr, wr, st, sa, at)
+                SELECT reseller_id, id, sub_account_id, batch_id, position, recipient, country, retail_price, wholesale_price,
+                       upstream_cost, retail_version_id, wholesale_version_id, upstream_cost_version_id, retail_reservation_id,
+                       wholesale_reservation_id, status, schedule_at, accepted_at, accepted_at
+                FROM m
             ), connections AS (
-                SELECT r, effective_upstream_connection(r) AS connection_id FROM unnest(\(Array(Set(batchResellers)))) AS r
+                SELECT r, effective_upstream_connection(r) AS connection_id FROM (SELECT DISTINCT reseller_id FROM b) AS d (r)
             )
             INSERT INTO message_outbox (message_id, reseller_id, connection_id, due_at, deadline_at)
-            SELECT u.id, u.r, c.connection_id, u.due, u.deadline
-            FROM unnest(\(messageIDs), \(messageResellers), \(dueAts), \(deadlines)) AS u (id, r, due, deadline)
-            JOIN connections c ON c.r = u.r
+            SELECT m.id, m.reseller_id, c.connection_id, m.due_at, m.deadline_at
+            FROM m JOIN connections c ON c.r = m.reseller_id
             """)
         if !scopes.isEmpty {
             try await connection.query("""
