@@ -401,3 +401,41 @@ extension TenancyHarness {
         }
     }
 }
+
+extension SendMessagesTests {
+    @Test func aConnectionChangeWaitsForSendsInFlightAndQueuedMessagesFollowIt() async throws {
+        try await TenancyHarness.run(configure: { $0.databasePoolMaximum = 8 }) { api in
+            let tenant = try await api.sendingTenant("Follow").tenant
+            let later = Date().addingTimeInterval(3_600).formatted(.iso8601)
+            let sent = try await api.send(tenant, ["sender": "Jansen", "text": "Later", "recipients": ["31612345678"], "scheduleAt": later])
+            let messageID = try #require(UUID(uuidString: (sent["messages"] as? [[String: Any]])?.first?["id"] as? String ?? ""))
+            let created = try await api.call(.post, "/upstream-connections", key: api.adminKey, body: [
+                "name": "Second", "baseUrl": "http://127.0.0.1:9", "username": "u", "password": "p",
+            ])
+            let second = try #require(created.string("id"))
+            let resellerID = try #require(UUID(uuidString: tenant.resellerID))
+
+            // A send in flight holds its reseller's row FOR SHARE until it commits (as SendService.write does): the
+            // assignment waits for it, then moves every queued message of the reseller, those of that send included.
+            let assigned = try await api.pool.withTransaction { connection in
+                try await connection.query("SELECT 1 FROM reseller WHERE id = \(resellerID) FOR SHARE")
+                let assignment = Task {
+                    try await api.call(.put, "/resellers/\(tenant.resellerID)/upstream-connection", key: api.adminKey, body: ["connectionId": second])
+                }
+                try await Task.sleep(for: .milliseconds(300))
+                let waited = try await api.pool.query("""
+                    SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE NOT l.granted AND a.datname = current_database()
+                    """).first(as: Int.self) ?? 0
+                #expect(waited >= 1, "the assignment waits for the send's lock")
+                return assignment
+            }
+            #expect(try await assigned.value.status == .ok)
+            let connection = try await api.pool.query("SELECT connection_id FROM message_outbox WHERE message_id = \(messageID)").first(as: UUID?.self)
+            #expect(connection??.apiString == second)
+            // And back to the default when the reseller's own connection is taken away.
+            #expect(try await api.call(.delete, "/resellers/\(tenant.resellerID)/upstream-connection", key: api.adminKey).status == .ok)
+            let back = try await api.pool.query("SELECT connection_id = (SELECT connection_id FROM upstream_connection_default) FROM message_outbox WHERE message_id = \(messageID)").first(as: Bool.self)
+            #expect(back == true)
+        }
+    }
+}

@@ -122,7 +122,7 @@ extension APIHandlers {
         guard let message = try await messages.find(id: id, subAccountID: account.id) else {
             throw APIProblem.notFound("No message \(id.apiString).")
         }
-        let events = try await messages.events(messageID: id)
+        let events = try await messages.events(messageID: id, subAccountID: account.id)
         return .ok(.init(body: .json(Self.schema(message, for: principal, history: events))))
     }
 

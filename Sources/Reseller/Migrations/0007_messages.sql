@@ -128,12 +128,16 @@ CREATE TABLE message_outbox (
 CREATE INDEX message_outbox_due ON message_outbox (connection_id, due_at);
 CREATE INDEX message_outbox_reseller ON message_outbox (reseller_id);
 
--- A reseller's connection, or the platform default, changes: its queued messages follow.
+-- A reseller's connection, or the platform default, changes: its queued messages follow. A send
+-- holds its reseller's row FOR SHARE from before it works out the connection until it commits, so
+-- locking the reseller first waits for sends in flight, and the UPDATE (a later snapshot) sees their
+-- rows; a send that comes after waits for this change and sees the new connection.
 CREATE FUNCTION message_outbox_follow_reseller_connection() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     r uuid := CASE WHEN TG_OP = 'DELETE' THEN OLD.reseller_id ELSE NEW.reseller_id END;
 BEGIN
+    PERFORM 1 FROM reseller WHERE id = r FOR UPDATE;
     UPDATE message_outbox SET connection_id = effective_upstream_connection(r)
     WHERE reseller_id = r AND connection_id IS DISTINCT FROM effective_upstream_connection(r);
     RETURN NULL;
@@ -145,6 +149,9 @@ FOR EACH ROW EXECUTE FUNCTION message_outbox_follow_reseller_connection();
 CREATE FUNCTION message_outbox_follow_default_connection() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+    PERFORM 1 FROM reseller r
+    WHERE NOT EXISTS (SELECT 1 FROM reseller_upstream_connection a WHERE a.reseller_id = r.id)
+    ORDER BY r.id FOR UPDATE;
     UPDATE message_outbox o SET connection_id = effective_upstream_connection(o.reseller_id)
     WHERE NOT EXISTS (SELECT 1 FROM reseller_upstream_connection r WHERE r.reseller_id = o.reseller_id)
       AND o.connection_id IS DISTINCT FROM effective_upstream_connection(o.reseller_id);

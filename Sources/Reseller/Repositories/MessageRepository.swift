@@ -155,9 +155,12 @@ struct MessageRepository: Sendable {
             """).decodeRecords(MessageRecord.self).first
     }
 
-    func events(messageID: UUID) async throws -> [MessageEventRecord] {
+    func events(messageID: UUID, subAccountID: UUID) async throws -> [MessageEventRecord] {
         try await pool.query("""
-            SELECT status, code, detail, occurred_at FROM message_event WHERE message_id = \(messageID) ORDER BY seq
+            SELECT e.status, e.code, e.detail, e.occurred_at
+            FROM message m JOIN message_event e ON e.message_id = m.id
+            WHERE m.id = \(messageID) AND m.sub_account_id = \(subAccountID)
+            ORDER BY e.seq
             """).decodeRecords(MessageEventRecord.self)
     }
 
@@ -188,6 +191,7 @@ struct MessageRepository: Sendable {
         let statuses = try await pool.query("""
             SELECT status, count(*)::bigint, sum(retail_price)::bigint FROM message
             WHERE reseller_id = (SELECT reseller_id FROM message_batch WHERE id = \(id)) AND batch_id = \(id)
+              AND sub_account_id = \(subAccountID)
             GROUP BY status ORDER BY status
             """).decode((String, Int, Int64).self).map { (status: $0.0, count: $0.1, retail: $0.2) }
         return BatchSummaryRecord(batch: batch, statuses: statuses)

@@ -182,7 +182,7 @@ struct OutboxRepository: Sendable {
                         DELETE FROM message_outbox o USING u WHERE o.message_id = u.id
                     ), updated AS (
                         UPDATE message m
-                        SET status = 'submitted', upstream_id = u.upstream_id, upstream_connection_id = u.connection_id,
+                        SET status = 'submitted', upstream_id = left(u.upstream_id, 100), upstream_connection_id = u.connection_id,
                             submitted_at = now(), status_at = now()
                         FROM u WHERE m.id = u.id AND m.status IN ('queued', 'scheduled')
                         RETURNING m.reseller_id, m.id
@@ -204,8 +204,8 @@ struct OutboxRepository: Sendable {
             if !failed.isEmpty {
                 let reservations = try await connection.query("""
                     WITH u AS (
-                        SELECT * FROM unnest(\(failed.map { $0.id }), \(failed.map { $0.code }), \(failed.map { String($0.detail.prefix(500)) }))
-                            AS u (id, code, detail)
+                        SELECT u.id, u.code, left(u.detail, 500) AS detail
+                        FROM unnest(\(failed.map { $0.id }), \(failed.map { $0.code }), \(failed.map { $0.detail })) AS u (id, code, detail)
                     ), gone AS (
                         DELETE FROM message_outbox o USING u WHERE o.message_id = u.id
                     ), updated AS (
@@ -236,7 +236,8 @@ struct OutboxRepository: Sendable {
             if !retried.isEmpty {
                 try await connection.query("""
                     WITH u AS (
-                        SELECT * FROM unnest(\(retried.map { $0.id }), \(retried.map { $0.code }), \(retried.map { String($0.error.prefix(400)) }),
+                        SELECT u.id, u.code, left(u.error, 400) AS error, u.possibly_sent, u.delay
+                        FROM unnest(\(retried.map { $0.id }), \(retried.map { $0.code }), \(retried.map { $0.error }),
                                              \(retried.map { $0.possiblySent }), \(retried.map { $0.delay.inSeconds }))
                             AS u (id, code, error, possibly_sent, delay)
                     ), updated AS (
@@ -259,9 +260,9 @@ struct OutboxRepository: Sendable {
                 try await connection.query("""
                     UPDATE message_outbox o
                     SET due_at = now(), attempts = o.attempts - u.undo, possibly_sent = u.possibly_sent, leased_by = NULL,
-                        last_error = coalesce(u.error, o.last_error)
+                        last_error = coalesce(left(u.error, 500), o.last_error)
                     FROM unnest(\(released.map { $0.id }), \(released.map { $0.undo }), \(released.map { $0.possiblySent }),
-                                \(released.map { $0.error.map { String($0.prefix(500)) } }))
+                                \(released.map { $0.error }))
                         AS u (id, undo, possibly_sent, error)
                     WHERE o.message_id = u.id
                     """)

@@ -197,6 +197,8 @@ final class Dispatcher: Service, Sendable {
                     continue
                 }
                 let generation = signal.generation
+                // The lease runs from the claim's own clock reading: measure the start window from before it.
+                let claimStarted = ContinuousClock.now
                 let claimed: [ClaimedMessage]
                 do {
                     claimed = try await outbox.claim(connectionID: record.id, limit: claimSize, lease: lease, worker: settings.worker)
@@ -206,7 +208,7 @@ final class Dispatcher: Service, Sendable {
                     continue
                 }
                 if claimed.count < claimSize { idleSince = generation }
-                let startBy = ContinuousClock.now + startWindow
+                let startBy = claimStarted + startWindow
                 var index = 0
                 while index < claimed.count {
                     if running >= record.concurrency {

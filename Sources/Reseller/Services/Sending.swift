@@ -37,9 +37,16 @@ final class Sending: Sendable {
             plan: plan, request: request, reference: reference, callbackURL: callbackURL, skipInvalidRecipients: skipInvalidRecipients,
             actor: actor, idempotency: idempotency)
         if let problem = SendService.refusal(of: submission) { return .refused(problem) }
-        let outcome = plan.messageCount <= Self.groupCommitLimit
-            ? try await coalescer.accept(submission)
-            : try await service.accept([submission])[0]
+        let outcome: SendOutcome
+        do {
+            outcome = plan.messageCount <= Self.groupCommitLimit
+                ? try await coalescer.accept(submission)
+                : try await service.accept([submission])[0]
+        } catch let error as PostgresError where error.isUniqueViolation && error.constraint == "idempotency_record_pkey" {
+            // A duplicate committed between this send's key lookup and its key lock: answer what it stored.
+            guard let replayed = try await service.pool.withConnection({ try await SendService.replay(idempotency, on: $0) }) else { throw error }
+            return replayed
+        }
         if case .accepted(let batch, replayed: false) = outcome, batch.status == .queued { wakeDispatcher() }
         return outcome
     }
