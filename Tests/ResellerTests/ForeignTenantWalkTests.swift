@@ -176,6 +176,8 @@ import Yams
             let messageID = try #require((sent["messages"] as? [[String: Any]])?.first?["id"] as? String)
             let fixtures = [
                 "messageId": messageID, "batchId": batchID,
+                // The upstream's delivery callback is no tenant's: any caller with a wrong token gets 404.
+                "token": String(repeating: "0", count: 64),
                 "resellerId": victim.resellerID, "subAccountId": victim.subAccountID, "keyId": victim.subAccountKeyID,
                 "senderNameId": senderNameID, "ruleId": ruleID, "accountId": accountID, "transferId": transferID,
                 "contactId": contactID, "groupId": groupID, "connectionId": connectionID,

@@ -252,6 +252,7 @@ extension APIHandlers {
                 maximumParts: Int32(record.maximumParts)),
             concurrency: Int32(record.concurrency), rateLimitPerSecond: Int32(record.rateLimitPerSecond),
             requestTimeoutMs: Int32(record.requestTimeoutMilliseconds), singlePartCountries: record.singlePartCountries,
+            callbackPath: "/callbacks/1601/\(record.callbackToken)",
             status: .init(rawValue: record.status.rawValue)!,
             pauseReason: record.pauseReason, pauseGatewayCode: record.pauseCode.map { Int32($0) }, pausedAt: record.pausedAt,
             pausedBy: record.pausedBy, isDefault: record.isDefault, assignedResellers: Int32(record.assignedResellers),

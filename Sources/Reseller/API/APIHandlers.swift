@@ -11,6 +11,7 @@ struct APIHandlers: APIProtocol {
         self.metrics = metrics
         self.logger = logger
         self.sending = sending ?? Sending(pool: pool, retryDeadline: .seconds(86_400))
+        self.deliveryReports = DeliveryReports(pool: pool)
     }
 
     let pool: PostgresPool
@@ -25,6 +26,8 @@ struct APIHandlers: APIProtocol {
     var upstreamClients = UpstreamClients(logger: Logger(label: "gateway1601"))
     /// The send path, with its group commit queues (one per application, shared by every request).
     var sending: Sending
+    /// Delivery reports in, with their group commit queues.
+    var deliveryReports: DeliveryReports
 
     var apiKeys: APIKeyRepository { APIKeyRepository(pool: pool) }
     var resellers: ResellerRepository { ResellerRepository(pool: pool) }

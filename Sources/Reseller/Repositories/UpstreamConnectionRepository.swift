@@ -29,6 +29,8 @@ struct UpstreamConnectionRecord: Codable, Sendable, Equatable {
     var requestTimeoutMilliseconds: Int
     /// Calling codes to which the upstream takes single-part messages only (1601 error 119).
     var singlePartCountries: [String]
+    /// The secret in the path of this connection's delivery callbacks.
+    var callbackToken: String
     var status: UpstreamConnectionStatus
     var pauseReason: String?
     var pauseCode: Int?
@@ -46,7 +48,7 @@ struct UpstreamConnectionRecord: Codable, Sendable, Equatable {
         case baseURL = "base_url", passwordEncrypted = "password_encrypted", passwordChangedAt = "password_changed_at"
         case gsmSinglePart = "gsm_single_part", gsmConcatenatedPart = "gsm_concatenated_part"
         case ucs2SinglePart = "ucs2_single_part", ucs2ConcatenatedPart = "ucs2_concatenated_part", maximumParts = "maximum_parts"
-        case rateLimitPerSecond = "rate_limit_per_second", requestTimeoutMilliseconds = "request_timeout_ms", singlePartCountries = "single_part_countries"
+        case rateLimitPerSecond = "rate_limit_per_second", requestTimeoutMilliseconds = "request_timeout_ms", singlePartCountries = "single_part_countries", callbackToken = "callback_token"
         case pauseReason = "pause_reason", pauseCode = "pause_code", pausedAt = "paused_at", pausedBy = "paused_by"
         case isDefault = "is_default", assignedResellers = "assigned_resellers"
         case createdBy = "created_by", createdAt = "created_at", updatedAt = "updated_at"
@@ -185,7 +187,7 @@ struct UpstreamConnectionRepository: Sendable {
     static let columns = """
         c.id, c.name, c.base_url, c.username, get_byte(c.password_secret, 0) = 1 AS password_encrypted, c.password_changed_at,
         c.gsm_single_part, c.gsm_concatenated_part, c.ucs2_single_part, c.ucs2_concatenated_part, c.maximum_parts,
-        c.concurrency, c.rate_limit_per_second, c.request_timeout_ms, c.single_part_countries, c.status, c.pause_reason, c.pause_code, c.paused_at, c.paused_by,
+        c.concurrency, c.rate_limit_per_second, c.request_timeout_ms, c.single_part_countries, c.callback_token, c.status, c.pause_reason, c.pause_code, c.paused_at, c.paused_by,
         EXISTS (SELECT 1 FROM upstream_connection_default d WHERE d.connection_id = c.id) AS is_default,
         (SELECT count(*) FROM reseller_upstream_connection a WHERE a.connection_id = c.id)::integer AS assigned_resellers,
         c.created_by, c.created_at, c.updated_at
