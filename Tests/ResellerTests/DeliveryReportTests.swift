@@ -191,3 +191,49 @@ import Testing
         }
     }
 }
+
+extension DeliveryReportTests {
+    @Test func refundPoliciesDecideWhichLegsAreChargedPerResellerAndSubAccount() async throws {
+        try await TenancyHarness.run(configure: Self.dispatching) { api in
+            let sent = try await Self.sent(api, "Policies", recipients: ["31612345671", "31612345672", "31612345673"])
+            let tenant = sent.tenant
+            let reseller = "/resellers/\(tenant.resellerID)/refund-policy"
+            let sub = "/sub-accounts/\(tenant.subAccountID)/refund-policy"
+            var policy = try await api.call(.get, reseller, key: tenant.resellerKey)
+            #expect((policy["retail"] as? [String: Any])?["source"] as? String == "default")
+            #expect((policy["wholesale"] as? [String: Any])?["chargedStates"] as? [String] == ["delivered"])
+
+            // Who may set what.
+            #expect(try await api.call(.put, "\(reseller)/retail", key: api.adminKey, body: ["chargedStates": ["delivered"]]).status == .forbidden)
+            #expect(try await api.call(.put, "\(reseller)/wholesale", key: tenant.resellerKey, body: ["chargedStates": ["delivered"]]).status == .forbidden)
+            #expect(try await api.call(.put, sub, key: tenant.subAccountKey, body: ["chargedStates": ["delivered"]]).status == .forbidden)
+            #expect(try await api.call(.put, "\(reseller)/retail", key: tenant.resellerKey, body: ["chargedStates": ["lost"]]).status == .badRequest)
+
+            // The reseller charges not-delivered messages to its sub-accounts; this sub-account has an override that
+            // charges rejected ones instead; the admin charges the reseller for everything but expired.
+            policy = try await api.call(.put, "\(reseller)/retail", key: tenant.resellerKey, body: ["chargedStates": ["not_delivered", "delivered"]])
+            #expect((policy["retail"] as? [String: Any])?["chargedStates"] as? [String] == ["delivered", "not_delivered"])
+            _ = try await api.call(.put, "\(reseller)/wholesale", key: api.adminKey, body: ["chargedStates": ["delivered", "not_delivered", "rejected"]])
+            let own = try await api.call(.put, sub, key: tenant.resellerKey, body: ["chargedStates": ["delivered", "rejected"]])
+            #expect(own.string("source") == "own" && own["chargedStates"] as? [String] == ["delivered", "rejected"])
+            #expect(try await api.call(.get, sub, key: tenant.subAccountKey).string("source") == "own")
+            #expect(try await api.auditCount(action: "refund_policy.set") == 3)
+
+            let (first, second, third) = (sent.messages[0], sent.messages[1], sent.messages[2])
+            _ = try await Self.report(api, sent.callbackPath, smsID: first.upstreamID, status: "NOT DELIVERED", reference: first.id)
+            #expect(try await Self.ledger(api, first.id).states == ["voided", "posted"], "retail (the larger) refunded by the override, wholesale charged")
+            _ = try await Self.report(api, sent.callbackPath, smsID: second.upstreamID, status: "REJECTED", reference: second.id)
+            #expect(try await Self.ledger(api, second.id).states == ["posted", "posted"])
+
+            // Without the override the reseller's default applies.
+            let cleared = try await api.call(.delete, sub, key: tenant.resellerKey)
+            #expect(cleared.string("source") == "reseller" && cleared["chargedStates"] as? [String] == ["delivered", "not_delivered"])
+            _ = try await Self.report(api, sent.callbackPath, smsID: third.upstreamID, status: "NOT DELIVERED", reference: third.id)
+            #expect(try await Self.ledger(api, third.id).states == ["posted", "posted"])
+            // Another tenant sees none of it.
+            let other = try await api.onboard("Other")
+            #expect(try await api.call(.get, reseller, key: other.resellerKey).status == .notFound)
+            #expect(try await api.call(.get, sub, key: other.subAccountKey).status == .notFound)
+        }
+    }
+}

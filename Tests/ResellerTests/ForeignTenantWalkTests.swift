@@ -178,6 +178,7 @@ import Yams
                 "messageId": messageID, "batchId": batchID,
                 // The upstream's delivery callback is no tenant's: any caller with a wrong token gets 404.
                 "token": String(repeating: "0", count: 64),
+                "layer": "retail",
                 "resellerId": victim.resellerID, "subAccountId": victim.subAccountID, "keyId": victim.subAccountKeyID,
                 "senderNameId": senderNameID, "ruleId": ruleID, "accountId": accountID, "transferId": transferID,
                 "contactId": contactID, "groupId": groupID, "connectionId": connectionID,

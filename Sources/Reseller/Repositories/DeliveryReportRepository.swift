@@ -101,7 +101,7 @@ struct DeliveryReportRepository: Sendable {
                     messages[message.id] = message
                 }
             }
-            let policies = try await Self.policies(for: messages.values.map { ($0.resellerID, $0.subAccountID) }, on: connection)
+            let policies = try await RefundPolicyRepository.policies(for: messages.values.map { ($0.resellerID, $0.subAccountID) }, on: connection)
 
             var events: [(UUID, UUID, String, String)] = []  // reseller, message, status, detail
             var unmatched: [(IncomingReport, String)] = []
@@ -179,26 +179,6 @@ struct DeliveryReportRepository: Sendable {
     static func detail(_ report: IncomingReport) -> String {
         let when = report.reportedAt.map { " at \($0.formatted(.iso8601))" } ?? ""
         return "\(report.source.rawValue): \(report.status.rawValue) for \(report.smsID)\(when)"
-    }
-
-    /// Each sub-account's policy: its own retail row, else its reseller's, else the default; wholesale: the admin's row
-    /// for the reseller, else the default.
-    private static func policies(for owners: [(UUID, UUID)], on connection: PostgresConnection) async throws -> [UUID: RefundPolicy] {
-        guard !owners.isEmpty else { return [:] }
-        let rows = try await connection.query("""
-            SELECT reseller_id, sub_account_id, layer, charged_states FROM refund_policy WHERE reseller_id = ANY (\(Array(Set(owners.map(\.0)))))
-            """).decode((UUID, UUID?, String, [String]).self)
-        func states(_ texts: [String]) -> Set<MessageStatus> { Set(texts.compactMap(MessageStatus.init(rawValue:))) }
-        var result: [UUID: RefundPolicy] = [:]
-        for (reseller, subAccount) in owners {
-            let own = rows.first { $0.0 == reseller && $0.1 == subAccount && $0.2 == "retail" }
-            let resellers = rows.first { $0.0 == reseller && $0.1 == nil && $0.2 == "retail" }
-            let wholesale = rows.first { $0.0 == reseller && $0.2 == "wholesale" }
-            result[subAccount] = RefundPolicy(
-                retail: (own ?? resellers).map { states($0.3) } ?? RefundPolicy.defaultChargedStates,
-                wholesale: wholesale.map { states($0.3) } ?? RefundPolicy.defaultChargedStates)
-        }
-        return result
     }
 
     private static func reservations(_ message: MessageState, on connection: PostgresConnection) async throws -> [UUID: Reservation] {
