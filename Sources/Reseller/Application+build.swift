@@ -34,10 +34,12 @@ public func buildApplication(
     // Shared by the dispatcher and the send path, which wakes it after committing new messages (a no-op without a
     // dispatcher on this instance).
     let dispatchSignal = DispatchSignal()
+    let deliveryReports = DeliveryReports(pool: pool)
     let router = try buildRouter(
         pool: pool, metrics: metrics, logger: logger, passwordHasher: PasswordHasher(iterations: configuration.passwordIterations),
         upstreamCipher: upstreamCipher, upstreamClients: upstreamClients,
-        sending: Sending(pool: pool, retryDeadline: configuration.dispatcherRetryDeadline, wakeDispatcher: { dispatchSignal.wake() }))
+        sending: Sending(pool: pool, retryDeadline: configuration.dispatcherRetryDeadline, wakeDispatcher: { dispatchSignal.wake() }),
+        deliveryReports: deliveryReports)
     var services: [any Service] = [pool, upstreamHTTP]
     if configuration.ledgerMaintenance {
         services.append(LedgerMaintenance(
@@ -58,6 +60,14 @@ public func buildApplication(
         services.append(Dispatcher(
             connections: UpstreamConnectionRepository(pool: pool, cipher: upstreamCipher), clients: upstreamClients,
             signal: dispatchSignal, settings: DispatcherSettings(configuration), metrics: metrics, logger: logger.relabeled("dispatcher")))
+    }
+    if configuration.reportPolling {
+        services.append(ReportPoller(
+            reports: deliveryReports, connections: UpstreamConnectionRepository(pool: pool, cipher: upstreamCipher), clients: upstreamClients,
+            settings: .init(
+                interval: configuration.reportPollInterval, pollAfter: configuration.reportPollAfter, pollCap: configuration.reportPollCap,
+                expireAfter: configuration.reportExpireAfter),
+            logger: logger.relabeled("delivery-reports")))
     }
     let simulator = announceSimulator
     var app = Application(
@@ -119,7 +129,8 @@ public func buildApplication(
 /// this instance's dispatcher once new messages are committed.
 func buildRouter(
     pool: PostgresPool, metrics: ServiceMetrics, logger: Logger, passwordHasher: PasswordHasher = PasswordHasher(),
-    upstreamCipher: UpstreamCredentialCipher = .unencrypted, upstreamClients: UpstreamClients? = nil, sending: Sending? = nil
+    upstreamCipher: UpstreamCredentialCipher = .unencrypted, upstreamClients: UpstreamClients? = nil, sending: Sending? = nil,
+    deliveryReports: DeliveryReports? = nil
 ) throws -> Router<BasicRequestContext> {
     let router = Router()
     router.middlewares.add(RequestIDMiddleware())
@@ -127,7 +138,7 @@ func buildRouter(
     router.middlewares.add(AuthenticationMiddleware(keys: APIKeyRepository(pool: pool)))
     router.middlewares.add(EmptyBodyMiddleware())
     router.middlewares.add(HeaderEncodingMiddleware())
-    var handlers = APIHandlers(pool: pool, metrics: metrics, logger: logger, sending: sending)
+    var handlers = APIHandlers(pool: pool, metrics: metrics, logger: logger, sending: sending, deliveryReports: deliveryReports)
     handlers.passwordHasher = passwordHasher
     handlers.upstreamCipher = upstreamCipher
     handlers.upstreamClients = upstreamClients ?? UpstreamClients(logger: logger.relabeled("gateway1601"))

@@ -154,6 +154,15 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Longest wait in seconds between two attempts of a message (env: DISPATCHER_BACKOFF_CAP_SECONDS; default 300).")
     var dispatcherBackoffCapSeconds: Int?
 
+    @Flag(help: "Do not poll the upstream for delivery reports nor expire messages from this instance (env: REPORT_POLLING=off).")
+    var noReportPolling = false
+
+    @Option(help: "Minutes after submission before a message without a final report is first polled, at least 1 (env: REPORT_POLL_AFTER_MINUTES; default 30).")
+    var reportPollAfterMinutes: Int?
+
+    @Option(help: "Hours after submission before a message without a final report expires, at least 1 (env: REPORT_EXPIRE_AFTER_HOURS; default 72).")
+    var reportExpireAfterHours: Int?
+
     func run() async throws {
         var configuration = AppConfiguration(database: try PostgresConfiguration(url: try common.resolvedDatabaseURL()))
         configuration.ledgerMaintenance = !noLedgerMaintenance && !["off", "0", "false", "no"].contains(common.environment("LEDGER_MAINTENANCE")?.lowercased() ?? "")
@@ -161,6 +170,14 @@ struct Serve: AsyncParsableCommand {
         guard retentionDays >= 7 else { throw ValidationError("Idempotency-Keys are kept at least 7 days.") }
         configuration.idempotencyRetention = .seconds(retentionDays * 86_400)
         try configureDispatcher(&configuration)
+        configuration.reportPolling = !noReportPolling && !["off", "0", "false", "no"].contains(common.environment("REPORT_POLLING")?.lowercased() ?? "")
+        let pollAfter = try common.integer(reportPollAfterMinutes, env: "REPORT_POLL_AFTER_MINUTES", default: 30)
+        let expireAfter = try common.integer(reportExpireAfterHours, env: "REPORT_EXPIRE_AFTER_HOURS", default: 72)
+        guard pollAfter >= 1, expireAfter >= 1, expireAfter * 60 > pollAfter else {
+            throw ValidationError("Reports are polled at least 1 minute and expire at least 1 hour after submission, the expiry after the first poll.")
+        }
+        configuration.reportPollAfter = .seconds(pollAfter * 60)
+        configuration.reportExpireAfter = .seconds(expireAfter * 3600)
         configuration.host = host ?? common.environment("HOST") ?? configuration.host
         configuration.port = try common.integer(port, env: "PORT", default: configuration.port)
         configuration.databasePoolMinimum = try common.integer(dbPoolMin, env: "DB_POOL_MIN", default: configuration.databasePoolMinimum)

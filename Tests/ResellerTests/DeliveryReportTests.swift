@@ -237,3 +237,55 @@ extension DeliveryReportTests {
         }
     }
 }
+
+extension DeliveryReportTests {
+    static func simulator(_ url: String, _ method: HTTPMethod, _ path: String, _ body: String) async throws -> HTTPResponseStatus {
+        var request = HTTPClientRequest(url: url + path)
+        request.method = method
+        request.body = .bytes(ByteBuffer(string: body))
+        return try await HTTPClient.shared.execute(request, timeout: .seconds(5)).status
+    }
+
+    @Test func withoutCallbacksMessagesArePolledAndThoseWithoutAFinalStateExpire() async throws {
+        try await TenancyHarness.run(configure: {
+            Self.dispatching(&$0)
+            $0.reportPolling = true
+            $0.reportPollInterval = .milliseconds(100)
+            $0.reportPollAfter = .milliseconds(300)
+            $0.reportPollCap = .seconds(1)
+            $0.reportExpireAfter = .seconds(4)
+        }) { api in
+            let connection = try #require(try await api.call(.get, "/upstream-connections", key: api.adminKey).items.first)
+            let simulator = try #require(connection["baseUrl"] as? String)
+            // Messages move only when told to; the account has no callback URL: polling is the only way to learn.
+            #expect(try await Self.simulator(simulator, .PUT, "/_sim/delivery", #"{"automatic":false}"#) == .ok)
+            let sent = try await Self.sent(api, "Polled", recipients: ["31612345671", "31612345672"])
+            let funded = try await api.walletState(sent.tenant.subAccountID)
+            let (delivered, silent) = (sent.messages[0], sent.messages[1])
+            #expect(try await Self.simulator(simulator, .POST, "/_sim/messages/\(delivered.upstreamID)/status", #"{"status":"DELIVERED"}"#) == .ok)
+
+            try await SendEndToEndTests.eventually("the poll finds the delivery", timeout: .seconds(20)) {
+                try await api.pool.query("SELECT status FROM message WHERE id = \(UUID(uuidString: delivered.id)!)").first(as: String.self) == "delivered"
+            }
+            #expect(try await Self.ledger(api, delivered.id).states == ["posted", "posted"])
+            let details = try await api.pool.query("""
+                SELECT detail FROM message_event WHERE message_id = \(UUID(uuidString: delivered.id)!) AND status = 'report:delivered'
+                """).decode(String.self)
+            #expect(details.count == 1 && details[0].hasPrefix("poll: DELIVERED"), "\(details)")
+
+            // The other one never gets a final state: polled again and again, then expired and refunded (the
+            // default policy does not charge expired messages).
+            try await SendEndToEndTests.eventually("the silent message expires", timeout: .seconds(30)) {
+                try await api.pool.query("SELECT status FROM message WHERE id = \(UUID(uuidString: silent.id)!)").first(as: String.self) == "expired"
+            }
+            #expect(try await Self.ledger(api, silent.id).states == ["voided", "voided"])
+            let polls = try await api.pool.query("SELECT poll_attempts FROM message WHERE id = \(UUID(uuidString: silent.id)!)").first(as: Int.self) ?? 0
+            #expect(polls >= 2)
+            let wallet = try await api.walletState(sent.tenant.subAccountID)
+            #expect(wallet.pending == 0 && wallet.available == funded.available + 725)
+            // A DELIVERED after expiry is charged by a new transfer, like after any refund.
+            _ = try await Self.report(api, sent.callbackPath, smsID: silent.upstreamID, status: "DELIVERED", reference: silent.id)
+            #expect(try await Self.ledger(api, silent.id).late == 2)
+        }
+    }
+}

@@ -18,6 +18,7 @@ import Testing
         configuration.migrate = true
         // Background upkeep would hold pool connections at random moments; ledger tests run it by hand.
         configuration.ledgerMaintenance = false
+        configuration.reportPolling = false
         // Likewise the dispatcher; its tests run it themselves.
         configuration.dispatcher = false
         return configuration

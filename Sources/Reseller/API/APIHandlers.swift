@@ -6,12 +6,12 @@ import ResellerAPI
 /// Handlers validate input, call domain services and map results to the generated outputs;
 /// errors are thrown as `APIProblem` and rendered by `ProblemMiddleware`.
 struct APIHandlers: APIProtocol {
-    init(pool: PostgresPool, metrics: ServiceMetrics, logger: Logger, sending: Sending? = nil) {
+    init(pool: PostgresPool, metrics: ServiceMetrics, logger: Logger, sending: Sending? = nil, deliveryReports: DeliveryReports? = nil) {
         self.pool = pool
         self.metrics = metrics
         self.logger = logger
         self.sending = sending ?? Sending(pool: pool, retryDeadline: .seconds(86_400))
-        self.deliveryReports = DeliveryReports(pool: pool)
+        self.deliveryReports = deliveryReports ?? DeliveryReports(pool: pool)
     }
 
     let pool: PostgresPool

@@ -56,6 +56,16 @@ public struct AppConfiguration: Sendable {
     public var dispatcherBackoffBase: Duration = .seconds(1)
     /// … but never longer than this.
     public var dispatcherBackoffCap: Duration = .seconds(300)
+    /// Ask the upstream about submitted messages without a final report (and expire them) from this instance.
+    public var reportPolling: Bool = true
+    /// How often the poller looks for messages due for a poll or for expiry.
+    public var reportPollInterval: Duration = .seconds(5)
+    /// A submitted message is first polled this long after submission, then at doubling intervals …
+    public var reportPollAfter: Duration = .seconds(30 * 60)
+    /// … at most this far apart.
+    public var reportPollCap: Duration = .seconds(6 * 3600)
+    /// A submitted message still without a final report this long after submission becomes `expired`.
+    public var reportExpireAfter: Duration = .seconds(72 * 3600)
 
     public init(database: PostgresConfiguration) {
         self.database = database

@@ -43,3 +43,10 @@ CREATE TABLE unmatched_delivery_report (
     received_at   timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX unmatched_delivery_report_received ON unmatched_delivery_report (received_at);
+
+-- Polling: a submitted message with no final report after a while is asked about
+-- (`gatewayrapport.php`), with a growing interval, until a final state or its expiry.
+ALTER TABLE message
+    ADD COLUMN next_poll_at  timestamptz,
+    ADD COLUMN poll_attempts integer NOT NULL DEFAULT 0 CHECK (poll_attempts >= 0);
+CREATE INDEX message_awaiting_report ON message (submitted_at) WHERE status = 'submitted';

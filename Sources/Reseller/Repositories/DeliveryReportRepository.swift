@@ -176,6 +176,65 @@ struct DeliveryReportRepository: Sendable {
         }
     }
 
+    /// A submitted message to ask the upstream about.
+    struct PollCandidate: Sendable {
+        var messageID: UUID
+        var upstreamID: String
+        var connectionID: UUID
+    }
+
+    /// Claims up to `limit` submitted messages without a final report that are due for a poll (first `after` their
+    /// submission, then after a doubling interval up to `cap`), moving their next poll forward in the same statement
+    /// (`SKIP LOCKED`, so instances share the work).
+    func claimPolls(after: Duration, cap: Duration, limit: Int) async throws -> [PollCandidate] {
+        try await pool.query("""
+            WITH due AS (
+                SELECT id FROM message
+                WHERE status = 'submitted' AND upstream_id IS NOT NULL AND upstream_connection_id IS NOT NULL
+                  AND coalesce(next_poll_at, submitted_at + make_interval(secs => \(after.inSeconds))) <= now()
+                ORDER BY submitted_at LIMIT \(limit)
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE message m
+            SET next_poll_at = now() + make_interval(secs => least(\(cap.inSeconds), \(after.inSeconds) * power(2, least(m.poll_attempts, 30)))),
+                poll_attempts = m.poll_attempts + 1
+            FROM due WHERE m.id = due.id
+            RETURNING m.id, m.upstream_id, m.upstream_connection_id
+            """).decode((UUID, String, UUID).self).map { PollCandidate(messageID: $0.0, upstreamID: $0.1, connectionID: $0.2) }
+    }
+
+    /// Messages submitted more than `age` ago without a final report become `expired` and are settled by their
+    /// policy for `expired` (by default refunded, as not delivered); at most `limit` per call. Returns how many.
+    func expire(olderThan age: Duration, limit: Int) async throws -> Int {
+        try await pool.withTransaction { connection in
+            let expiring = try await connection.query("""
+                SELECT m.id, m.reseller_id, m.sub_account_id, m.status, m.upstream_id, m.upstream_connection_id,
+                       m.retail_reservation_id, m.wholesale_reservation_id, NULL::boolean AS possibly_sent
+                FROM message m
+                WHERE m.status = 'submitted' AND m.submitted_at <= now() - make_interval(secs => \(age.inSeconds))
+                ORDER BY m.submitted_at LIMIT \(limit)
+                FOR UPDATE SKIP LOCKED
+                """).decodeRecords(MessageState.self)
+            guard !expiring.isEmpty else { return 0 }
+            let policies = try await RefundPolicyRepository.policies(for: expiring.map { ($0.resellerID, $0.subAccountID) }, on: connection)
+            for message in expiring {
+                let policy = policies[message.subAccountID] ?? RefundPolicy(
+                    retail: RefundPolicy.defaultChargedStates, wholesale: RefundPolicy.defaultChargedStates)
+                try await Self.settle(message, as: .expired, policy: policy, on: connection)
+            }
+            let ids = expiring.map(\.id)
+            try await connection.query("""
+                WITH expired AS (
+                    UPDATE message SET status = 'expired', status_at = now(), settled_at = now() WHERE id = ANY (\(ids))
+                    RETURNING reseller_id, id
+                )
+                INSERT INTO message_event (reseller_id, message_id, status, detail)
+                SELECT reseller_id, id, 'expired', \("no final report within \(Int(age.inSeconds)) s of submission") FROM expired
+                """)
+            return expiring.count
+        }
+    }
+
     static func detail(_ report: IncomingReport) -> String {
         let when = report.reportedAt.map { " at \($0.formatted(.iso8601))" } ?? ""
         return "\(report.source.rawValue): \(report.status.rawValue) for \(report.smsID)\(when)"
