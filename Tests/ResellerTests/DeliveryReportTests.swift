@@ -289,3 +289,29 @@ extension DeliveryReportTests {
         }
     }
 }
+
+extension DeliveryReportTests {
+    @Test func aReportThatOvertakesTheDispatchersCommitSuppliesTheUpstreamID() async throws {
+        // No dispatcher: the message stays queued, as if its OK were still being recorded.
+        try await TenancyHarness.run { api in
+            let tenant = try await api.sendingTenant("Overtaken").tenant
+            let connection = try #require(try await api.call(.get, "/upstream-connections", key: api.adminKey).items.first)
+            let path = try #require(connection["callbackPath"] as? String)
+            let reply = try await api.send(tenant, ["sender": "Jansen", "text": "Hi", "recipients": ["31612345678"]])
+            let id = try #require((reply["messages"] as? [[String: Any]])?.first?["id"] as? String)
+            let uuid = UUID(uuidString: id)!
+            // Never claimed: nothing can have reached the upstream, so a report for it matches nothing.
+            #expect(try await Self.report(api, path, smsID: "777", status: "DELIVERED", reference: id).status == .ok)
+            #expect(try await api.count("unmatched_delivery_report") == 1)
+            // Claimed (possibly sent): the report is the message's, with its upstream id.
+            try await api.pool.query("UPDATE message_outbox SET possibly_sent = true WHERE message_id = \(uuid)")
+            #expect(try await Self.report(api, path, smsID: "777", status: "DELIVERED", reference: id).status == .ok)
+            let row = try #require(try await api.pool.query("SELECT status, upstream_id FROM message WHERE id = \(uuid)").first(as: (String, String?).self))
+            #expect(row.0 == "delivered" && row.1 == "777")
+            #expect(try await Self.ledger(api, id).states == ["posted", "posted"])
+            // Another id for it now is a mismatch.
+            _ = try await Self.report(api, path, smsID: "778", status: "NOT DELIVERED", reference: id)
+            #expect(try await api.count("unmatched_delivery_report") == 2)
+        }
+    }
+}

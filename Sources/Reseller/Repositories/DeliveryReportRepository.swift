@@ -126,6 +126,7 @@ struct DeliveryReportRepository: Sendable {
                 } else if message.status == MessageStatus.queued.rawValue, message.possiblySent == true {
                     // The upstream reported before its OK was recorded: the report's id is the message's.
                     message.upstreamID = report.smsID
+                    messages[id] = message
                     try await connection.query("UPDATE message SET upstream_id = \(report.smsID) WHERE id = \(id)")
                 } else {
                     unmatched.append((report, "the message was not sent (status \(message.status))"))
