@@ -388,4 +388,115 @@ final class WebhookReceiver: Sendable {
             #expect(payload?.contains("\"available\": \"0.0000\"") == true && payload?.contains("\"threshold\": \"5.0000\"") == true, "\(payload ?? "")")
         }
     }
+
+    @Test func theAPIRegistersRotatesListsRedeliversReplaysAndKeepsTenantsApart() async throws {
+        let receiver = WebhookReceiver()
+        try await receiver.run { port in
+            try await TenancyHarness.run(configure: Self.stopSenders) { api in
+                let tenant = try await api.onboard("Hooked")
+                let other = try await api.onboard("Elsewhere")
+                let url = "http://127.0.0.1:\(port)/hook"
+                let base = "/sub-accounts/\(tenant.subAccountID)/webhooks"
+                // Loopback is refused at registration until the admin allows it.
+                var reply = try await api.call(.post, base, key: tenant.subAccountKey, body: ["url": url, "eventTypes": ["account.blocked"]])
+                #expect(reply.status == .unprocessableContent, "\(reply.json)")
+                for bad in ["http://2130706433/x", "http://[::1]/", "http://169.254.169.254/", "http://localhost/", "ftp://93.184.216.34/"] {
+                    reply = try await api.call(.post, base, key: tenant.subAccountKey, body: ["url": bad, "eventTypes": ["account.blocked"]])
+                    #expect(reply.status == .unprocessableContent, "\(bad): \(reply.json)")
+                }
+                #expect(try await api.call(.put, "/webhook-settings", key: tenant.resellerKey, body: ["allowedRanges": ["127.0.0.0/8"]]).status == .forbidden)
+                reply = try await api.call(.put, "/webhook-settings", key: api.adminKey, body: ["allowedRanges": ["127.0.0.1/8", "nonsense"]])
+                #expect(reply.status == .unprocessableContent)
+                reply = try await api.call(.put, "/webhook-settings", key: api.adminKey, body: ["allowedRanges": ["127.0.0.0/8"]])
+                #expect(reply.status == .ok && reply["allowedRanges"] as? [String] == ["127.0.0.0/8"], "\(reply.json)")
+                #expect(try await api.auditCount(prefix: "webhook.settings") == 1)
+
+                reply = try await api.call(
+                    .post, base, key: tenant.subAccountKey, body: ["url": url, "eventTypes": ["account.blocked", "account.unblocked"], "description": "ops"])
+                #expect(reply.status == .created, "\(reply.json)")
+                let secret = try #require(reply.string("secret"))
+                let webhook = try #require(reply["webhook"] as? [String: Any])
+                let id = try #require(webhook["id"] as? String)
+                #expect(secret.hasPrefix("whsec_") && secret.count == 54 && webhook["status"] as? String == "active")
+                #expect(webhook["subAccountId"] as? String == tenant.subAccountID && webhook["secret"] == nil)
+                // A reseller-wide endpoint: the sub-account cannot see it; the reseller sees both.
+                reply = try await api.call(
+                    .post, "/resellers/\(tenant.resellerID)/webhooks", key: tenant.resellerKey, body: ["url": url, "eventTypes": ["balance.low"]])
+                #expect(reply.status == .created, "\(reply.json)")
+                let wideID = try #require((reply["webhook"] as? [String: Any])?["id"] as? String)
+                #expect(try await api.call(.get, "/webhooks/\(wideID)", key: tenant.subAccountKey).status == .notFound)
+                #expect(try await api.call(.get, "/webhooks/\(wideID)", key: tenant.resellerKey).status == .ok)
+                #expect(try await api.call(.get, "/webhooks/\(id)", key: tenant.resellerKey).string("description") == "ops")
+                #expect(try await api.call(.get, base, key: tenant.resellerKey).items.map { $0["id"] as? String } == [id])
+                #expect(try await api.call(.post, "/resellers/\(tenant.resellerID)/webhooks", key: tenant.subAccountKey, body: ["url": url, "eventTypes": ["balance.low"]]).status == .forbidden)
+                for path in ["/webhooks/\(id)", "/webhooks/\(wideID)", "/webhooks/\(id)/deliveries"] {
+                    #expect(try await api.call(.get, path, key: other.resellerKey).status == .notFound)
+                    #expect(try await api.call(.get, path, key: other.subAccountKey).status == .notFound)
+                }
+                #expect(try await api.call(.get, "/resellers/\(tenant.resellerID)/webhooks", key: other.resellerKey).status == .notFound)
+
+                // Rotation: the new secret is shown once; both sign while the old one is valid.
+                reply = try await api.call(.post, "/webhooks/\(id)/rotate-secret", key: tenant.subAccountKey, body: ["previousSecretValidHours": 1])
+                #expect(reply.status == .ok, "\(reply.json)")
+                let newSecret = try #require(reply.string("secret"))
+                #expect(newSecret != secret && (reply["webhook"] as? [String: Any])?["previousSecretExpiresAt"] != nil)
+
+                try await Self.withSender(api.pool) { sender in
+                    receiver.plan([.status(500)])
+                    _ = try await api.call(.post, "/sub-accounts/\(tenant.subAccountID)/block", key: tenant.resellerKey, body: ["status": "blocked", "reason": "x"])
+                    try await Self.deliver(sender) { receiver.received.count == 2 }
+                    let received = try #require(receiver.received.last)
+                    #expect(Self.recipeVerifies(received, secret: newSecret) && Self.recipeVerifies(received, secret: secret))
+                    #expect(received.headers[HTTPField.Name("Webhook-Signature")!]?.split(separator: ",").count == 2)
+
+                    // The log: one delivery, two attempts (500, then 200).
+                    reply = try await api.call(.get, "/webhooks/\(id)/deliveries", key: tenant.subAccountKey)
+                    #expect(reply.status == .ok, "\(reply.json)")
+                    let delivery = try #require(reply.items.first)
+                    #expect(reply.items.count == 1 && delivery["state"] as? String == "delivered" && delivery["attempts"] as? Int == 2)
+                    #expect(delivery["eventType"] as? String == "account.blocked" && delivery["nextAttemptAt"] == nil)
+                    let log = try #require(delivery["log"] as? [[String: Any]])
+                    #expect(log.map { $0["statusCode"] as? Int } == [500, 200] && log.allSatisfy { $0["latencyMs"] is Int }, "\(log)")
+
+                    // Redelivery: a new delivery of the same event.
+                    let deliveryID = try #require(delivery["id"] as? String)
+                    reply = try await api.call(.post, "/webhooks/\(id)/deliveries/\(deliveryID)/redeliver", key: tenant.subAccountKey)
+                    #expect(reply.status == .accepted && reply.string("state") == "pending" && reply["nextAttemptAt"] != nil, "\(reply.json)")
+                    #expect(try await api.call(.post, "/webhooks/\(wideID)/deliveries/\(deliveryID)/redeliver", key: tenant.resellerKey).status == .notFound)
+                    try await Self.deliver(sender) { receiver.received.count == 3 }
+                    #expect(receiver.received[2].body == receiver.received[1].body)
+
+                    // Replay of a period: the one stored event the endpoint wants.
+                    _ = try await api.call(.post, "/sub-accounts/\(tenant.subAccountID)/unblock", key: tenant.resellerKey, body: [:])
+                    try await Self.deliver(sender) { receiver.received.count == 4 }
+                    let now = Date()
+                    reply = try await api.call(
+                        .post, "/webhooks/\(id)/replay", key: tenant.subAccountKey,
+                        body: ["from": now.addingTimeInterval(-3600).formatted(.iso8601), "to": now.addingTimeInterval(60).formatted(.iso8601)])
+                    #expect(reply.status == .accepted && reply["queued"] as? Int == 2, "\(reply.json)")
+                    try await Self.deliver(sender) { receiver.received.count == 6 }
+                    let types = receiver.received.suffix(2).compactMap { try? JSONSerialization.jsonObject(with: Data($0.body.utf8)) as? [String: Any] }
+                        .compactMap { $0["type"] as? String }
+                    #expect(types.sorted() == ["account.blocked", "account.unblocked"], "\(types)")
+                    reply = try await api.call(.post, "/webhooks/\(id)/replay", key: tenant.subAccountKey, body: ["from": now.formatted(.iso8601), "to": now.formatted(.iso8601)])
+                    #expect(reply.status == .unprocessableContent)
+                }
+
+                // Disabled: nothing more is sent, redelivery is refused; changes are checked like a registration.
+                reply = try await api.call(.patch, "/webhooks/\(id)", key: tenant.subAccountKey, body: ["status": "disabled"])
+                #expect(reply.status == .ok && reply.string("status") == "disabled", "\(reply.json)")
+                reply = try await api.call(.patch, "/webhooks/\(id)", key: tenant.subAccountKey, body: ["url": "http://169.254.169.254/"])
+                #expect(reply.status == .unprocessableContent)
+                reply = try await api.call(.patch, "/webhooks/\(id)", key: tenant.subAccountKey, body: ["status": "active", "eventTypes": ["account.blocked"]])
+                #expect(reply.status == .ok && reply["eventTypes"] as? [String] == ["account.blocked"] && reply["failingSince"] == nil, "\(reply.json)")
+                #expect(try await api.auditCount(prefix: "webhook.") == 6, "settings, 2 creates, a rotation, 2 updates")
+
+                #expect(try await api.call(.delete, "/webhooks/\(id)", key: other.resellerKey).status == .notFound)
+                #expect(try await api.call(.delete, "/webhooks/\(id)", key: tenant.subAccountKey).status == .noContent)
+                #expect(try await api.call(.get, "/webhooks/\(id)", key: tenant.subAccountKey).status == .notFound)
+                #expect(try await api.auditCount(prefix: "webhook.") == 7)
+                #expect(try await api.pool.query("SELECT count(*) FROM webhook_delivery WHERE endpoint_id = \(UUID(uuidString: id)!)").first(as: Int.self) == 0)
+            }
+        }
+    }
 }
