@@ -389,6 +389,31 @@ final class WebhookReceiver: Sendable {
         }
     }
 
+    @Test func historyPastTheRetentionIsForgottenButPendingDeliveriesStay() async throws {
+        try await TenancyHarness.run(configure: Self.stopSenders) { api in
+            let tenant = try await api.onboard("Purge")
+            try await Self.endpoint(api, reseller: tenant.resellerID, subAccount: nil, url: "http://93.184.216.34/h", types: ["account.blocked", "account.unblocked"])
+            _ = try await api.call(.post, "/sub-accounts/\(tenant.subAccountID)/block", key: tenant.resellerKey, body: ["status": "blocked", "reason": "x"])
+            _ = try await api.call(.post, "/sub-accounts/\(tenant.subAccountID)/unblock", key: tenant.resellerKey, body: [:])
+            // Both 40 days old; the block's delivery finished long ago, the unblock's is still pending.
+            try await api.pool.query("UPDATE webhook_event SET occurred_at = now() - interval '40 days'")
+            try await api.pool.query("""
+                UPDATE webhook_delivery d SET state = 'delivered', finished_at = now() - interval '31 days'
+                FROM webhook_event e WHERE e.id = d.event_id AND e.type = 'account.blocked'
+                """)
+            try await api.pool.query("""
+                INSERT INTO webhook_attempt (delivery_id, attempt, attempted_at, status_code, latency_ms)
+                SELECT id, 1, now() - interval '31 days', 200, 5 FROM webhook_delivery
+                """)
+            try await Self.withSender(api.pool) { sender in
+                await sender.purge()
+            }
+            #expect(try await api.pool.query("SELECT type FROM webhook_event").decode(String.self) == ["account.unblocked"])
+            #expect(try await api.pool.query("SELECT state FROM webhook_delivery").decode(String.self) == ["pending"])
+            #expect(try await api.count("webhook_attempt") == 1)
+        }
+    }
+
     @Test func theAPIRegistersRotatesListsRedeliversReplaysAndKeepsTenantsApart() async throws {
         let receiver = WebhookReceiver()
         try await receiver.run { port in

@@ -49,6 +49,8 @@ CREATE TABLE webhook_event (
     occurred_at    timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 CREATE INDEX webhook_event_owner ON webhook_event (reseller_id, occurred_at);
+-- Retention: the sender forgets old events (see webhook_delivery_finished).
+CREATE INDEX webhook_event_age ON webhook_event (occurred_at);
 
 -- One row per event and endpoint (and one more per manual redelivery or replay, so the log keeps the earlier ones).
 CREATE TABLE webhook_delivery (
@@ -76,6 +78,8 @@ CREATE TABLE webhook_delivery (
 CREATE INDEX webhook_delivery_due ON webhook_delivery (due_at) WHERE state = 'pending';
 CREATE INDEX webhook_delivery_endpoint ON webhook_delivery (endpoint_id, created_at DESC);
 CREATE INDEX webhook_delivery_event ON webhook_delivery (event_id);
+-- Retention: finished deliveries (with their attempts) are purged after a while, then their events.
+CREATE INDEX webhook_delivery_finished ON webhook_delivery (finished_at) WHERE state <> 'pending';
 
 CREATE TABLE webhook_attempt (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

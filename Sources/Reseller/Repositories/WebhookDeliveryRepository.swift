@@ -59,6 +59,29 @@ struct WebhookDeliveryRepository: Sendable {
         try await pool.query("SELECT unnest(allowed_ranges)::text FROM webhook_settings").decode(String.self)
     }
 
+    /// Forgets finished deliveries (with their attempts) that finished more than `retention` ago, and events older than
+    /// that with no delivery left. Pending deliveries and their events stay whatever their age. At most `limit` of each.
+    func purge(olderThan retention: Duration, limit: Int) async throws -> (deliveries: Int, events: Int) {
+        let deliveries = try await pool.query("""
+            WITH old AS (
+                SELECT id FROM webhook_delivery
+                WHERE state <> 'pending' AND finished_at < now() - make_interval(secs => \(retention.inSeconds))
+                LIMIT \(limit)
+            )
+            DELETE FROM webhook_delivery d USING old WHERE d.id = old.id RETURNING d.id
+            """).count
+        let events = try await pool.query("""
+            WITH old AS (
+                SELECT id FROM webhook_event e
+                WHERE occurred_at < now() - make_interval(secs => \(retention.inSeconds))
+                  AND NOT EXISTS (SELECT 1 FROM webhook_delivery d WHERE d.event_id = e.id)
+                LIMIT \(limit)
+            )
+            DELETE FROM webhook_event e USING old WHERE e.id = old.id RETURNING e.id
+            """).count
+        return (deliveries, events)
+    }
+
     /// Claims up to `limit` due deliveries of active endpoints for `worker` for `lease`. Oldest due first.
     func claim(limit: Int, lease: Duration, worker: String) async throws -> [ClaimedWebhookDelivery] {
         try await pool.query("""

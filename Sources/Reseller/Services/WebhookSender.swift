@@ -49,6 +49,9 @@ struct WebhookSenderSettings: Sendable {
     var backoff = RetryBackoff(base: .seconds(10), cap: .seconds(3600))
     /// An endpoint whose every attempt has failed for this long is disabled.
     var disableAfter: Duration = .seconds(3 * 86_400)
+    /// Finished deliveries, their attempts and events without deliveries are forgotten after this (so replay reaches
+    /// this far back).
+    var retention: Duration = .seconds(30 * 86_400)
     var worker: String = DispatcherSettings.workerName()
 
     init() {}
@@ -96,12 +99,35 @@ final class WebhookSender: Service, Sendable {
 
     func run() async throws {
         await withGracefulShutdownHandler {
+            var rounds = 0
             while !self.stopping.load(ordering: .relaxed) {
+                if rounds % 600 == 0 { await self.purge() }
+                rounds += 1
                 let full = await self.runOnce()
                 if !full { try? await Task.sleep(for: self.settings.pollInterval) }
             }
         } onGracefulShutdown: {
             self.stopping.store(true, ordering: .relaxed)
+        }
+    }
+
+    /// Forgets what is past the retention, in bounded steps (see ``WebhookDeliveryRepository/purge(olderThan:limit:)``).
+    func purge() async {
+        do {
+            var total = (deliveries: 0, events: 0)
+            while true {
+                let step = try await repository.purge(olderThan: settings.retention, limit: 1000)
+                total = (total.deliveries + step.deliveries, total.events + step.events)
+                if step.deliveries < 1000 && step.events < 1000 { break }
+            }
+            if total.deliveries + total.events > 0 {
+                logger.info("webhook history purged", metadata: ["deliveries": "\(total.deliveries)", "events": "\(total.events)"])
+            }
+        } catch let error as PostgresError where error.sqlState == "42P01" {
+            logger.debug("webhook sender waits for the schema", metadata: ["error": "\(error)"])
+        } catch {
+            if Task.isCancelled || error is CancellationError { return }
+            logger.warning("webhook purge failed", metadata: ["error": "\(error)"])
         }
     }
 
