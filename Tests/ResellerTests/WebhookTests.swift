@@ -171,6 +171,18 @@ final class WebhookReceiver: Sendable {
                     #expect(data["reference"] as? String == "order-7")
                     #expect(try await api.pool.query("SELECT state FROM webhook_delivery").first(as: String.self) == "delivered")
                     #expect(try await api.pool.query("SELECT count(*) FROM webhook_attempt WHERE status_code = 200").first(as: Int.self) == 1)
+
+                    // Settlement by a delivery report reports too, in the report's transaction.
+                    let connection = try #require(try await api.call(.get, "/upstream-connections", key: api.adminKey).items.first)
+                    let callbackPath = try #require(connection["callbackPath"] as? String)
+                    let upstreamID = try #require(try await api.pool.query("SELECT upstream_id FROM message WHERE id = \(UUID(uuidString: messageID)!)").first(as: String.self))
+                    let report = try await DeliveryReportTests.report(api, callbackPath, smsID: upstreamID, status: "DELIVERED", reference: messageID)
+                    #expect(report.status == .ok)
+                    try await Self.deliver(sender) { receiver.received.count == 2 }
+                    let settled = try #require(try JSONSerialization.jsonObject(with: Data(receiver.received[1].body.utf8)) as? [String: Any])
+                    let settledData = try #require(settled["data"] as? [String: Any])
+                    #expect(settledData["status"] as? String == "delivered" && settledData["previousStatus"] as? String == "submitted", "\(settledData)")
+                    #expect(Self.recipeVerifies(receiver.received[1], secret: secret))
                 }
             }
         }
