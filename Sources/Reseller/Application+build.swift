@@ -69,6 +69,13 @@ public func buildApplication(
                 expireAfter: configuration.reportExpireAfter),
             logger: logger.relabeled("delivery-reports")))
     }
+    if configuration.webhooks {
+        // The client first: services stop in reverse order, so the sender finishes before its client closes.
+        let webhookHTTP = WebhookHTTPClient()
+        services.append(webhookHTTP)
+        services.append(WebhookSender(
+            pool: pool, client: webhookHTTP.client, settings: WebhookSenderSettings(configuration), logger: logger.relabeled("webhooks")))
+    }
     let simulator = announceSimulator
     var app = Application(
         router: router,

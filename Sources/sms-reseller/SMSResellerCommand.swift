@@ -163,6 +163,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Hours after submission before a message without a final report expires, at least 1 (env: REPORT_EXPIRE_AFTER_HOURS; default 72).")
     var reportExpireAfterHours: Int?
 
+    @Flag(help: "Do not deliver webhook events from this instance (env: WEBHOOKS=off).")
+    var noWebhooks = false
+
+    @Option(help: "Seconds a webhook receiver has to answer 2xx, 1-60 (env: WEBHOOK_TIMEOUT_SECONDS; default 10).")
+    var webhookTimeoutSeconds: Int?
+
     func run() async throws {
         var configuration = AppConfiguration(database: try PostgresConfiguration(url: try common.resolvedDatabaseURL()))
         configuration.ledgerMaintenance = !noLedgerMaintenance && !["off", "0", "false", "no"].contains(common.environment("LEDGER_MAINTENANCE")?.lowercased() ?? "")
@@ -170,6 +176,10 @@ struct Serve: AsyncParsableCommand {
         guard retentionDays >= 7 else { throw ValidationError("Idempotency-Keys are kept at least 7 days.") }
         configuration.idempotencyRetention = .seconds(retentionDays * 86_400)
         try configureDispatcher(&configuration)
+        configuration.webhooks = !noWebhooks && !["off", "0", "false", "no"].contains(common.environment("WEBHOOKS")?.lowercased() ?? "")
+        let webhookTimeout = try common.integer(webhookTimeoutSeconds, env: "WEBHOOK_TIMEOUT_SECONDS", default: 10)
+        guard (1...60).contains(webhookTimeout) else { throw ValidationError("The webhook timeout must be 1-60 seconds.") }
+        configuration.webhookTimeout = .seconds(webhookTimeout)
         configuration.reportPolling = !noReportPolling && !["off", "0", "false", "no"].contains(common.environment("REPORT_POLLING")?.lowercased() ?? "")
         let pollAfter = try common.integer(reportPollAfterMinutes, env: "REPORT_POLL_AFTER_MINUTES", default: 30)
         let expireAfter = try common.integer(reportExpireAfterHours, env: "REPORT_EXPIRE_AFTER_HOURS", default: 72)

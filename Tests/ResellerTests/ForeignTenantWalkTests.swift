@@ -76,6 +76,7 @@ import Yams
             schema = try #require(node as? [String: Any])
         }
         if let values = schema["enum"] as? [Any], let first = values.first { return first }
+        if schema["format"] as? String == "date-time" { return "2000-01-01T00:00:00Z" }
         switch schema["type"] as? String {
         case "object", nil:
             var object: [String: Any] = [:]
@@ -174,8 +175,18 @@ import Yams
             try #require(sent.status == .created, "\(sent.json)")
             let batchID = try #require(sent.string("batchId"))
             let messageID = try #require((sent["messages"] as? [[String: Any]])?.first?["id"] as? String)
+            // Webhooks: an endpoint of the victim's sub-account with one delivery.
+            let webhook = try await api.call(
+                .post, "/sub-accounts/\(victim.subAccountID)/webhooks", key: victim.subAccountKey,
+                body: ["url": "http://93.184.216.34/hook", "eventTypes": ["account.blocked"]])
+            try #require(webhook.status == .created, "\(webhook.json)")
+            let webhookID = try #require((webhook["webhook"] as? [String: Any])?["id"] as? String)
+            try await api.pool.query("""
+                SELECT webhook_emit('account.blocked', \(UUID(uuidString: victim.resellerID)!), \(UUID(uuidString: victim.subAccountID)!), '{}')
+                """)
+            let deliveryID = try #require(try await api.pool.query("SELECT id FROM webhook_delivery").first(as: UUID.self)).uuidString.lowercased()
             let fixtures = [
-                "messageId": messageID, "batchId": batchID,
+                "messageId": messageID, "batchId": batchID, "webhookId": webhookID, "deliveryId": deliveryID,
                 // The upstream's delivery callback is no tenant's: any caller with a wrong token gets 404.
                 "token": String(repeating: "0", count: 64),
                 "layer": "retail",
@@ -232,6 +243,9 @@ import Yams
             let counts = [try await api.count("contact"), try await api.count("contact_group"), try await api.count("contact_group_member")]
             #expect(counts == [1, 1, 1])
             #expect(try await api.expand(victim.subAccountID, "victim group") == .members([try PhoneNumber(parsing: "31612345678")]))
+            let victimWebhook = try await api.call(.get, "/webhooks/\(webhookID)", key: victim.subAccountKey)
+            #expect(victimWebhook.string("status") == "active" && victimWebhook.string("url") == "http://93.184.216.34/hook")
+            #expect(try await api.count("webhook_delivery") == 1)
             let connection = try await api.call(.get, "/upstream-connections/\(connectionID)", key: api.adminKey)
             #expect(connection.string("status") == "active" && connection["concurrency"] as? Int == 4)
         }

@@ -21,6 +21,8 @@ import Testing
         configuration.reportPolling = false
         // Likewise the dispatcher; its tests run it themselves.
         configuration.dispatcher = false
+        // And the webhook sender; its tests run it themselves.
+        configuration.webhooks = false
         return configuration
     }
 

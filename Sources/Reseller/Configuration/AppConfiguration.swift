@@ -67,6 +67,13 @@ public struct AppConfiguration: Sendable {
     /// A submitted message still without a final report this long after submission becomes `expired`.
     public var reportExpireAfter: Duration = .seconds(72 * 3600)
 
+    /// Deliver webhook events from this instance. Several instances may run it on one database.
+    public var webhooks: Bool = true
+    /// How often an idle webhook sender looks for due deliveries.
+    public var webhookPollInterval: Duration = .seconds(1)
+    /// A receiver must answer (2xx) within this, or the attempt has failed.
+    public var webhookTimeout: Duration = .seconds(10)
+
     public init(database: PostgresConfiguration) {
         self.database = database
     }

@@ -1,0 +1,220 @@
+import Foundation
+import ResellerAPI
+
+/// Webhook endpoints of sub-accounts and resellers, their delivery log, redelivery and replay, and the admin's SSRF
+/// exceptions. An endpoint belongs to a sub-account (its events) or to a reseller (its own events and all its
+/// sub-accounts'); a sub-account sees only its own, a reseller its own and its sub-accounts', others get 404.
+extension APIHandlers {
+    var webhookEndpoints: WebhookEndpointRepository { WebhookEndpointRepository(pool: pool) }
+
+    func listSubAccountWebhooks(_ input: Operations.ListSubAccountWebhooks.Input) async throws -> Operations.ListSubAccountWebhooks.Output {
+        let (_, account) = try await findSubAccount(input.path.subAccountId)
+        let items = try await webhookEndpoints.list(resellerID: account.resellerID, subAccountID: account.id)
+        return .ok(.init(body: .json(.init(items: items.map(Self.schema)))))
+    }
+
+    func createSubAccountWebhook(_ input: Operations.CreateSubAccountWebhook.Input) async throws -> Operations.CreateSubAccountWebhook.Output {
+        let (principal, account) = try await findSubAccount(input.path.subAccountId)
+        guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
+        guard account.status != .closed else { throw APIProblem.conflict("The sub-account is closed.") }
+        let (url, types, description) = try await validatedWebhook(body)
+        let (record, secret) = try await webhookEndpoints.create(
+            resellerID: account.resellerID, subAccountID: account.id, url: url, eventTypes: types, description: description, by: AuditActor(principal))
+        return .created(.init(body: .json(.init(webhook: Self.schema(record), secret: secret))))
+    }
+
+    func listResellerWebhooks(_ input: Operations.ListResellerWebhooks.Input) async throws -> Operations.ListResellerWebhooks.Output {
+        let id = try pathID(input.path.resellerId, "reseller")
+        _ = try Access.requireReseller(id, roles: .admin, .reseller)
+        guard try await resellers.find(id: id) != nil else { throw APIProblem.notFound("No reseller \(id.apiString).") }
+        let items = try await webhookEndpoints.list(resellerID: id, subAccountID: nil)
+        return .ok(.init(body: .json(.init(items: items.map(Self.schema)))))
+    }
+
+    func createResellerWebhook(_ input: Operations.CreateResellerWebhook.Input) async throws -> Operations.CreateResellerWebhook.Output {
+        let id = try pathID(input.path.resellerId, "reseller")
+        let principal = try Access.requireReseller(id, roles: .reseller)
+        guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
+        guard let reseller = try await resellers.find(id: id) else { throw APIProblem.notFound("No reseller \(id.apiString).") }
+        guard reseller.status != .closed else { throw APIProblem.conflict("The reseller is closed.") }
+        let (url, types, description) = try await validatedWebhook(body)
+        let (record, secret) = try await webhookEndpoints.create(
+            resellerID: id, subAccountID: nil, url: url, eventTypes: types, description: description, by: AuditActor(principal))
+        return .created(.init(body: .json(.init(webhook: Self.schema(record), secret: secret))))
+    }
+
+    func getWebhook(_ input: Operations.GetWebhook.Input) async throws -> Operations.GetWebhook.Output {
+        let (_, record) = try await findWebhook(input.path.webhookId)
+        return .ok(.init(body: .json(Self.schema(record))))
+    }
+
+    func updateWebhook(_ input: Operations.UpdateWebhook.Input) async throws -> Operations.UpdateWebhook.Output {
+        let (principal, record) = try await findWebhook(input.path.webhookId)
+        guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
+        var validator = Validator()
+        let description = validator.text(body.description, field: "/description", minimum: 0, maximum: 200)
+        let types = body.eventTypes.map { Self.eventTypes($0, validator: &validator) }
+        try validator.check()
+        if let url = body.url { try await checkWebhookURL(url) }
+        let changes = WebhookEndpointRepository.Changes(url: body.url, eventTypes: types, description: description, status: body.status?.rawValue)
+        guard let updated = try await webhookEndpoints.update(id: record.id, scope: principal.scope, changes, by: AuditActor(principal)) else {
+            throw APIProblem.notFound("No webhook \(record.id.apiString).")
+        }
+        return .ok(.init(body: .json(Self.schema(updated))))
+    }
+
+    func deleteWebhook(_ input: Operations.DeleteWebhook.Input) async throws -> Operations.DeleteWebhook.Output {
+        let (principal, record) = try await findWebhook(input.path.webhookId)
+        guard try await webhookEndpoints.delete(id: record.id, scope: principal.scope, by: AuditActor(principal)) else {
+            throw APIProblem.notFound("No webhook \(record.id.apiString).")
+        }
+        return .noContent(.init())
+    }
+
+    func rotateWebhookSecret(_ input: Operations.RotateWebhookSecret.Input) async throws -> Operations.RotateWebhookSecret.Output {
+        let (principal, record) = try await findWebhook(input.path.webhookId)
+        var hours = 24
+        if case .json(let body) = input.body, let given = body.previousSecretValidHours {
+            guard (0...168).contains(given) else {
+                throw APIProblem.validation([.init(field: "/previousSecretValidHours", message: "must be 0 to 168")])
+            }
+            hours = Int(given)
+        }
+        guard let (rotated, secret) = try await webhookEndpoints.rotateSecret(
+            id: record.id, scope: principal.scope, previousValidFor: .seconds(hours * 3600), by: AuditActor(principal))
+        else { throw APIProblem.notFound("No webhook \(record.id.apiString).") }
+        return .ok(.init(body: .json(.init(webhook: Self.schema(rotated), secret: secret))))
+    }
+
+    func listWebhookDeliveries(_ input: Operations.ListWebhookDeliveries.Input) async throws -> Operations.ListWebhookDeliveries.Output {
+        let (_, record) = try await findWebhook(input.path.webhookId)
+        var validator = Validator()
+        let limit = validator.limit(input.query.limit)
+        try validator.check()
+        let items = try await webhookEndpoints.deliveries(endpointID: record.id, state: input.query.state?.rawValue, limit: limit)
+        return .ok(.init(body: .json(.init(items: try items.map(Self.schema)))))
+    }
+
+    func redeliverWebhookDelivery(_ input: Operations.RedeliverWebhookDelivery.Input) async throws -> Operations.RedeliverWebhookDelivery.Output {
+        let (_, record) = try await findWebhook(input.path.webhookId)
+        let deliveryID = try pathID(input.path.deliveryId, "delivery")
+        guard record.status == "active" else { throw APIProblem.conflict("The webhook is disabled; enable it first.") }
+        guard let delivery = try await webhookEndpoints.redeliver(endpointID: record.id, deliveryID: deliveryID) else {
+            throw APIProblem.notFound("No delivery \(deliveryID.apiString).")
+        }
+        return .accepted(.init(body: .json(try Self.schema(delivery))))
+    }
+
+    func replayWebhookEvents(_ input: Operations.ReplayWebhookEvents.Input) async throws -> Operations.ReplayWebhookEvents.Output {
+        let (_, record) = try await findWebhook(input.path.webhookId)
+        guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
+        guard body.from < body.to else { throw APIProblem.validation([.init(field: "/to", message: "must be after from")]) }
+        guard record.status == "active" else { throw APIProblem.conflict("The webhook is disabled; enable it first.") }
+        guard let queued = try await webhookEndpoints.replay(record, from: body.from, to: body.to) else {
+            throw APIProblem.validation([
+                .init(field: "/to", message: "the period holds more than \(WebhookEndpointRepository.replayLimit) events; replay a shorter one")
+            ])
+        }
+        return .accepted(.init(body: .json(.init(queued: Int32(queued)))))
+    }
+
+    func getWebhookSettings(_ input: Operations.GetWebhookSettings.Input) async throws -> Operations.GetWebhookSettings.Output {
+        _ = try Access.require(.admin)
+        return .ok(.init(body: .json(.init(allowedRanges: try await webhookEndpoints.allowedRanges()))))
+    }
+
+    func setWebhookSettings(_ input: Operations.SetWebhookSettings.Input) async throws -> Operations.SetWebhookSettings.Output {
+        let principal = try Access.require(.admin)
+        guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
+        var validator = Validator()
+        if body.allowedRanges.count > 50 { validator.fail("/allowedRanges", "must hold at most 50 ranges") }
+        var ranges: [String] = []
+        for (index, text) in body.allowedRanges.enumerated() {
+            if let range = IPRange(text.trimmingCharacters(in: .whitespaces)) {
+                ranges.append(range.description)
+            } else {
+                validator.fail("/allowedRanges/\(index)", "must be a CIDR range such as 127.0.0.0/8 or ::1/128")
+            }
+        }
+        try validator.check()
+        let stored = try await webhookEndpoints.setAllowedRanges(ranges, by: AuditActor(principal))
+        return .ok(.init(body: .json(.init(allowedRanges: stored))))
+    }
+
+    /// The endpoint, when the caller may see it; otherwise 404.
+    func findWebhook(_ pathID: String) async throws -> (Principal, WebhookEndpointRecord) {
+        let principal = try Access.principal()
+        let id = try self.pathID(pathID, "webhook")
+        guard let record = try await webhookEndpoints.find(id: id, scope: principal.scope) else {
+            throw APIProblem.notFound("No webhook \(id.apiString).")
+        }
+        return (principal, record)
+    }
+
+    private func validatedWebhook(_ body: Components.Schemas.WebhookCreate) async throws -> (String, [String], String?) {
+        var validator = Validator()
+        let description = validator.text(body.description, field: "/description", minimum: 0, maximum: 200)
+        let types = Self.eventTypes(body.eventTypes, validator: &validator)
+        try validator.check()
+        try await checkWebhookURL(body.url)
+        return (body.url, types, description.flatMap { $0.isEmpty ? nil : $0 })
+    }
+
+    private static func eventTypes(_ types: [Components.Schemas.WebhookEventType], validator: inout Validator) -> [String] {
+        if types.isEmpty { validator.fail("/eventTypes", "must name at least one event type") }
+        return Array(Set(types.map(\.rawValue))).sorted()
+    }
+
+    /// 422 unless the URL is http(s) and every address its host resolves to now is public or allowed by the admin.
+    private func checkWebhookURL(_ url: String) async throws {
+        guard url.unicodeScalars.count <= 2000, url.count >= 8 else {
+            throw APIProblem.validation([.init(field: "/url", message: "must be 8 to 2000 characters")])
+        }
+        let allowed = try await webhookEndpoints.allowedRanges().compactMap(IPRange.init)
+        do {
+            _ = try await WebhookAddressGuard(allowed: allowed).check(url: url)
+        } catch {
+            throw APIProblem.validation([.init(field: "/url", message: error.reason)])
+        }
+    }
+
+    static func schema(_ record: WebhookEndpointRecord) -> Components.Schemas.Webhook {
+        .init(
+            id: record.id.apiString, resellerId: record.resellerID.apiString, subAccountId: record.subAccountID?.apiString, url: record.url,
+            eventTypes: record.eventTypes.compactMap(Components.Schemas.WebhookEventType.init(rawValue:)), description: record.description,
+            status: .init(rawValue: record.status)!, statusReason: record.statusReason, failingSince: record.failingSince,
+            previousSecretExpiresAt: record.previousSecretExpiresAt, createdAt: record.createdAt, updatedAt: record.updatedAt)
+    }
+
+    private static let attemptDecoder: JSONDecoder = {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let text = try decoder.singleValueContainer().decode(String.self)
+            guard let date = try? Date(text, strategy: .iso8601.year().month().day().time(includingFractionalSeconds: true)) else {
+                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a timestamp: \(text)"))
+            }
+            return date
+        }
+        return decoder
+    }()
+
+    static func schema(_ record: WebhookDeliveryRecord) throws -> Components.Schemas.WebhookDelivery {
+        let attempts = try attemptDecoder.decode([WebhookDeliveryRecord.Attempt].self, from: Data(record.log.utf8))
+        let log: [Components.Schemas.WebhookAttempt] = attempts.map { attempt in
+            Components.Schemas.WebhookAttempt(
+                attempt: Int32(attempt.attempt), attemptedAt: attempt.attemptedAt, statusCode: attempt.statusCode.map { Int32($0) },
+                latencyMs: Int32(attempt.latencyMs), error: attempt.error)
+        }
+        guard let eventType = Components.Schemas.WebhookEventType(rawValue: record.eventType),
+              let state = Components.Schemas.WebhookDelivery.StatePayload(rawValue: record.state)
+        else { throw APIProblem.internalError }
+        let nextAttemptAt: Date? = record.state == "pending" ? record.dueAt : nil
+        let lastStatusCode: Int32? = record.lastStatusCode.map { Int32($0) }
+        let lastLatencyMs: Int32? = record.lastLatencyMs.map { Int32($0) }
+        return Components.Schemas.WebhookDelivery(
+            id: record.id.apiString, webhookId: record.endpointID.apiString, eventId: record.eventID.apiString, eventType: eventType,
+            occurredAt: record.occurredAt, state: state, attempts: Int32(record.attempts), lastStatusCode: lastStatusCode,
+            lastLatencyMs: lastLatencyMs, lastError: record.lastError, nextAttemptAt: nextAttemptAt, giveUpAt: record.giveUpAt,
+            createdAt: record.createdAt, finishedAt: record.finishedAt, log: log)
+    }
+}
