@@ -70,7 +70,9 @@ import Testing
                     }
                     try await group.waitForAll()
                 }
-                #expect(attempts.count == 3)
+                // At least one retry. Under load PostgreSQL may abort both sides of the skew; each then retries, and
+                // the retries may conflict again, so the exact count is not fixed, only the outcome below.
+                #expect(attempts.count >= 3)
                 let onCall = try await pool.query("SELECT count(*) FROM duty WHERE on_call").first(as: Int.self)
                 #expect(onCall == 1)
             }
