@@ -315,3 +315,46 @@ extension DeliveryReportTests {
         }
     }
 }
+
+extension DeliveryReportTests {
+    @Test func callbacksRacingPollsSettleEachMessageExactlyOnce() async throws {
+        try await TenancyHarness.run(configure: Self.dispatching) { api in
+            let connection = try #require(try await api.call(.get, "/upstream-connections", key: api.adminKey).items.first)
+            let simulator = try #require(connection["baseUrl"] as? String)
+            #expect(try await Self.simulator(simulator, .PUT, "/_sim/delivery", #"{"automatic":false}"#) == .ok)
+            let sent = try await Self.sent(api, "PollRace", recipients: (0..<5).map { "3161234570\($0)" })
+            let funded = try await api.walletState(sent.tenant.subAccountID)
+            for message in sent.messages {
+                #expect(try await Self.simulator(simulator, .POST, "/_sim/messages/\(message.upstreamID)/status", #"{"status":"DELIVERED"}"#) == .ok)
+            }
+            // Pollers of two "instances" (their own report queues) against callbacks saying DELIVERED and NOT DELIVERED.
+            let pollers = (0..<2).map { _ in
+                ReportPoller(
+                    reports: DeliveryReports(pool: api.pool), connections: UpstreamConnectionRepository(pool: api.pool),
+                    clients: UpstreamClients(logger: HTTPSkeletonTests.logger),
+                    settings: .init(interval: .milliseconds(10), pollAfter: .zero, pollCap: .zero, expireAfter: .seconds(3_600)),
+                    logger: HTTPSkeletonTests.logger)
+            }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for poller in pollers {
+                    group.addTask { for _ in 0..<3 { await poller.runOnce() } }
+                }
+                for message in sent.messages {
+                    for status in ["DELIVERED", "NOT DELIVERED", "DELIVERED"] {
+                        group.addTask { _ = try await Self.report(api, sent.callbackPath, smsID: message.upstreamID, status: status, reference: message.id) }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            for message in sent.messages {
+                let ledger = try await Self.ledger(api, message.id)
+                let charged = ledger.states == ["posted", "posted"] ? 1 : (ledger.states == ["voided", "voided"] && ledger.late == 2 ? 1 : 0)
+                #expect(charged == 1, "\(message.id): \(ledger)")
+            }
+            let wallet = try await api.walletState(sent.tenant.subAccountID)
+            #expect(wallet.pending == 0 && wallet.available == funded.available, "\(wallet) vs \(funded)")
+            let polled = try await api.pool.query("SELECT count(*) FROM message_event WHERE detail LIKE 'poll:%'").first(as: Int.self) ?? 0
+            #expect(polled >= 1, "the pollers took part")
+        }
+    }
+}
