@@ -100,7 +100,7 @@ final class WebhookSender: Service, Sendable {
     func run() async throws {
         await withGracefulShutdownHandler {
             var rounds = 0
-            while !self.stopping.load(ordering: .relaxed) {
+            while !self.stopping.load(ordering: .relaxed), !Task.isCancelled {
                 if rounds % 600 == 0 { await self.purge() }
                 rounds += 1
                 let full = await self.runOnce()
