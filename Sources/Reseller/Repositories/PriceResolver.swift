@@ -74,8 +74,7 @@ struct PriceResolution: Sendable {
     subscript(number: PhoneNumber) -> NumberPricing? { numbers[number] }
 }
 
-/// Prices numbers for a sub-account: the one place the three layers are resolved, for the preview now and the send
-/// path later.
+/// Prices numbers for a sub-account: the one place the three layers are resolved, for the preview and the send path.
 ///
 /// For each layer it takes the list that applies to the sub-account (retail: its own, else its reseller's default;
 /// wholesale: the reseller's own, else the platform default; upstream cost: the platform's), the version of that
@@ -90,7 +89,7 @@ struct PriceResolver: Sendable {
         try await pool.withConnection { try await Self.resolve(on: $0, subAccountID: subAccountID, numbers: numbers, at: instant) }
     }
 
-    /// The same on a connection of the caller's (the send path resolves inside its acceptance transaction).
+    /// The same on a connection of the caller's.
     static func resolve(
         on connection: PostgresConnection, subAccountID: UUID, numbers: some Sequence<PhoneNumber>, at instant: Date
     ) async throws -> PriceResolution? {

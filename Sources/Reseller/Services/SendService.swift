@@ -39,8 +39,6 @@ struct SendService: Sendable {
     /// Transient upstream failures are retried until this long after a message is due; then it fails.
     var retryDeadline: Duration = .seconds(86_400)
 
-    static let createdBy = "send"
-
     /// Refuses what the plan already refuses: request-level problems, and recipient-level ones unless skipped.
     static func refusal(of submission: SendSubmission) -> APIProblem? {
         let plan = submission.plan
