@@ -30,6 +30,9 @@ enum MessageStatus: String, Sendable, Codable, CaseIterable {
 /// One message of an accepted send, as the answer lists it.
 struct AcceptedMessage: Sendable, Codable, Hashable {
     var id: UUID
+    /// The message's number, as the 1601-compatible endpoint answers it (`OK <id>`); nil in answers stored before
+    /// messages had one.
+    var gatewayID: Int64?
     /// Position of the recipient in the request (group members follow the listed numbers).
     var index: Int
     var number: String
@@ -50,6 +53,8 @@ struct RefusedRecipient: Sendable, Codable, Hashable {
 /// The answer to an accepted send; stored as the idempotent response, so a replay answers the same.
 struct AcceptedBatch: Sendable, Codable, Hashable {
     var batchID: UUID
+    /// A scheduled batch's outbox number (the 1601 `outboxid`).
+    var outboxID: Int64?
     var subAccountID: UUID
     var acceptedAt: Date
     var scheduleAt: Date?

@@ -12,6 +12,10 @@ struct SendSubmission: Sendable {
     /// The client's reference (the 1601 `referentie`), kept on the batch.
     var reference: String?
     var callbackURL: String?
+    /// The 1601 `delivery=ja`: the customer wants delivery notifications (always so through the REST API).
+    var deliveryReports = true
+    /// The 1601 `logging`: `false` (`logging=nee`) keeps the messages out of the `action=rapport` table.
+    var logging = true
     /// Accept the valid recipients and report the others, instead of refusing the whole send.
     var skipInvalidRecipients: Bool
     var actor: AuditActor
@@ -237,16 +241,26 @@ struct SendService: Sendable {
         }
         guard !accepted.isEmpty else { return outcomes.map { $0! } }
 
-        // 5. The rows of the accepted sends, each kind in one multi-row statement.
-        var rows = SendRows()
+        // 5. The messages' numbers (and the scheduled batches' outbox numbers) for the 1601-compatible answers, then
+        // the rows of the accepted sends, each kind in one multi-row statement.
         let now = Date()
+        let scheduled = { (index: Int) in submissions[index].request.scheduleAt.map { $0 > now } ?? false }
+        let messageCount = accepted.reduce(0) { $0 + submissions[$1].plan.messageCount }
+        let numbers = try await connection.query("""
+            SELECT ARRAY(SELECT nextval('message_gateway_id_seq') FROM generate_series(1, \(messageCount))),
+                   ARRAY(SELECT nextval('message_batch_outbox_id_seq') FROM generate_series(1, \(accepted.count(where: scheduled))))
+            """).first(as: ([Int64], [Int64]).self)!
+        var gatewayIDs = numbers.0[...], outboxIDs = numbers.1[...]
+        var rows = SendRows()
         for index in accepted {
             let submission = submissions[index]
             let plan = submission.plan
             let batch = rows.add(
                 submission, wallet: accounts.id(.subAccountWallet, plan.subAccountID)!, revenue: accounts.id(.resellerRevenue, plan.resellerID)!,
                 resellerWallet: accounts.id(.resellerWallet, plan.resellerID)!, platformRevenue: accounts.id(.platformRevenue, plan.resellerID)!,
+                gatewayIDs: gatewayIDs.prefix(plan.messageCount), outboxID: scheduled(index) ? outboxIDs.popFirst() : nil,
                 at: now, retryDeadline: retryDeadline)
+            gatewayIDs = gatewayIDs.dropFirst(plan.messageCount)
             outcomes[index] = .accepted(batch, replayed: false)
             if let request = submission.idempotency {
                 let response = String(decoding: try Idempotency.canonicalEncoder.encode(batch), as: UTF8.self)
@@ -274,8 +288,9 @@ private struct SendRows {
     var callbacks: [String?] = [], groups: [String?] = [], schedules: [Date?] = [], recipientCounts: [Int] = []
     var messageCounts: [Int] = [], retailTotals: [Int64] = [], wholesaleTotals: [Int64] = [], actors: [String] = []
     var requestIDs: [String?] = [], acceptedAts: [Date] = [], statuses: [String] = [], dueAts: [Date] = [], deadlines: [Date] = []
+    var outboxIDs: [Int64?] = [], deliveryReports: [Bool] = [], loggings: [Bool] = []
     // Messages and their outbox rows; what a batch's messages share is joined from the batch arrays.
-    var messageIDs: [UUID] = [], messageBatches: [UUID] = [], positions: [Int] = [], recipients: [String] = []
+    var messageIDs: [UUID] = [], gatewayIDs: [Int64] = [], messageBatches: [UUID] = [], positions: [Int] = [], recipients: [String] = []
     var countries: [String] = [], retailPrices: [Int64] = [], wholesalePrices: [Int64] = [], costs: [Int64] = []
     var retailVersions: [UUID] = [], wholesaleVersions: [UUID] = [], costVersions: [UUID] = [], retailReservations: [UUID?] = []
     var wholesaleReservations: [UUID?] = []
@@ -292,8 +307,8 @@ private struct SendRows {
 
     /// Adds one accepted send; returns its answer.
     mutating func add(
-        _ submission: SendSubmission, wallet: UUID, revenue: UUID, resellerWallet: UUID, platformRevenue: UUID, at now: Date,
-        retryDeadline: Duration
+        _ submission: SendSubmission, wallet: UUID, revenue: UUID, resellerWallet: UUID, platformRevenue: UUID,
+        gatewayIDs numbers: ArraySlice<Int64>, outboxID: Int64?, at now: Date, retryDeadline: Duration
     ) -> AcceptedBatch {
         let plan = submission.plan
         let request = submission.request
@@ -306,6 +321,7 @@ private struct SendRows {
         var messages: [AcceptedMessage] = []
         messages.reserveCapacity(plan.messageCount)
         var refused: [RefusedRecipient] = []
+        var numbers = numbers
         for recipient in plan.recipients {
             guard let price = recipient.price, recipient.error == nil else {
                 let code = recipient.error ?? .countryNotOffered
@@ -313,6 +329,7 @@ private struct SendRows {
                 continue
             }
             let id = UUID.timeOrdered(at: now)
+            let gatewayID = numbers.popFirst()!
             let retail = (price.retail.pricePerPart * parts).minorUnits
             let wholesale = (price.wholesale.pricePerPart * parts).minorUnits
             // The ledger refuses zero amounts: a free leg has no reservation.
@@ -327,13 +344,14 @@ private struct SendRows {
                 reserve(wholesaleReservation, from: resellerWallet, to: platformRevenue, amount: wholesale, link: link, code: "send_wholesale",
                         plan: plan, message: id, actor: submission.actor)
             }
-            messageIDs.append(id); messageBatches.append(batchID); positions.append(recipient.index); recipients.append(price.number.digits)
+            messageIDs.append(id); gatewayIDs.append(gatewayID); messageBatches.append(batchID); positions.append(recipient.index); recipients.append(price.number.digits)
             countries.append(price.country.code); retailPrices.append(retail); wholesalePrices.append(wholesale)
             costs.append((price.upstreamCost.pricePerPart * parts).minorUnits); retailVersions.append(price.retail.versionID)
             wholesaleVersions.append(price.wholesale.versionID); costVersions.append(price.upstreamCost.versionID)
             retailReservations.append(retailReservation); wholesaleReservations.append(wholesaleReservation)
             messages.append(AcceptedMessage(
-                id: id, index: recipient.index, number: price.number.digits, country: price.country.code, parts: parts, price: Money(retail)))
+                id: id, gatewayID: gatewayID, index: recipient.index, number: price.number.digits, country: price.country.code, parts: parts,
+                price: Money(retail)))
         }
         batchResellers.append(plan.resellerID); batchIDs.append(batchID); batchSubAccounts.append(plan.subAccountID)
         senders.append(plan.sender ?? ""); texts.append(request.text); encodings.append(plan.segmentation.encoding.rawValue)
@@ -343,8 +361,9 @@ private struct SendRows {
         retailTotals.append(plan.retailTotal.minorUnits); wholesaleTotals.append(plan.wholesaleTotal.minorUnits)
         actors.append(submission.actor.actor); requestIDs.append(submission.actor.requestID); acceptedAts.append(now)
         statuses.append(status.rawValue); dueAts.append(due); deadlines.append(deadline)
+        outboxIDs.append(outboxID); deliveryReports.append(submission.deliveryReports); loggings.append(submission.logging)
         return AcceptedBatch(
-            batchID: batchID, subAccountID: plan.subAccountID, acceptedAt: now, scheduleAt: request.scheduleAt, status: status,
+            batchID: batchID, outboxID: outboxID, subAccountID: plan.subAccountID, acceptedAt: now, scheduleAt: request.scheduleAt, status: status,
             sender: plan.sender ?? "", encoding: plan.segmentation.encoding, parts: parts, reference: submission.reference,
             retailTotal: plan.retailTotal, messages: messages, refused: refused)
     }
@@ -363,31 +382,31 @@ private struct SendRows {
                 SELECT * FROM unnest(\(batchResellers), \(batchIDs), \(batchSubAccounts), \(senders), \(texts), \(encodings), \(lengths),
                                      \(parts), \(longs), \(references), \(callbacks), \(groups), \(schedules), \(recipientCounts),
                                      \(messageCounts), \(retailTotals), \(wholesaleTotals), \(actors), \(requestIDs), \(acceptedAts),
-                                     \(statuses), \(dueAts), \(deadlines))
+                                     \(statuses), \(dueAts), \(deadlines), \(outboxIDs), \(deliveryReports), \(loggings))
                      AS b (reseller_id, id, sub_account_id, sender, text, encoding, length, parts, long, reference, callback_url,
                            group_name, schedule_at, recipient_count, message_count, retail_total, wholesale_total, created_by,
-                           request_id, accepted_at, status, due_at, deadline_at)
+                           request_id, accepted_at, status, due_at, deadline_at, outbox_id, delivery_reports, logging)
             ), batches AS (
                 INSERT INTO message_batch (reseller_id, id, sub_account_id, sender, text, encoding, length, parts, long, reference,
                                            callback_url, group_name, schedule_at, recipient_count, message_count, retail_total,
-                                           wholesale_total, created_by, request_id, accepted_at)
+                                           wholesale_total, created_by, request_id, accepted_at, outbox_id, delivery_reports, logging)
                 SELECT reseller_id, id, sub_account_id, sender, text, encoding, length, parts, long, reference, callback_url,
                        group_name, schedule_at, recipient_count, message_count, retail_total, wholesale_total, created_by,
-                       request_id, accepted_at
+                       request_id, accepted_at, outbox_id, delivery_reports, logging
                 FROM b
             ), m AS (
                 SELECT u.*, b.reseller_id, b.sub_account_id, b.status, b.schedule_at, b.accepted_at, b.due_at, b.deadline_at
-                FROM unnest(\(messageIDs), \(messageBatches), \(positions), \(recipients), \(countries), \(retailPrices),
+                FROM unnest(\(messageIDs), \(gatewayIDs), \(messageBatches), \(positions), \(recipients), \(countries), \(retailPrices),
                             \(wholesalePrices), \(costs), \(retailVersions), \(wholesaleVersions), \(costVersions),
                             \(retailReservations), \(wholesaleReservations))
-                     AS u (id, batch_id, position, recipient, country, retail_price, wholesale_price, upstream_cost, retail_version_id,
+                     AS u (id, gateway_id, batch_id, position, recipient, country, retail_price, wholesale_price, upstream_cost, retail_version_id,
                            wholesale_version_id, upstream_cost_version_id, retail_reservation_id, wholesale_reservation_id)
                 JOIN b ON b.id = u.batch_id
             ), messages AS (
-                INSERT INTO message (reseller_id, id, sub_account_id, batch_id, position, recipient, country, retail_price,
+                INSERT INTO message (reseller_id, id, gateway_id, sub_account_id, batch_id, position, recipient, country, retail_price,
                                      wholesale_price, upstream_cost, retail_version_id, wholesale_version_id, upstream_cost_version_id,
                                      retail_reservation_id, wholesale_reservation_id, status, schedule_at, accepted_at, status_at)
-                SELECT reseller_id, id, sub_account_id, batch_id, position, recipient, country, retail_price, wholesale_price,
+                SELECT reseller_id, id, gateway_id, sub_account_id, batch_id, position, recipient, country, retail_price, wholesale_price,
                        upstream_cost, retail_version_id, wholesale_version_id, upstream_cost_version_id, retail_reservation_id,
                        wholesale_reservation_id, status, schedule_at, accepted_at, accepted_at
                 FROM m

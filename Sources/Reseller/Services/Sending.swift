@@ -1,7 +1,7 @@
 import Foundation
 import PostgresLibpq
 
-/// The send path as the API (and later the 1601-compatible endpoint) uses it: replay, plan, refuse or accept,
+/// The send path as the API and the 1601-compatible endpoint use it: replay, plan, refuse or accept,
 /// then wake the dispatcher.
 final class Sending: Sendable {
     let planner: SendPlanner
@@ -37,6 +37,13 @@ final class Sending: Sendable {
             plan: plan, request: request, reference: reference, callbackURL: callbackURL, skipInvalidRecipients: skipInvalidRecipients,
             actor: actor, idempotency: idempotency)
         if let problem = SendService.refusal(of: submission) { return .refused(problem) }
+        return try await accept(submission)
+    }
+
+    /// Accepts a planned submission its plan does not refuse (the 1601-compatible endpoint checks its plan in the
+    /// upstream's order first); the accounts' status and funds are decided again under their locks.
+    func accept(_ submission: SendSubmission) async throws -> SendOutcome {
+        let plan = submission.plan
         let outcome: SendOutcome
         do {
             outcome = plan.messageCount <= Self.groupCommitLimit
@@ -44,7 +51,9 @@ final class Sending: Sendable {
                 : try await service.accept([submission])[0]
         } catch let error as PostgresError where error.isUniqueViolation && error.constraint == "idempotency_record_pkey" {
             // A duplicate committed between this send's key lookup and its key lock: answer what it stored.
-            guard let replayed = try await service.pool.withConnection({ try await SendService.replay(idempotency, on: $0) }) else { throw error }
+            guard let idempotency = submission.idempotency,
+                  let replayed = try await service.pool.withConnection({ try await SendService.replay(idempotency, on: $0) })
+            else { throw error }
             return replayed
         }
         if case .accepted(let batch, replayed: false) = outcome, batch.status == .queued { wakeDispatcher() }
