@@ -89,12 +89,51 @@ public enum FormEncoding {
         }
     }
 
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
+    fileprivate static func hexValue(_ byte: UInt8) -> UInt8? {
         switch byte {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
         case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
         case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
         default: return nil
         }
+    }
+}
+
+extension FormEncoding {
+    /// One `name=value` pair read strictly: a side is nil when it is not valid encoding (see ``strictPercentDecode(_:)``).
+    public struct StrictPair: Sendable, Hashable {
+        public var name: String?
+        public var value: String?
+    }
+
+    /// Decodes `name=value&…` like ``decode(_:)``, but without repairing anything: a side with a malformed escape or
+    /// bytes that are not UTF-8 is nil, so that the caller can refuse it instead of passing on replacement characters.
+    public static func decodeStrictly(_ encoded: some Collection<UInt8>) -> [StrictPair] {
+        encoded.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true).map { pair in
+            let parts = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
+            return StrictPair(name: strictPercentDecode(parts[0]), value: parts.count > 1 ? strictPercentDecode(parts[1]) : "")
+        }
+    }
+
+    /// Reverses form encoding exactly once (`+` is a space, `%XX` a byte), or nil when a `%` is not followed by two hex
+    /// digits, when the bytes are not UTF-8, or when the text holds U+FFFD — the mark a broken conversion leaves, as
+    /// when an HTTP stack has already replaced bytes that were not UTF-8.
+    public static func strictPercentDecode(_ encoded: some Collection<UInt8>) -> String? {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(encoded.count)
+        var iterator = encoded.makeIterator()
+        while let byte = iterator.next() {
+            switch byte {
+            case UInt8(ascii: "+"):
+                bytes.append(UInt8(ascii: " "))
+            case UInt8(ascii: "%"):
+                guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else { return nil }
+                bytes.append(high << 4 | low)
+            default:
+                bytes.append(byte)
+            }
+        }
+        guard let text = String(validating: bytes, as: UTF8.self), !text.unicodeScalars.contains("\u{FFFD}") else { return nil }
+        return text
     }
 }

@@ -35,11 +35,18 @@ public func buildApplication(
     // dispatcher on this instance).
     let dispatchSignal = DispatchSignal()
     let deliveryReports = DeliveryReports(pool: pool)
+    let sending = Sending(pool: pool, retryDeadline: configuration.dispatcherRetryDeadline, wakeDispatcher: { dispatchSignal.wake() })
+    var gatewaySettings = GatewayEndpointSettings()
+    gatewaySettings.trustedProxies = try configuration.trustedProxies.map { text in
+        guard let range = IPRange(text) else { throw ConfigurationError("TRUSTED_PROXIES: \(text) is not a CIDR range such as 10.0.0.0/8") }
+        return range
+    }
     let router = try buildRouter(
         pool: pool, metrics: metrics, logger: logger, passwordHasher: PasswordHasher(iterations: configuration.passwordIterations),
-        upstreamCipher: upstreamCipher, upstreamClients: upstreamClients,
-        sending: Sending(pool: pool, retryDeadline: configuration.dispatcherRetryDeadline, wakeDispatcher: { dispatchSignal.wake() }),
-        deliveryReports: deliveryReports)
+        upstreamCipher: upstreamCipher, upstreamClients: upstreamClients, sending: sending, deliveryReports: deliveryReports,
+        gateway: GatewayEndpoint(
+            pool: pool, sending: sending, passwordIterations: configuration.passwordIterations, settings: gatewaySettings,
+            metrics: metrics, logger: logger.relabeled("gateway-endpoint")))
     var services: [any Service] = [pool, upstreamHTTP]
     if configuration.ledgerMaintenance {
         services.append(LedgerMaintenance(
@@ -137,9 +144,9 @@ public func buildApplication(
 func buildRouter(
     pool: PostgresPool, metrics: ServiceMetrics, logger: Logger, passwordHasher: PasswordHasher = PasswordHasher(),
     upstreamCipher: UpstreamCredentialCipher = .unencrypted, upstreamClients: UpstreamClients? = nil, sending: Sending? = nil,
-    deliveryReports: DeliveryReports? = nil
-) throws -> Router<BasicRequestContext> {
-    let router = Router()
+    deliveryReports: DeliveryReports? = nil, gateway: GatewayEndpoint? = nil
+) throws -> Router<ResellerRequestContext> {
+    let router = Router(context: ResellerRequestContext.self)
     router.middlewares.add(RequestIDMiddleware())
     router.middlewares.add(ProblemMiddleware(metrics: metrics))
     router.middlewares.add(AuthenticationMiddleware(keys: APIKeyRepository(pool: pool)))
@@ -151,6 +158,7 @@ func buildRouter(
     handlers.upstreamClients = upstreamClients ?? UpstreamClients(logger: logger.relabeled("gateway1601"))
     try handlers.registerHandlers(
         on: router, configuration: .init(dateTranscoder: APIDateTranscoder()), middlewares: [OperationMetricsMiddleware(metrics: metrics), RequireKeyMiddleware()])
+    gateway?.register(on: router)
     return router
 }
 

@@ -169,6 +169,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds a webhook receiver has to answer 2xx, 1-60 (env: WEBHOOK_TIMEOUT_SECONDS; default 10).")
     var webhookTimeoutSeconds: Int?
 
+    @Option(help: "Comma-separated CIDR ranges of proxies whose X-Forwarded-For names the client, for the 1601-compatible endpoint's per-address password limits (env: TRUSTED_PROXIES; default none).")
+    var trustedProxies: String?
+
     func run() async throws {
         var configuration = AppConfiguration(database: try PostgresConfiguration(url: try common.resolvedDatabaseURL()))
         configuration.ledgerMaintenance = !noLedgerMaintenance && !["off", "0", "false", "no"].contains(common.environment("LEDGER_MAINTENANCE")?.lowercased() ?? "")
@@ -180,6 +183,8 @@ struct Serve: AsyncParsableCommand {
         let webhookTimeout = try common.integer(webhookTimeoutSeconds, env: "WEBHOOK_TIMEOUT_SECONDS", default: 10)
         guard (1...60).contains(webhookTimeout) else { throw ValidationError("The webhook timeout must be 1-60 seconds.") }
         configuration.webhookTimeout = .seconds(webhookTimeout)
+        configuration.trustedProxies = (trustedProxies ?? common.environment("TRUSTED_PROXIES") ?? "")
+            .split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         configuration.reportPolling = !noReportPolling && !["off", "0", "false", "no"].contains(common.environment("REPORT_POLLING")?.lowercased() ?? "")
         let pollAfter = try common.integer(reportPollAfterMinutes, env: "REPORT_POLL_AFTER_MINUTES", default: 30)
         let expireAfter = try common.integer(reportExpireAfterHours, env: "REPORT_EXPIRE_AFTER_HOURS", default: 72)

@@ -180,7 +180,7 @@ extension APIHandlers {
             guard try await messages.find(id: id, subAccountID: account.id) != nil else { throw APIProblem.notFound("No message \(id.apiString).") }
         case .batch(let id):
             guard try await messages.batch(id: id, subAccountID: account.id) != nil else { throw APIProblem.notFound("No batch \(id.apiString).") }
-        case .allScheduled:
+        case .allScheduled, .scheduledTo, .scheduledInOutbox:
             break
         }
         let request = try Idempotency.request(
@@ -203,12 +203,12 @@ extension APIHandlers {
 
     static func schema(_ batch: AcceptedBatch) -> Components.Schemas.SendAccepted {
         .init(
-            batchId: batch.batchID.apiString, subAccountId: batch.subAccountID.apiString, acceptedAt: batch.acceptedAt,
+            batchId: batch.batchID.apiString, outboxId: batch.outboxID, subAccountId: batch.subAccountID.apiString, acceptedAt: batch.acceptedAt,
             scheduleAt: batch.scheduleAt, status: Components.Schemas.MessageStatus(rawValue: batch.status.rawValue)!, sender: batch.sender,
             encoding: Components.Schemas.MessageEncoding(rawValue: batch.encoding.rawValue)!, parts: Int32(batch.parts),
             reference: batch.reference, messageCount: Int32(batch.messages.count), retailTotal: batch.retailTotal.description,
             messages: batch.messages.map {
-                .init(id: $0.id.apiString, index: Int32($0.index), number: $0.number, country: $0.country, parts: Int32($0.parts),
+                .init(id: $0.id.apiString, gatewayId: $0.gatewayID, index: Int32($0.index), number: $0.number, country: $0.country, parts: Int32($0.parts),
                       price: $0.price.description)
             },
             refused: batch.refused.map {
@@ -222,7 +222,7 @@ extension APIHandlers {
         let seesCost = principal.role == .admin
         let status = Components.Schemas.MessageStatus(rawValue: message.status) ?? .failed
         return .init(
-            id: message.id.apiString, batchId: message.batchID.apiString, subAccountId: message.subAccountID.apiString,
+            id: message.id.apiString, gatewayId: message.gatewayID, batchId: message.batchID.apiString, subAccountId: message.subAccountID.apiString,
             recipient: message.recipient, country: message.country, sender: message.sender, text: message.text,
             encoding: Components.Schemas.MessageEncoding(rawValue: message.encoding) ?? .gsm7, parts: Int32(message.parts),
             long: message.long, reference: message.reference, group: message.groupName, status: status,

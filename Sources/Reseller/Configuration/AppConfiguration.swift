@@ -73,6 +73,9 @@ public struct AppConfiguration: Sendable {
     public var webhookPollInterval: Duration = .seconds(1)
     /// A receiver must answer (2xx) within this, or the attempt has failed.
     public var webhookTimeout: Duration = .seconds(10)
+    /// CIDR ranges of the proxies in front of the service (`TRUSTED_PROXIES`): from them, `X-Forwarded-For` names the
+    /// client whose wrong passwords the 1601-compatible endpoint counts. Without any, the TCP peer is the client.
+    public var trustedProxies: [String] = []
 
     public init(database: PostgresConfiguration) {
         self.database = database
@@ -95,4 +98,10 @@ public enum LogFormat: String, Sendable, CaseIterable {
     case text
     /// One JSON object per line, for log collectors.
     case json
+}
+
+/// A setting the service cannot start with.
+struct ConfigurationError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }

@@ -5,6 +5,8 @@ import SMSCore
 /// A message with what its batch shares, as stored.
 struct MessageRecord: Decodable, Sendable {
     var id: UUID
+    /// The message's number for the 1601-compatible endpoint.
+    var gatewayID: Int64
     var resellerID: UUID
     var subAccountID: UUID
     var batchID: UUID
@@ -40,6 +42,7 @@ struct MessageRecord: Decodable, Sendable {
     enum CodingKeys: String, CodingKey {
         case id, position, recipient, country, sender, text, encoding, parts, long, reference, status
         case resellerID = "reseller_id", subAccountID = "sub_account_id", batchID = "batch_id", callbackURL = "callback_url"
+        case gatewayID = "gateway_id"
         case groupName = "group_name", retailPrice = "retail_price", wholesalePrice = "wholesale_price", upstreamCost = "upstream_cost"
         case retailVersionID = "retail_version_id", wholesaleVersionID = "wholesale_version_id"
         case upstreamCostVersionID = "upstream_cost_version_id", retailReservationID = "retail_reservation_id"
@@ -115,6 +118,10 @@ enum CancelSelection: Sendable {
     case batch(UUID)
     /// Every scheduled message of the sub-account.
     case allScheduled
+    /// The scheduled messages to one number (E.164 digits): the 1601 `verwijderbericht&naar=`.
+    case scheduledTo(recipient: String)
+    /// The scheduled messages of the batch with this outbox number: the 1601 `verwijderbericht&id=`.
+    case scheduledInOutbox(Int64)
 }
 
 /// What a cancel did.
@@ -141,7 +148,7 @@ struct MessageRepository: Sendable {
 
     /// Selected from `message m JOIN message_batch b`.
     static let columns = """
-        m.id, m.reseller_id, m.sub_account_id, m.batch_id, m.position, m.recipient, m.country, b.sender, b.text, b.encoding,
+        m.id, m.gateway_id, m.reseller_id, m.sub_account_id, m.batch_id, m.position, m.recipient, m.country, b.sender, b.text, b.encoding,
         b.parts, b.long, b.reference, b.callback_url, b.group_name, m.retail_price, m.wholesale_price, m.upstream_cost,
         m.retail_version_id, m.wholesale_version_id, m.upstream_cost_version_id, m.retail_reservation_id,
         m.wholesale_reservation_id, m.status, m.status_code, m.status_detail, m.schedule_at, m.upstream_connection_id,
@@ -209,14 +216,20 @@ struct MessageRepository: Sendable {
         let (messageID, batchID, onlyScheduled): (UUID?, UUID?, Bool) = switch selection {
         case .message(let id): (id, nil, false)
         case .batch(let id): (nil, id, false)
-        case .allScheduled: (nil, nil, true)
+        case .allScheduled, .scheduledTo, .scheduledInOutbox: (nil, nil, true)
         }
+        var recipient: String?, outboxID: Int64?
+        if case .scheduledTo(let number) = selection { recipient = number }
+        if case .scheduledInOutbox(let id) = selection { outboxID = id }
         let deleted = try await connection.query("""
             DELETE FROM message_outbox o USING message m
             WHERE m.id = o.message_id AND m.reseller_id = \(resellerID) AND m.sub_account_id = \(subAccountID)
               AND (\(messageID)::uuid IS NULL OR m.id = \(messageID)::uuid)
               AND (\(batchID)::uuid IS NULL OR m.batch_id = \(batchID)::uuid)
               AND (NOT \(onlyScheduled) OR m.status = 'scheduled')
+              AND (\(recipient)::text IS NULL OR m.recipient = \(recipient)::text)
+              AND (\(outboxID)::bigint IS NULL
+                   OR m.batch_id = (SELECT id FROM message_batch WHERE outbox_id = \(outboxID)::bigint AND sub_account_id = \(subAccountID)))
               AND m.status IN ('scheduled', 'queued') AND NOT o.possibly_sent
             RETURNING o.message_id
             """).decode(UUID.self)
@@ -266,7 +279,8 @@ struct MessageRepository: Sendable {
             let target: (type: String, id: String) = switch selection {
             case .message(let id): ("message", id.apiString)
             case .batch(let id): ("message_batch", id.apiString)
-            case .allScheduled: ("sub_account", subAccountID.apiString)
+            case .allScheduled, .scheduledTo: ("sub_account", subAccountID.apiString)
+            case .scheduledInOutbox(let id): ("message_batch", "outbox:\(id)")
             }
             try await AuditRepository.record(
                 on: connection, by: actor, action: "message.cancel", targetType: target.type, targetID: target.id, resellerID: resellerID,

@@ -158,15 +158,28 @@ struct SubAccountRepository: Sendable {
         }
     }
 
-    /// The stored password hash for a username (case-insensitive), with the account's id and effective status.
-    func credentials(username: String) async throws -> (id: UUID, resellerID: UUID, effectiveStatus: AccountStatus, hash: PasswordHasher.Hash)? {
-        guard let row = try await pool.query("""
-            SELECT s.id, s.reseller_id, effective_account_status(r.status, s.status), s.password_salt, s.password_iterations, s.password_hash
+    /// The account a 1601-style login names (username compared case-insensitively), with its stored password hash.
+    func login(username: String) async throws -> (account: SubAccountRecord, hash: PasswordHasher.Hash)? {
+        struct Row: Decodable {
+            var account: SubAccountRecord
+            var hash: PasswordHasher.Hash
+
+            enum CodingKeys: String, CodingKey {
+                case salt = "password_salt", iterations = "password_iterations", hash = "password_hash"
+            }
+
+            init(from decoder: any Decoder) throws {
+                account = try SubAccountRecord(from: decoder)
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                hash = PasswordHasher.Hash(
+                    salt: try container.decode(Data.self, forKey: .salt), iterations: try container.decode(Int.self, forKey: .iterations),
+                    hash: try container.decode(Data.self, forKey: .hash))
+            }
+        }
+        return try await pool.query("""
+            SELECT \(unescaped: Self.columns), s.password_salt, s.password_iterations, s.password_hash
             FROM sub_account s JOIN reseller r ON r.id = s.reseller_id
             WHERE lower(s.username) = lower(\(username))
-            """).first(as: (UUID, UUID, String, Data, Int, Data).self),
-            let status = AccountStatus(rawValue: row.2)
-        else { return nil }
-        return (row.0, row.1, status, PasswordHasher.Hash(salt: row.3, iterations: row.4, hash: row.5))
+            """).decodeRecords(Row.self).first.map { ($0.account, $0.hash) }
     }
 }
