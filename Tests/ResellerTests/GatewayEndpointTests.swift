@@ -379,6 +379,14 @@ import Testing
             // A body that is not a form is refused as such.
             let plain = try await Self.call(world.ours, "\(send)&bericht=Hallo", post: true, contentType: "text/plain")
             #expect(plain.status == 415)
+            // A POST with everything in the query and no body (nor a content type), or with a Basic Authorization header
+            // of the client's own: the JSON API's middleware leaves both alone.
+            var bare = HTTPClientRequest(url: world.ours + GatewayCall.gatewayPath + "?\(world.login)&action=credits")
+            bare.method = .POST
+            bare.headers.add(name: "Authorization", value: "Basic dXNlcjpwYXNz")
+            let bareAnswer = try await HTTPClient.shared.execute(bare, timeout: .seconds(10))
+            let bareText = String(buffer: try await bareAnswer.body.collect(upTo: 1024))
+            #expect(bareAnswer.status == .ok && bareText == "9.275")
             // Query and body together: the query's parameters come first, as on the simulator.
             var mixed = HTTPClientRequest(url: world.ours + GatewayCall.gatewayPath + "?\(world.login)&action=credits")
             mixed.method = .POST

@@ -13,7 +13,9 @@ struct AuthenticationMiddleware<Context: RequestContext>: RouterMiddleware {
     let keys: APIKeyRepository
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let header = request.headers[.authorization] else {
+        // The 1601-compatible endpoint authenticates by klantuser/klantpwd and ignores this header (a client may send
+        // `Basic` credentials of its own).
+        guard let header = request.headers[.authorization], !request.isCompatibleGateway else {
             return try await next(request, context)
         }
         let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)

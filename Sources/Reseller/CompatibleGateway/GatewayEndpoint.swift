@@ -137,7 +137,9 @@ struct GatewayEndpoint: Sendable {
             // The answer a wrong password gets, so that scripts stop as they would; HTTP says why and for how long.
             var reply = GatewayReply(GatewayAnswer.error(.invalidCredentials), status: .tooManyRequests)
             reply.headers[.retryAfter] = String(max(1, wait.components.seconds + (wait.components.attoseconds > 0 ? 1 : 0)))
-            logger.notice("1601-compatible login refused: too many wrong passwords", metadata: ["address": "\(address)"])
+            // Counted as http_requests_total{operation="gateway1601",status="429"}; a log line per refusal would let an
+            // attack flood the log.
+            logger.debug("1601-compatible login refused: too many wrong passwords", metadata: ["address": "\(address)"])
             throw reply
         }
     }
@@ -259,6 +261,11 @@ extension Optional {
         guard let value = self else { return nil }
         return try await transform(value)
     }
+}
+
+extension Request {
+    /// Whether this is a request to the 1601-compatible endpoint, which the JSON API's middleware leaves alone.
+    var isCompatibleGateway: Bool { uri.path.hasPrefix("/module/") }
 }
 
 extension HTTPField.Name {
