@@ -186,6 +186,9 @@ extension TenancyHarness {
             // Malformed requests are 422 without a gateway code.
             let longReference = try await api.send(tenant, ["sender": "Jansen", "text": "Hi", "recipients": ["31612345678"], "reference": String(repeating: "r", count: 76)])
             #expect(longReference.status == .unprocessableContent && longReference.fieldError("/reference") != nil)
+            // 40 characters of two scalars each are 80 as the database counts them: refused, not a 500.
+            let combining = try await api.send(tenant, ["sender": "Jansen", "text": "Hi", "recipients": ["31612345678"], "reference": String(repeating: "e\u{301}", count: 40)])
+            #expect(combining.status == .unprocessableContent && combining.fieldError("/reference") != nil)
             let badCallback = try await api.send(tenant, ["sender": "Jansen", "text": "Hi", "recipients": ["31612345678"], "callbackUrl": "ftp://x"])
             #expect(badCallback.status == .unprocessableContent && badCallback.fieldError("/callbackUrl") != nil)
         }

@@ -39,7 +39,8 @@ extension APIHandlers {
         if body.text.count > maximumTextLength { validator.fail("/text", "must be at most \(maximumTextLength) characters") }
         let group = body.group?.trimmingCharacters(in: .whitespacesAndNewlines)
         if let group, group.isEmpty || group.count > 100 { validator.fail("/group", "must be 1 to 100 characters") }
-        if let reference = body.reference, !(1...SendRequestLimits.referenceLength).contains(reference.count) {
+        // Counted in Unicode scalars, as the column's CHECK counts them (graphemes would let combining marks through).
+        if let reference = body.reference, !(1...SendRequestLimits.referenceLength).contains(reference.unicodeScalars.count) {
             validator.fail("/reference", "must be 1 to \(SendRequestLimits.referenceLength) characters")
         }
         if let url = body.callbackUrl {

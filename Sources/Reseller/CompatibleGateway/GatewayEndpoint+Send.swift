@@ -49,7 +49,10 @@ extension GatewayEndpoint {
         // test=ja: every check passed; nothing is stored, so there are no ids to give.
         if form.isYes("test") { return GatewayReply(GatewayAnswer.ok()) }
 
-        let reference = form.text("referentie").map { String($0.prefix(Gateway1601.SendRequest.maximumReferenceLength)) }
+        // Cut as the upstream cuts it, counted in Unicode scalars as the database's length() counts.
+        let reference = form.text("referentie").map {
+            String(String.UnicodeScalarView($0.unicodeScalars.prefix(Gateway1601.SendRequest.maximumReferenceLength)))
+        }
         let submission = SendSubmission(
             plan: plan, request: request, reference: reference?.isEmpty == false ? reference : nil, callbackURL: nil,
             deliveryReports: form.isYes("delivery"), logging: form.text("logging")?.lowercased() != "nee",
