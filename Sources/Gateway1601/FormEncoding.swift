@@ -104,6 +104,11 @@ extension FormEncoding {
     public struct StrictPair: Sendable, Hashable {
         public var name: String?
         public var value: String?
+
+        public init(name: String?, value: String?) {
+            self.name = name
+            self.value = value
+        }
     }
 
     /// Decodes `name=value&…` like ``decode(_:)``, but without repairing anything: a side with a malformed escape or
@@ -117,7 +122,8 @@ extension FormEncoding {
 
     /// Reverses form encoding exactly once (`+` is a space, `%XX` a byte), or nil when a `%` is not followed by two hex
     /// digits, when the bytes are not UTF-8, or when the text holds U+FFFD — the mark a broken conversion leaves, as
-    /// when an HTTP stack has already replaced bytes that were not UTF-8.
+    /// when an HTTP stack has already replaced bytes that were not UTF-8 — or U+0000, which no text of the protocol
+    /// holds and which C strings (libpq's parameters among them) would cut at.
     public static func strictPercentDecode(_ encoded: some Collection<UInt8>) -> String? {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(encoded.count)
@@ -133,7 +139,14 @@ extension FormEncoding {
                 bytes.append(byte)
             }
         }
-        guard let text = String(validating: bytes, as: UTF8.self), !text.unicodeScalars.contains("\u{FFFD}") else { return nil }
+        return strictText(bytes)
+    }
+
+    /// The bytes as text when they are UTF-8 without U+FFFD or U+0000 (see ``strictPercentDecode(_:)``), else nil.
+    public static func strictText(_ bytes: some Collection<UInt8>) -> String? {
+        guard let text = String(validating: bytes, as: UTF8.self),
+              !text.unicodeScalars.contains(where: { $0 == "\u{FFFD}" || $0 == "\u{0}" })
+        else { return nil }
         return text
     }
 }

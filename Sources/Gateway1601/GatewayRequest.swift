@@ -118,8 +118,8 @@ public enum GatewayCall: Sendable, Hashable {
             if request.requestOutboxID { add("outboxid", "ja") }
             if let email = request.emailConfirmation { add("emailen", yesNo(email)) }
             if let reference = request.reference {
-                guard reference.count <= SendRequest.maximumReferenceLength else {
-                    throw .referenceTooLong(reference.count)
+                guard reference.unicodeScalars.count <= SendRequest.maximumReferenceLength else {
+                    throw .referenceTooLong(reference.unicodeScalars.count)
                 }
                 add("referentie", reference)
             }

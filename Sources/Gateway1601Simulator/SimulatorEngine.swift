@@ -188,7 +188,9 @@ final class SimulatorEngine: Sendable {
                 id: String(state.nextMessageID), username: username, recipient: destination.number.digits,
                 sender: sender, text: text, parts: segmentation.partCount, encoding: segmentation.encoding,
                 callingCode: destination.code, cost: cost,
-                reference: parameters.value(of: "referentie").map { String($0.prefix(SendRequest.maximumReferenceLength)) },
+                reference: parameters.value(of: "referentie").map {
+                    String(String.UnicodeScalarView($0.unicodeScalars.prefix(SendRequest.maximumReferenceLength)))
+                },
                 deliveryReport: delivery, logged: parameters.value(of: "logging")?.lowercased() != "nee",
                 state: scheduledFor == nil ? .sent : .scheduled, status: .none, statusUpdatedAt: nil,
                 acceptedAt: now, scheduledFor: scheduledFor, outboxID: outboxID

@@ -43,7 +43,7 @@ import Testing
     /// GET (parameters in the query) or POST (a form body) of `query`, already encoded, to `base + path`.
     static func call(
         _ base: String, _ query: String, path: String = GatewayCall.gatewayPath, post: Bool = false, headers: [(String, String)] = [],
-        contentType: String = "application/x-www-form-urlencoded; charset=utf-8"
+        contentType: String = "application/x-www-form-urlencoded; charset=utf-8", client: HTTPClient = .shared
     ) async throws -> Answer {
         var request = HTTPClientRequest(url: base + path + (post || query.isEmpty ? "" : "?" + query))
         for (name, value) in headers { request.headers.add(name: name, value: value) }
@@ -52,7 +52,7 @@ import Testing
             request.headers.add(name: "Content-Type", value: contentType)
             request.body = .bytes(ByteBuffer(string: query))
         }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let response = try await client.execute(request, timeout: .seconds(30))
         let body = try await response.body.collect(upTo: 1 << 22)
         return Answer(status: Int(response.status.code), text: String(buffer: body), retryAfter: response.headers.first(name: "Retry-After"))
     }
@@ -151,6 +151,8 @@ import Testing
                 ("\(send)&naar=groep&groep=leeg", "ERROR 126"),
                 ("\(send)&naar=12ab", "ERROR 106"),
                 ("\(send)&naar=0612345678", "ERROR 106"),
+                ("\(send)&naar=%2B", "ERROR 106"),
+                ("\(send)&naar=31612345678,-", "ERROR 106"),
                 ("\(send)&naar=21012345678", "ERROR 112"),
                 ("\(send)&naar=4917612345678", "ERROR 107"),
                 ("\(send)&naar=989121234567", "ERROR 114"),
@@ -182,6 +184,7 @@ import Testing
                 ("\(login)&action=rapport&aantal=abc", "ERROR 124"),
                 ("\(login)&action=rapport&aantal=0", "ERROR 124"),
                 ("\(login)&action=rapport&aantal=-5", "ERROR 124"),
+                ("\(login)&action=rapport&aantal=99999999999999999999", "ERROR 124"),
                 ("\(login)&action=verwijderbericht", "ERROR 122"),
                 ("\(login)&action=verwijderbericht&naar=31699999999", "ERROR 122"),
                 ("\(login)&action=verwijderbericht&id=999", "ERROR 122"),
@@ -299,6 +302,19 @@ import Testing
             try await Self.expectSame(world, "\(login)&action=credits", "9.6375")
             // Scheduled messages are not in the report table on either side (only the header).
             try await Self.expectSame(world, "\(login)&action=rapport&aantal=10", GatewayAnswer.reportHeader)
+            // The current minute is sent at once, and still answered with an outbox id on both sides.
+            if Calendar.current.component(.second, from: Date()) >= 57 { try await Task.sleep(for: .seconds(4)) }
+            let now = GatewayDateTime(Date())
+            let thisMinute = "\(login)&afzender=Jansen&bericht=Nu&naar=31612345699&outboxid=ja&datum=\(now.scheduleText)"
+            let ourNow = try GatewayAnswer.parseOK(try await Self.call(world.ours, thisMinute).text)
+            let theirNow = try GatewayAnswer.parseOK(try await Self.call(world.simulator, thisMinute).text)
+            #expect(ourNow.count == 1 && theirNow.count == 1)
+            #expect(try await world.api.pool.query("SELECT status FROM message WHERE recipient = '31612345699'").first(as: String.self) == "queued")
+            // The simulator sends it when its outbox is next checked (every 250 ms).
+            try await SendEndToEndTests.eventually("the simulator sent it") {
+                try await Self.call(world.simulator, "\(login)&action=rapport&aantal=10").text.contains("31612345699")
+            }
+            try await Self.expectSame(world, "\(login)&action=credits", "9.565")
 
             // By outbox id: both messages of that send; a second time there is nothing left (122).
             let wallet = try await world.api.walletState(world.tenant.subAccountID)
@@ -306,7 +322,7 @@ import Testing
             #expect(try await Self.call(world.simulator, "\(login)&action=verwijderbericht&id=\(theirOutbox)").text == "OK")
             #expect(try await Self.call(world.ours, "\(login)&action=verwijderbericht&id=\(ourOutbox)").text == "ERROR 122")
             #expect(try await Self.call(world.simulator, "\(login)&action=verwijderbericht&id=\(theirOutbox)").text == "ERROR 122")
-            try await Self.expectSame(world, "\(login)&action=credits", "9.7825")
+            try await Self.expectSame(world, "\(login)&action=credits", "9.71")
             // The refund is in the ledger: both reservations of each removed message voided, the wallet back by 2 × 0.0725.
             let afterID = try await world.api.walletState(world.tenant.subAccountID)
             #expect(afterID.available - wallet.available == 1_450 && wallet.pending - afterID.pending == 1_450)
@@ -321,14 +337,19 @@ import Testing
             // By number, written any way a number may be written: that number's scheduled message only.
             try await Self.expectSame(world, "\(login)&action=verwijderbericht&naar=%2B31%206%201234%205690", "OK", methods: [true])
             try await Self.expectSame(world, "\(login)&action=verwijderbericht&naar=31612345690", "ERROR 122")
-            try await Self.expectSame(world, "\(login)&action=credits", "9.855")
+            try await Self.expectSame(world, "\(login)&action=credits", "9.7825")
             // The rest of the outbox at once; then it is empty.
             try await Self.expectSame(world, "\(login)&action=verwijderoutbox", "OK", methods: [false])
             try await Self.expectSame(world, "\(login)&action=verwijderoutbox", "ERROR 122")
-            try await Self.expectSame(world, "\(login)&action=credits", "10")
+            try await Self.expectSame(world, "\(login)&action=credits", "9.9275")
             let after = try await world.api.walletState(world.tenant.subAccountID)
-            #expect(after.available == 100_000 && after.pending == 0)
-            #expect(try await world.api.pool.query("SELECT count(*) FROM message WHERE status <> 'cancelled'").first(as: Int.self) == 0)
+            #expect(after.available == 99_275 && after.pending == 725)
+            #expect(try await world.api.pool.query("SELECT count(*) FROM message WHERE status <> 'cancelled'").first(as: Int.self) == 1)
+            // The audit log names the batch an outbox id removed.
+            #expect(try await world.api.pool.query("""
+                SELECT count(*) FROM audit_log a JOIN message_batch b ON b.id::text = a.target_id
+                WHERE a.action = 'message.cancel' AND b.outbox_id = \(Int64(ourOutbox)!)
+                """).first(as: Int.self) == 1)
             #expect(try await world.api.auditCount(action: "message.cancel") == 3)
         }
     }
@@ -516,22 +537,123 @@ import Testing
         }
     }
 
+    @Test func guessesSentAllAtOnceAreCountedBeforeTheyAreCheckedWhileTheOwnersParallelLoginsShareOneCheck() async throws {
+        // A slow hash, as in production, and a client with a connection per request, so that checks overlap.
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
+        let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+        do {
+            try await Self.withWorld(configure: { $0.passwordIterations = 100_000 }) { world in
+                let login = "klantuser=\(world.tenant.username)&action=credits&klantpwd="
+                // 40 guesses at once from one client: only 10 (the username's limit) are checked, the rest refused unchecked.
+                let guesses = try await withThrowingTaskGroup(of: Answer.self) { group in
+                    for index in 0..<40 { group.addTask { try await Self.call(world.ours, login + "guess\(index)", client: client) } }
+                    return try await group.reduce(into: []) { $0.append($1) }
+                }
+                #expect(guesses.filter { $0.status == 200 }.count == 10 && guesses.filter { $0.status == 429 }.count == 30)
+                #expect(guesses.allSatisfy { $0.text == "ERROR 104" })
+            }
+            try await Self.withWorld(configure: { $0.passwordIterations = 100_000 }) { world in
+                // 30 requests of one integration at once, before its password was ever checked: one slow check serves
+                // them all, so none of them is refused (30 separate checks would pass the address's limit of 20).
+                let answers = try await withThrowingTaskGroup(of: Answer.self) { group in
+                    for _ in 0..<30 { group.addTask { try await Self.call(world.ours, "\(world.login)&action=credits", client: client) } }
+                    return try await group.reduce(into: []) { $0.append($1) }
+                }
+                #expect(answers.allSatisfy { $0 == Answer(status: 200, text: "10") }, "\(answers)")
+            }
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+        try await client.shutdown()
+    }
+
+    @Test func aNulByteAndMultipartFormsAreReadAsTheUpstreamsPHPWouldWithoutLettingAnythingBrokenThrough() async throws {
+        try await Self.withWorld { world in
+            // NUL ends C strings: refused in texts, and a username with one is no username (counted against the address).
+            #expect(try await Self.call(world.ours, "\(world.login)&afzender=Jansen&naar=31612345678&bericht=a%00b").text == "ERROR 102")
+            #expect(try await Self.call(world.ours, "klantuser=\(world.tenant.username)%00x&klantpwd=\(FormEncoding.percentEncode(world.password))").text
+                == "ERROR 104")
+            // multipart/form-data (PHP's curl with an array of fields): raw UTF-8 values, no percent-decoding.
+            func multipart(_ fields: [(String, [UInt8])]) async throws -> Answer {
+                let boundary = "----sms\(UUID().uuidString.prefix(8))"
+                var body: [UInt8] = []
+                for (name, value) in fields {
+                    body += Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(name)\"\r\n\r\n".utf8) + value + Array("\r\n".utf8)
+                }
+                body += Array("--\(boundary)--\r\n".utf8)
+                var request = HTTPClientRequest(url: world.ours + GatewayCall.gatewayPath)
+                request.method = .POST
+                request.headers.add(name: "Content-Type", value: "multipart/form-data; boundary=\(boundary)")
+                request.body = .bytes(ByteBuffer(bytes: body))
+                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+                return Answer(status: Int(response.status.code), text: String(buffer: try await response.body.collect(upTo: 4096)))
+            }
+            let credentials: [(String, [UInt8])] = [("klantuser", Array(world.tenant.username.utf8)), ("klantpwd", Array(world.password.utf8))]
+            let sent = try await multipart(credentials + [
+                ("afzender", Array("Jansen".utf8)), ("naar", Array("31612345678".utf8)), ("bericht", Array("café 100%25 a+b".utf8)),
+                ("delivery", Array("ja".utf8)),
+            ])
+            let sentIDs = try GatewayAnswer.parseOK(sent.text)
+            #expect(sent.status == 200 && sentIDs.count == 1, "\(sent)")
+            let stored = try await world.api.pool.query("SELECT text FROM message_batch ORDER BY accepted_at DESC LIMIT 1").first(as: String.self)
+            #expect(stored == "café 100%25 a+b")
+            #expect(try await multipart(credentials + [("action", Array("credits".utf8))]) == Answer(status: 200, text: "9.9275"))
+            // Latin-1 bytes in a multipart value are refused like a bad escape in a form.
+            #expect(try await multipart(credentials + [("afzender", Array("Jansen".utf8)), ("naar", Array("31612345678".utf8)), ("bericht", [0x63, 0x61, 0x66, 0xE9])])
+                == Answer(status: 200, text: "ERROR 102"))
+            #expect(try await world.api.sendRowCounts()[1] == 1)
+            // A multipart body without its closing delimiter is no body.
+            var broken = HTTPClientRequest(url: world.ours + GatewayCall.gatewayPath)
+            broken.method = .POST
+            broken.headers.add(name: "Content-Type", value: "multipart/form-data; boundary=x")
+            broken.body = .bytes(ByteBuffer(string: "--x\r\nContent-Disposition: form-data; name=\"klantuser\"\r\n\r\nabc\r\n"))
+            #expect(try await HTTPClient.shared.execute(broken, timeout: .seconds(10)).status == .badRequest)
+        }
+    }
+
+    @Test func theClientAddressIsThePeerOrWhatATrustedProxySaysAndIPv6CountsPerSlash64() throws {
+        let proxies = [try #require(IPRange("10.0.0.0/8")), try #require(IPRange("::1/128"))]
+        let proxy = try SocketAddress(ipAddress: "10.1.2.3", port: 4000)
+        let stranger = try SocketAddress(ipAddress: "192.0.2.9", port: 4000)
+        // From a trusted proxy: the last hop that is not one of the proxies.
+        #expect(GatewayEndpoint.clientAddress(peer: proxy, forwardedFor: ["198.51.100.1, 203.0.113.5, 10.9.9.9"], trustedProxies: proxies) == "203.0.113.5")
+        #expect(GatewayEndpoint.clientAddress(peer: proxy, forwardedFor: ["198.51.100.1", "203.0.113.6"], trustedProxies: proxies) == "203.0.113.6")
+        #expect(GatewayEndpoint.clientAddress(peer: proxy, forwardedFor: [], trustedProxies: proxies) == "10.1.2.3")
+        // From anyone else, or without trusted proxies, X-Forwarded-For is ignored: a client cannot pick its address.
+        #expect(GatewayEndpoint.clientAddress(peer: stranger, forwardedFor: ["203.0.113.5"], trustedProxies: proxies) == "192.0.2.9")
+        #expect(GatewayEndpoint.clientAddress(peer: proxy, forwardedFor: ["203.0.113.5"], trustedProxies: []) == "10.1.2.3")
+        // One IPv6 client holds a /64: its addresses count together; an IPv4-mapped address counts as the IPv4 one.
+        #expect(LoginThrottle.addressKey("2001:db8:1:2::1") == LoginThrottle.addressKey("2001:db8:1:2:ffff::9"))
+        #expect(LoginThrottle.addressKey("2001:db8:1:2::1") != LoginThrottle.addressKey("2001:db8:1:3::1"))
+        #expect(LoginThrottle.addressKey("::ffff:192.0.2.1") == "192.0.2.1")
+        #expect(LoginThrottle.addressKey("192.0.2.1") == "192.0.2.1")
+    }
+
     @Test func theThrottleCountsWindowsAndForgetsThem() {
         let throttle = LoginThrottle(settings: LoginThrottleSettings(failuresPerAddress: 3, failuresPerUsername: 2, window: .seconds(60)))
         let start = ContinuousClock.now
+        // A right password: taken, then given back, and the address becomes known for the username.
+        #expect(throttle.reserve(username: "Anna", address: "10.0.0.1", now: start) == nil)
+        throttle.release(username: "Anna", address: "10.0.0.1", now: start)
         throttle.recordSuccess(username: "Anna", address: "10.0.0.1", now: start)
-        throttle.recordFailure(username: "anna", address: "10.0.0.2", now: start)
+        #expect(throttle.reserve(username: "anna", address: "10.0.0.2", now: start) == nil)
         #expect(throttle.refusal(username: "anna", address: "10.0.0.3", now: start) == nil)
-        throttle.recordFailure(username: "ANNA", address: "10.0.0.3", now: start)
+        #expect(throttle.reserve(username: "ANNA", address: "10.0.0.3", now: start) == nil)
         // The username is closed to strangers, with the rest of the window to wait, but not to the address it logged in from.
         #expect(throttle.refusal(username: "anna", address: "10.0.0.4", now: start + .seconds(10)) == .seconds(50))
+        #expect(throttle.reserve(username: "anna", address: "10.0.0.4", now: start + .seconds(10)) == .seconds(50))
         #expect(throttle.refusal(username: "anna", address: "10.0.0.1", now: start + .seconds(10)) == nil)
-        // An address with three failures is closed for every username, known or not.
-        throttle.recordFailure(username: "bob", address: "10.0.0.3", now: start)
-        throttle.recordFailure(username: "carl", address: "10.0.0.3", now: start)
+        // An address with three failures is closed for every username, known or not; names no account can have count
+        // against the address only.
+        #expect(throttle.reserve(username: "bob", address: "10.0.0.3", now: start) == nil)
+        #expect(throttle.reserve(username: nil, address: "10.0.0.3", now: start) == nil)
         #expect(throttle.refusal(username: "dora", address: "10.0.0.3", now: start + .seconds(1)) != nil)
+        #expect(throttle.refusal(username: "dora", address: "10.0.0.5", now: start + .seconds(1)) == nil)
         // After the window, everything opens again.
         #expect(throttle.refusal(username: "anna", address: "10.0.0.4", now: start + .seconds(61)) == nil)
         #expect(throttle.refusal(username: "dora", address: "10.0.0.3", now: start + .seconds(61)) == nil)
     }
+
 }

@@ -16,17 +16,24 @@ enum GatewayAuthentication: Sendable {
 /// Checks sub-account credentials for the 1601-compatible endpoint.
 ///
 /// The stored hash is deliberately slow (PBKDF2, ``PasswordHasher``), and 1601 clients send the password with every
-/// request. So a password that was verified is remembered for a while, as a SHA-256 of the username, the stored hash
-/// and the password presented: the next request with the same password skips the slow check, and a changed password
-/// (a new stored hash) no longer matches. The account's status is read from the database on every request, so a block
-/// applies at once. Wrong passwords go through ``LoginThrottle``; an unknown username costs the same slow check as a
-/// wrong password, so timing does not tell which usernames exist.
+/// request. So a password that was verified is remembered for a while, as an HMAC (keyed with a secret of this
+/// process) of the username, the stored hash and the password presented: the next request with the same password
+/// skips the slow check, and a changed password (a new stored hash) no longer matches. Identical checks running at the
+/// same time (an integration starting many requests at once) share one slow check. The account's status is read from
+/// the database on every request, so a block applies at once.
+///
+/// Every slow check goes through ``LoginThrottle`` first. An unknown username costs the same slow check as a wrong
+/// password, so timing does not tell which usernames exist; a name no account can have (see ``isPossibleUsername(_:)``)
+/// counts against the client's address only.
 final class GatewayAuthenticator: Sendable {
     let accounts: SubAccountRepository
     let throttle: LoginThrottle
     /// How long a verified password is remembered.
     let rememberFor: Duration
     private let verified = Mutex<[Data: ContinuousClock.Instant]>([:])
+    private let inFlight = Mutex<[Data: Task<Bool, any Error>]>([:])
+    /// The HMAC key of remembered passwords: random per process, never stored.
+    private let rememberKey = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }
     private let decoy: PasswordHasher.Hash
     static let maximumRemembered = 50_000
 
@@ -41,19 +48,24 @@ final class GatewayAuthenticator: Sendable {
 
     /// `username` and `password` are not empty (100 and 101 come first); `address` is the client's.
     func authenticate(username: String, password: String, address: String) async throws -> GatewayAuthentication {
-        if let wait = throttle.refusal(username: username, address: address) { return .throttled(retryAfter: wait) }
-        guard let login = try await accounts.login(username: username) else {
+        guard Self.isPossibleUsername(username) else {
+            if let wait = throttle.reserve(username: nil, address: address) { return .throttled(retryAfter: wait) }
             _ = try await PasswordHasher.verify(password, against: decoy)
-            throttle.recordFailure(username: username, address: address)
             return .refused(.invalidCredentials)
         }
-        let key = Self.rememberedKey(username: login.account.username, hash: login.hash, password: password)
+        if let wait = throttle.refusal(username: username, address: address) { return .throttled(retryAfter: wait) }
+        guard let login = try await accounts.login(username: username) else {
+            if let wait = throttle.reserve(username: username, address: address) { return .throttled(retryAfter: wait) }
+            _ = try await PasswordHasher.verify(password, against: decoy)
+            return .refused(.invalidCredentials)
+        }
+        let key = rememberedKey(username: login.account.username, hash: login.hash, password: password)
         if !isRemembered(key) {
-            guard try await PasswordHasher.verify(password, against: login.hash) else {
-                throttle.recordFailure(username: username, address: address)
-                return .refused(.invalidCredentials)
+            switch try await verify(password, against: login.hash, key: key, username: username, address: address) {
+            case .right: break
+            case .wrong: return .refused(.invalidCredentials)
+            case .refused(let wait): return .throttled(retryAfter: wait)
             }
-            remember(key)
         }
         throttle.recordSuccess(username: username, address: address)
         switch login.account.effectiveStatus {
@@ -63,13 +75,56 @@ final class GatewayAuthenticator: Sendable {
         }
     }
 
-    private static func rememberedKey(username: String, hash: PasswordHasher.Hash, password: String) -> Data {
-        var hasher = SHA256()
-        for part in [Data(username.lowercased().utf8), hash.salt, hash.hash, Data(password.utf8)] {
-            hasher.update(data: withUnsafeBytes(of: UInt32(part.count).bigEndian) { Data($0) })
-            hasher.update(data: part)
+    /// What a sub-account username can be (`Validator.username`): 3–64 of `a–z A–Z 0–9 . _ -`.
+    static func isPossibleUsername(_ name: String) -> Bool {
+        (3...64).contains(name.utf8.count) && name.utf8.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
+                true
+            default:
+                false
+            }
         }
-        return Data(hasher.finalize())
+    }
+
+    private enum Verdict { case right, wrong, refused(Duration) }
+
+    /// The slow check, shared by identical checks in flight; the first takes a check from the throttle (or is refused
+    /// one) and gives it back when the password is right.
+    private func verify(_ password: String, against hash: PasswordHasher.Hash, key: Data, username: String, address: String) async throws -> Verdict {
+        enum Role { case joined(Task<Bool, any Error>), leads(Task<Bool, any Error>), refused(Duration) }
+        let throttle = self.throttle
+        let role: Role = inFlight.withLock { running in
+            if let task = running[key] { return .joined(task) }
+            if let wait = throttle.reserve(username: username, address: address) { return .refused(wait) }
+            let task = Task { try await PasswordHasher.verify(password, against: hash) }
+            running[key] = task
+            return .leads(task)
+        }
+        switch role {
+        case .refused(let wait):
+            return .refused(wait)
+        case .joined(let task):
+            return try await task.value ? .right : .wrong
+        case .leads(let task):
+            defer { _ = inFlight.withLock { $0.removeValue(forKey: key) } }
+            let right = try await task.value
+            if right {
+                throttle.release(username: username, address: address)
+                remember(key)
+            }
+            return right ? .right : .wrong
+        }
+    }
+
+    private func rememberedKey(username: String, hash: PasswordHasher.Hash, password: String) -> Data {
+        var mac = HMAC<SHA256>(key: SymmetricKey(data: rememberKey))
+        for part in [Data(username.lowercased().utf8), hash.salt, hash.hash, Data(password.utf8)] {
+            mac.update(data: withUnsafeBytes(of: UInt32(part.count).bigEndian) { Data($0) })
+            mac.update(data: part)
+        }
+        return Data(mac.finalize())
     }
 
     private func isRemembered(_ key: Data) -> Bool {

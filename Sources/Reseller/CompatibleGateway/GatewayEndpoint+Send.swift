@@ -33,7 +33,7 @@ extension GatewayEndpoint {
             }
         }
 
-        let (scheduleAt, scheduleInvalid) = Self.schedule(form["datum"])
+        let (scheduleAt, scheduleInvalid, scheduled) = Self.schedule(form["datum"])
         let request = SendRequest(
             sender: form.text("afzender") ?? "", text: text, recipients: numbers, long: form.text("type")?.lowercased() == "long",
             scheduleAt: scheduleAt, groupName: groupName)
@@ -55,7 +55,7 @@ extension GatewayEndpoint {
         }
         let submission = SendSubmission(
             plan: plan, request: request, reference: reference?.isEmpty == false ? reference : nil, callbackURL: nil,
-            deliveryReports: form.isYes("delivery"), logging: form.text("logging")?.lowercased() != "nee",
+            deliveryReports: form.isYes("delivery"), logging: form.text("logging")?.lowercased() != "nee", outboxNumber: scheduled,
             skipInvalidRecipients: false, actor: Self.actor(account), idempotency: nil)
         switch try await sending.accept(submission) {
         case .accepted(let batch, _):
@@ -78,7 +78,8 @@ extension GatewayEndpoint {
         if let blocked = checks.first(where: { $0.code == .accountBlocked || $0.code == .accountBlockedForPayment }) { return blocked.code }
         if let group = checks.first(where: { $0.field == "/group" }) { return group.code }
         if let recipient = plan.recipients.lazy.compactMap(\.error).first(where: { $0 != .longMessagesNotOfferedForCountry }) {
-            return recipient
+            // A "number" without a digit (`+`, `-`) is not a number to the upstream (the planner calls it empty).
+            return recipient == .recipientEmpty ? .invalidMobileNumber : recipient
         }
         if senderMalformed { return .senderHasSpecialCharacters }
         if let sender = checks.first(where: { $0.field == "/sender" }) { return sender.code }
@@ -89,19 +90,20 @@ extension GatewayEndpoint {
     }
 
     /// `datum=yyyymmddhhii`, the gateway's local time (Europe/Amsterdam): the instant to send at, or nil for now (no
-    /// datum, or the current minute, which the upstream sends at once); invalid when malformed or in an earlier minute.
-    static func schedule(_ value: GatewayForm.Value, now: Date = Date()) -> (at: Date?, invalid: Bool) {
+    /// datum, or the current minute, which the upstream sends at once but still answers as scheduled: `scheduled`);
+    /// invalid when malformed or in an earlier minute.
+    static func schedule(_ value: GatewayForm.Value, now: Date = Date()) -> (at: Date?, invalid: Bool, scheduled: Bool) {
         switch value {
-        case .absent: return (nil, false)
-        case .malformed: return (nil, true)
+        case .absent: return (nil, false, false)
+        case .malformed: return (nil, true, false)
         case .text(let text):
-            if text.isEmpty { return (nil, false) }
-            guard let wallClock = GatewayDateTime(scheduleText: text) else { return (nil, true) }
+            if text.isEmpty { return (nil, false, false) }
+            guard let wallClock = GatewayDateTime(scheduleText: text) else { return (nil, true, false) }
             let current = GatewayDateTime(now)
             let currentMinute = GatewayDateTime(
                 year: current.year, month: current.month, day: current.day, hour: current.hour, minute: current.minute)!
-            if wallClock < currentMinute { return (nil, true) }
-            return wallClock == currentMinute ? (nil, false) : (wallClock.date(), false)
+            if wallClock < currentMinute { return (nil, true, false) }
+            return (wallClock == currentMinute ? nil : wallClock.date(), false, true)
         }
     }
 }

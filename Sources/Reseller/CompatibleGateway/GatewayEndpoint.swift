@@ -86,7 +86,8 @@ struct GatewayEndpoint: Sendable {
     private func answer(_ request: Request, context: ResellerRequestContext) async -> Response {
         do {
             let form = try await GatewayForm.read(request, maximumBodyBytes: settings.maximumBodyBytes)
-            let address = clientAddress(peer: context.remoteAddress, forwardedFor: request.headers[values: .xForwardedFor])
+            let address = Self.clientAddress(
+                peer: context.remoteAddress, forwardedFor: request.headers[values: .xForwardedFor], trustedProxies: settings.trustedProxies)
             let reply = request.uri.path == GatewayCall.reportPath
                 ? try await deliveryStatus(form, address: address)
                 : try await gateway(form, address: address)
@@ -96,7 +97,7 @@ struct GatewayEndpoint: Sendable {
         } catch {
             // The database or something else of ours failed: the upstream's "problem with our gateway", which its
             // clients retry. Nothing was accepted (an accepted send answers only after its commit).
-            context.logger.error("1601-compatible request failed", metadata: ["error": "\(error)"])
+            context.logger.error("1601-compatible request failed", metadata: ["error": "\(Self.loggable(error))"])
             return GatewayReply.error(.gatewayProblem).response
         }
     }
@@ -160,7 +161,8 @@ struct GatewayEndpoint: Sendable {
         guard let text = form.text("aantal"), text.allSatisfy({ $0.isASCII && $0.isWholeNumber }),
               text.contains(where: { $0 != "0" })
         else { throw GatewayReply.error(.reportCountInvalid) }
-        let count = Int(text).map { min($0, Self.maximumReportRows) } ?? Self.maximumReportRows
+        // A number too large for an integer is not a valid number to the upstream either.
+        guard let count = Int(text).map({ min($0, Self.maximumReportRows) }) else { throw GatewayReply.error(.reportCountInvalid) }
         let messages = try await GatewayMessageRepository(pool: pool).recent(subAccountID: account.id, limit: count)
         return GatewayReply(GatewayAnswer.reportTable(messages.map { message in
             let report = message.deliveryReport(withDate: true)
@@ -210,17 +212,24 @@ struct GatewayEndpoint: Sendable {
         return GatewayReply(GatewayAnswer.deliveryReport(report))
     }
 
+    /// What may be logged of a failure: PostgreSQL's detail can quote a row, with a message's text in it.
+    static func loggable(_ error: any Error) -> String {
+        guard var failure = error as? PostgresError else { return String(describing: error) }
+        failure.detail = nil
+        return String(describing: failure)
+    }
+
     static func actor(_ account: SubAccountRecord) -> AuditActor {
         AuditActor(actor: "gateway1601:\(account.username)", role: Role.subAccount.rawValue, requestID: RequestScope.requestID)
     }
 
     /// The client's address: the TCP peer, or, when the peer is a trusted proxy, the last address of
     /// `X-Forwarded-For` that is not one.
-    func clientAddress(peer: SocketAddress?, forwardedFor: [String]) -> String {
+    static func clientAddress(peer: SocketAddress?, forwardedFor: [String], trustedProxies: [IPRange]) -> String {
         let peerAddress = peer?.ipAddress ?? "unknown"
-        guard !settings.trustedProxies.isEmpty, Self.isTrusted(peerAddress, settings.trustedProxies) else { return peerAddress }
+        guard !trustedProxies.isEmpty, isTrusted(peerAddress, trustedProxies) else { return peerAddress }
         let hops = forwardedFor.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
-        return hops.last { !Self.isTrusted($0, settings.trustedProxies) } ?? peerAddress
+        return hops.last { !isTrusted($0, trustedProxies) } ?? peerAddress
     }
 
     private static func isTrusted(_ address: String, _ ranges: [IPRange]) -> Bool {

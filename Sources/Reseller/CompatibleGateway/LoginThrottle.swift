@@ -16,12 +16,15 @@ struct LoginThrottleSettings: Sendable {
     var maximumEntries = 100_000
 }
 
-/// Brute-force protection for the password check: counts wrong passwords per client address and per username, in
-/// fixed windows, in this process (each instance counts its own; see the README).
+/// Brute-force protection for the password check: counts wrong passwords per client address (IPv6 per /64, the block a
+/// single client usually holds) and per username, in fixed windows, in this process (each instance counts its own;
+/// see the README).
 ///
-/// A refused attempt is answered without checking the password at all, so a refusal never tells a correct guess from
-/// a wrong one. A correct password from an address that is not refused is never slowed down: there are no delays,
-/// only refusals.
+/// A check is counted as a failure when it starts (``reserve(username:address:now:)``) and given back when the
+/// password was right (``release(username:address:now:)``), so guesses sent all at once are counted before any of them
+/// is checked. A refused attempt is answered without checking the password at all, so a refusal never tells a correct
+/// guess from a wrong one. A correct password from an address that is not refused is never slowed down: there are no
+/// delays, only refusals.
 final class LoginThrottle: Sendable {
     let settings: LoginThrottleSettings
     private let state = Mutex(State())
@@ -44,33 +47,55 @@ final class LoginThrottle: Sendable {
 
     /// Nil when an attempt for `username` from `address` may be checked; otherwise how long until it may.
     func refusal(username: String, address: String, now: ContinuousClock.Instant = .now) -> Duration? {
-        let username = username.lowercased()
+        let (username, address) = (username.lowercased(), Self.addressKey(address))
+        return state.withLock { refusal(username: username, address: address, now: now, in: $0) }
+    }
+
+    /// Takes a check: nil, and the attempt counted as a failure against the address and (if given) the username; or,
+    /// when refused, how long until attempts are checked again. `username` is nil for a name no account can have: it
+    /// counts against the address only, so made-up names cannot fill the table.
+    func reserve(username: String?, address: String, now: ContinuousClock.Instant = .now) -> Duration? {
+        let (username, address) = (username?.lowercased(), Self.addressKey(address))
         return state.withLock { state in
-            var wait: Duration?
-            if let window = state.addresses[address], window.failures >= settings.failuresPerAddress, now < window.start + settings.window {
-                wait = window.start + settings.window - now
-            }
-            if let window = state.usernames[username], window.failures >= settings.failuresPerUsername, now < window.start + settings.window,
-               !isKnown(username: username, address: address, now: now, in: state) {
-                wait = max(wait ?? .zero, window.start + settings.window - now)
-            }
-            return wait
+            if let wait = refusal(username: username ?? "", address: address, now: now, in: state) { return wait }
+            count(&state.addresses, key: address, by: 1, now: now)
+            if let username { count(&state.usernames, key: username, by: 1, now: now) }
+            return nil
         }
     }
 
-    /// Counts a wrong password (or an unknown username) against both the address and the username.
-    func recordFailure(username: String, address: String, now: ContinuousClock.Instant = .now) {
-        let username = username.lowercased()
+    /// Gives back a check taken by ``reserve(username:address:now:)`` whose password was right.
+    func release(username: String, address: String, now: ContinuousClock.Instant = .now) {
+        let (username, address) = (username.lowercased(), Self.addressKey(address))
         state.withLock { state in
-            count(&state.addresses, key: address, now: now)
-            count(&state.usernames, key: username, now: now)
+            count(&state.addresses, key: address, by: -1, now: now)
+            count(&state.usernames, key: username, by: -1, now: now)
         }
+    }
+
+    private func refusal(username: String, address: String, now: ContinuousClock.Instant, in state: State) -> Duration? {
+        var wait: Duration?
+        if let window = state.addresses[address], window.failures >= settings.failuresPerAddress, now < window.start + settings.window {
+            wait = window.start + settings.window - now
+        }
+        if let window = state.usernames[username], window.failures >= settings.failuresPerUsername, now < window.start + settings.window,
+           !isKnown(username: username, address: address, now: now, in: state) {
+            wait = max(wait ?? .zero, window.start + settings.window - now)
+        }
+        return wait
+    }
+
+    /// The key an address is counted under: IPv6 addresses by their /64 (IPv4-mapped ones as IPv4), others as given.
+    static func addressKey(_ address: String) -> String {
+        guard let parsed = IPAddress.parseV6(address) else { return address }
+        if let v4 = parsed.mappedV4 { return v4.description }
+        return IPAddress(bytes: Array(parsed.bytes[0..<8]) + Array(repeating: 0, count: 8)).description + "/64"
     }
 
     /// Remembers that `username` logged in from `address`. Failure counts stay: a valid login does not wipe out an
     /// attack that is going on at the same time.
     func recordSuccess(username: String, address: String, now: ContinuousClock.Instant = .now) {
-        let key = username.lowercased() + "\u{1F}" + address
+        let key = username.lowercased() + "\u{1F}" + Self.addressKey(address)
         state.withLock { state in
             state.known[key] = now
             if state.known.count > settings.maximumEntries {
@@ -90,12 +115,14 @@ final class LoginThrottle: Sendable {
         return now < last + settings.knownAddressFor
     }
 
-    private func count(_ windows: inout [String: Window], key: String, now: ContinuousClock.Instant) {
+    /// Adds `delta` to the key's window, starting a new window when the last one is over (a release then has nothing
+    /// to give back).
+    private func count(_ windows: inout [String: Window], key: String, by delta: Int, now: ContinuousClock.Instant) {
         if var window = windows[key], now < window.start + settings.window {
-            window.failures += 1
+            window.failures = max(0, window.failures + delta)
             windows[key] = window
-        } else {
-            windows[key] = Window(start: now, failures: 1)
+        } else if delta > 0 {
+            windows[key] = Window(start: now, failures: delta)
         }
         if windows.count > settings.maximumEntries {
             let horizon = now - settings.window

@@ -213,14 +213,18 @@ struct MessageRepository: Sendable {
     static func cancel(
         subAccountID: UUID, resellerID: UUID, selection: CancelSelection, by actor: AuditActor, on connection: PostgresConnection
     ) async throws -> CancelResult {
-        let (messageID, batchID, onlyScheduled): (UUID?, UUID?, Bool) = switch selection {
-        case .message(let id): (id, nil, false)
-        case .batch(let id): (nil, id, false)
-        case .allScheduled, .scheduledTo, .scheduledInOutbox: (nil, nil, true)
+        var (messageID, batchID, onlyScheduled, recipient): (UUID?, UUID?, Bool, String?) = switch selection {
+        case .message(let id): (id, nil, false, nil)
+        case .batch(let id): (nil, id, false, nil)
+        case .allScheduled, .scheduledInOutbox: (nil, nil, true, nil)
+        case .scheduledTo(let number): (nil, nil, true, number)
         }
-        var recipient: String?, outboxID: Int64?
-        if case .scheduledTo(let number) = selection { recipient = number }
-        if case .scheduledInOutbox(let id) = selection { outboxID = id }
+        if case .scheduledInOutbox(let number) = selection {
+            batchID = try await connection.query("""
+                SELECT id FROM message_batch WHERE outbox_id = \(number) AND sub_account_id = \(subAccountID) AND reseller_id = \(resellerID)
+                """).first(as: UUID.self)
+            guard batchID != nil else { return CancelResult(cancelled: [], refunded: .zero, notCancelled: []) }
+        }
         let deleted = try await connection.query("""
             DELETE FROM message_outbox o USING message m
             WHERE m.id = o.message_id AND m.reseller_id = \(resellerID) AND m.sub_account_id = \(subAccountID)
@@ -228,8 +232,6 @@ struct MessageRepository: Sendable {
               AND (\(batchID)::uuid IS NULL OR m.batch_id = \(batchID)::uuid)
               AND (NOT \(onlyScheduled) OR m.status = 'scheduled')
               AND (\(recipient)::text IS NULL OR m.recipient = \(recipient)::text)
-              AND (\(outboxID)::bigint IS NULL
-                   OR m.batch_id = (SELECT id FROM message_batch WHERE outbox_id = \(outboxID)::bigint AND sub_account_id = \(subAccountID)))
               AND m.status IN ('scheduled', 'queued') AND NOT o.possibly_sent
             RETURNING o.message_id
             """).decode(UUID.self)
@@ -280,7 +282,7 @@ struct MessageRepository: Sendable {
             case .message(let id): ("message", id.apiString)
             case .batch(let id): ("message_batch", id.apiString)
             case .allScheduled, .scheduledTo: ("sub_account", subAccountID.apiString)
-            case .scheduledInOutbox(let id): ("message_batch", "outbox:\(id)")
+            case .scheduledInOutbox: ("message_batch", batchID!.apiString)
             }
             try await AuditRepository.record(
                 on: connection, by: actor, action: "message.cancel", targetType: target.type, targetID: target.id, resellerID: resellerID,

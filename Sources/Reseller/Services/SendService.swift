@@ -16,6 +16,9 @@ struct SendSubmission: Sendable {
     var deliveryReports = true
     /// The 1601 `logging`: `false` (`logging=nee`) keeps the messages out of the `action=rapport` table.
     var logging = true
+    /// Give the batch an outbox number though it is not scheduled: a 1601 `datum` in the current minute is sent at
+    /// once but answered like any scheduled send.
+    var outboxNumber = false
     /// Accept the valid recipients and report the others, instead of refusing the whole send.
     var skipInvalidRecipients: Bool
     var actor: AuditActor
@@ -244,7 +247,9 @@ struct SendService: Sendable {
         // 5. The messages' numbers (and the scheduled batches' outbox numbers) for the 1601-compatible answers, then
         // the rows of the accepted sends, each kind in one multi-row statement.
         let now = Date()
-        let scheduled = { (index: Int) in submissions[index].request.scheduleAt.map { $0 > now } ?? false }
+        let scheduled = { (index: Int) in
+            submissions[index].outboxNumber || (submissions[index].request.scheduleAt.map { $0 > now } ?? false)
+        }
         let messageCount = accepted.reduce(0) { $0 + submissions[$1].plan.messageCount }
         let numbers = try await connection.query("""
             SELECT ARRAY(SELECT nextval('message_gateway_id_seq') FROM generate_series(1, \(messageCount))),
