@@ -19,6 +19,9 @@ final class WebhookReceiver: Sendable {
         var authority: String? = nil
         var headers: HTTPFields
         var body: String
+        /// The query as sent (still percent-encoded); empty when none.
+        var query: String = ""
+        var method: HTTPRequest.Method = .post
     }
 
     enum Answer: Sendable {
@@ -41,7 +44,9 @@ final class WebhookReceiver: Sendable {
         let handler: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, _ in
             let buffer = try await request.body.collect(upTo: 1 << 20)
             let answer = self.state.withLock { state -> Answer in
-                state.received.append(Received(path: request.uri.path, authority: request.head.authority, headers: request.headers, body: String(buffer: buffer)))
+                state.received.append(Received(
+                    path: request.uri.path, authority: request.head.authority, headers: request.headers, body: String(buffer: buffer),
+                    query: request.uri.query ?? "", method: request.method))
                 if request.uri.path == "/redirect" { return .redirect("http://127.0.0.1:\(state.port)/target") }
                 return state.plan.isEmpty ? .status(200) : state.plan.removeFirst()
             }
@@ -58,6 +63,9 @@ final class WebhookReceiver: Sendable {
         router.post("/hook", use: handler)
         router.post("/target", use: handler)
         router.post("/redirect", use: handler)
+        // Old-style (1601) notifications are GETs.
+        router.get("/hook", use: handler)
+        router.get("/target", use: handler)
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         let app = Application(
             router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),

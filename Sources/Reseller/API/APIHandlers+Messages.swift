@@ -61,6 +61,8 @@ extension APIHandlers {
         try Access.ensure(principal, isOneOf: .reseller, .subAccount)
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
         let values = try Self.sendValues(body)
+        // The webhook SSRF rules, now as at every attempt: a URL that could never be called is refused at once.
+        if let url = values.callbackUrl { try await checkWebhookURL(url, field: "/callbackUrl") }
         if body.test == true {
             // The upstream's test=ja: the same checks and answers, nothing written.
             guard let plan = try await sendPlanner.plan(account: account, request: values.request) else {

@@ -17,9 +17,10 @@ extension APIHandlers {
         let (principal, account) = try await findSubAccount(input.path.subAccountId)
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
         guard account.status != .closed else { throw APIProblem.conflict("The sub-account is closed.") }
-        let (url, types, description) = try await validatedWebhook(body)
+        let (url, format, types, description) = try await validatedWebhook(body)
         let (record, secret) = try await webhookEndpoints.create(
-            resellerID: account.resellerID, subAccountID: account.id, url: url, eventTypes: types, description: description, by: AuditActor(principal))
+            resellerID: account.resellerID, subAccountID: account.id, url: url, format: format, eventTypes: types, description: description,
+            by: AuditActor(principal))
         return .created(.init(body: .json(.init(webhook: Self.schema(record), secret: secret))))
     }
 
@@ -37,9 +38,9 @@ extension APIHandlers {
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
         guard let reseller = try await resellers.find(id: id) else { throw APIProblem.notFound("No reseller \(id.apiString).") }
         guard reseller.status != .closed else { throw APIProblem.conflict("The reseller is closed.") }
-        let (url, types, description) = try await validatedWebhook(body)
+        let (url, format, types, description) = try await validatedWebhook(body)
         let (record, secret) = try await webhookEndpoints.create(
-            resellerID: id, subAccountID: nil, url: url, eventTypes: types, description: description, by: AuditActor(principal))
+            resellerID: id, subAccountID: nil, url: url, format: format, eventTypes: types, description: description, by: AuditActor(principal))
         return .created(.init(body: .json(.init(webhook: Self.schema(record), secret: secret))))
     }
 
@@ -51,9 +52,13 @@ extension APIHandlers {
     func updateWebhook(_ input: Operations.UpdateWebhook.Input) async throws -> Operations.UpdateWebhook.Output {
         let (principal, record) = try await findWebhook(input.path.webhookId)
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
+        // The format is fixed: pending deliveries and the receiver's code are made for it.
+        if let format = body.format, format.rawValue != record.format {
+            throw APIProblem.conflict("The webhook's format is \(record.format) and cannot be changed; register a new endpoint instead.")
+        }
         var validator = Validator()
         let description = validator.text(body.description, field: "/description", minimum: 0, maximum: 200)
-        let types = body.eventTypes.map { Self.eventTypes($0, validator: &validator) }
+        let types = body.eventTypes.map { Self.eventTypes($0, format: record.format, validator: &validator) }
         try validator.check()
         if let url = body.url { try await checkWebhookURL(url) }
         let changes = WebhookEndpointRepository.Changes(url: body.url, eventTypes: types, description: description, status: body.status?.rawValue)
@@ -151,37 +156,52 @@ extension APIHandlers {
         return (principal, record)
     }
 
-    private func validatedWebhook(_ body: Components.Schemas.WebhookCreate) async throws -> (String, [String], String?) {
+    /// The URL, format, event types and description of a registration; a `1601` endpoint's types default to (and can
+    /// only be) `message.status_changed`.
+    private func validatedWebhook(_ body: Components.Schemas.WebhookCreate) async throws -> (String, String, [String], String?) {
         var validator = Validator()
+        let format = body.format?.rawValue ?? Self.signedFormat
         let description = validator.text(body.description, field: "/description", minimum: 0, maximum: 200)
-        let types = Self.eventTypes(body.eventTypes, validator: &validator)
+        let types = format == Self.legacyFormat && body.eventTypes == nil
+            ? [Self.legacyEventType] : Self.eventTypes(body.eventTypes ?? [], format: format, validator: &validator)
         try validator.check()
         try await checkWebhookURL(body.url)
-        return (body.url, types, description.flatMap { $0.isEmpty ? nil : $0 })
+        return (body.url, format, types, description.flatMap { $0.isEmpty ? nil : $0 })
     }
 
-    private static func eventTypes(_ types: [Components.Schemas.WebhookEventType], validator: inout Validator) -> [String] {
-        if types.isEmpty { validator.fail("/eventTypes", "must name at least one event type") }
-        return Array(Set(types.map(\.rawValue))).sorted()
+    static let signedFormat = "signed"
+    static let legacyFormat = "1601"
+    /// The one event type old-style (1601) notifications exist for.
+    static let legacyEventType = "message.status_changed"
+
+    private static func eventTypes(_ types: [Components.Schemas.WebhookEventType], format: String, validator: inout Validator) -> [String] {
+        let names = Array(Set(types.map(\.rawValue))).sorted()
+        if names.isEmpty {
+            validator.fail("/eventTypes", "must name at least one event type")
+        } else if format == legacyFormat, names != [legacyEventType] {
+            validator.fail("/eventTypes", "a 1601 endpoint gets \(legacyEventType) only")
+        }
+        return names
     }
 
-    /// 422 unless the URL is http(s) and every address its host resolves to now is public or allowed by the admin.
-    private func checkWebhookURL(_ url: String) async throws {
+    /// 422 (on `field`) unless the URL is http(s) and every address its host resolves to now is public or allowed by
+    /// the admin.
+    func checkWebhookURL(_ url: String, field: String = "/url") async throws {
         guard url.unicodeScalars.count <= 2000, url.count >= 8 else {
-            throw APIProblem.validation([.init(field: "/url", message: "must be 8 to 2000 characters")])
+            throw APIProblem.validation([.init(field: field, message: "must be 8 to 2000 characters")])
         }
         let allowed = try await webhookEndpoints.allowedRanges().compactMap(IPRange.init)
         do {
             _ = try await WebhookAddressGuard(allowed: allowed).check(url: url)
         } catch {
-            throw APIProblem.validation([.init(field: "/url", message: error.reason)])
+            throw APIProblem.validation([.init(field: field, message: error.reason)])
         }
     }
 
     static func schema(_ record: WebhookEndpointRecord) -> Components.Schemas.Webhook {
         .init(
             id: record.id.apiString, resellerId: record.resellerID.apiString, subAccountId: record.subAccountID?.apiString, url: record.url,
-            eventTypes: record.eventTypes.compactMap(Components.Schemas.WebhookEventType.init(rawValue:)), description: record.description,
+            format: .init(rawValue: record.format)!, eventTypes: record.eventTypes.compactMap(Components.Schemas.WebhookEventType.init(rawValue:)), description: record.description,
             status: .init(rawValue: record.status)!, statusReason: record.statusReason, failingSince: record.failingSince,
             previousSecretExpiresAt: record.previousSecretExpiresAt, createdAt: record.createdAt, updatedAt: record.updatedAt)
     }

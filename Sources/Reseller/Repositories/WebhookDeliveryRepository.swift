@@ -3,21 +3,37 @@ import PostgresLibpq
 
 /// A webhook delivery claimed by a sender, with everything its request needs.
 struct ClaimedWebhookDelivery: Decodable, Sendable, Equatable {
+    /// How the request is made: a signed JSON POST, or the upstream's old-style GET (`0011_delivery_notifications.sql`).
+    enum Format: String, Decodable, Sendable {
+        case signed
+        case legacy1601 = "1601"
+    }
+
     var deliveryID: UUID
-    var endpointID: UUID
+    /// Nil for a send's own callback URL, which belongs to no endpoint.
+    var endpointID: UUID?
     var eventID: UUID
     /// This claim's attempt number (claims so far, this one included).
     var attempt: Int
     var url: String
+    var format: Format
+    /// Empty for a send's own callback URL (old-style requests are not signed).
     var secret: String
     /// The secret before the last rotation, while it is still valid.
     var previousSecret: String?
     /// The JSON body, the same bytes at every attempt: `{"id", "type", "occurredAt", "data"}`.
     var body: String
+    /// What an old-style request carries (from the event's payload): the message's number, the 1601 status word, the
+    /// time of the change and the client's reference. Nil for other events.
+    var gatewayID: Int64?
+    var gatewayStatus: String?
+    var statusAt: Date?
+    var reference: String?
 
     enum CodingKeys: String, CodingKey {
-        case attempt, url, secret, body
+        case attempt, url, format, secret, body, reference
         case deliveryID = "delivery_id", endpointID = "endpoint_id", eventID = "event_id", previousSecret = "previous_secret"
+        case gatewayID = "gateway_id", gatewayStatus = "gateway_status", statusAt = "status_at"
     }
 }
 
@@ -82,13 +98,15 @@ struct WebhookDeliveryRepository: Sendable {
         return (deliveries, events)
     }
 
-    /// Claims up to `limit` due deliveries of active endpoints for `worker` for `lease`. Oldest due first.
+    /// Claims up to `limit` due deliveries of active endpoints (or of a send's own callback URL) for `worker` for
+    /// `lease`. Oldest due first.
     func claim(limit: Int, lease: Duration, worker: String) async throws -> [ClaimedWebhookDelivery] {
         try await pool.query("""
             WITH due AS (
                 SELECT d.id FROM webhook_delivery d
                 WHERE d.state = 'pending' AND d.due_at <= now()
-                  AND EXISTS (SELECT 1 FROM webhook_endpoint e WHERE e.id = d.endpoint_id AND e.status = 'active')
+                  AND (d.endpoint_id IS NULL
+                       OR EXISTS (SELECT 1 FROM webhook_endpoint e WHERE e.id = d.endpoint_id AND e.status = 'active'))
                 ORDER BY d.due_at
                 LIMIT \(limit)
                 FOR UPDATE SKIP LOCKED
@@ -96,16 +114,19 @@ struct WebhookDeliveryRepository: Sendable {
                 UPDATE webhook_delivery d
                 SET due_at = now() + make_interval(secs => \(lease.inSeconds)), attempts = d.attempts + 1, leased_by = \(worker)
                 FROM due WHERE d.id = due.id
-                RETURNING d.id, d.endpoint_id, d.event_id, d.attempts
+                RETURNING d.id, d.endpoint_id, d.event_id, d.attempts, d.url
             )
-            SELECT c.id AS delivery_id, c.endpoint_id, c.event_id, c.attempts AS attempt, e.url, e.secret,
+            SELECT c.id AS delivery_id, c.endpoint_id, c.event_id, c.attempts AS attempt, coalesce(c.url, e.url) AS url,
+                   coalesce(e.format, '1601') AS format, coalesce(e.secret, '') AS secret,
                    CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret END AS previous_secret,
                    jsonb_build_object(
                        'id', ev.id, 'type', ev.type,
                        'occurredAt', to_char(ev.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-                       'data', ev.payload)::text AS body
+                       'data', ev.payload)::text AS body,
+                   (ev.payload->>'gatewayId')::bigint AS gateway_id, ev.payload->>'gatewayStatus' AS gateway_status,
+                   (ev.payload->>'statusAt')::timestamptz AS status_at, ev.payload->>'reference' AS reference
             FROM claimed c
-            JOIN webhook_endpoint e ON e.id = c.endpoint_id
+            LEFT JOIN webhook_endpoint e ON e.id = c.endpoint_id
             JOIN webhook_event ev ON ev.id = c.event_id
             """).decodeRecords(ClaimedWebhookDelivery.self)
     }
@@ -113,16 +134,19 @@ struct WebhookDeliveryRepository: Sendable {
     /// Records `result` of `worker`'s claim: the attempt in the log, the delivery delivered, due again after the
     /// result's delay, or failed past its give-up time. An endpoint's `failing_since` is cleared by a success and set
     /// by the first failure after one; an endpoint failing for `disableAfter` is disabled, and its owner's other
-    /// endpoints get `webhook.endpoint_disabled` (same transaction).
+    /// endpoints get `webhook.endpoint_disabled` (same transaction). A send's own callback URL has no endpoint: its
+    /// success, first failure and final failure go into the message's history instead (`callback:…`).
     func record(_ result: WebhookAttemptResult, worker: String, disableAfter: Duration) async throws -> WebhookRecordOutcome {
         try await pool.withTransaction { connection in
             guard let holder = try await connection.query("""
-                SELECT leased_by, attempts, endpoint_id, give_up_at <= now() FROM webhook_delivery
+                SELECT leased_by, attempts, endpoint_id, give_up_at <= now(), message_id FROM webhook_delivery
                 WHERE id = \(result.deliveryID) AND state = 'pending' FOR UPDATE
-                """).first(as: (String?, Int, UUID, Bool).self),
+                """).first(as: (String?, Int, UUID?, Bool, UUID?).self),
                 holder.0 == worker, holder.1 == result.attempt
             else { return .stale }
-            let endpointID = holder.2
+            guard let endpointID = holder.2 else {
+                return try await Self.recordCallback(result, giveUp: holder.3, messageID: holder.4, on: connection)
+            }
             try await connection.query("""
                 INSERT INTO webhook_attempt (delivery_id, attempt, attempted_at, status_code, latency_ms, error)
                 VALUES (\(result.deliveryID), \(result.attempt), \(result.attemptedAt), \(result.statusCode),
@@ -165,5 +189,44 @@ struct WebhookDeliveryRepository: Sendable {
                 """)
             return giveUp ? .failed : .retrying
         }
+    }
+
+    /// `record` for a delivery to a send's own callback URL. The history gets the first failure, not every retry: a
+    /// dead URL is retried for days.
+    private static func recordCallback(
+        _ result: WebhookAttemptResult, giveUp: Bool, messageID: UUID?, on connection: PostgresConnection
+    ) async throws -> WebhookRecordOutcome {
+        try await connection.query("""
+            INSERT INTO webhook_attempt (delivery_id, attempt, attempted_at, status_code, latency_ms, error)
+            VALUES (\(result.deliveryID), \(result.attempt), \(result.attemptedAt), \(result.statusCode),
+                    \(result.latencyMilliseconds), left(\(result.error), 500))
+            """)
+        let outcome: WebhookRecordOutcome = result.succeeded ? .delivered : giveUp ? .failed : .retrying
+        try await connection.query("""
+            UPDATE webhook_delivery
+            SET state = \(outcome == .delivered ? "delivered" : outcome == .failed ? "failed" : "pending"),
+                finished_at = CASE WHEN \(outcome != .retrying) THEN now() END,
+                due_at = CASE WHEN \(outcome == .retrying) THEN now() + make_interval(secs => \(result.retryDelay.inSeconds)) ELSE due_at END,
+                leased_by = NULL, last_status_code = \(result.statusCode), last_latency_ms = \(result.latencyMilliseconds),
+                last_error = left(\(result.error), 500)
+            WHERE id = \(result.deliveryID)
+            """)
+        guard let messageID, outcome != .retrying || result.attempt == 1 else { return outcome }
+        let status = switch outcome {
+        case .delivered: "callback:delivered"
+        case .failed: "callback:failed"
+        default: "callback:retrying"
+        }
+        let detail = "notification, attempt \(result.attempt): " + (result.error ?? "answered \(result.statusCode.map(String.init) ?? "?")")
+        try await connection.query("""
+            INSERT INTO message_event (reseller_id, message_id, status, detail)
+            SELECT d.reseller_id, \(messageID), \(status),
+                   left(coalesce(ev.payload->>'gatewayStatus' || ' ', '') || \(detail)::text
+                        || CASE WHEN \(outcome == .retrying) THEN '; retried until ' || to_char(d.give_up_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') ELSE '' END,
+                        500)
+            FROM webhook_delivery d JOIN webhook_event ev ON ev.id = d.event_id
+            WHERE d.id = \(result.deliveryID)
+            """)
+        return outcome
     }
 }

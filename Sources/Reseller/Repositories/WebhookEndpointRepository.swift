@@ -7,6 +7,8 @@ struct WebhookEndpointRecord: Decodable, Sendable {
     var resellerID: UUID
     var subAccountID: UUID?
     var url: String
+    /// `signed` (JSON POSTs) or `1601` (the upstream's old-style GETs); fixed at registration.
+    var format: String
     var eventTypes: [String]
     var description: String?
     var status: String
@@ -17,7 +19,7 @@ struct WebhookEndpointRecord: Decodable, Sendable {
     var updatedAt: Date
 
     enum CodingKeys: String, CodingKey {
-        case id, url, description, status
+        case id, url, format, description, status
         case resellerID = "reseller_id", subAccountID = "sub_account_id", eventTypes = "event_types", statusReason = "status_reason"
         case failingSince = "failing_since", previousSecretExpiresAt = "previous_secret_expires_at", createdAt = "created_at"
         case updatedAt = "updated_at"
@@ -26,12 +28,13 @@ struct WebhookEndpointRecord: Decodable, Sendable {
     /// What the audit log keeps of it.
     struct Audited: Encodable {
         var url: String
+        var format: String
         var eventTypes: [String]
         var description: String?
         var status: String
     }
 
-    var audited: Audited { Audited(url: url, eventTypes: eventTypes, description: description, status: status) }
+    var audited: Audited { Audited(url: url, format: format, eventTypes: eventTypes, description: description, status: status) }
 }
 
 /// One delivery of the log, with its attempts.
@@ -75,7 +78,7 @@ struct WebhookEndpointRepository: Sendable {
     let pool: PostgresPool
 
     private static let columns: PostgresQuery = """
-        id, reseller_id, sub_account_id, url, event_types, description, status, status_reason, failing_since,
+        id, reseller_id, sub_account_id, url, format, event_types, description, status, status_reason, failing_since,
         CASE WHEN previous_secret_expires_at > now() THEN previous_secret_expires_at END AS previous_secret_expires_at,
         created_at, updated_at
         """
@@ -105,13 +108,14 @@ struct WebhookEndpointRepository: Sendable {
 
     /// Registers an endpoint; its secret is returned this once.
     func create(
-        resellerID: UUID, subAccountID: UUID?, url: String, eventTypes: [String], description: String?, by actor: AuditActor
+        resellerID: UUID, subAccountID: UUID?, url: String, format: String = "signed", eventTypes: [String], description: String?,
+        by actor: AuditActor
     ) async throws -> (WebhookEndpointRecord, secret: String) {
         let secret = Self.newSecret()
         let record = try await pool.withTransaction { connection in
             let record = try await connection.query("""
-                INSERT INTO webhook_endpoint (reseller_id, sub_account_id, url, event_types, description, secret, created_by)
-                VALUES (\(resellerID), \(subAccountID), \(url), \(eventTypes), \(description), \(secret), \(actor.actor))
+                INSERT INTO webhook_endpoint (reseller_id, sub_account_id, url, format, event_types, description, secret, created_by)
+                VALUES (\(resellerID), \(subAccountID), \(url), \(format), \(eventTypes), \(description), \(secret), \(actor.actor))
                 RETURNING \(Self.columns)
                 """).decodeRecords(WebhookEndpointRecord.self)[0]
             try await AuditRepository.record(
@@ -236,15 +240,24 @@ struct WebhookEndpointRepository: Sendable {
     static let replayLimit = 10_000
 
     /// New deliveries to `endpoint` of the stored events of `[from, to)` that it would get now (owner and types), in
-    /// the order they occurred. Nil when there are more than ``replayLimit``.
+    /// the order they occurred. A `1601` endpoint gets the delivery notifications of batches with delivery reports
+    /// and no callback URL of their own (for a sub-account's endpoint) only; a signed one no BUFFERED notification.
+    /// Nil when there are more than ``replayLimit``.
     func replay(_ endpoint: WebhookEndpointRecord, from: Date, to: Date) async throws -> Int? {
         try await pool.withTransaction { connection in
+            let legacy = endpoint.format == "1601"
             let matching: PostgresQuery = """
                 FROM webhook_event ev
                 WHERE ev.reseller_id = \(endpoint.resellerID)
                   AND (\(endpoint.subAccountID)::uuid IS NULL OR ev.sub_account_id = \(endpoint.subAccountID)::uuid)
-                  AND (ev.type = ANY (\(endpoint.eventTypes)::text[]) OR ev.type = 'webhook.endpoint_disabled')
+                  AND (ev.type = ANY (\(endpoint.eventTypes)::text[]) OR (ev.type = 'webhook.endpoint_disabled' AND NOT \(legacy)))
                   AND ev.occurred_at >= \(from) AND ev.occurred_at < \(to)
+                  AND CASE WHEN \(legacy)
+                      THEN ev.payload->>'gatewayStatus' IS NOT NULL AND EXISTS (
+                               SELECT 1 FROM message_batch b
+                               WHERE b.reseller_id = ev.reseller_id AND b.id = (ev.payload->>'batchId')::uuid AND b.delivery_reports
+                                 AND (b.callback_url IS NULL OR \(endpoint.subAccountID)::uuid IS NULL))
+                      ELSE NOT ev.legacy_only END
                 """
             let count = try await connection.query("SELECT count(*) \(matching)").first(as: Int.self) ?? 0
             guard count <= Self.replayLimit else { return nil }

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Crypto
 import Foundation
+import Gateway1601
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -69,7 +70,8 @@ struct WebhookSenderSettings: Sendable {
 ///
 /// Every poll interval (or at once after a full batch) it claims due deliveries (``WebhookDeliveryRepository``) and
 /// POSTs each, at most `concurrency` at a time, with `Webhook-Id`, `Webhook-Timestamp` and `Webhook-Signature`
-/// (``WebhookSignature``). A 2xx within the timeout is a success; anything else (another status, a redirect — never
+/// (``WebhookSignature``); a delivery in the `1601` format is instead the upstream's unsigned callback GET
+/// (``legacyURL(_:)``). A 2xx within the timeout is a success; anything else (another status, a redirect — never
 /// followed —, a timeout, a connection error, an address the SSRF guard refuses) is a failed attempt, retried with
 /// ``RetryBackoff`` until the delivery's give-up time. Delivery is at least once: a sender that dies after the receiver
 /// got the request and before it recorded the answer leaves the delivery to be sent again after the lease; receivers
@@ -172,7 +174,20 @@ final class WebhookSender: Service, Sendable {
         return false
     }
 
-    /// One POST of `delivery`, checked by `guardrail` first.
+    /// The old-style request's URL: the registered one with the upstream's callback parameters appended exactly as the
+    /// upstream (and our simulator) appends them, after `&` when the URL already has a query. Nil when the event is
+    /// not a delivery notification.
+    static func legacyURL(_ delivery: ClaimedWebhookDelivery) -> String? {
+        guard let gatewayID = delivery.gatewayID, let word = delivery.gatewayStatus, let status = DeliveryStatus(rawValue: word),
+              let statusAt = delivery.statusAt
+        else { return nil }
+        let notification = DeliveryNotification(
+            smsID: String(gatewayID), timestamp: GatewayDateTime(statusAt, in: GatewayDateTime.gatewayTimeZone), status: status,
+            reference: delivery.reference)
+        return delivery.url + (delivery.url.contains("?") ? "&" : "?") + FormEncoding.encode(notification.parameters)
+    }
+
+    /// One request of `delivery` (a signed POST, or the old-style GET), checked by `guardrail` first.
     func attempt(_ delivery: ClaimedWebhookDelivery, guardrail: WebhookAddressGuard) async -> WebhookAttemptResult {
         let started = ContinuousClock.now
         let attemptedAt = Date()
@@ -180,7 +195,15 @@ final class WebhookSender: Service, Sendable {
             deliveryID: delivery.deliveryID, attempt: delivery.attempt, attemptedAt: attemptedAt, statusCode: nil, latencyMilliseconds: 0,
             error: nil, retryDelay: settings.backoff.delay(afterAttempt: delivery.attempt))
         do {
-            let (target, addresses) = try await guardrail.check(url: delivery.url)
+            var requestURL = delivery.url
+            if delivery.format == .legacy1601 {
+                guard let url = Self.legacyURL(delivery) else {
+                    result.error = "the event is not a delivery notification"
+                    return result
+                }
+                requestURL = url
+            }
+            let (target, addresses) = try await guardrail.check(url: requestURL)
             var url: String
             var hostHeader: String?
             let defaultPort = target.scheme == "https" ? 443 : 80
@@ -197,16 +220,22 @@ final class WebhookSender: Service, Sendable {
             let timestamp = Int(attemptedAt.timeIntervalSince1970)
             let id = delivery.eventID.uuidString.lowercased()
             var request = HTTPClientRequest(url: url)
-            request.method = .POST
             if let hostHeader { request.headers.replaceOrAdd(name: "Host", value: hostHeader) }
-            request.headers.add(name: "Content-Type", value: "application/json")
             request.headers.add(name: "User-Agent", value: "sms-reseller-webhooks/1")
             request.headers.add(name: "Webhook-Id", value: id)
-            request.headers.add(name: "Webhook-Timestamp", value: "\(timestamp)")
-            request.headers.add(
-                name: "Webhook-Signature",
-                value: WebhookSignature.header(secrets: [delivery.secret] + (delivery.previousSecret.map { [$0] } ?? []), id: id, timestamp: timestamp, body: delivery.body))
-            request.body = .bytes(ByteBuffer(string: delivery.body))
+            switch delivery.format {
+            case .legacy1601:
+                // The upstream's callbacks are unsigned GETs; Webhook-Id is kept for deduplication.
+                request.method = .GET
+            case .signed:
+                request.method = .POST
+                request.headers.add(name: "Content-Type", value: "application/json")
+                request.headers.add(name: "Webhook-Timestamp", value: "\(timestamp)")
+                request.headers.add(
+                    name: "Webhook-Signature",
+                    value: WebhookSignature.header(secrets: [delivery.secret] + (delivery.previousSecret.map { [$0] } ?? []), id: id, timestamp: timestamp, body: delivery.body))
+                request.body = .bytes(ByteBuffer(string: delivery.body))
+            }
             let deadline = NIODeadline.now() + .nanoseconds(Int64(settings.timeout.inSeconds * 1e9))
             let response = try await client.execute(request, deadline: deadline)
             result.statusCode = Int(response.status.code)
