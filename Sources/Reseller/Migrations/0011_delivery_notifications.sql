@@ -134,7 +134,9 @@ $$;
 CREATE OR REPLACE FUNCTION webhook_message_status_changed() RETURNS trigger
     LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM webhook_emit_message(NEW, OLD.status, webhook_gateway_status(NEW.status), NEW.status_at, true);
+    -- A status a delivery report set is dated by the report (as the upstream dates it, and as gatewayrapport.php and
+    -- the rapport table show it); any other by its change.
+    PERFORM webhook_emit_message(NEW, OLD.status, webhook_gateway_status(NEW.status), COALESCE(NEW.reported_at, NEW.status_at), true);
     RETURN NULL;
 END
 $$;
