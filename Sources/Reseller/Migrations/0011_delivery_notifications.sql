@@ -69,7 +69,9 @@ $$;
 -- `p_signed`: a real status change), and, when the status has a 1601 word and the batch asked for delivery reports,
 -- to the send's own callback URL or else the sub-account's 1601 endpoints. Reseller-wide 1601 endpoints get theirs
 -- whatever the send's URL (they are the reseller's, not the customer's). The payload is the 0009 one plus
--- `gatewayId` and `gatewayStatus`; `statusAt` is the time of the change. NULL when nobody gets it.
+-- `gatewayId`, `gatewayStatus` and `gatewayStatusAt`; `statusAt` is the time of the change, `gatewayStatusAt` the
+-- `datum` of a 1601 notification: the time a delivery report gave when one set the status (as gatewayrapport.php and
+-- the rapport table date it), else the time of the change. NULL when nobody gets it.
 CREATE FUNCTION webhook_emit_message(
     p_message message, p_previous_status text, p_gateway_status text, p_at timestamptz, p_signed boolean
 ) RETURNS uuid
@@ -107,7 +109,8 @@ BEGIN
                 'messageId', p_message.id, 'subAccountId', p_message.sub_account_id, 'batchId', p_message.batch_id,
                 'reference', v_batch.reference, 'recipient', p_message.recipient, 'status', p_message.status,
                 'previousStatus', p_previous_status, 'statusCode', p_message.status_code, 'statusAt', p_at,
-                'gatewayId', p_message.gateway_id, 'gatewayStatus', p_gateway_status),
+                'gatewayId', p_message.gateway_id, 'gatewayStatus', p_gateway_status,
+                'gatewayStatusAt', COALESCE(p_message.reported_at, p_at)),
             NOT p_signed)
     RETURNING id INTO v_id;
     IF v_signed THEN
@@ -134,9 +137,7 @@ $$;
 CREATE OR REPLACE FUNCTION webhook_message_status_changed() RETURNS trigger
     LANGUAGE plpgsql AS $$
 BEGIN
-    -- A status a delivery report set is dated by the report (as the upstream dates it, and as gatewayrapport.php and
-    -- the rapport table show it); any other by its change.
-    PERFORM webhook_emit_message(NEW, OLD.status, webhook_gateway_status(NEW.status), COALESCE(NEW.reported_at, NEW.status_at), true);
+    PERFORM webhook_emit_message(NEW, OLD.status, webhook_gateway_status(NEW.status), NEW.status_at, true);
     RETURN NULL;
 END
 $$;

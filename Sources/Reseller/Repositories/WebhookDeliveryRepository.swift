@@ -124,7 +124,7 @@ struct WebhookDeliveryRepository: Sendable {
                        'occurredAt', to_char(ev.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
                        'data', ev.payload)::text AS body,
                    (ev.payload->>'gatewayId')::bigint AS gateway_id, ev.payload->>'gatewayStatus' AS gateway_status,
-                   (ev.payload->>'statusAt')::timestamptz AS status_at, ev.payload->>'reference' AS reference
+                   (ev.payload->>'gatewayStatusAt')::timestamptz AS status_at, ev.payload->>'reference' AS reference
             FROM claimed c
             LEFT JOIN webhook_endpoint e ON e.id = c.endpoint_id
             JOIN webhook_event ev ON ev.id = c.event_id
