@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import Gateway1601
 import Hummingbird
 import Logging
 import NIOCore
@@ -128,6 +129,34 @@ public enum SendBenchmark {
         return Rate(accepted: counts.0, refused: counts.1, seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
     }
 
+    /// Single-recipient sends through the 1601-compatible endpoint (`GET /module/gateway.php`) as `username`, by
+    /// `clients` concurrent clients for `duration`: what an existing 1601 integration costs.
+    static func gatewaySends(_ api: Client, username: String, password: String, clients: Int, duration: Duration) async throws -> Rate {
+        let started = ContinuousClock.now
+        let deadline = started + duration
+        let login = "klantuser=\(FormEncoding.percentEncode(username))&klantpwd=\(FormEncoding.percentEncode(password))"
+        let counts = try await withThrowingTaskGroup(of: (Int, Int).self) { group in
+            for client in 0..<clients {
+                group.addTask {
+                    var accepted = 0, refused = 0, turn = client
+                    while ContinuousClock.now < deadline {
+                        turn += clients
+                        let number = "316\(String(format: "%08d", (client * 1_000_003 + turn) % 100_000_000))"
+                        let request = HTTPClientRequest(
+                            url: api.baseURL + "/module/gateway.php?\(login)&afzender=Bench&naar=\(number)&bericht=Code%20\(turn % 1_000_000)&delivery=ja")
+                        let response = try await api.http.execute(request, timeout: .seconds(120))
+                        let body = String(buffer: try await response.body.collect(upTo: 1024))
+                        if body.hasPrefix("OK") { accepted += 1 } else { refused += 1 }
+                    }
+                    return (accepted, refused)
+                }
+            }
+            return try await group.reduce(into: (0, 0)) { $0.0 += $1.0; $0.1 += $1.1 }
+        }
+        let elapsed = ContinuousClock.now - started
+        return Rate(accepted: counts.0, refused: counts.1, seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+    }
+
     /// One send to `count` distinct numbers; the seconds it took, client-side.
     static func bulkSend(_ api: Client, sender: Sender, count: Int) async throws -> Double {
         let numbers = (0..<count).map { "3162\(String(format: "%07d", $0))" }
@@ -214,6 +243,10 @@ extension SendBenchmark {
                 let rate = try await singleSends(api, senders: senders, clients: options.clients, duration: .seconds(options.seconds))
                 print("send-bench: phase=\(name) clients=\(options.clients) accepted=\(rate.accepted) refused=\(rate.refused) rate=\(String(format: "%.0f", rate.rate))")
             }
+            // The hot sub-account again, through the 1601-compatible endpoint (its username from `onboard`).
+            let gateway = try await gatewaySends(
+                api, username: "bench-hot-0-0", password: "bench password", clients: options.clients, duration: .seconds(options.seconds))
+            print("send-bench: phase=gateway clients=\(options.clients) accepted=\(gateway.accepted) refused=\(gateway.refused) rate=\(String(format: "%.0f", gateway.rate))")
             _ = try await bulkSend(api, sender: bulk[0], count: 1_000)  // warm-up
             let seconds = try await bulkSend(api, sender: bulk[0], count: options.bulkRecipients)
             print("send-bench: phase=bulk recipients=\(options.bulkRecipients) seconds=\(String(format: "%.3f", seconds))")
