@@ -50,7 +50,13 @@ struct Validator {
 
     /// 3–64 characters of `a–z A–Z 0–9 . _ -`.
     mutating func username(_ value: String, field: String) -> String {
-        let allowed = value.utf8.allSatisfy { byte in
+        if !Self.isUsername(value) { fail(field, "must be 3 to 64 characters of a-z A-Z 0-9 . _ -") }
+        return value
+    }
+
+    /// Whether `value` can be a sub-account's username (the 1601-compatible login checks names against it too).
+    static func isUsername(_ value: String) -> Bool {
+        (3...64).contains(value.utf8.count) && value.utf8.allSatisfy { byte in
             switch byte {
             case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
                 UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
@@ -59,8 +65,6 @@ struct Validator {
                 false
             }
         }
-        if !(3...64).contains(value.utf8.count) || !allowed { fail(field, "must be 3 to 64 characters of a-z A-Z 0-9 . _ -") }
-        return value
     }
 
     /// 8–128 characters, kept exactly as given (no trimming).

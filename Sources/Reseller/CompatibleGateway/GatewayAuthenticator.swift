@@ -23,7 +23,7 @@ enum GatewayAuthentication: Sendable {
 /// the database on every request, so a block applies at once.
 ///
 /// Every slow check goes through ``LoginThrottle`` first. An unknown username costs the same slow check as a wrong
-/// password, so timing does not tell which usernames exist; a name no account can have (see ``isPossibleUsername(_:)``)
+/// password, so timing does not tell which usernames exist; a name no account can have (``Validator/isUsername(_:)``)
 /// counts against the client's address only.
 final class GatewayAuthenticator: Sendable {
     let accounts: SubAccountRepository
@@ -48,7 +48,7 @@ final class GatewayAuthenticator: Sendable {
 
     /// `username` and `password` are not empty (100 and 101 come first); `address` is the client's.
     func authenticate(username: String, password: String, address: String) async throws -> GatewayAuthentication {
-        guard Self.isPossibleUsername(username) else {
+        guard Validator.isUsername(username) else {
             if let wait = throttle.reserve(username: nil, address: address) { return .throttled(retryAfter: wait) }
             _ = try await PasswordHasher.verify(password, against: decoy)
             return .refused(.invalidCredentials)
@@ -72,19 +72,6 @@ final class GatewayAuthenticator: Sendable {
         case .active: return .authenticated(login.account)
         case .closed: return .refused(.invalidCredentials)
         case let status: return .refused(status.gatewayCode ?? .accountBlocked)
-        }
-    }
-
-    /// What a sub-account username can be (`Validator.username`): 3–64 of `a–z A–Z 0–9 . _ -`.
-    static func isPossibleUsername(_ name: String) -> Bool {
-        (3...64).contains(name.utf8.count) && name.utf8.allSatisfy { byte in
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
-                true
-            default:
-                false
-            }
         }
     }
 
