@@ -77,41 +77,44 @@ CREATE FUNCTION webhook_emit_message(
 ) RETURNS uuid
     LANGUAGE plpgsql AS $$
 DECLARE
-    v_batch       message_batch;
-    v_signed      boolean;
-    v_legacy      boolean := false;
+    v_reference   text;
     v_callback    text;
+    v_reports     boolean;
+    v_signed      boolean;
+    v_legacy      boolean;
     v_id          uuid;
 BEGIN
-    v_signed := p_signed AND EXISTS (
-        SELECT 1 FROM webhook_endpoint e
-        WHERE e.reseller_id = p_message.reseller_id AND e.status = 'active' AND e.format = 'signed'
-          AND (e.sub_account_id IS NULL OR e.sub_account_id = p_message.sub_account_id)
-          AND 'message.status_changed' = ANY (e.event_types));
-    IF p_gateway_status IS NOT NULL THEN
-        SELECT * INTO v_batch FROM message_batch b WHERE b.reseller_id = p_message.reseller_id AND b.id = p_message.batch_id;
-        IF v_batch.delivery_reports THEN
-            v_callback := v_batch.callback_url;
-            v_legacy := v_callback IS NOT NULL OR EXISTS (
-                SELECT 1 FROM webhook_endpoint e
-                WHERE e.reseller_id = p_message.reseller_id AND e.status = 'active' AND e.format = '1601'
-                  AND (e.sub_account_id IS NULL OR e.sub_account_id = p_message.sub_account_id));
-        END IF;
+    -- One statement on every status change (it runs for every message, mostly with nobody listening): the batch's
+    -- reference, URL and flag, and whether any endpoint of either format wants the change.
+    SELECT b.reference, b.callback_url, b.delivery_reports AND p_gateway_status IS NOT NULL,
+           p_signed AND EXISTS (
+               SELECT 1 FROM webhook_endpoint e
+               WHERE e.reseller_id = p_message.reseller_id AND e.status = 'active' AND e.format = 'signed'
+                 AND (e.sub_account_id IS NULL OR e.sub_account_id = p_message.sub_account_id)
+                 AND 'message.status_changed' = ANY (e.event_types)),
+           EXISTS (
+               SELECT 1 FROM webhook_endpoint e
+               WHERE e.reseller_id = p_message.reseller_id AND e.status = 'active' AND e.format = '1601'
+                 AND (e.sub_account_id IS NULL OR e.sub_account_id = p_message.sub_account_id))
+    INTO v_reference, v_callback, v_reports, v_signed, v_legacy
+    FROM message_batch b WHERE b.reseller_id = p_message.reseller_id AND b.id = p_message.batch_id;
+    IF NOT v_reports THEN
+        v_callback := NULL;
+        v_legacy := false;
     END IF;
+    v_legacy := v_legacy OR v_callback IS NOT NULL;
     IF NOT (v_signed OR v_legacy) THEN
         RETURN NULL;
-    END IF;
-    IF v_batch.id IS NULL THEN
-        SELECT * INTO v_batch FROM message_batch b WHERE b.reseller_id = p_message.reseller_id AND b.id = p_message.batch_id;
     END IF;
     INSERT INTO webhook_event (type, reseller_id, sub_account_id, payload, legacy_only)
     VALUES ('message.status_changed', p_message.reseller_id, p_message.sub_account_id, jsonb_build_object(
                 'messageId', p_message.id, 'subAccountId', p_message.sub_account_id, 'batchId', p_message.batch_id,
-                'reference', v_batch.reference, 'recipient', p_message.recipient, 'status', p_message.status,
+                'reference', v_reference, 'recipient', p_message.recipient, 'status', p_message.status,
                 'previousStatus', p_previous_status, 'statusCode', p_message.status_code, 'statusAt', p_at,
                 'gatewayId', p_message.gateway_id, 'gatewayStatus', p_gateway_status,
                 'gatewayStatusAt', COALESCE(p_message.reported_at, p_at)),
-            NOT p_signed)
+            -- Only what a signed endpoint wanted is theirs to replay.
+            NOT v_signed)
     RETURNING id INTO v_id;
     IF v_signed THEN
         INSERT INTO webhook_delivery (reseller_id, endpoint_id, event_id)
@@ -149,13 +152,12 @@ CREATE FUNCTION webhook_message_buffered() RETURNS trigger
 DECLARE
     v_message message;
 BEGIN
-    IF EXISTS (SELECT 1 FROM message_event e WHERE e.message_id = NEW.message_id AND e.status = NEW.status AND e.seq < NEW.seq) THEN
+    SELECT * INTO v_message FROM message m WHERE m.reseller_id = NEW.reseller_id AND m.id = NEW.message_id;
+    IF v_message.status NOT IN ('queued', 'submitted')
+       OR EXISTS (SELECT 1 FROM message_event e WHERE e.message_id = NEW.message_id AND e.status = NEW.status AND e.seq < NEW.seq) THEN
         RETURN NULL;
     END IF;
-    SELECT * INTO v_message FROM message m WHERE m.reseller_id = NEW.reseller_id AND m.id = NEW.message_id;
-    IF v_message.status IN ('queued', 'submitted') THEN
-        PERFORM webhook_emit_message(v_message, v_message.status, 'BUFFERED', NEW.occurred_at, false);
-    END IF;
+    PERFORM webhook_emit_message(v_message, v_message.status, 'BUFFERED', NEW.occurred_at, false);
     RETURN NULL;
 END
 $$;
