@@ -313,6 +313,23 @@ import Testing
         }
     }
 
+    @Test func aReplayedSendIsNotCheckedAgainstTheSSRFRulesOfNow() async throws {
+        try await TenancyHarness.run(configure: WebhookTests.stopSenders) { api in
+            let tenant = try await api.sendingTenant("Replayed").tenant
+            let body: [String: Any] = ["sender": "Jansen", "text": "Hi", "recipients": ["31612345671"], "callbackUrl": "http://127.0.0.1:9/cb"]
+            try await WebhookTests.allow(api, ["127.0.0.0/8"])
+            let key = UUID().uuidString
+            #expect(try await api.send(tenant, idempotencyKey: key, body).status == .created)
+            // The rules change (or the host resolves elsewhere by now): a new send is refused, the replay answers as before.
+            try await WebhookTests.allow(api, [])
+            let replayed = try await api.send(tenant, idempotencyKey: key, body)
+            #expect(replayed.status == .created && replayed.headers[HTTPField.Name("Idempotent-Replayed")!] == "true", "\(replayed.json)")
+            let fresh = try await api.send(tenant, body)
+            #expect(fresh.status == .unprocessableContent && fresh.fieldError("/callbackUrl") != nil)
+            #expect(try await api.count("message") == 1)
+        }
+    }
+
     @Test func aSendsOwnCallbackURLTakesThePlaceOfTheSubAccountsLegacyEndpointsAndItsHistoryTellsTheOutcome() async throws {
         let receiver = WebhookReceiver()
         try await receiver.run { port in

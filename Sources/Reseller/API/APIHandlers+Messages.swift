@@ -62,8 +62,9 @@ extension APIHandlers {
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
         let values = try Self.sendValues(body)
         // The webhook SSRF rules, now as at every attempt: a URL that could never be called is refused at once.
-        if let url = values.callbackUrl { try await checkWebhookURL(url, field: "/callbackUrl") }
+        let checkCallback = { if let url = values.callbackUrl { try await checkWebhookURL(url, field: "/callbackUrl") } }
         if body.test == true {
+            try await checkCallback()
             // The upstream's test=ja: the same checks and answers, nothing written.
             guard let plan = try await sendPlanner.plan(account: account, request: values.request) else {
                 throw APIProblem.notFound("No sub-account \(account.id.apiString).")
@@ -78,7 +79,7 @@ extension APIHandlers {
             principal: principal, key: input.headers.idempotencyKey, operation: "sendMessages:\(account.id.apiString)", body: values)
         let outcome = try await sending.send(
             account: account, request: values.request, reference: values.reference, callbackURL: values.callbackUrl,
-            skipInvalidRecipients: values.skipInvalidRecipients, actor: AuditActor(principal), idempotency: idempotency)
+            skipInvalidRecipients: values.skipInvalidRecipients, actor: AuditActor(principal), idempotency: idempotency, check: checkCallback)
         switch outcome {
         case .accepted(let batch, let replayed):
             return .created(.init(headers: .init(idempotentReplayed: replayed), body: .json(Self.schema(batch))))

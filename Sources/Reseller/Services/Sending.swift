@@ -22,14 +22,16 @@ final class Sending: Sendable {
     }
 
     /// Plans `request` for `account` and accepts it unless refused. An earlier send under the same key is replayed
-    /// without planning again.
+    /// without planning again, and without `check` (what the first answer already passed: the callback URL's
+    /// addresses, which may resolve otherwise by now).
     func send(
         account: SubAccountRecord, request: SendRequest, reference: String?, callbackURL: String?, skipInvalidRecipients: Bool,
-        actor: AuditActor, idempotency: Idempotency.Request
+        actor: AuditActor, idempotency: Idempotency.Request, check: () async throws -> Void = {}
     ) async throws -> SendOutcome {
         if let replayed = try await service.pool.withConnection({ try await SendService.replay(idempotency, on: $0) }) {
             return replayed
         }
+        try await check()
         guard let plan = try await planner.plan(account: account, request: request) else {
             return .refused(.notFound("No sub-account \(account.id.apiString)."))
         }
