@@ -1,6 +1,7 @@
 import HTTPTypes
 import Hummingbird
 import OpenAPIRuntime
+import PostgresLibpq
 import Testing
 
 @testable import Reseller
@@ -23,5 +24,16 @@ import Testing
         #expect(!logged.contains("hunter2"))
         // What the old log line contained, so the test shows what it guards against.
         #expect(String(reflecting: error).contains("sk_live_SECRET") || String(reflecting: error).contains("hunter2"))
+    }
+
+    @Test func loggedDatabaseErrorsLeaveOutTheRowPostgreSQLQuotes() {
+        let failure = PostgresError(
+            kind: .server, message: "new row for relation \"message_batch\" violates check constraint", sqlState: "23514",
+            detail: "Failing row contains (…, Uw pincode is 4821, …).", constraint: "message_batch_reference_check")
+        let logged = ProblemMiddleware<BasicRequestContext>.loggable(ServerError(
+            operationID: "sendMessages", request: HTTPRequest(method: .post, scheme: "http", authority: "localhost", path: "/"),
+            requestBody: nil, requestMetadata: .init(), operationInput: "", causeDescription: "Unknown", underlyingError: failure))
+        #expect(logged.contains("23514") && logged.contains("message_batch_reference_check"))
+        #expect(!logged.contains("4821"))
     }
 }

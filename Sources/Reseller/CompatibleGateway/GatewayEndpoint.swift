@@ -97,7 +97,7 @@ struct GatewayEndpoint: Sendable {
         } catch {
             // The database or something else of ours failed: the upstream's "problem with our gateway", which its
             // clients retry. Nothing was accepted (an accepted send answers only after its commit).
-            context.logger.error("1601-compatible request failed", metadata: ["error": "\(Self.loggable(error))"])
+            context.logger.error("1601-compatible request failed", metadata: ["error": "\(loggableDescription(of: error))"])
             return GatewayReply.error(.gatewayProblem).response
         }
     }
@@ -210,13 +210,6 @@ struct GatewayEndpoint: Sendable {
         }
         let report = message?.deliveryReport(withDate: form.isYes("datum")) ?? DeliveryReport(status: .none)
         return GatewayReply(GatewayAnswer.deliveryReport(report))
-    }
-
-    /// What may be logged of a failure: PostgreSQL's detail can quote a row, with a message's text in it.
-    static func loggable(_ error: any Error) -> String {
-        guard var failure = error as? PostgresError else { return String(describing: error) }
-        failure.detail = nil
-        return String(describing: failure)
     }
 
     static func actor(_ account: SubAccountRecord) -> AuditActor {

@@ -1,6 +1,7 @@
 import Hummingbird
 import Logging
 import OpenAPIRuntime
+import PostgresLibpq
 
 /// Turns every error below it into an `application/problem+json` response, logs server errors
 /// with their cause, and counts requests that matched no operation.
@@ -29,13 +30,19 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
         }
     }
 
-    /// What may go into the log about an error. The OpenAPI runtime's `ServerError` carries the
-    /// whole request (the `Authorization` header with the API key, a body with a password), so
-    /// only its operation, cause and underlying error are kept.
-    static func loggable(_ error: any Error) -> String {
-        if let serverError = error as? ServerError {
-            return "\(serverError.operationID): \(serverError.causeDescription): \(loggable(serverError.underlyingError))"
-        }
-        return String(describing: error)
+    static func loggable(_ error: any Error) -> String { loggableDescription(of: error) }
+}
+
+/// What may go into the log about an error. The OpenAPI runtime's `ServerError` carries the whole request (the
+/// `Authorization` header with the API key, a body with a password), so only its operation, cause and underlying
+/// error are kept; PostgreSQL's DETAIL can quote a row (a message's text, a name), so it is left out.
+func loggableDescription(of error: any Error) -> String {
+    if let serverError = error as? ServerError {
+        return "\(serverError.operationID): \(serverError.causeDescription): \(loggableDescription(of: serverError.underlyingError))"
     }
+    if var failure = error as? PostgresError {
+        failure.detail = nil
+        return String(describing: failure)
+    }
+    return String(describing: error)
 }
