@@ -149,15 +149,18 @@ func buildRouter(
     let router = Router(context: ResellerRequestContext.self)
     router.middlewares.add(RequestIDMiddleware())
     router.middlewares.add(ProblemMiddleware(metrics: metrics))
-    router.middlewares.add(AuthenticationMiddleware(keys: APIKeyRepository(pool: pool)))
-    router.middlewares.add(EmptyBodyMiddleware())
-    router.middlewares.add(HeaderEncodingMiddleware())
+    // The JSON API's own middleware; the 1601-compatible endpoint (added to the router itself) has its own login and
+    // reads its own bodies.
+    let api = router.group()
+        .add(middleware: AuthenticationMiddleware(keys: APIKeyRepository(pool: pool)))
+        .add(middleware: EmptyBodyMiddleware())
+        .add(middleware: HeaderEncodingMiddleware())
     var handlers = APIHandlers(pool: pool, metrics: metrics, logger: logger, sending: sending, deliveryReports: deliveryReports)
     handlers.passwordHasher = passwordHasher
     handlers.upstreamCipher = upstreamCipher
     handlers.upstreamClients = upstreamClients ?? UpstreamClients(logger: logger.relabeled("gateway1601"))
     try handlers.registerHandlers(
-        on: router, configuration: .init(dateTranscoder: APIDateTranscoder()), middlewares: [OperationMetricsMiddleware(metrics: metrics), RequireKeyMiddleware()])
+        on: api, configuration: .init(dateTranscoder: APIDateTranscoder()), middlewares: [OperationMetricsMiddleware(metrics: metrics), RequireKeyMiddleware()])
     gateway?.register(on: router)
     return router
 }

@@ -5,17 +5,15 @@ import Logging
 /// Resolves `Authorization: Bearer <key>` to a `Principal` and runs the rest of the request with it
 /// in `AuthScope.principal`.
 ///
-/// A presented key that is unknown, revoked or malformed answers 401 at once. A request without
-/// a key continues without a principal: public operations (health, metrics) and unknown routes
-/// answer as usual; `RequireKeyMiddleware` refuses every protected operation with 401 before its
-/// input is decoded, and the handlers check again through `Access.principal()`.
+/// It runs for the JSON API's routes (not for the 1601-compatible endpoint, which has its own login). A presented
+/// key that is unknown, revoked or malformed answers 401 at once. A request without a key continues without a
+/// principal: public operations (health, metrics) answer as usual; `RequireKeyMiddleware` refuses every protected
+/// operation with 401 before its input is decoded, and the handlers check again through `Access.principal()`.
 struct AuthenticationMiddleware<Context: RequestContext>: RouterMiddleware {
     let keys: APIKeyRepository
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        // The 1601-compatible endpoint authenticates by klantuser/klantpwd and ignores this header (a client may send
-        // `Basic` credentials of its own).
-        guard let header = request.headers[.authorization], !request.isCompatibleGateway else {
+        guard let header = request.headers[.authorization] else {
             return try await next(request, context)
         }
         let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)

@@ -265,11 +265,6 @@ extension Optional {
     }
 }
 
-extension Request {
-    /// Whether this is a request to the 1601-compatible endpoint, which the JSON API's middleware leaves alone.
-    var isCompatibleGateway: Bool { uri.path.hasPrefix("/module/") }
-}
-
 extension HTTPField.Name {
     static let xForwardedFor = HTTPField.Name("X-Forwarded-For")!
 }

@@ -12,8 +12,7 @@ struct EmptyBodyMiddleware<Context: RequestContext>: RouterMiddleware {
     static var maximumUntypedBody: Int { 1 << 20 }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        // The 1601-compatible endpoint reads its own bodies: a POST with its parameters in the query has none.
-        guard [.post, .put, .patch].contains(request.method), request.headers[.contentType] == nil, !request.isCompatibleGateway else {
+        guard [.post, .put, .patch].contains(request.method), request.headers[.contentType] == nil else {
             return try await next(request, context)
         }
         let buffer = try await request.body.collect(upTo: Self.maximumUntypedBody)
