@@ -109,6 +109,7 @@ let package = Package(
                 "SMSCore",
                 "Gateway1601",
                 "Gateway1601Simulator",
+                "ServiceTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
                 .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
@@ -164,6 +165,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Services run for the length of a test (the simulator, dispatchers), stopped gracefully.
+        .target(
+            name: "ServiceTestSupport",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Tests/ServiceTestSupport",
+            swiftSettings: swiftSettings
+        ),
         // Throwaway databases for test suites (creates and drops one database per test).
         .target(
             name: "PostgresTestSupport",
@@ -187,6 +198,7 @@ let package = Package(
             dependencies: [
                 "Gateway1601",
                 "Gateway1601Simulator",
+                "ServiceTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
@@ -202,6 +214,7 @@ let package = Package(
                 "Reseller",
                 "SMSCore",
                 "PostgresTestSupport",
+                "ServiceTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Yams", package: "Yams"),

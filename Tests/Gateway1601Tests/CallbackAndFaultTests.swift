@@ -6,6 +6,7 @@ import NIOCore
 import NIOHTTP1
 import ServiceLifecycle
 import Synchronization
+import ServiceTestSupport
 import Testing
 
 /// Delivery callbacks arriving at a real receiver, and every fault mode as the client sees it.

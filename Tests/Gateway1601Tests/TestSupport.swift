@@ -5,6 +5,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import ServiceLifecycle
+import ServiceTestSupport
 import Synchronization
 import Testing
 
@@ -31,28 +32,6 @@ extension SimulatorConfiguration {
             SimulatedAccount(username: "blocked", password: "b", status: .blocked),
         ]
         return configuration
-    }
-}
-
-/// Runs `service` in a child task while `body` runs, then cancels it.
-func withRunning<Result: Sendable>(
-    _ services: [any Service], _ body: () async throws -> Result
-) async throws -> Result {
-    // Stopped by graceful shutdown, never by cancellation: cancelling a NIO server while it is
-    // accepting a connection traps in NIOAsyncWriter (apple/swift-nio#2813).
-    let group = ServiceGroup(configuration: .init(services: services, logger: quietLogger))
-    return try await withThrowingTaskGroup(of: Void.self) { tasks in
-        tasks.addTask { try await group.run() }
-        do {
-            let result = try await body()
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
-            return result
-        } catch {
-            await group.triggerGracefulShutdown()
-            try? await tasks.waitForAll()
-            throw error
-        }
     }
 }
 

@@ -28,7 +28,7 @@ import Testing
         let reply = try await api.send(tenant, ["sender": "Jansen", "text": "Hi", "recipients": recipients])
         try #require(reply.status == .created, "\(reply.json)")
         let ids = (reply["messages"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
-        try await SendEndToEndTests.eventually("submitted") {
+        try await eventually("submitted") {
             try await api.pool.query("""
                 SELECT count(*) FROM message WHERE id = ANY (\(ids.map { UUID(uuidString: $0)! })) AND status = 'submitted'
                 """).first(as: Int.self) == ids.count
@@ -184,7 +184,7 @@ import Testing
                 status.body = .bytes(ByteBuffer(string: #"{"status":"DELIVERED"}"#))
                 #expect(try await HTTPClient.shared.execute(status, timeout: .seconds(5)).status == .ok)
             }
-            try await SendEndToEndTests.eventually("both delivered") {
+            try await eventually("both delivered") {
                 try await api.pool.query("SELECT count(*) FROM message WHERE status = 'delivered'").first(as: Int.self) == 2
             }
             #expect(try await api.walletState(sent.tenant.subAccountID).pending == 0)
@@ -264,7 +264,7 @@ extension DeliveryReportTests {
             let (delivered, silent) = (sent.messages[0], sent.messages[1])
             #expect(try await Self.simulator(simulator, .POST, "/_sim/messages/\(delivered.upstreamID)/status", #"{"status":"DELIVERED"}"#) == .ok)
 
-            try await SendEndToEndTests.eventually("the poll finds the delivery", timeout: .seconds(20)) {
+            try await eventually("the poll finds the delivery", timeout: .seconds(20)) {
                 try await api.pool.query("SELECT status FROM message WHERE id = \(UUID(uuidString: delivered.id)!)").first(as: String.self) == "delivered"
             }
             #expect(try await Self.ledger(api, delivered.id).states == ["posted", "posted"])
@@ -275,7 +275,7 @@ extension DeliveryReportTests {
 
             // The other one never gets a final state: polled again and again, then expired and refunded (the
             // default policy does not charge expired messages).
-            try await SendEndToEndTests.eventually("the silent message expires", timeout: .seconds(30)) {
+            try await eventually("the silent message expires", timeout: .seconds(30)) {
                 try await api.pool.query("SELECT status FROM message WHERE id = \(UUID(uuidString: silent.id)!)").first(as: String.self) == "expired"
             }
             #expect(try await Self.ledger(api, silent.id).states == ["voided", "voided"])

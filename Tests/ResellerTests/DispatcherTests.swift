@@ -5,6 +5,7 @@ import Logging
 import PostgresLibpq
 import PostgresTestSupport
 import ServiceLifecycle
+import ServiceTestSupport
 import Testing
 
 @testable import Reseller
@@ -112,7 +113,7 @@ import Testing
                 configuration.port = 0
                 configuration.delivery.automatic = false
                 let simulator = GatewaySimulator(configuration: configuration, logger: logger)
-                try await running([simulator]) {
+                try await withRunning([simulator]) {
                     let repository = UpstreamConnectionRepository(pool: pool)
                     let settings = UpstreamConnectionSettings(
                         name: "simulator", baseURL: try await simulator.baseURL(), username: "sandbox", password: "sandbox",
@@ -126,44 +127,6 @@ import Testing
         }
     }
 
-    /// Runs `services` for the duration of `body`, then shuts them down gracefully and waits for them.
-    static func running<Result>(_ services: [any Service], _ body: () async throws -> Result) async throws -> Result {
-        // Graceful shutdown, never cancellation, stops them: cancelling a NIO server mid-accept traps (apple/swift-nio#2813).
-        let group = ServiceGroup(configuration: .init(services: services, logger: logger))
-        return try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            do {
-                let result = try await body()
-                await group.triggerGracefulShutdown()
-                try await tasks.waitForAll()
-                return result
-            } catch {
-                await group.triggerGracefulShutdown()
-                try? await tasks.waitForAll()
-                throw error
-            }
-        }
-    }
-
-    struct TimedOut: Error, CustomStringConvertible {
-        var description: String
-    }
-
-    /// Polls `condition` until it holds; fails the test after `timeout` (generous: the machine may be loaded).
-    static func eventually(
-        _ what: String, timeout: Duration = .seconds(30), sourceLocation: SourceLocation = #_sourceLocation,
-        _ condition: () async throws -> Bool
-    ) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while try await !condition() {
-            guard ContinuousClock.now < deadline else {
-                Issue.record("timed out waiting until \(what)", sourceLocation: sourceLocation)
-                throw TimedOut(description: what)
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-    }
-
     // MARK: - Sending
 
     @Test func queuedMessagesReachTheUpstreamOnceAndAreSubmittedWithTheUpstreamID() async throws {
@@ -173,8 +136,8 @@ import Testing
             let longText = String(repeating: "Long message. ", count: 15)
             let long = try #require(try await MessageFixtures.accept(
                 pool: world.pool, tenant: world.tenant, recipients: ["4915112345678"], text: longText, sender: "+31201234567", long: true).first)
-            try await Self.running([world.dispatcher()]) {
-                try await Self.eventually("both messages are submitted") { try await world.allSubmitted([short, long]) }
+            try await withRunning([world.dispatcher()]) {
+                try await eventually("both messages are submitted") { try await world.allSubmitted([short, long]) }
             }
             #expect(world.sends.count == 2, "each message is sent exactly once")
             for (id, request) in [(short, "31612345678"), (long, "4915112345678")] {
@@ -207,8 +170,8 @@ import Testing
             let ids = try await MessageFixtures.accept(pool: world.pool, tenant: world.tenant, recipients: ["85012345678", "31687654321"])
             let (refused, fine) = (ids[0], ids[1])
             #expect(try await MessageFixtures.balances(pool: world.pool, world.tenant.accounts) != before, "the fixture reserved")
-            try await Self.running([world.dispatcher()]) {
-                try await Self.eventually("the refused message fails and the other is submitted") {
+            try await withRunning([world.dispatcher()]) {
+                try await eventually("the refused message fails and the other is submitted") {
                     try await world.statuses(ids) == ["failed", "submitted"]
                 }
             }
@@ -248,8 +211,8 @@ import Testing
                 if code == 116 { account.status = .blocked } else { account.credits = 0 }
             }
             let ids = try await MessageFixtures.accept(pool: world.pool, tenant: world.tenant, recipients: ["31611111111", "31622222222", "31633333333"])
-            try await Self.running([world.dispatcher()]) {
-                try await Self.eventually("the connection is paused and every claim handed back") {
+            try await withRunning([world.dispatcher()]) {
+                try await eventually("the connection is paused and every claim handed back") {
                     let paused = try await world.connections.find(id: world.connectionID)?.status == .paused
                     let held = try await world.pool.query("SELECT count(*) FROM message_outbox WHERE leased_by IS NOT NULL").first(as: Int.self)
                     return paused && held == 0
@@ -280,7 +243,7 @@ import Testing
                 }
                 let resumed = try await world.connections.resume(id: world.connectionID, by: Self.admin)
                 guard case .resumed = resumed else { Issue.record("not resumed: \(resumed)"); return }
-                try await Self.eventually("every message is submitted after the resume") { try await world.allSubmitted(ids) }
+                try await eventually("every message is submitted after the resume") { try await world.allSubmitted(ids) }
             }
             #expect(world.accepted.count == 3 && world.sends.count == 4)
         }
@@ -313,8 +276,8 @@ import Testing
         try await Self.run(requestTimeoutMilliseconds: 1_000) { world in
             world.simulator.setFaults(fault.faults)
             let id = try #require(try await MessageFixtures.accept(pool: world.pool, tenant: world.tenant, recipients: ["31612345678"]).first)
-            try await Self.running([world.dispatcher()]) {
-                try await Self.eventually("a failed attempt is recorded for a retry") {
+            try await withRunning([world.dispatcher()]) {
+                try await eventually("a failed attempt is recorded for a retry") {
                     try await world.outboxRow(id).map { $0.attempts >= 1 && $0.leasedBy == nil } ?? false
                 }
                 let row = try #require(try await world.outboxRow(id))
@@ -322,7 +285,7 @@ import Testing
                 #expect(row.possiblySent == (fault.code == nil))
                 #expect(try await world.statuses([id]) == ["queued"])
                 world.simulator.setFaults(.none)
-                try await Self.eventually("the message is submitted") { try await world.allSubmitted([id]) }
+                try await eventually("the message is submitted") { try await world.allSubmitted([id]) }
             }
             let events = try await world.events(id)
             #expect(events.last?.status == "submitted")
@@ -342,8 +305,8 @@ import Testing
             world.simulator.setFaults(FaultConfiguration(gatewayErrorRate: 1))
             let id = try #require(try await MessageFixtures.accept(
                 pool: world.pool, tenant: world.tenant, recipients: ["31612345678"], deadlineIn: .seconds(-1)).first)
-            try await Self.running([world.dispatcher()]) {
-                try await Self.eventually("the message fails") { try await world.statuses([id]) == ["failed"] }
+            try await withRunning([world.dispatcher()]) {
+                try await eventually("the message fails") { try await world.statuses([id]) == ["failed"] }
             }
             let row = try await world.message(id)
             #expect(row.statusCode == 120 && row.statusDetail?.contains("retry deadline passed after 1 attempts") == true, "\(row)")
@@ -362,8 +325,8 @@ import Testing
             let recipients = (0..<200).map { "3161\(String(format: "%07d", $0))" }
             let ids = try await MessageFixtures.accept(pool: world.pool, tenant: world.tenant, recipients: recipients)
             let (firstMetrics, secondMetrics) = (ServiceMetrics(), ServiceMetrics())
-            try await Self.running([world.dispatcher(batchSize: 10, metrics: firstMetrics), world.dispatcher(batchSize: 10, metrics: secondMetrics)]) {
-                try await Self.eventually("all 200 messages are submitted", timeout: .seconds(60)) { try await world.allSubmitted(ids) }
+            try await withRunning([world.dispatcher(batchSize: 10, metrics: firstMetrics), world.dispatcher(batchSize: 10, metrics: secondMetrics)]) {
+                try await eventually("all 200 messages are submitted", timeout: .seconds(60)) { try await world.allSubmitted(ids) }
             }
             let references = world.sends.compactMap { $0.parameters.value(of: "referentie") }
             #expect(world.sends.count == 200 && world.accepted.count == 200, "one call per message")
@@ -392,8 +355,8 @@ import Testing
             #expect(Set(claimed.map(\.messageID)) == Set(ids) && claimed.allSatisfy { $0.attempt == 1 && !$0.wasPossiblySent })
             var leaseEnds: [UUID: Date] = [:]
             for id in ids { leaseEnds[id] = try #require(try await world.outboxRow(id)).dueAt }
-            try await Self.running([world.dispatcher()]) {
-                try await Self.eventually("the messages are submitted after the lease") { try await world.allSubmitted(ids) }
+            try await withRunning([world.dispatcher()]) {
+                try await eventually("the messages are submitted after the lease") { try await world.allSubmitted(ids) }
             }
             for id in ids {
                 let row = try await world.message(id)
@@ -411,8 +374,8 @@ import Testing
             let scheduledRow = try await world.message(id)
             let scheduleAt = try #require(scheduledRow.scheduleAt)
             #expect(scheduledRow.status == "scheduled")
-            try await Self.running([world.dispatcher()]) {
-                try await Self.eventually("the scheduled message is submitted") { try await world.allSubmitted([id]) }
+            try await withRunning([world.dispatcher()]) {
+                try await eventually("the scheduled message is submitted") { try await world.allSubmitted([id]) }
             }
             let row = try await world.message(id)
             #expect(try #require(row.submittedAt) >= scheduleAt)
@@ -431,9 +394,9 @@ import Testing
             world.simulator.setFaults(FaultConfiguration(latencyMinimumMilliseconds: 700, latencyMaximumMilliseconds: 700))
             let ids = try await MessageFixtures.accept(
                 pool: world.pool, tenant: world.tenant, recipients: (1...6).map { "3161234560\($0)" })
-            try await Self.running([world.dispatcher()]) {
+            try await withRunning([world.dispatcher()]) {
                 // The first answer is recorded while the second call (started with it) is still in flight.
-                try await Self.eventually("a message is submitted") {
+                try await eventually("a message is submitted") {
                     try await world.statuses(ids).contains("submitted")
                 }
             }
@@ -456,7 +419,7 @@ import Testing
             // The first start made the built-in simulator the default connection; the dispatcher sends through it.
             let tenant = try await MessageFixtures.tenant(pool: api.pool)
             let id = try #require(try await MessageFixtures.accept(pool: api.pool, tenant: tenant, recipients: ["31612345678"]).first)
-            try await Self.eventually("the message is submitted") {
+            try await eventually("the message is submitted") {
                 try await api.pool.query("SELECT status = 'submitted' AND upstream_id IS NOT NULL FROM message WHERE id = \(id)").first(as: Bool.self) == true
             }
         }

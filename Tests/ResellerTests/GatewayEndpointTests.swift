@@ -8,6 +8,7 @@ import NIOCore
 import NIOHTTP1
 import PostgresLibpq
 import SMSCore
+import ServiceTestSupport
 import Testing
 
 @testable import Reseller
@@ -104,7 +105,7 @@ import Testing
                 "98": CountryRule(status: .forbidden),
             ]
             let simulator = GatewaySimulator(configuration: configuration, logger: HTTPSkeletonTests.logger)
-            try await DispatcherTests.running([simulator]) {
+            try await withRunning([simulator]) {
                 try await body(World(
                     api: api, tenant: tenant, ours: "http://127.0.0.1:\(try #require(api.client.port))", simulator: try await simulator.baseURL(),
                     password: password, payBlocked: siblings[0], blocked: siblings[1]))
@@ -311,7 +312,7 @@ import Testing
             #expect(ourNow.count == 1 && theirNow.count == 1)
             #expect(try await world.api.pool.query("SELECT status FROM message WHERE recipient = '31612345699'").first(as: String.self) == "queued")
             // The simulator sends it when its outbox is next checked (every 250 ms).
-            try await SendEndToEndTests.eventually("the simulator sent it") {
+            try await eventually("the simulator sent it") {
                 try await Self.call(world.simulator, "\(login)&action=rapport&aantal=10").text.contains("31612345699")
             }
             try await Self.expectSame(world, "\(login)&action=credits", "9.565")
@@ -470,7 +471,7 @@ import Testing
             #expect(ids.count == 2)
             let rows = try await api.pool.query("SELECT id, gateway_id::text FROM message ORDER BY position").decode((UUID, String).self)
             #expect(rows.map(\.1) == ids)
-            try await SendEndToEndTests.eventually("submitted") {
+            try await eventually("submitted") {
                 try await api.pool.query("SELECT count(*) FROM message WHERE status = 'submitted'").first(as: Int.self) == 2
             }
             func status(_ id: String) async throws -> String {

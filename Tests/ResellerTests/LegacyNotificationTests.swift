@@ -35,7 +35,7 @@ import Testing
         let batchText = try #require(reply.string("batchId"))
         let batchID = try #require(UUID(uuidString: batchText))
         try await beforeSubmission(batchID)
-        try await SendEndToEndTests.eventually("submitted") {
+        try await eventually("submitted") {
             try await api.pool.query("SELECT status FROM message WHERE id = \(messageID)").first(as: String.self) == "submitted"
         }
         let (gatewayID, upstreamID) = try #require(try await api.pool.query("SELECT gateway_id, upstream_id FROM message WHERE id = \(messageID)")

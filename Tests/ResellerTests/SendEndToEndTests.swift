@@ -25,17 +25,6 @@ import Testing
         }
     }
 
-    static func eventually(_ what: String, timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while try await !condition() {
-            guard ContinuousClock.now < deadline else {
-                Issue.record("timed out waiting until \(what)")
-                return
-            }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-    }
-
     @Test func singleBulkGroupAndScheduledSendsEachReachTheUpstreamOnce() async throws {
         try await TenancyHarness.run(configure: {
             $0.dispatcher = true
@@ -67,14 +56,14 @@ import Testing
             func status(_ id: String) async throws -> String? {
                 try await api.call(.get, "/sub-accounts/\(tenant.subAccountID)/messages/\(id)", key: key).string("status")
             }
-            try await Self.eventually("every immediate message is submitted") {
+            try await eventually("every immediate message is submitted") {
                 try await api.pool.query("""
                     SELECT count(*) FROM message WHERE id = ANY (\(immediate.map { UUID(uuidString: $0)! })) AND status = 'submitted'
                     """).first(as: Int.self) == immediate.count
             }
             // Not before it is due.
             if Date() < due.addingTimeInterval(-0.5) { #expect(try await status(later[0]) == "scheduled") }
-            try await Self.eventually("the scheduled message is submitted") { try await status(later[0]) == "submitted" }
+            try await eventually("the scheduled message is submitted") { try await status(later[0]) == "submitted" }
             let sentAt = try #require(try await api.pool.query("SELECT submitted_at FROM message WHERE id = \(UUID(uuidString: later[0])!)").first(as: Date.self))
             #expect(sentAt >= due)
 

@@ -158,7 +158,7 @@ final class WebhookReceiver: Sendable {
                 try #require(reply.status == .created, "\(reply.json)")
                 let messageID = try #require((reply["messages"] as? [[String: Any]])?.first?["id"] as? String)
                 let batchID = try #require(reply.string("batchId"))
-                try await SendEndToEndTests.eventually("submitted") {
+                try await eventually("submitted") {
                     try await api.pool.query("SELECT count(*) FROM webhook_delivery").first(as: Int.self) == 1
                 }
                 try await Self.withSender(api.pool) { sender in
@@ -362,7 +362,7 @@ final class WebhookReceiver: Sendable {
                 let group = ServiceGroup(services: [http, sender], gracefulShutdownSignals: [], logger: HTTPSkeletonTests.logger)
                 try await withThrowingTaskGroup(of: Void.self) { tasks in
                     tasks.addTask { try await group.run() }
-                    try await SendEndToEndTests.eventually("delivered") { receiver.received.count == 1 }
+                    try await eventually("delivered") { receiver.received.count == 1 }
                     await group.triggerGracefulShutdown()
                     try await tasks.waitForAll()
                 }
