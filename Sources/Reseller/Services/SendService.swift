@@ -225,17 +225,12 @@ struct SendService: Sendable {
             }
             let retail = plan.retailTotal.minorUnits, wholesale = plan.wholesaleTotal.minorUnits
             if accounts.restricted.contains(wallet), accounts.spendable[wallet, default: 0] < retail {
-                outcomes[index] = .refused(APIProblem(
-                    .paymentRequired, code: "insufficient_credits",
-                    detail: "the messages cost \(plan.retailTotal) credits; \(Money(accounts.spendable[wallet, default: 0])) can be spent: \(GatewayErrorCode.insufficientCredits.meaning)",
-                    gatewayCode: GatewayErrorCode.insufficientCredits.rawValue))
+                outcomes[index] = .refused(.insufficientCredits(
+                    "the messages cost \(plan.retailTotal) credits; \(Money(accounts.spendable[wallet, default: 0])) can be spent"))
                 continue
             }
             if accounts.restricted.contains(resellerWallet), accounts.spendable[resellerWallet, default: 0] < wholesale {
-                outcomes[index] = .refused(APIProblem(
-                    .paymentRequired, code: "insufficient_credits",
-                    detail: "the reseller's account cannot cover these messages: \(GatewayErrorCode.insufficientCredits.meaning)",
-                    gatewayCode: GatewayErrorCode.insufficientCredits.rawValue))
+                outcomes[index] = .refused(.insufficientCredits("the reseller's account cannot cover these messages"))
                 continue
             }
             accounts.spendable[wallet, default: 0] -= retail
@@ -434,6 +429,15 @@ private struct SendRows {
     mutating func idempotency(_ request: Idempotency.Request, response: String) {
         scopes.append(request.scope); keys.append(request.key); operations.append(request.operation)
         hashes.append(request.hash.map { String(format: "%02x", $0) }.joined()); responses.append(response)
+    }
+}
+
+extension APIProblem {
+    /// 402 `insufficient_credits` (1601 error 108), `reason` first.
+    static func insufficientCredits(_ reason: String) -> APIProblem {
+        APIProblem(
+            .paymentRequired, code: "insufficient_credits", detail: "\(reason): \(GatewayErrorCode.insufficientCredits.meaning)",
+            gatewayCode: GatewayErrorCode.insufficientCredits.rawValue)
     }
 }
 
