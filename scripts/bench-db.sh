@@ -14,9 +14,7 @@ seconds=${SECONDS_PER_RUN:-15}
 rounds=${ROUNDS:-3}
 concurrency=${CONCURRENCY:-8}
 
-log "building pg-pool-bench (release)"
-swift build -c release --product pg-pool-bench >/dev/null
-bench_bin="$(swift build -c release --show-bin-path)/pg-pool-bench"
+build_bench pg-pool-bench
 
 start_throwaway_cluster bench max_connections=100 shared_buffers=256MB
 port=$THROWAWAY_PORT
@@ -24,12 +22,11 @@ export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGDATABASE=postgres
 log "pgbench -i -s 10"
 "$(pg_bindir)/pgbench" -i -s 10 -q >/dev/null 2>&1
 
-calc() { awk "BEGIN { printf \"%.3f\", $1 }"; }
 ours_total=0
 theirs_total=0
 for round in $(seq 1 "$rounds"); do
     theirs=$("$(pg_bindir)/pgbench" -S -c "$concurrency" -T "$seconds" -n 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | tail -n 1)
-    ours=$("$bench_bin" --database-url "postgresql://postgres@127.0.0.1:$port/postgres" --concurrency "$concurrency" --seconds "$seconds" | sed -n 's/.*tps=\([0-9.]*\).*/\1/p')
+    ours=$("$BENCH_BIN" --database-url "postgresql://postgres@127.0.0.1:$port/postgres" --concurrency "$concurrency" --seconds "$seconds" | sed -n 's/.*tps=\([0-9.]*\).*/\1/p')
     printf 'round %d: pgbench -S %8.0f tps   pg-pool-bench %8.0f tps   ratio %.3f\n' "$round" "$theirs" "$ours" "$(calc "$ours / $theirs")"
     ours_total=$(calc "$ours_total + $ours")
     theirs_total=$(calc "$theirs_total + $theirs")

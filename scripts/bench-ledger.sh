@@ -15,25 +15,15 @@ source scripts/lib/common.sh
 ensure_base_packages
 ensure_swift
 seconds=${SECONDS_PER_RUN:-10}
-configuration=${CONFIGURATION:-release}
 
-log "building ledger-bench ($configuration)"
-swift build -c "$configuration" --product ledger-bench >/dev/null
-bench_bin="$(swift build -c "$configuration" --show-bin-path)/ledger-bench"
+build_bench ledger-bench
+start_bench_cluster bench-ledger 100 ledger
 
-start_throwaway_cluster bench-ledger max_connections=100 shared_buffers=256MB
-port=$THROWAWAY_PORT
-export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres
-"$(pg_bindir)/psql" -q -d postgres -c "CREATE DATABASE pgbench" -c "CREATE DATABASE ledger"
-log "pgbench -i -s 10"
-"$(pg_bindir)/pgbench" -i -s 10 -q pgbench >/dev/null 2>&1
-
-calc() { awk "BEGIN { printf \"%.3f\", $1 }"; }
 for clients in 8 32; do
     tpcb=$("$(pg_bindir)/pgbench" -c "$clients" -j 2 -T "$seconds" -n pgbench 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | tail -n 1)
     printf '%2d clients: pgbench tpcb-like %8.0f tps\n' "$clients" "$tpcb"
     for scenario in hot spread; do
-        ours=$("$bench_bin" --database-url "postgresql://postgres@127.0.0.1:$port/ledger" --scenario "$scenario" \
+        ours=$("$BENCH_BIN" --database-url "postgresql://postgres@127.0.0.1:$PGPORT/ledger" --scenario "$scenario" \
             --concurrency "$clients" --seconds "$seconds" | sed -n 's/.*tps=\([0-9.]*\).*/\1/p')
         printf '%2d clients: ledger %-6s     %8.0f transfers/s   ratio to tpcb-like %.3f\n' "$clients" "$scenario" "$ours" "$(calc "$ours / $tpcb")"
     done

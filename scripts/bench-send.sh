@@ -16,23 +16,13 @@ ensure_base_packages
 ensure_swift
 seconds=${SECONDS_PER_RUN:-10}
 clients=${CLIENTS:-32}
-configuration=${CONFIGURATION:-release}
 
-log "building send-bench ($configuration)"
-swift build -c "$configuration" --product send-bench >/dev/null
-bench_bin="$(swift build -c "$configuration" --show-bin-path)/send-bench"
-
-start_throwaway_cluster bench-send max_connections=200 shared_buffers=256MB
-port=$THROWAWAY_PORT
-export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres
-"$(pg_bindir)/psql" -q -d postgres -c "CREATE DATABASE pgbench" -c "CREATE DATABASE sends"
-log "pgbench -i -s 10"
-"$(pg_bindir)/pgbench" -i -s 10 -q pgbench >/dev/null 2>&1
+build_bench send-bench
+start_bench_cluster bench-send 200 sends
 
 tpcb=$("$(pg_bindir)/pgbench" -c "$clients" -j 2 -T "$seconds" -n pgbench 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | tail -n 1)
-output=$("$bench_bin" --database-url "postgresql://postgres@127.0.0.1:$port/sends" --clients "$clients" --seconds "$seconds")
+output=$("$BENCH_BIN" --database-url "postgresql://postgres@127.0.0.1:$PGPORT/sends" --clients "$clients" --seconds "$seconds")
 echo "$output"
-calc() { awk "BEGIN { printf \"%.3f\", $1 }"; }
 figure() { echo "$output" | sed -n "s/.*phase=$1 .*$2=\([0-9.]*\).*/\1/p"; }
 hot=$(figure hot rate); spread=$(figure spread rate)
 printf 'pgbench tpcb-like, %d clients:      %8.0f tps\n' "$clients" "$tpcb"

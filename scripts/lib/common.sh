@@ -97,3 +97,27 @@ start_throwaway_cluster() {
     as_postgres "$(pg_bindir)/initdb" -D "$THROWAWAY_DIR/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null
     pg_start "$THROWAWAY_DIR/data" "$THROWAWAY_PORT" "$THROWAWAY_DIR" "$THROWAWAY_DIR/postgres.log" "$@"
 }
+
+# Builds the benchmark product $1 in $CONFIGURATION (default release) and sets BENCH_BIN to its path.
+build_bench() {
+    local product=$1 configuration=${CONFIGURATION:-release}
+    log "building $product ($configuration)"
+    swift build -c "$configuration" --product "$product" >/dev/null
+    BENCH_BIN="$(swift build -c "$configuration" --show-bin-path)/$product"
+}
+
+# A throwaway cluster named $1 with max_connections=$2 for a benchmark: pgbench's tables (scale 10) in the database
+# `pgbench` for the baseline, and an empty database for each further argument. PGHOST, PGPORT and PGUSER point at it.
+start_bench_cluster() {
+    local name=$1 connections=$2
+    shift 2
+    start_throwaway_cluster "$name" "max_connections=$connections" shared_buffers=256MB
+    export PGHOST=127.0.0.1 PGPORT=$THROWAWAY_PORT PGUSER=postgres
+    local database
+    for database in pgbench "$@"; do "$(pg_bindir)/psql" -q -d postgres -c "CREATE DATABASE $database"; done
+    log "pgbench -i -s 10"
+    "$(pg_bindir)/pgbench" -i -s 10 -q pgbench >/dev/null 2>&1
+}
+
+# Prints the arithmetic expression $1 with three decimals.
+calc() { awk "BEGIN { printf \"%.3f\", $1 }"; }
