@@ -17,6 +17,9 @@ public func buildApplication(
     logger: Logger = Logger(label: "sms-reseller"),
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) throws -> some ApplicationProtocol {
+    // Settings first: nothing that needs shutting down exists yet when one is refused.
+    var gatewaySettings = GatewayEndpointSettings()
+    gatewaySettings.trustedProxies = try GatewayEndpointSettings.ranges(configuration.trustedProxies)
     var databaseConfiguration = configuration.database
     databaseConfiguration.applicationName = "sms-reseller"
     databaseConfiguration.connectTimeoutSeconds = 5
@@ -36,11 +39,6 @@ public func buildApplication(
     let dispatchSignal = DispatchSignal()
     let deliveryReports = DeliveryReports(pool: pool)
     let sending = Sending(pool: pool, retryDeadline: configuration.dispatcherRetryDeadline, wakeDispatcher: { dispatchSignal.wake() })
-    var gatewaySettings = GatewayEndpointSettings()
-    gatewaySettings.trustedProxies = try configuration.trustedProxies.map { text in
-        guard let range = IPRange(text) else { throw ConfigurationError("TRUSTED_PROXIES: \(text) is not a CIDR range such as 10.0.0.0/8") }
-        return range
-    }
     let router = try buildRouter(
         pool: pool, metrics: metrics, logger: logger, passwordHasher: PasswordHasher(iterations: configuration.passwordIterations),
         upstreamCipher: upstreamCipher, upstreamClients: upstreamClients, sending: sending, deliveryReports: deliveryReports,

@@ -414,6 +414,10 @@ import Testing
             let bareAnswer = try await HTTPClient.shared.execute(bare, timeout: .seconds(10))
             let bareText = String(buffer: try await bareAnswer.body.collect(upTo: 1024))
             #expect(bareAnswer.status == .ok && bareText == "9.2025")
+            // Too much at once: more than 10 000 numbers, or a body over 1 MiB, is refused whole.
+            let numbers = Array(repeating: "31612345678", count: 10_001).joined(separator: ",")
+            #expect(try await Self.call(world.ours, "\(world.login)&afzender=Jansen&bericht=Hallo&naar=\(numbers)", post: true).status == 413)
+            #expect(try await Self.call(world.ours, "\(send)&bericht=\(String(repeating: "a", count: 1 << 20))", post: true).status == 413)
             // Query and body together: the query's parameters come first, as on the simulator.
             var mixed = HTTPClientRequest(url: world.ours + GatewayCall.gatewayPath + "?\(world.login)&action=credits")
             mixed.method = .POST
@@ -500,6 +504,19 @@ import Testing
                 \(ids[1]);31612345679;SUBMITTED;;order-9
                 \(ids[0]);31612345678;DELIVERED;26/11/2026 10:23:10;order-9
                 """)
+            // The REST API knows the messages by the same numbers, and a scheduled REST send's outbox number works here.
+            let read = try await api.call(.get, "/sub-accounts/\(tenant.subAccountID)/messages/\(rows[0].0.uuidString.lowercased())", key: tenant.subAccountKey)
+            #expect(read["gatewayId"] as? Int == Int(ids[0]))
+            let later = try await api.send(tenant, [
+                "sender": "Jansen", "text": "Later", "recipients": ["31612345670"], "scheduleAt": Date().addingTimeInterval(3_600).formatted(.iso8601),
+            ])
+            let outboxID = try #require(later["outboxId"] as? Int)
+            #expect(try await Self.call(ours, "\(login)&action=verwijderbericht&id=\(outboxID)").text == "OK")
+            // Each request was counted under its operation.
+            var metrics = HTTPClientRequest(url: ours + "/metrics")
+            metrics.method = .GET
+            let exposition = String(buffer: try await HTTPClient.shared.execute(metrics, timeout: .seconds(10)).body.collect(upTo: 1 << 22))
+            #expect(exposition.contains(#"operation="gateway1601",status="200""#) && exposition.contains(#"operation="gateway1601Report",status="200""#))
             // Charged for the delivered message only so far: 1 − 2 × 0.0725 reserved, one of them now posted.
             #expect(try await Self.call(ours, "\(login)&action=credits").text == "0.855")
             #expect(try await DeliveryReportTests.ledger(api, rows[0].0.uuidString.lowercased()).states == ["posted", "posted"])
@@ -630,6 +647,13 @@ import Testing
         #expect(LoginThrottle.addressKey("2001:db8:1:2::1") != LoginThrottle.addressKey("2001:db8:1:3::1"))
         #expect(LoginThrottle.addressKey("::ffff:192.0.2.1") == "192.0.2.1")
         #expect(LoginThrottle.addressKey("192.0.2.1") == "192.0.2.1")
+    }
+
+    @Test func aTrustedProxyThatIsNoAddressRangeStopsTheStart() throws {
+        var configuration = HTTPSkeletonTests.configuration(try PostgresConfiguration(url: "postgresql://nobody@127.0.0.1:1/none"))
+        configuration.trustedProxies = ["10.0.0.0/8", "proxy.example"]
+        #expect(throws: ConfigurationError.self) { _ = try buildApplication(configuration: configuration) }
+        #expect(try GatewayEndpointSettings.ranges(["10.0.0.0/8", "::1"]) == [IPRange("10.0.0.0/8"), IPRange("::1")])
     }
 
     @Test func theThrottleCountsWindowsAndForgetsThem() {

@@ -35,6 +35,14 @@ struct GatewayEndpointSettings: Sendable {
     /// The largest form body read (10 000 numbers fit many times).
     var maximumBodyBytes = 1 << 20
     var throttle = LoginThrottleSettings()
+
+    /// `TRUSTED_PROXIES` as ranges; a text that is not a CIDR range is a ``ConfigurationError``.
+    static func ranges(_ texts: [String]) throws -> [IPRange] {
+        try texts.map { text in
+            guard let range = IPRange(text) else { throw ConfigurationError("TRUSTED_PROXIES: \(text) is not a CIDR range such as 10.0.0.0/8") }
+            return range
+        }
+    }
 }
 
 /// `/module/gateway.php` and `/module/gatewayrapport.php`: the upstream's own HTTP API (`shared/seed`,
