@@ -213,9 +213,9 @@ struct GatewayEndpoint: Sendable {
         guard let text = form.text("smsid"), text.allSatisfy({ $0.isASCII && $0.isWholeNumber }) else {
             throw GatewayReply.error(.reportCountInvalid)
         }
-        let message = try await Int64(text).asyncFlatMap {
-            try await GatewayMessageRepository(pool: pool).find(subAccountID: account.id, gatewayID: $0)
-        }
+        // All digits but too large for a number: no message has it.
+        var message: GatewayMessageState?
+        if let number = Int64(text) { message = try await GatewayMessageRepository(pool: pool).find(subAccountID: account.id, gatewayID: number) }
         let report = message?.deliveryReport(withDate: form.isYes("datum")) ?? DeliveryReport(status: .none)
         return GatewayReply(GatewayAnswer.deliveryReport(report))
     }
@@ -263,13 +263,6 @@ extension GatewayMessageState {
         }
         let updatedAt = withDate && status.carriesDate ? GatewayDateTime(date) : nil
         return DeliveryReport(status: status, updatedAt: updatedAt)
-    }
-}
-
-extension Optional {
-    fileprivate func asyncFlatMap<U>(_ transform: (Wrapped) async throws -> U?) async rethrows -> U? {
-        guard let value = self else { return nil }
-        return try await transform(value)
     }
 }
 
