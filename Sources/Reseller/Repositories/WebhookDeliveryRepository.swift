@@ -23,8 +23,9 @@ struct ClaimedWebhookDelivery: Decodable, Sendable, Equatable {
     var previousSecret: String?
     /// The JSON body, the same bytes at every attempt: `{"id", "type", "occurredAt", "data"}`.
     var body: String
-    /// What an old-style request carries (from the event's payload): the message's number, the 1601 status word, the
-    /// time of the change and the client's reference. Nil for other events.
+    /// What an old-style request carries (from the event's payload): the message's number, the 1601 status word, its
+    /// `datum` (`gatewayStatusAt`: the report's time when a report set the status) and the client's reference. Nil for
+    /// other events.
     var gatewayID: Int64?
     var gatewayStatus: String?
     var statusAt: Date?
