@@ -101,15 +101,103 @@ let package = Package(
             ],
             plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
         ),
+        // The application, one target per concern. Imports point one way: ResellerApp → CompatibleGateway →
+        // Messaging → {Webhooks, Contacts, Pricing, Ledger} → ResellerCore → {PostgresLibpq, SMSCore, Gateway1601}.
+        // Only ResellerApp and CompatibleGateway know HTTP; SQL lives in the repositories of each concern.
         .target(
-            name: "Reseller",
+            name: "ResellerCore",
             dependencies: [
-                "ResellerAPI",
+                "PostgresLibpq",
+                "SMSCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
+            resources: [.copy("Migrations")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "Ledger",
+            dependencies: ["ResellerCore", "PostgresLibpq", "SMSCore", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                           .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "Pricing",
+            dependencies: ["ResellerCore", "PostgresLibpq", "SMSCore"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "Contacts",
+            dependencies: ["ResellerCore", "PostgresLibpq", "SMSCore"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "Webhooks",
+            dependencies: [
+                "ResellerCore",
+                "PostgresLibpq",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "Messaging",
+            dependencies: [
+                "ResellerCore",
+                "Ledger",
+                "Pricing",
+                "Contacts",
+                "Webhooks",
                 "PostgresLibpq",
                 "SMSCore",
                 "Gateway1601",
-                "Gateway1601Simulator",
-                "ServiceTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "CompatibleGateway",
+            dependencies: [
+                "ResellerCore",
+                "Ledger",
+                "Messaging",
+                "PostgresLibpq",
+                "SMSCore",
+                "Gateway1601",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Thin: router, generated handlers, middleware, problem+json, configuration, wiring of services.
+        .target(
+            name: "ResellerApp",
+            dependencies: [
+                "ResellerAPI",
+                "ResellerCore",
+                "Ledger",
+                "Pricing",
+                "Contacts",
+                "Webhooks",
+                "Messaging",
+                "CompatibleGateway",
+                "PostgresLibpq",
+                "SMSCore",
+                "Gateway1601",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
                 .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
@@ -120,17 +208,17 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "_CryptoExtras", package: "swift-crypto"),
             ],
-            resources: [.copy("Migrations")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "sms-reseller",
             dependencies: [
-                "Reseller",
+                "ResellerApp",
+                "ResellerCore",
                 "PostgresLibpq",
                 "Gateway1601",
+                "Gateway1601Simulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -149,7 +237,13 @@ let package = Package(
         .executableTarget(
             name: "send-bench",
             dependencies: [
-                "Reseller",
+                "ResellerApp",
+                "ResellerCore",
+                "Ledger",
+                "Gateway1601Simulator",
+                "PostgresLibpq",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -158,7 +252,8 @@ let package = Package(
         .executableTarget(
             name: "ledger-bench",
             dependencies: [
-                "Reseller",
+                "ResellerCore",
+                "Ledger",
                 "PostgresLibpq",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -211,7 +306,19 @@ let package = Package(
         .testTarget(
             name: "ResellerTests",
             dependencies: [
-                "Reseller",
+                "ResellerApp",
+                "ResellerCore",
+                "Ledger",
+                "Pricing",
+                "Contacts",
+                "Webhooks",
+                "Messaging",
+                "CompatibleGateway",
+                "ResellerAPI",
+                "PostgresLibpq",
+                "Gateway1601",
+                "Gateway1601Simulator",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 "SMSCore",
                 "PostgresTestSupport",
                 "ServiceTestSupport",

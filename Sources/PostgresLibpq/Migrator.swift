@@ -22,7 +22,8 @@ public struct Migration: Sendable, Equatable {
     public static func load(from directory: URL) throws -> [Migration] {
         let names = try FileManager.default.contentsOfDirectory(atPath: directory.path)
         var migrations: [Migration] = []
-        for file in names where file.hasSuffix(".sql") {
+        // `schema.sql` beside the migrations is the schema they produce, kept for reading; it is never applied.
+        for file in names where file.hasSuffix(".sql") && file != "schema.sql" {
             let stem = file.dropLast(4)
             guard let underscore = stem.firstIndex(of: "_"), let version = Int(stem[..<underscore]), version > 0,
                 stem[..<underscore].allSatisfy(\.isASCII)

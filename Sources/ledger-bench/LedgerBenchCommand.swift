@@ -2,7 +2,9 @@ import ArgumentParser
 import Foundation
 import Logging
 import PostgresLibpq
-import Reseller
+
+import ResellerCore
+import Ledger
 
 /// Prints ledger transfers per second for one scenario and concurrency; see scripts/bench-ledger.sh.
 @main

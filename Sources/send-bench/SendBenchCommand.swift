@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
 import Logging
-import Reseller
+
+import Ledger
+import ResellerApp
 
 /// Prints send rates over HTTP and the bulk send time; see scripts/bench-send.sh.
 @main

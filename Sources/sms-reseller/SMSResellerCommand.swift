@@ -4,8 +4,12 @@ import Foundation
 import Gateway1601
 import Logging
 import PostgresLibpq
-import Reseller
+import Gateway1601Simulator
+import ResellerApp
+import ResellerCore
 import ServiceLifecycle
+import ResellerCore
+import ResellerApp
 
 @main
 struct SMSResellerCommand: AsyncParsableCommand {
@@ -205,6 +209,7 @@ struct Serve: AsyncParsableCommand {
         guard (username == nil) == (password == nil) else {
             throw ValidationError("UPSTREAM_1601_USERNAME and UPSTREAM_1601_PASSWORD go together: give both or neither.")
         }
+        var builtInSimulatorPort: Int?
         if let url = upstreamURL ?? common.environment("UPSTREAM_1601_URL") {
             guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil else {
                 throw ValidationError("UPSTREAM_1601_URL must be an http(s) URL, got '\(url)'.")
@@ -217,7 +222,7 @@ struct Serve: AsyncParsableCommand {
             }
             let port = try common.integer(simulatorPort, env: "SIMULATOR_PORT", default: 8099)
             guard (0...65535).contains(port) else { throw ValidationError("The simulator port must be between 0 and 65535.") }
-            configuration.upstream = .builtInSimulator(port: port)
+            builtInSimulatorPort = port
         }
         guard (0...65535).contains(configuration.port) else { throw ValidationError("The port must be between 0 and 65535.") }
         guard configuration.databasePoolMaximum >= 1, (0...configuration.databasePoolMaximum).contains(configuration.databasePoolMinimum) else {
@@ -227,6 +232,9 @@ struct Serve: AsyncParsableCommand {
         configuration.logLevel = try common.resolvedLogLevel()
         configuration.logFormat = try common.resolvedLogFormat()
         let logger = try common.bootstrapLogging()
+        if let builtInSimulatorPort {
+            configuration.upstream = .embedded(EmbeddedUpstream(GatewaySimulator.sandbox(port: builtInSimulatorPort, logger: logger.relabeled("gateway1601-sim"))))
+        }
         let app = try buildApplication(configuration: configuration, logger: logger)
         try await app.runService()
     }

@@ -4,7 +4,14 @@ import PostgresLibpq
 import SMSCore
 import Testing
 
-@testable import Reseller
+import ResellerCore
+import Ledger
+import Pricing
+import Contacts
+import Webhooks
+import Messaging
+import CompatibleGateway
+import ResellerApp
 
 extension TenancyHarness {
     /// Creates a contact that must succeed; its id.
@@ -490,6 +497,6 @@ extension Reply {
         var many = ContactImportCollector()
         many.read(Array(("number\n" + (0..<700).map { "x\($0)" }.joined(separator: "\n")).utf8))
         #expect(many.errors.count == ContactImportCollector.maximumReportedErrors)
-        #expect(throws: APIProblem.self) { try many.result() }
+        #expect(throws: DomainError.self) { try many.result() }
     }
 }

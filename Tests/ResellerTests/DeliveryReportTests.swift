@@ -9,7 +9,14 @@ import PostgresLibpq
 import SMSCore
 import Testing
 
-@testable import Reseller
+import ResellerCore
+import Ledger
+import Pricing
+import Contacts
+import Webhooks
+import Messaging
+import CompatibleGateway
+import ResellerApp
 
 /// Delivery reports in through the callback endpoint, and settlement of the reservations.
 @Suite(.serialized, .timeLimit(.minutes(3))) struct DeliveryReportTests {

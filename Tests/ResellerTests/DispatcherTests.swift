@@ -8,7 +8,14 @@ import ServiceLifecycle
 import ServiceTestSupport
 import Testing
 
-@testable import Reseller
+import ResellerCore
+import Ledger
+import Pricing
+import Contacts
+import Webhooks
+import Messaging
+import CompatibleGateway
+import ResellerApp
 
 /// The dispatcher against a real database and the simulator over real HTTP: sending and recording, each disposition
 /// (fail, pause, retry, deadline), several dispatchers at once, a dead worker's lease, scheduled messages, graceful

@@ -4,7 +4,14 @@ import OpenAPIRuntime
 import PostgresLibpq
 import Testing
 
-@testable import Reseller
+import ResellerCore
+import Ledger
+import Pricing
+import Contacts
+import Webhooks
+import Messaging
+import CompatibleGateway
+import ResellerApp
 
 @Suite struct ErrorLoggingTests {
     struct StorageFailure: Error, CustomStringConvertible {

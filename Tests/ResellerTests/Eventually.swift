@@ -1,4 +1,7 @@
 import Testing
+import ResellerCore
+import Webhooks
+import Messaging
 
 struct TimedOut: Error, CustomStringConvertible {
     var description: String

@@ -5,7 +5,14 @@ import SMSCore
 import Testing
 import Yams
 
-@testable import Reseller
+import ResellerCore
+import Ledger
+import Pricing
+import Contacts
+import Webhooks
+import Messaging
+import CompatibleGateway
+import ResellerApp
 
 /// Walks every operation of `openapi.yaml` that takes a path parameter with the keys of another
 /// reseller (and of that reseller's sub-account), pointing at the first tenant's ids. Every answer

@@ -11,7 +11,14 @@ import SMSCore
 import ServiceTestSupport
 import Testing
 
-@testable import Reseller
+import ResellerCore
+import Ledger
+import Pricing
+import Contacts
+import Webhooks
+import Messaging
+import CompatibleGateway
+import ResellerApp
 
 /// The 1601-compatible endpoint against the simulator: the same requests to both, with the same state on both sides,
 /// must get the same answers; then what only our side can show (the ledger, encodings, the password limits).

@@ -6,13 +6,23 @@ import Logging
 import PostgresLibpq
 import PostgresTestSupport
 import Testing
+import Gateway1601Simulator
 
-@testable import Reseller
+import ResellerCore
+import Ledger
+import Pricing
+import Contacts
+import Webhooks
+import Messaging
+import CompatibleGateway
+import ResellerApp
 
 @Suite struct HTTPSkeletonTests {
     static func configuration(_ database: PostgresConfiguration) -> AppConfiguration {
         var configuration = AppConfiguration(database: database)
         configuration.port = 0
+        // As `sms-reseller serve` without an upstream: the built-in simulator becomes the first default connection.
+        configuration.upstream = .embedded(EmbeddedUpstream(GatewaySimulator.sandbox(logger: logger)))
         configuration.databasePoolMinimum = 0
         configuration.databasePoolMaximum = 2
         configuration.migrate = true

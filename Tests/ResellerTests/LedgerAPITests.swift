@@ -3,7 +3,14 @@ import HTTPTypes
 import PostgresLibpq
 import Testing
 
-@testable import Reseller
+import ResellerCore
+import Ledger
+import Pricing
+import Contacts
+import Webhooks
+import Messaging
+import CompatibleGateway
+import ResellerApp
 
 /// The ledger through the REST API: funding a reseller, funding its customers, idempotency,
 /// credit limits, statements and low-balance events.

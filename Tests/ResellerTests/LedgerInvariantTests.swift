@@ -6,7 +6,14 @@ import SMSCore
 import Synchronization
 import Testing
 
-@testable import Reseller
+import ResellerCore
+import Ledger
+import Pricing
+import Contacts
+import Webhooks
+import Messaging
+import CompatibleGateway
+import ResellerApp
 
 /// The ledger under concurrency: many tasks mixing every kind of movement on shared accounts, then
 /// the invariants that must hold whatever the interleaving.
@@ -250,7 +257,7 @@ import Testing
                     }
                     #expect(replayed && transferID == earlier.transferID, "a replay answers the first response")
                     tally.counts.withLock { $0.replays += 1 }
-                } catch let problem as APIProblem where problem.code == "idempotency_in_progress" {
+                } catch let problem as DomainError where problem.code == "idempotency_in_progress" {
                     // Another task is replaying the same key at this moment.
                     tally.counts.withLock { $0.concurrentDuplicates += 1 }
                 }
@@ -330,7 +337,7 @@ import Testing
                 _ = try await pool.withTransaction { connection in
                     try await LedgerService.setCreditLimit(account: account, limit: limit, by: actor, on: connection)
                 }
-            } catch let problem as APIProblem where problem.code == "credit_limit_too_low" {
+            } catch let problem as DomainError where problem.code == "credit_limit_too_low" {
                 tally.counts.withLock { $0.refused += 1 }
             }
         default:  // a reseller correction, which may be refused for want of funds
@@ -347,8 +354,8 @@ import Testing
         do {
             try await body()
             tally.counts.withLock { $0.transfers += transfers }
-        } catch let problem as APIProblem where problem.code == "insufficient_funds" {
-            #expect(problem.gatewayCode == 108)
+        } catch let problem as DomainError where problem.code == "insufficient_funds" {
+            #expect(problem.gatewayCode?.rawValue == 108)
             tally.counts.withLock { $0.refused += 1 }
         } catch let failure as LedgerFailure where failure.reason == .insufficientFunds {
             tally.counts.withLock { $0.refused += 1 }

@@ -3,7 +3,14 @@ import Logging
 import Synchronization
 import Testing
 
-@testable import Reseller
+import ResellerCore
+import Ledger
+import Pricing
+import Contacts
+import Webhooks
+import Messaging
+import CompatibleGateway
+import ResellerApp
 
 @Suite struct LoggingTests {
     final class Lines: Sendable {

@@ -3,7 +3,14 @@ import PostgresLibpq
 import SMSCore
 import Testing
 
-@testable import Reseller
+import ResellerCore
+import Ledger
+import Pricing
+import Contacts
+import Webhooks
+import Messaging
+import CompatibleGateway
+import ResellerApp
 
 /// Accepted messages written straight into the database the way the send path writes them — a batch, one message per
 /// recipient with its two reservations (made by `ledger_reserve`), one outbox row each — so that dispatcher tests can

@@ -2,7 +2,14 @@ import Foundation
 import SMSCore
 import Testing
 
-@testable import Reseller
+import ResellerCore
+import Ledger
+import Pricing
+import Contacts
+import Webhooks
+import Messaging
+import CompatibleGateway
+import ResellerApp
 
 @Suite struct PriceListCSVTests {
     func read(_ text: String) -> PriceEntryCollector {
@@ -64,7 +71,7 @@ import Testing
         #expect(errors["line 14"] == "has text after a closing quote")
         #expect(errors["line 15: price"] == "must be a decimal number such as \"12.5000\"")
         #expect(errors.count == 12, "\(errors)")
-        #expect(throws: APIProblem.self) { try collector.result(emptyField: "file") }
+        #expect(throws: DomainError.self) { try collector.result(emptyField: "file") }
     }
 
     @Test func aWrongHeaderStopsReadingAtLineOne() {
@@ -86,7 +93,7 @@ import Testing
     @Test func aFileWithOnlyAHeaderHasNoEntries() {
         let collector = read("prefix,price,status\n\n")
         #expect(collector.errors.isEmpty)
-        #expect(throws: APIProblem.validation([.init(field: "file", message: "a version needs at least one entry")])) {
+        #expect(throws: DomainError.validation([.init(field: "file", message: "a version needs at least one entry")])) {
             try collector.result(emptyField: "file")
         }
     }
@@ -98,7 +105,7 @@ import Testing
         do {
             _ = try collector.result(emptyField: "file")
             Issue.record("no error")
-        } catch let problem as APIProblem {
+        } catch let problem as DomainError {
             #expect(problem.fieldErrors.count == PriceEntryCollector.maximumReportedErrors + 1)
             #expect(problem.fieldErrors.last == .init(field: "file", message: "300 more errors not shown"))
         } catch {

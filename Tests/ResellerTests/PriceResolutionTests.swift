@@ -4,7 +4,14 @@ import PostgresLibpq
 import SMSCore
 import Testing
 
-@testable import Reseller
+import ResellerCore
+import Ledger
+import Pricing
+import Contacts
+import Webhooks
+import Messaging
+import CompatibleGateway
+import ResellerApp
 
 /// `PriceResolver` through real lists: versions in force at an instant, the longest prefix, and the codes of numbers
 /// that cannot be sent.

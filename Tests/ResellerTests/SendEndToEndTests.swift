@@ -7,7 +7,14 @@ import PostgresLibpq
 import SMSCore
 import Testing
 
-@testable import Reseller
+import ResellerCore
+import Ledger
+import Pricing
+import Contacts
+import Webhooks
+import Messaging
+import CompatibleGateway
+import ResellerApp
 
 /// The whole way: sends through the REST API, the service's own dispatcher, the built-in simulator over real HTTP.
 @Suite(.serialized, .timeLimit(.minutes(3))) struct SendEndToEndTests {

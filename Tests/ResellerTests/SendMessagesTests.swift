@@ -4,7 +4,14 @@ import PostgresLibpq
 import SMSCore
 import Testing
 
-@testable import Reseller
+import ResellerCore
+import Ledger
+import Pricing
+import Contacts
+import Webhooks
+import Messaging
+import CompatibleGateway
+import ResellerApp
 
 extension TenancyHarness {
     /// A tenant whose sub-account can send: priced in every layer, sender `Jansen` approved, `credits` on its wallet

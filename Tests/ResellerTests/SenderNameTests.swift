@@ -3,7 +3,14 @@ import HTTPTypes
 import SMSCore
 import Testing
 
-@testable import Reseller
+import ResellerCore
+import Ledger
+import Pricing
+import Contacts
+import Webhooks
+import Messaging
+import CompatibleGateway
+import ResellerApp
 
 @Suite(.timeLimit(.minutes(3))) struct SenderNameTests {
     @Test func everySenderRuleAnswersItsGatewayCodeAtTheBoundaries() async throws {

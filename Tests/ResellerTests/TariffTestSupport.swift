@@ -6,7 +6,14 @@ import PostgresLibpq
 import SMSCore
 import Testing
 
-@testable import Reseller
+import ResellerCore
+import Ledger
+import Pricing
+import Contacts
+import Webhooks
+import Messaging
+import CompatibleGateway
+import ResellerApp
 
 /// An entry for a version body: `("4479", "0.0550")`, `("7", nil, "forbidden")`.
 struct TestEntry: Sendable {
@@ -69,7 +76,7 @@ extension TenancyHarness {
 
     func createVersion(_ listID: String, key: String, _ entries: [TestEntry], effectiveFrom: Date? = nil, note: String? = nil) async throws -> Reply {
         var body: [String: Any] = ["entries": entries.map(\.json)]
-        if let effectiveFrom { body["effectiveFrom"] = APIDateTranscoder.string(from: effectiveFrom) }
+        if let effectiveFrom { body["effectiveFrom"] = APIDates.string(from: effectiveFrom) }
         if let note { body["note"] = note }
         return try await call(.post, "/price-lists/\(listID)/versions", key: key, body: body)
     }

@@ -4,7 +4,14 @@ import PostgresLibpq
 import SMSCore
 import Testing
 
-@testable import Reseller
+import ResellerCore
+import Ledger
+import Pricing
+import Contacts
+import Webhooks
+import Messaging
+import CompatibleGateway
+import ResellerApp
 
 @Suite(.timeLimit(.minutes(3))) struct TariffTests {
     static let cheap = [TestEntry("1", "0.0010"), TestEntry("7", "0.0010"), TestEntry("31", "0.0100"), TestEntry("44", "0.0100")]

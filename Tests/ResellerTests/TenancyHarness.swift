@@ -7,7 +7,14 @@ import PostgresLibpq
 import PostgresTestSupport
 import Testing
 
-@testable import Reseller
+import ResellerCore
+import Ledger
+import Pricing
+import Contacts
+import Webhooks
+import Messaging
+import CompatibleGateway
+import ResellerApp
 
 /// One answer of the API: status, headers and the JSON body (empty for no body).
 struct Reply: @unchecked Sendable {

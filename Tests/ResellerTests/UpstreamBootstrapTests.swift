@@ -5,7 +5,14 @@ import PostgresLibpq
 import PostgresTestSupport
 import Testing
 
-@testable import Reseller
+import ResellerCore
+import Ledger
+import Pricing
+import Contacts
+import Webhooks
+import Messaging
+import CompatibleGateway
+import ResellerApp
 
 extension TenancyHarness {
     /// `run` with upstream passwords encrypted under `upstreamCredentialsKey` (nil: stored as they are).

@@ -6,7 +6,14 @@ import PostgresTestSupport
 import SMSCore
 import Testing
 
-@testable import Reseller
+import ResellerCore
+import Ledger
+import Pricing
+import Contacts
+import Webhooks
+import Messaging
+import CompatibleGateway
+import ResellerApp
 
 /// Upstream connections below the API: the credential cipher, the repository's hooks for the dispatcher (which
 /// connection sends for a reseller, pausing after a gateway error), the client cache and the bootstrap under

@@ -8,7 +8,14 @@ import PostgresTestSupport
 import SMSCore
 import Testing
 
-@testable import Reseller
+import ResellerCore
+import Ledger
+import Pricing
+import Contacts
+import Webhooks
+import Messaging
+import CompatibleGateway
+import ResellerApp
 
 /// Upstream connections through the API on a live server whose built-in simulator (real HTTP) is the bootstrapped
 /// default connection: CRUD and validation, credentials kept out of every answer and audit row, the default and

@@ -9,7 +9,14 @@ import ServiceLifecycle
 import Synchronization
 import Testing
 
-@testable import Reseller
+import ResellerCore
+import Ledger
+import Pricing
+import Contacts
+import Webhooks
+import Messaging
+import CompatibleGateway
+import ResellerApp
 
 /// A webhook receiver on 127.0.0.1 (real HTTP, a port of its own): records what it gets and answers by plan.
 final class WebhookReceiver: Sendable {
@@ -133,7 +140,7 @@ final class WebhookReceiver: Sendable {
         configuration.webhooks = false
     }
 
-    /// The README's recipe, written out independently of the service's code.
+    /// The recipe of docs/webhooks.md, written out independently of the service's code.
     static func recipeVerifies(_ received: WebhookReceiver.Received, secret: String, now: Date = Date()) -> Bool {
         guard let id = received.headers[HTTPField.Name("Webhook-Id")!], let timestamp = received.headers[HTTPField.Name("Webhook-Timestamp")!],
               let header = received.headers[HTTPField.Name("Webhook-Signature")!], let seconds = Double(timestamp),
@@ -249,8 +256,8 @@ final class WebhookReceiver: Sendable {
         }
     }
 
-    /// The worked example of the README ("Webhooks", verifying a request): these exact values.
-    @Test func theReadmeExampleSignatureIsRight() {
+    /// The worked example of docs/webhooks.md ("Verifying a request"): these exact values.
+    @Test func theDocumentedExampleSignatureIsRight() {
         let id = "5f0c2a9e-8d4b-4c1a-9e3f-2b7d6a1c0e48"
         let body = #"{"id": "5f0c2a9e-8d4b-4c1a-9e3f-2b7d6a1c0e48", "data": {"status": "delivered", "messageId": "9a1e4c7b-3f2d-4e8a-b6c5-0d9f8e7a6b54", "previousStatus": "submitted"}, "type": "message.status_changed", "occurredAt": "2026-11-26T14:00:00.000000Z"}"#
         let secret = "whsec_example_0123456789abcdef0123456789"

@@ -1,0 +1,306 @@
+import Foundation
+import PostgresLibpq
+import ResellerCore
+import Ledger
+import Pricing
+import Contacts
+import Webhooks
+
+/// A message claimed from the outbox, with what its send needs.
+package struct ClaimedMessage: Decodable, Sendable, Equatable {
+    package var messageID: UUID
+    package var resellerID: UUID
+    package var subAccountID: UUID
+    /// E.164 digits without `+`.
+    package var recipient: String
+    package var sender: String
+    package var text: String
+    package var long: Bool
+    /// `queued` for a sendable message (a due scheduled one was moved there by the claim). Anything else means the
+    /// outbox row outlived its message's sending (a bug elsewhere): the dispatcher discards the row.
+    package var status: String
+    /// This claim's attempt number (claims so far, this one included); results name it, see ``DispatchResult``.
+    package var attempt: Int
+    package var deadlineAt: Date
+    /// Whether an earlier attempt may have reached the upstream (before this claim set the flag again).
+    package var wasPossiblySent: Bool
+
+    package enum CodingKeys: String, CodingKey {
+        case recipient, sender, text, long, status, attempt
+        case messageID = "message_id", resellerID = "reseller_id", subAccountID = "sub_account_id"
+        case deadlineAt = "deadline_at", wasPossiblySent = "was_possibly_sent"
+    }
+}
+
+/// What became of one claimed message, as the dispatcher reports it for recording.
+package struct DispatchResult: Sendable, Equatable {
+    package enum Outcome: Sendable, Equatable {
+        /// The upstream answered `OK <id>`.
+        case submitted(upstreamID: String, connectionID: UUID)
+        /// Refused for good (or a transient failure past the deadline): failed, reservations voided.
+        case failed(code: Int?, detail: String)
+        /// A transient failure: try again after `delay` (never after the deadline; past it the message fails).
+        /// `possiblySent`: an attempt may have reached the upstream (this one's error did not rule it out, or an
+        /// earlier one's did not).
+        case retry(code: Int?, error: String, possiblySent: Bool, delay: Duration)
+        /// Handed back unfailed (the connection was paused, the worker stops, or it could not start within its lease):
+        /// due again at once. `attempted`: a call was made (the attempt counts); otherwise the claim is undone.
+        case released(attempted: Bool, possiblySent: Bool, error: String?)
+        /// The message is no longer sendable (see ``ClaimedMessage/status``): the outbox row goes, the message stays.
+        case discarded
+    }
+
+    package var messageID: UUID
+    /// The attempt number of the claim this result belongs to.
+    package var attempt: Int
+    package var outcome: Outcome
+
+    package init(messageID: UUID, attempt: Int, outcome: Outcome) {
+        self.messageID = messageID
+        self.attempt = attempt
+        self.outcome = outcome
+    }
+}
+
+/// What a ``OutboxRepository/record(_:worker:)`` call changed, for metrics and logs.
+package struct RecordedResults: Sendable, Equatable {
+    package var submitted: Int = 0
+    /// `OK` answers for messages already submitted, failed or cancelled: kept as a `late_submission` event.
+    package var lateSubmissions: Int = 0
+    package var failed: Int = 0
+    /// Of `failed`: transient failures past the retry deadline.
+    package var expired: Int = 0
+    package var retried: Int = 0
+    package var released: Int = 0
+    package var discarded: Int = 0
+    /// Results of a claim whose lease another worker has taken over: ignored, the new owner decides.
+    package var stale: Int = 0
+    package var voidedReservations: Int = 0
+
+    package init(submitted: Int = 0, lateSubmissions: Int = 0, failed: Int = 0, expired: Int = 0, retried: Int = 0, released: Int = 0, discarded: Int = 0, stale: Int = 0, voidedReservations: Int = 0) {
+        self.submitted = submitted
+        self.lateSubmissions = lateSubmissions
+        self.failed = failed
+        self.expired = expired
+        self.retried = retried
+        self.released = released
+        self.discarded = discarded
+        self.stale = stale
+        self.voidedReservations = voidedReservations
+    }
+}
+
+/// The dispatcher's SQL: claiming due outbox rows under a lease, and recording what became of them.
+///
+/// A claim is one statement (`FOR UPDATE SKIP LOCKED`, so concurrent workers never claim the same row); it moves
+/// `due_at` forward by the lease, which is how a crashed worker's rows become due again. Results are recorded in
+/// batches, one transaction per batch, and only by the worker that still holds the claim (`leased_by` and the attempt
+/// number match) — except `OK <id>`, which is recorded whoever holds the row, as long as the message is still unsent:
+/// the upstream has the message, and losing its id would lose its delivery reports.
+package struct OutboxRepository: Sendable {
+    package let pool: PostgresPool
+
+    package init(pool: PostgresPool) {
+        self.pool = pool
+    }
+
+    /// Who voids the reservations of failed messages.
+    package static let actor = "system:dispatcher"
+
+    /// Ids and last change of the connections that may send (cheap: the dispatcher asks at every poll).
+    package func activeConnections() async throws -> [(id: UUID, updatedAt: Date)] {
+        try await pool.query("SELECT id, updated_at FROM upstream_connection WHERE status = 'active' ORDER BY id")
+            .decode((UUID, Date).self).map { (id: $0.0, updatedAt: $0.1) }
+    }
+
+    /// Claims up to `limit` due rows of `connectionID` for `worker` for `lease`: each gets `attempts + 1`,
+    /// `possibly_sent`, and `due_at = now() + lease`. Due scheduled messages become queued in the same statement (with
+    /// their `queued` event): the schedule is released by the claim itself. Oldest due first. Nothing while the
+    /// connection is paused, so that a pause by one instance stops the others' next claims at once.
+    package func claim(connectionID: UUID, limit: Int, lease: Duration, worker: String) async throws -> [ClaimedMessage] {
+        try await pool.query("""
+            WITH due AS (
+                SELECT message_id, due_at, possibly_sent FROM message_outbox
+                WHERE connection_id = \(connectionID) AND due_at <= now()
+                  AND EXISTS (SELECT 1 FROM upstream_connection WHERE id = \(connectionID) AND status = 'active')
+                ORDER BY due_at
+                LIMIT \(limit)
+                FOR UPDATE SKIP LOCKED
+            ), claimed AS (
+                UPDATE message_outbox o
+                SET due_at = now() + make_interval(secs => \(lease.inSeconds)), attempts = o.attempts + 1, possibly_sent = true,
+                    leased_by = \(worker)
+                FROM due WHERE o.message_id = due.message_id
+                RETURNING o.message_id, o.attempts, o.deadline_at, due.due_at, due.possibly_sent
+            ), released AS (
+                UPDATE message m SET status = 'queued', status_at = now()
+                FROM claimed c WHERE m.id = c.message_id AND m.status = 'scheduled'
+                RETURNING m.reseller_id, m.id
+            ), released_events AS (
+                INSERT INTO message_event (reseller_id, message_id, status) SELECT reseller_id, id, 'queued' FROM released
+            )
+            SELECT c.message_id, m.reseller_id, m.sub_account_id, m.recipient, b.sender, b.text, b.long,
+                   CASE m.status WHEN 'scheduled' THEN 'queued' ELSE m.status END AS status,
+                   c.attempts AS attempt, c.deadline_at, c.possibly_sent AS was_possibly_sent
+            FROM claimed c
+            JOIN message m ON m.id = c.message_id
+            JOIN message_batch b ON b.reseller_id = m.reseller_id AND b.id = m.batch_id
+            ORDER BY c.due_at, c.message_id
+            """).decodeRecords(ClaimedMessage.self)
+    }
+
+    /// Records `results` of `worker`'s claims in one transaction (see the type's documentation for who may record
+    /// what). A retry of a message whose deadline has passed fails it instead. Failing voids the message's
+    /// reservations that are still pending, exactly once: the message leaves `queued` once, and the reservations are
+    /// locked before they are voided.
+    package func record(_ results: [DispatchResult], worker: String) async throws -> RecordedResults {
+        guard !results.isEmpty else { return RecordedResults() }
+        return try await pool.withTransaction { connection in
+            var recorded = RecordedResults()
+            // Lock every row concerned in id order (concurrent recorders and claims cannot deadlock on them), and
+            // learn who holds each and whether its deadline has passed.
+            let ids = results.map(\.messageID)
+            let rows = try await connection.query("""
+                SELECT message_id, leased_by, attempts, deadline_at <= now() FROM message_outbox
+                WHERE message_id = ANY(\(ids)) ORDER BY message_id FOR UPDATE
+                """).decode((UUID, String?, Int, Bool).self)
+            var holders: [UUID: (worker: String?, attempt: Int, pastDeadline: Bool)] = [:]
+            for row in rows { holders[row.0] = (row.1, row.2, row.3) }
+
+            var submitted: [(DispatchResult, upstreamID: String, connectionID: UUID)] = []
+            var failed: [(id: UUID, code: Int?, detail: String)] = []
+            var retried: [(id: UUID, code: Int?, error: String, possiblySent: Bool, delay: Duration)] = []
+            var released: [(id: UUID, undo: Int, possiblySent: Bool, error: String?)] = []
+            var discarded: [UUID] = []
+            for result in results {
+                if case .submitted(let upstreamID, let connectionID) = result.outcome {
+                    submitted.append((result, upstreamID, connectionID))
+                    continue
+                }
+                guard let holder = holders[result.messageID], holder.worker == worker, holder.attempt == result.attempt else {
+                    recorded.stale += 1
+                    continue
+                }
+                switch result.outcome {
+                case .submitted: break
+                case .failed(let code, let detail):
+                    failed.append((result.messageID, code, detail))
+                case .retry(let code, let error, let possiblySent, let delay):
+                    if holder.pastDeadline {
+                        failed.append((result.messageID, code, "retry deadline passed after \(result.attempt) attempts; last: \(error)"))
+                        recorded.expired += 1
+                    } else {
+                        retried.append((result.messageID, code, error, possiblySent, delay))
+                    }
+                case .released(let attempted, let possiblySent, let error):
+                    released.append((result.messageID, attempted ? 0 : 1, possiblySent, error))
+                case .discarded:
+                    discarded.append(result.messageID)
+                }
+            }
+
+            if !submitted.isEmpty {
+                let statuses = try await connection.query("""
+                    WITH u AS (
+                        SELECT * FROM unnest(\(submitted.map { $0.0.messageID }), \(submitted.map { $0.upstreamID }),
+                                             \(submitted.map { $0.connectionID }), \(submitted.map { $0.0.attempt }))
+                            AS u (id, upstream_id, connection_id, attempt)
+                    ), gone AS (
+                        DELETE FROM message_outbox o USING u WHERE o.message_id = u.id
+                    ), updated AS (
+                        UPDATE message m
+                        SET status = 'submitted', upstream_id = left(u.upstream_id, 100), upstream_connection_id = u.connection_id,
+                            submitted_at = now(), status_at = now()
+                        FROM u WHERE m.id = u.id AND m.status IN ('queued', 'scheduled')
+                        RETURNING m.reseller_id, m.id
+                    )
+                    INSERT INTO message_event (reseller_id, message_id, status, detail)
+                    SELECT reseller_id, id, 'submitted', NULL FROM updated
+                    UNION ALL
+                    SELECT m.reseller_id, m.id, 'late_submission',
+                           left(format('the upstream accepted attempt %s as %s after the message was already %s',
+                                       u.attempt, u.upstream_id, m.status), 500)
+                    FROM u JOIN message m ON m.id = u.id
+                    WHERE u.id NOT IN (SELECT id FROM updated)
+                    RETURNING status
+                    """).decode(String.self)
+                recorded.submitted = statuses.count(where: { $0 == "submitted" })
+                recorded.lateSubmissions = statuses.count - recorded.submitted
+            }
+
+            if !failed.isEmpty {
+                let reservations = try await connection.query("""
+                    WITH u AS (
+                        SELECT u.id, u.code, left(u.detail, 500) AS detail
+                        FROM unnest(\(failed.map { $0.id }), \(failed.map { $0.code }), \(failed.map { $0.detail })) AS u (id, code, detail)
+                    ), gone AS (
+                        DELETE FROM message_outbox o USING u WHERE o.message_id = u.id
+                    ), updated AS (
+                        UPDATE message m SET status = 'failed', status_code = u.code, status_detail = u.detail, status_at = now()
+                        FROM u WHERE m.id = u.id AND m.status IN ('queued', 'scheduled')
+                        RETURNING m.reseller_id, m.id, u.code, u.detail, m.retail_reservation_id, m.wholesale_reservation_id
+                    ), events AS (
+                        INSERT INTO message_event (reseller_id, message_id, status, code, detail)
+                        SELECT reseller_id, id, 'failed', code, detail FROM updated
+                    )
+                    SELECT id, retail_reservation_id, wholesale_reservation_id FROM updated
+                    """).decode((UUID, UUID?, UUID?).self)
+                recorded.failed = reservations.count
+                let reservationIDs = reservations.flatMap { [$0.1, $0.2].compactMap { $0 } }
+                if !reservationIDs.isEmpty {
+                    // Only reservations still pending (a timeout may have expired one), locked so that expiry skips them.
+                    let pending = try await connection.query("""
+                        SELECT id FROM ledger_transfer WHERE id = ANY(\(reservationIDs)) AND state = 'pending' ORDER BY id FOR UPDATE
+                        """).decode(UUID.self)
+                    if !pending.isEmpty {
+                        _ = try await LedgerRepository.apply(
+                            pending.map { .void($0, code: "message_failed", by: Self.actor) }, linked: false, on: connection)
+                    }
+                    recorded.voidedReservations = pending.count
+                }
+            }
+
+            if !retried.isEmpty {
+                try await connection.query("""
+                    WITH u AS (
+                        SELECT u.id, u.code, left(u.error, 400) AS error, u.possibly_sent, u.delay
+                        FROM unnest(\(retried.map { $0.id }), \(retried.map { $0.code }), \(retried.map { $0.error }),
+                                             \(retried.map { $0.possiblySent }), \(retried.map { $0.delay.inSeconds }))
+                            AS u (id, code, error, possibly_sent, delay)
+                    ), updated AS (
+                        UPDATE message_outbox o
+                        SET due_at = least(now() + make_interval(secs => u.delay), o.deadline_at), last_error = u.error,
+                            possibly_sent = u.possibly_sent, leased_by = NULL
+                        FROM u WHERE o.message_id = u.id
+                        RETURNING o.reseller_id, o.message_id, o.attempts, o.due_at, u.code, u.error
+                    )
+                    INSERT INTO message_event (reseller_id, message_id, status, code, detail)
+                    SELECT reseller_id, message_id, 'queued', code,
+                           left(format('attempt %s failed: %s; next attempt at %s', attempts, error,
+                                       to_char(due_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')), 500)
+                    FROM updated
+                    """)
+                recorded.retried = retried.count
+            }
+
+            if !released.isEmpty {
+                try await connection.query("""
+                    UPDATE message_outbox o
+                    SET due_at = now(), attempts = o.attempts - u.undo, possibly_sent = u.possibly_sent, leased_by = NULL,
+                        last_error = coalesce(left(u.error, 500), o.last_error)
+                    FROM unnest(\(released.map { $0.id }), \(released.map { $0.undo }), \(released.map { $0.possiblySent }),
+                                \(released.map { $0.error }))
+                        AS u (id, undo, possibly_sent, error)
+                    WHERE o.message_id = u.id
+                    """)
+                recorded.released = released.count
+            }
+
+            if !discarded.isEmpty {
+                try await connection.query("DELETE FROM message_outbox WHERE message_id = ANY(\(discarded))")
+                recorded.discarded = discarded.count
+            }
+            return recorded
+        }
+    }
+}

@@ -1,0 +1,456 @@
+import Foundation
+import Gateway1601
+import Logging
+import PostgresLibpq
+import ServiceLifecycle
+import Synchronization
+import ResellerCore
+import Ledger
+import Pricing
+import Contacts
+import Webhooks
+
+/// How the dispatcher runs; the application's configuration says what each means and sets its default.
+package struct DispatcherSettings: Sendable {
+    package var pollInterval: Duration = .milliseconds(250)
+    package var lease: Duration = .seconds(60)
+    package var batchSize: Int = 100
+    package var backoff = RetryBackoff()
+    /// Names this dispatcher in `message_outbox.leased_by`: unique per running dispatcher.
+    package var worker: String = workerName()
+
+    package init() {}
+
+    /// The lease used for a connection: at least twice its request timeout, so that a call started within the first
+    /// half of the lease (see ``startWindow(requestTimeout:)``) has been answered and recorded before the lease ends.
+    package func lease(requestTimeout: Duration) -> Duration { max(lease, requestTimeout * 2) }
+
+    /// How long after a claim its messages may still start: a call started later might outlive the lease.
+    package func startWindow(requestTimeout: Duration) -> Duration { (lease(requestTimeout: requestTimeout) - requestTimeout) / 2 }
+}
+
+
+/// Sends queued messages upstream: the worker side of the transactional outbox (docs/sending.md, "Dispatch").
+///
+/// Every poll interval it looks up the active upstream connections and keeps one lane per connection. A lane claims
+/// due messages of its connection in batches (``OutboxRepository/claim(connectionID:limit:lease:worker:)``) — when
+/// idle, at the next poll or at once when ``DispatchSignal/wake()`` is called — and sends each with one `gateway.php` call
+/// (`delivery=ja`, `referentie` = the message id), at most `concurrency` calls in flight and `rate_limit_per_second`
+/// calls started per second — both **per instance**: N instances may use N times the connection's figures. Results go
+/// to a recorder that commits whatever has completed in one transaction while the previous one commits (group commit),
+/// so an upstream answer is recorded one commit after it arrives.
+///
+/// What an error does follows `Gateway1601Error.disposition`: `failMessage` fails the message and voids its
+/// reservations; `retry` waits with ``RetryBackoff`` until the message's deadline, then fails it; `pauseConnection`
+/// pauses the connection (audited, `system:dispatcher`) and hands the message and the lane's unsent claims back,
+/// still queued; the lane stops until an admin resumes the connection.
+///
+/// Delivery to the upstream is at least once: several dispatchers never claim the same message while each finishes
+/// within its lease, but a worker that dies after the upstream took a message and before the answer was recorded
+/// leaves the message to be claimed and sent again after the lease.
+///
+/// Graceful shutdown stops claiming, lets calls in flight finish and records them; cancellation behaves like a crash.
+package final class Dispatcher: Service, Sendable {
+    package let outbox: OutboxRepository
+    package let connections: UpstreamConnectionRepository
+    package let clients: UpstreamClients
+    package let signal: DispatchSignal
+    package let settings: DispatcherSettings
+    package let metrics: ServiceMetrics
+    package let logger: Logger
+    private let stopping = Atomic<Bool>(false)
+
+    package init(
+        connections: UpstreamConnectionRepository, clients: UpstreamClients, signal: DispatchSignal, settings: DispatcherSettings,
+        metrics: ServiceMetrics, logger: Logger
+    ) {
+        self.outbox = OutboxRepository(pool: connections.pool)
+        self.connections = connections
+        self.clients = clients
+        self.signal = signal
+        self.settings = settings
+        self.metrics = metrics
+        var logger = logger
+        logger[metadataKey: "worker"] = "\(settings.worker)"
+        self.logger = logger
+    }
+
+    package func run() async throws {
+        let recorder = ResultRecorder(outbox: outbox, worker: settings.worker, metrics: metrics, logger: logger)
+        await withTaskCancellationOrGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                group.addTask { await recorder.run() }
+                await supervise(recorder)
+                recorder.finish()
+            }
+        } onCancelOrGracefulShutdown: {
+            self.stopping.store(true, ordering: .relaxed)
+            self.signal.wake()
+        }
+    }
+
+    private var isStopping: Bool { stopping.load(ordering: .relaxed) }
+
+    // MARK: - Connections
+
+    /// Keeps one lane per active connection until shutdown: starts lanes for connections that became active, stops
+    /// those whose connection was paused, removed or changed (a changed one gets a new lane with its new settings).
+    private func supervise(_ recorder: ResultRecorder) async {
+        await withDiscardingTaskGroup { group in
+            var lanes: [UUID: Lane] = [:]
+            /// Connections this instance cannot open (password sealed under another key), by the version it failed on.
+            var unusable: [UUID: Date] = [:]
+            while !isStopping {
+                do {
+                    let active = try await outbox.activeConnections()
+                    let versions = Dictionary(uniqueKeysWithValues: active.map { ($0.id, $0.updatedAt) })
+                    var stopped = false
+                    for (id, lane) in lanes {
+                        if lane.isFinished {
+                            lanes[id] = nil
+                        } else if versions[id] != lane.connection.record.updatedAt {
+                            if lane.stop() { stopped = true }
+                        }
+                    }
+                    if stopped { signal.wake() }
+                    for (id, version) in active where lanes[id] == nil && unusable[id] != version {
+                        guard let connection = try await connections.connection(id: id), !connection.isPaused else { continue }
+                        let client: Gateway1601Client
+                        do {
+                            client = try clients.client(for: connection)
+                        } catch {
+                            unusable[id] = version
+                            logger.error(
+                                "upstream connection cannot be used by this instance",
+                                metadata: ["connection": "\(connection.record.name)", "error": "\(error)"])
+                            continue
+                        }
+                        let lane = Lane(connection: connection)
+                        lanes[id] = lane
+                        group.addTask { await self.drive(lane, client: client, recorder: recorder) }
+                    }
+                } catch {
+                    logDatabaseProblem(error, doing: "loading upstream connections")
+                }
+                try? await Task.sleep(for: settings.pollInterval)
+            }
+            for lane in lanes.values { lane.stop() }
+        }
+    }
+
+    // MARK: - Lanes
+
+    /// One connection's sending: claim, pace, send, until the lane is stopped, its connection paused, or shutdown.
+    /// Claims it cannot start in time (or at all, when stopping) are released unattempted.
+    private func drive(_ lane: Lane, client: Gateway1601Client, recorder: ResultRecorder) async {
+        defer { lane.finished() }
+        let record = lane.connection.record
+        let timeout = Duration.milliseconds(record.requestTimeoutMilliseconds)
+        let lease = settings.lease(requestTimeout: timeout)
+        let startWindow = settings.startWindow(requestTimeout: timeout)
+        let spacing = Duration.seconds(1) / record.rateLimitPerSecond
+        // No more than can be started within the window at the rate limit.
+        let claimSize = max(1, min(settings.batchSize, Int(startWindow / spacing)))
+        await withTaskGroup(of: Void.self) { group in
+            var running = 0
+            var nextStart = ContinuousClock.now
+            /// Set when the last claim found less than it asked for: wait for a wake or the poll interval first.
+            var idleSince: UInt64?
+            while mayContinue(lane) {
+                if let generation = idleSince {
+                    await signal.wait(since: generation, timeout: settings.pollInterval)
+                    idleSince = nil
+                    continue
+                }
+                // Claim only with a free slot: claimed messages wait as little as possible.
+                if running >= record.concurrency {
+                    await group.next()
+                    running -= 1
+                    continue
+                }
+                let generation = signal.generation
+                // The lease runs from the claim's own clock reading: measure the start window from before it.
+                let claimStarted = ContinuousClock.now
+                let claimed: [ClaimedMessage]
+                do {
+                    claimed = try await outbox.claim(connectionID: record.id, limit: claimSize, lease: lease, worker: settings.worker)
+                } catch {
+                    logDatabaseProblem(error, doing: "claiming messages")
+                    idleSince = generation
+                    continue
+                }
+                if claimed.count < claimSize { idleSince = generation }
+                let startBy = claimStarted + startWindow
+                var index = 0
+                while index < claimed.count {
+                    if running >= record.concurrency {
+                        await group.next()
+                        running -= 1
+                        continue
+                    }
+                    guard mayContinue(lane), ContinuousClock.now < startBy else { break }
+                    let now = ContinuousClock.now
+                    if nextStart > now {
+                        try? await Task.sleep(until: nextStart)
+                        continue
+                    }
+                    nextStart = max(nextStart, now) + spacing
+                    let message = claimed[index]
+                    index += 1
+                    guard message.status == "queued" else {
+                        logger.error("outbox row of a message that is not queued", metadata: ["message": "\(message.messageID)", "status": "\(message.status)"])
+                        recorder.submit([DispatchResult(messageID: message.messageID, attempt: message.attempt, outcome: .discarded)])
+                        continue
+                    }
+                    running += 1
+                    group.addTask { await self.send(message, through: lane, client: client, recorder: recorder) }
+                }
+                if index < claimed.count {
+                    recorder.submit(claimed[index...].map { message in
+                        DispatchResult(
+                            messageID: message.messageID, attempt: message.attempt,
+                            outcome: .released(attempted: false, possiblySent: message.wasPossiblySent, error: nil))
+                    })
+                }
+            }
+        }
+    }
+
+    private func mayContinue(_ lane: Lane) -> Bool { !isStopping && lane.isRunning }
+
+    /// One upstream call for one message, and its result handed to the recorder.
+    private func send(_ message: ClaimedMessage, through lane: Lane, client: Gateway1601Client, recorder: ResultRecorder) async {
+        let connection = lane.connection.record
+        let request = Gateway1601.SendRequest(
+            message: message.text, recipients: .numbers([message.recipient]), sender: message.sender, deliveryReport: true,
+            long: message.long, reference: message.messageID.apiString)
+        let started = ContinuousClock.now
+        let outcome: DispatchResult.Outcome
+        do throws(Gateway1601Error) {
+            let answer = try await client.send(request)
+            // With delivery=ja and one number the client guarantees exactly one id.
+            guard let upstreamID = answer.messageIDs.first else { throw .malformedAnswer(GatewayAnswer.ok(answer.messageIDs)) }
+            metrics.recordUpstreamCall(connection: connection.name, result: "ok", duration: ContinuousClock.now - started)
+            outcome = .submitted(upstreamID: upstreamID, connectionID: connection.id)
+        } catch {
+            metrics.recordUpstreamCall(connection: connection.name, result: error.disposition.rawValue, duration: ContinuousClock.now - started)
+            let code: Int? = if case .gateway(let code) = error { code.rawValue } else { nil }
+            // An earlier attempt that may have reached the upstream still may have, whatever this one's answer.
+            let possiblySent = message.wasPossiblySent || error.mayHaveBeenProcessed
+            let metadata: Logger.Metadata = [
+                "message": "\(message.messageID)", "attempt": "\(message.attempt)", "connection": "\(connection.name)", "error": "\(error)",
+            ]
+            switch error.disposition {
+            case .failMessage:
+                logger.info("upstream refused a message for good", metadata: metadata)
+                outcome = .failed(code: code, detail: error.description)
+            case .retry:
+                logger.info("upstream call failed for now", metadata: metadata)
+                outcome = .retry(
+                    code: code, error: error.description, possiblySent: possiblySent,
+                    delay: settings.backoff.delay(afterAttempt: message.attempt))
+            case .pauseConnection:
+                outcome = await pause(lane, after: error, message: message, possiblySent: possiblySent, metadata: metadata)
+            }
+        }
+        recorder.submit([DispatchResult(messageID: message.messageID, attempt: message.attempt, outcome: outcome)])
+    }
+
+    /// Pauses the lane's connection after an account-level error (before the message is handed back, so that no other
+    /// instance claims it and hits the same error); when the pause cannot be written, the message is retried instead.
+    private func pause(
+        _ lane: Lane, after error: Gateway1601Error, message: ClaimedMessage, possiblySent: Bool, metadata: Logger.Metadata
+    ) async -> DispatchResult.Outcome {
+        let connection = lane.connection.record
+        do {
+            let result = try await connections.pause(id: connection.id, after: error)
+            lane.pause()
+            if case .paused(let paused)? = result {
+                let code: Int? = if case .gateway(let code) = error { code.rawValue } else { nil }
+                metrics.recordDispatchPause(connection: connection.name, code: code)
+                logger.error(
+                    "upstream connection paused: nothing is sent through it until an admin resumes it",
+                    metadata: metadata.merging(["reason": "\(paused.pauseReason ?? "")"]) { $1 })
+            }
+            return .released(attempted: true, possiblySent: possiblySent, error: error.description)
+        } catch let failure {
+            logger.error("pausing the upstream connection failed", metadata: metadata.merging(["failure": "\(failure)"]) { $1 })
+            return .retry(
+                code: nil, error: error.description, possiblySent: possiblySent, delay: settings.backoff.delay(afterAttempt: message.attempt))
+        }
+    }
+
+    private func logDatabaseProblem(_ error: any Error, doing what: String) {
+        if Task.isCancelled || error is CancellationError { return }
+        if let error = error as? PostgresError, error.sqlState == "42P01" {
+            // undefined_table: `serve --migrate` is still applying the schema.
+            logger.debug("dispatcher waits for the schema", metadata: ["error": "\(error)"])
+            return
+        }
+        logger.warning("dispatcher: \(what) failed", metadata: ["error": "\(error)"])
+    }
+}
+
+/// One connection's lane: the connection as it was loaded, and whether the lane should go on.
+private final class Lane: Sendable {
+    let connection: UpstreamConnection
+    private let state = Mutex<(stopped: Bool, paused: Bool, finished: Bool)>((false, false, false))
+
+    init(connection: UpstreamConnection) {
+        self.connection = connection
+    }
+
+    /// Neither stopped nor paused.
+    var isRunning: Bool { state.withLock { !$0.stopped && !$0.paused } }
+    var isFinished: Bool { state.withLock { $0.finished } }
+
+    /// Asks the lane to stop; whether it was running.
+    @discardableResult
+    func stop() -> Bool {
+        state.withLock { state in
+            defer { state.stopped = true }
+            return !state.stopped && !state.finished
+        }
+    }
+
+    /// The connection was paused: start nothing more.
+    func pause() { state.withLock { $0.paused = true } }
+
+    func finished() { state.withLock { $0.finished = true } }
+}
+
+/// Records dispatch results in batches: whatever completed while the previous batch was being committed goes into the
+/// next transaction (group commit), so the window between an upstream answer and its record stays one commit wide
+/// however many calls complete at once.
+///
+/// A batch that fails on a connection or server problem is retried until it is recorded (an `OK <id>` must not be
+/// lost); one that fails on its data is recorded one result at a time, and a single result that cannot be recorded is
+/// logged and dropped (its message is claimed again after the lease).
+package final class ResultRecorder: Sendable {
+    private struct State {
+        var pending: [DispatchResult] = []
+        var waiter: CheckedContinuation<Void, Never>?
+        var finishing = false
+    }
+
+    private let state = Mutex(State())
+    package let outbox: OutboxRepository
+    package let worker: String
+    package let metrics: ServiceMetrics
+    package let logger: Logger
+    /// The most results in one transaction.
+    package let batchLimit = 1_000
+
+    package init(outbox: OutboxRepository, worker: String, metrics: ServiceMetrics, logger: Logger) {
+        self.outbox = outbox
+        self.worker = worker
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// Queues results for the next transaction.
+    package func submit(_ results: [DispatchResult]) {
+        guard !results.isEmpty else { return }
+        let waiter = state.withLock { state in
+            state.pending.append(contentsOf: results)
+            return state.waiter.take()
+        }
+        waiter?.resume()
+    }
+
+    /// Ends ``run()`` once everything submitted is recorded.
+    package func finish() {
+        let waiter = state.withLock { state in
+            state.finishing = true
+            return state.waiter.take()
+        }
+        waiter?.resume()
+    }
+
+    /// Records batches until ``finish()`` and nothing is left.
+    package func run() async {
+        while let batch = await next() {
+            await record(batch)
+        }
+    }
+
+    /// The next batch; nil when finishing and nothing is left.
+    private func next() async -> [DispatchResult]? {
+        while true {
+            enum Step { case batch([DispatchResult]), done, wait }
+            let step = state.withLock { state -> Step in
+                if !state.pending.isEmpty {
+                    let batch = Array(state.pending.prefix(batchLimit))
+                    state.pending.removeFirst(batch.count)
+                    return .batch(batch)
+                }
+                return state.finishing ? .done : .wait
+            }
+            switch step {
+            case .batch(let batch): return batch
+            case .done: return nil
+            case .wait:
+                await withCheckedContinuation { continuation in
+                    let resumeNow = state.withLock { state -> Bool in
+                        if !state.pending.isEmpty || state.finishing { return true }
+                        state.waiter = continuation
+                        return false
+                    }
+                    if resumeNow { continuation.resume() }
+                }
+            }
+        }
+    }
+
+    private func record(_ batch: [DispatchResult]) async {
+        var failures = 0
+        while true {
+            do {
+                let recorded = try await outbox.record(batch, worker: worker)
+                metrics.recordDispatch(recorded)
+                log(recorded)
+                return
+            } catch {
+                if Task.isCancelled || error is CancellationError {
+                    logger.error("dispatch results not recorded (cancelled)", metadata: ["results": "\(batch)"])
+                    return
+                }
+                if Self.isCausedByData(error) {
+                    if batch.count > 1 {
+                        for result in batch { await record([result]) }
+                    } else {
+                        logger.error("dispatch result cannot be recorded: dropped", metadata: ["result": "\(batch)", "error": "\(error)"])
+                    }
+                    return
+                }
+                failures += 1
+                logger.warning("recording dispatch results failed; retrying", metadata: ["error": "\(error)", "results": "\(batch.count)"])
+                try? await Task.sleep(for: min(.seconds(5), .milliseconds(50) * (1 << min(failures, 7))))
+            }
+        }
+    }
+
+    /// Whether retrying the same data unchanged can only fail again: data and integrity errors, SQL errors, ledger refusals.
+    package static func isCausedByData(_ error: any Error) -> Bool {
+        if error is LedgerFailure || error is DecodingError { return true }
+        guard let error = error as? PostgresError, error.kind == .server, let state = error.sqlState else { return false }
+        return ["22", "23", "42", "LE"].contains(String(state.prefix(2)))
+    }
+
+    private func log(_ recorded: RecordedResults) {
+        if recorded.lateSubmissions > 0 {
+            logger.warning(
+                "the upstream accepted messages already submitted, failed or cancelled (duplicates): kept as late_submission events",
+                metadata: ["count": "\(recorded.lateSubmissions)"])
+        }
+        if recorded.stale > 0 {
+            logger.warning("results of claims another worker has taken over were ignored", metadata: ["count": "\(recorded.stale)"])
+        }
+        logger.debug(
+            "dispatch results recorded",
+            metadata: [
+                "submitted": "\(recorded.submitted)", "failed": "\(recorded.failed)", "retried": "\(recorded.retried)",
+                "released": "\(recorded.released)", "voided": "\(recorded.voidedReservations)",
+            ])
+    }
+}

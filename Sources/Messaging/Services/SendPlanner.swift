@@ -1,0 +1,270 @@
+import Foundation
+import PostgresLibpq
+import SMSCore
+import ResellerCore
+import Ledger
+import Pricing
+import Contacts
+import Webhooks
+
+/// A would-be send, as a sub-account asks for it.
+package struct SendRequest: Sendable {
+    /// The sender name; the sub-account's default sender when nil.
+    package var sender: String?
+    package var text: String
+    /// Numbers as given (`+`, `00` and separators allowed), in order; duplicates are separate messages.
+    package var recipients: [String]
+    /// The 1601 `type=long`: more than one part allowed.
+    package var long: Bool
+    package var scheduleAt: Date?
+    /// A group of the sub-account's address book (1601 `naar=groep&groep=`): its members are added after `recipients`.
+    package var groupName: String? = nil
+
+    package init(sender: String? = nil, text: String, recipients: [String], long: Bool, scheduleAt: Date? = nil, groupName: String? = nil) {
+        self.sender = sender
+        self.text = text
+        self.recipients = recipients
+        self.long = long
+        self.scheduleAt = scheduleAt
+        self.groupName = groupName
+    }
+}
+
+/// A request-level problem: the whole send would be refused with `code`.
+package struct SendCheck: Sendable, Hashable {
+    /// What the check is about.
+    package enum Subject: Sendable, Hashable {
+        case account, balance, sender, text, recipients, group, schedule
+
+        /// The field of the send request concerned, as a JSON pointer (`/sender`); nil for the account or balance.
+        package var field: String? {
+            switch self {
+            case .account, .balance: nil
+            case .sender: "/sender"
+            case .text: "/text"
+            case .recipients: "/recipients"
+            case .group: "/group"
+            case .schedule: "/scheduleAt"
+            }
+        }
+    }
+
+    package var code: GatewayErrorCode
+    package var subject: Subject
+    package var message: String
+
+    /// The field of the send request concerned, as a JSON pointer; nil for the account or balance.
+    package var field: String? { subject.field }
+}
+
+/// One recipient of a planned send.
+package struct PlannedRecipient: Sendable {
+    /// Position in the request; group members follow the listed recipients.
+    package var index: Int
+    package var input: String
+    /// Nil when the input is not a number (103, 106).
+    package var number: PhoneNumber?
+    package var pricing: NumberPricing?
+    /// The retail price of this message: per part × parts; nil when refused.
+    package var retailPrice: Money?
+    /// The 1601 error this recipient gets (103 106 112 107 114 119); nil when it would be sent.
+    package var error: GatewayErrorCode?
+
+    package var country: CallingCode? { pricing?.country ?? number?.callingCode }
+
+    package var price: NumberPrice? {
+        if case .priced(let price) = pricing { return price }
+        return nil
+    }
+}
+
+/// Everything a real send would decide, decided without doing anything: the preview shows it, the send path acts on it.
+package struct SendPlan: Sendable {
+    package var subAccountID: UUID
+    package var resellerID: UUID
+    /// The instant of the checks and of the price versions.
+    package var instant: Date
+    package var effectiveStatus: AccountStatus
+    /// The sender that would be used (the request's, else the sub-account's default).
+    package var sender: String?
+    package var segmentation: Segmentation
+    /// Request-level problems in the order a real send checks them; 108 (balance) last.
+    package var checks: [SendCheck]
+    package var recipients: [PlannedRecipient]
+    package var resolution: PriceResolution
+    package var balance: WalletBalance
+    /// Recipients that would be sent.
+    package var messageCount: Int
+    /// Parts over those messages.
+    package var partCount: Int
+    package var retailTotal: Money
+    package var wholesaleTotal: Money
+    package var upstreamCostTotal: Money
+
+    /// The 1601 answer a real send would give when refused as a whole: the first request-level problem, else (when no
+    /// recipient could be sent) the first recipient's error; nil when the send would be accepted.
+    package var gatewayCode: GatewayErrorCode? {
+        if let first = checks.first { return first.code }
+        if messageCount == 0 { return recipients.first?.error ?? .recipientEmpty }
+        return nil
+    }
+
+    package var isAccepted: Bool { gatewayCode == nil }
+    package var availableAfter: Money { balance.available - retailTotal }
+}
+
+/// Runs every check of a send and prices it, with no side effects: the pricing preview, and the first half of the
+/// send path (which then reserves and stores what the plan says).
+///
+/// Check order, as the upstream answers them: account status (115/116), sender (109 110 111 113 117), text (102),
+/// length (105 118), recipients (103), group (125 126), schedule (121); per recipient: 103 empty, 106 not a number,
+/// 112 no calling code, 114/107 from the price layers, 119 more than one part to a country whose upstream takes
+/// only single parts; finally the balance (108) against the retail totals of the sendable messages.
+package struct SendPlanner: Sendable {
+    package let pool: PostgresPool
+
+    package init(pool: PostgresPool) {
+        self.pool = pool
+    }
+
+    /// The most recipients one request may have.
+    package static let maximumRecipients = 10_000
+
+    /// Nil when there is no such sub-account.
+    package func plan(subAccountID: UUID, request: SendRequest, at instant: Date = Date()) async throws -> SendPlan? {
+        guard let account = try await SubAccountRepository(pool: pool).find(id: subAccountID, scope: .everything) else { return nil }
+        return try await plan(account: account, request: request, at: instant)
+    }
+
+    /// Nil when the sub-account has gone (between reading `account` and planning).
+    package func plan(account: SubAccountRecord, request: SendRequest, at instant: Date = Date()) async throws -> SendPlan? {
+        let subAccountID = account.id
+        let sender = request.sender ?? account.defaultSender
+
+        let expansion: GroupExpansion? = if let groupName = request.groupName {
+            try await pool.withConnection { try await GroupRepository.expand(subAccountID: subAccountID, groupName: groupName, on: $0) }
+        } else { nil }
+        var inputs = request.recipients
+        if case .members(let members) = expansion { inputs += members.map(\.digits) }
+
+        var recipients: [PlannedRecipient] = []
+        recipients.reserveCapacity(inputs.count)
+        for (index, input) in inputs.enumerated() {
+            var recipient = PlannedRecipient(index: index, input: input)
+            do {
+                recipient.number = try PhoneNumber(parsing: input)
+            } catch PhoneNumber.ParseError.empty {
+                recipient.error = .recipientEmpty
+            } catch {
+                recipient.error = .invalidMobileNumber
+            }
+            recipients.append(recipient)
+        }
+        let numbers = recipients.compactMap(\.number)
+
+        // Independent reads, in parallel.
+        async let senderError: GatewayErrorCode? =
+            if let sender { SenderNameRepository(pool: pool).sendCheck(subAccountID: subAccountID, sender: sender) } else { .senderEmpty }
+        async let balanceRead = WalletBalance(try await LedgerRepository(pool: pool).wallet(subAccountID: subAccountID))
+        async let resellerWalletRead = WalletBalance(
+            try await LedgerRepository(pool: pool).account(kind: .resellerWallet, resellerID: account.resellerID, subAccountID: nil))
+        // Part sizes and the most parts come from the upstream connection that sends for the reseller (this reads
+        // no credentials, so no cipher is needed).
+        async let policyRead = UpstreamConnectionRepository(pool: pool, cipher: .unencrypted).sendingPolicy(forReseller: account.resellerID)
+        async let resolutionRead = PriceResolver(pool: pool).resolve(subAccountID: subAccountID, numbers: numbers, at: instant)
+        let (senderCheck, balance, resellerWallet, resolved, policy) =
+            try await (senderError, balanceRead, resellerWalletRead, resolutionRead, policyRead)
+        let segmentationPolicy = policy.segmentation
+        guard let resolution = resolved else { return nil }
+
+        var checks: [SendCheck] = []
+        if let code = account.effectiveStatus.gatewayCode {
+            checks.append(SendCheck(code: code, subject: .account, message: "the account is \(account.effectiveStatus.rawValue): \(code.meaning)"))
+        }
+        if let code = senderCheck {
+            checks.append(SendCheck(code: code, subject: .sender, message: code.meaning))
+        }
+        let counter = SegmentCounter(policy: segmentationPolicy)
+        let segmentation = counter.segment(request.text)
+        if let code = counter.lengthError(for: request.text, longAllowed: request.long) {
+            let message = switch code {
+            case .messageTooLongForSinglePart: "\(segmentation.partCount) parts without long: \(code.meaning)"
+            case .messageTooLong: "\(segmentation.partCount) parts, at most \(segmentationPolicy.maximumParts): \(code.meaning)"
+            default: code.meaning
+            }
+            checks.append(SendCheck(code: code, subject: .text, message: message))
+        }
+        if request.recipients.isEmpty, request.groupName == nil {
+            checks.append(SendCheck(code: .recipientEmpty, subject: .recipients, message: GatewayErrorCode.recipientEmpty.meaning))
+        }
+        if let code = expansion?.gatewayCode {
+            checks.append(SendCheck(code: code, subject: .group, message: code.meaning))
+        }
+        if let scheduleAt = request.scheduleAt, scheduleAt < instant {
+            checks.append(SendCheck(code: .scheduleDateInvalid, subject: .schedule, message: "is in the past: \(GatewayErrorCode.scheduleDateInvalid.meaning)"))
+        }
+
+        let parts = segmentation.partCount
+        var messageCount = 0
+        var retailTotal = Money.zero
+        var wholesaleTotal = Money.zero
+        var upstreamCostTotal = Money.zero
+        for index in recipients.indices {
+            guard let number = recipients[index].number else { continue }
+            let pricing = resolution[number]
+            recipients[index].pricing = pricing
+            switch pricing {
+            case .priced(let price) where parts > 1 && policy.singlePartCountries.contains(price.country.code):
+                recipients[index].error = .longMessagesNotOfferedForCountry
+            case .priced(let price):
+                let retail = price.retail.pricePerPart * parts
+                recipients[index].retailPrice = retail
+                retailTotal = retailTotal + retail
+                wholesaleTotal = wholesaleTotal + price.wholesale.pricePerPart * parts
+                upstreamCostTotal = upstreamCostTotal + price.upstreamCost.pricePerPart * parts
+                messageCount += 1
+            case .refused(let refusal):
+                recipients[index].error = refusal.code
+            case nil:
+                recipients[index].error = .countryNotOffered
+            }
+        }
+        if retailTotal > balance.spendable {
+            checks.append(SendCheck(
+                code: .insufficientCredits, subject: .balance,
+                message: "the messages cost \(retailTotal) credits; \(balance.spendable) can be spent: \(GatewayErrorCode.insufficientCredits.meaning)"))
+        } else if wholesaleTotal > resellerWallet.spendable {
+            // A send reserves the wholesale leg on the reseller's wallet too; its balance is the reseller's
+            // business, so the sub-account learns only that the send cannot be paid for upstream of it.
+            checks.append(SendCheck(
+                code: .insufficientCredits, subject: .balance,
+                message: "the reseller's account cannot cover these messages: \(GatewayErrorCode.insufficientCredits.meaning)"))
+        }
+        return SendPlan(
+            subAccountID: subAccountID, resellerID: account.resellerID, instant: instant, effectiveStatus: account.effectiveStatus,
+            sender: sender, segmentation: segmentation, checks: checks, recipients: recipients, resolution: resolution, balance: balance,
+            messageCount: messageCount, partCount: parts * messageCount, retailTotal: retailTotal, wholesaleTotal: wholesaleTotal,
+            upstreamCostTotal: upstreamCostTotal)
+    }
+}
+
+/// A sub-account wallet's balance, as the ledger keeps it.
+package struct WalletBalance: Sendable, Hashable {
+    /// credits posted − debits posted − debits pending.
+    package var available: Money
+    /// How far below zero a postpaid wallet may go; zero otherwise.
+    package var creditLimit: Money
+
+    /// What a send may reserve at most.
+    package var spendable: Money { available + creditLimit }
+
+    /// The balance of `wallet`; empty when the ledger has none.
+    package init(_ wallet: LedgerAccountRecord?) {
+        self.init(available: Money(wallet?.available ?? 0), creditLimit: Money(wallet?.creditLimit ?? 0))
+    }
+
+    package init(available: Money, creditLimit: Money) {
+        self.available = available
+        self.creditLimit = creditLimit
+    }
+}

@@ -1,0 +1,44 @@
+import Logging
+import PostgresLibpq
+import ResellerAPI
+import ResellerCore
+import Ledger
+import Pricing
+import Contacts
+import Webhooks
+import Messaging
+import CompatibleGateway
+
+/// Implements the generated `APIProtocol`: one extension file per area of `openapi.yaml`.
+/// Handlers validate input, call domain services and map results to the generated outputs;
+/// errors are thrown as `APIProblem` and rendered by `ProblemMiddleware`.
+package struct APIHandlers: APIProtocol {
+    package init(pool: PostgresPool, metrics: ServiceMetrics, logger: Logger, sending: Sending? = nil, deliveryReports: DeliveryReports? = nil) {
+        self.pool = pool
+        self.metrics = metrics
+        self.logger = logger
+        self.sending = sending ?? Sending(pool: pool, retryDeadline: .seconds(86_400))
+        self.deliveryReports = deliveryReports ?? DeliveryReports(pool: pool)
+    }
+
+    package let pool: PostgresPool
+    package let metrics: ServiceMetrics
+    package let logger: Logger
+    /// How long the readiness probe waits for the database.
+    package var readinessTimeout: Duration = .seconds(2)
+    package var passwordHasher = PasswordHasher()
+    /// How upstream passwords are stored (encrypted with `UPSTREAM_CREDENTIALS_KEY`, else as they are).
+    package var upstreamCipher = UpstreamCredentialCipher.unencrypted
+    /// The gateway clients of upstream connections, shared with the dispatcher.
+    package var upstreamClients = UpstreamClients(logger: Logger(label: "gateway1601"))
+    /// The send path, with its group commit queues (one per application, shared by every request).
+    package var sending: Sending
+    /// Delivery reports in, with their group commit queues.
+    package var deliveryReports: DeliveryReports
+
+    package var apiKeys: APIKeyRepository { APIKeyRepository(pool: pool) }
+    package var resellers: ResellerRepository { ResellerRepository(pool: pool) }
+    package var subAccounts: SubAccountRepository { SubAccountRepository(pool: pool) }
+    package var audit: AuditRepository { AuditRepository(pool: pool) }
+    package var upstreamConnections: UpstreamConnectionRepository { UpstreamConnectionRepository(pool: pool, cipher: upstreamCipher) }
+}

@@ -1,0 +1,170 @@
+import Foundation
+import Gateway1601
+import Hummingbird
+import Logging
+import OpenAPIHummingbird
+import OpenAPIRuntime
+import PostgresLibpq
+import ResellerAPI
+import ServiceLifecycle
+import ResellerCore
+import Ledger
+import Pricing
+import Contacts
+import Webhooks
+import Messaging
+import CompatibleGateway
+
+/// Builds the HTTP application: router, middleware, generated handlers, and the services it runs
+/// (the database pool first, so it shuts down last, after in-flight requests have finished).
+package func buildApplication(
+    configuration: AppConfiguration,
+    metrics: ServiceMetrics = ServiceMetrics(),
+    logger: Logger = Logger(label: "sms-reseller"),
+    onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+) throws -> some ApplicationProtocol {
+    // Settings first: nothing that needs shutting down exists yet when one is refused.
+    var gatewaySettings = GatewayEndpointSettings()
+    gatewaySettings.trustedProxies = try GatewayEndpointSettings.ranges(configuration.trustedProxies)
+    var databaseConfiguration = configuration.database
+    databaseConfiguration.applicationName = "sms-reseller"
+    databaseConfiguration.connectTimeoutSeconds = 5
+    if configuration.databaseStatementTimeoutMilliseconds > 0 {
+        databaseConfiguration.statementTimeoutMilliseconds = configuration.databaseStatementTimeoutMilliseconds
+    }
+    let pool = PostgresPool(
+        configuration: databaseConfiguration,
+        poolConfiguration: .init(minimumConnections: configuration.databasePoolMinimum, maximumConnections: configuration.databasePoolMaximum),
+        logger: logger.relabeled("postgres")
+    )
+    let upstreamCipher = try configuration.upstreamCredentialsKey.map { try UpstreamCredentialCipher(base64Key: $0) } ?? .unencrypted
+    let upstreamHTTP = UpstreamHTTPClient()
+    let upstreamClients = UpstreamClients(httpClient: upstreamHTTP.client, logger: logger.relabeled("gateway1601"))
+    // Shared by the dispatcher and the send path, which wakes it after committing new messages (a no-op without a
+    // dispatcher on this instance).
+    let dispatchSignal = DispatchSignal()
+    let deliveryReports = DeliveryReports(pool: pool)
+    let sending = Sending(pool: pool, retryDeadline: configuration.dispatcherRetryDeadline, wakeDispatcher: { dispatchSignal.wake() })
+    let router = try buildRouter(
+        pool: pool, metrics: metrics, logger: logger, passwordHasher: PasswordHasher(iterations: configuration.passwordIterations),
+        upstreamCipher: upstreamCipher, upstreamClients: upstreamClients, sending: sending, deliveryReports: deliveryReports,
+        gateway: GatewayEndpoint(
+            pool: pool, sending: sending, passwordIterations: configuration.passwordIterations, settings: gatewaySettings,
+            metrics: metrics, logger: logger.relabeled("gateway-endpoint")))
+    var services: [any Service] = [pool, upstreamHTTP]
+    if configuration.ledgerMaintenance {
+        services.append(LedgerMaintenance(
+            pool: pool, interval: configuration.ledgerMaintenanceInterval, retention: configuration.idempotencyRetention,
+            logger: logger.relabeled("ledger")))
+    }
+    var embedded: EmbeddedUpstream?
+    if case .embedded(let upstream) = configuration.upstream {
+        services.append(upstream.service)
+        embedded = upstream
+    }
+    // After an embedded upstream: services stop in reverse order, so calls in flight still reach it.
+    if configuration.dispatcher {
+        services.append(Dispatcher(
+            connections: UpstreamConnectionRepository(pool: pool, cipher: upstreamCipher), clients: upstreamClients,
+            signal: dispatchSignal, settings: DispatcherSettings(configuration), metrics: metrics, logger: logger.relabeled("dispatcher")))
+    }
+    if configuration.reportPolling {
+        services.append(ReportPoller(
+            reports: deliveryReports, connections: UpstreamConnectionRepository(pool: pool, cipher: upstreamCipher), clients: upstreamClients,
+            settings: .init(
+                interval: configuration.reportPollInterval, pollAfter: configuration.reportPollAfter, pollCap: configuration.reportPollCap,
+                expireAfter: configuration.reportExpireAfter),
+            logger: logger.relabeled("delivery-reports")))
+    }
+    if configuration.webhooks {
+        // The client first: services stop in reverse order, so the sender finishes before its client closes.
+        let webhookHTTP = WebhookHTTPClient()
+        services.append(webhookHTTP)
+        services.append(WebhookSender(
+            pool: pool, client: webhookHTTP.client, settings: WebhookSenderSettings(configuration), logger: logger.relabeled("webhooks")))
+    }
+    var app = Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "sms-reseller"),
+        services: services,
+        onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
+        logger: logger
+    )
+    if let embedded {
+        app.beforeServerStarts {
+            let line = String(repeating: "!", count: 78)
+            logger.warning("\(line)")
+            for text in embedded.gateway.banner(baseURL: try await embedded.gateway.baseURL()) { logger.warning("!! \(text)") }
+            logger.warning("\(line)")
+        }
+    }
+    if configuration.migrate {
+        app.beforeServerStarts {
+            let applied = try await Migrator(pool: pool, migrations: try BundledMigrations.load(), logger: logger).migrate()
+            logger.info("database schema is up to date", metadata: ["applied_now": "\(applied.count)"])
+        }
+    }
+    // After the migrations: the first default upstream connection, password encryption, warnings.
+    app.beforeServerStarts {
+        let configured: UpstreamConnectionSettings?
+        switch configuration.upstream {
+        case .embedded(let upstream):
+            let gateway = upstream.gateway
+            configured = UpstreamConnectionSettings(
+                name: gateway.connectionName, baseURL: try await gateway.baseURL(), username: gateway.credentials.username,
+                password: gateway.credentials.password)
+        case .none:
+            configured = nil
+        case .external(let baseURL, let credentials):
+            if credentials == nil {
+                logger.notice("UPSTREAM_1601_URL is set without UPSTREAM_1601_USERNAME and UPSTREAM_1601_PASSWORD: no connection is created from it")
+            }
+            var validator = Validator()
+            if let normalized = validator.upstreamBaseURL(baseURL, field: "UPSTREAM_1601_URL") {
+                configured = UpstreamConnectionSettings(
+                    name: "1601SMS", baseURL: normalized, username: credentials?.username ?? "", password: credentials?.password)
+            } else {
+                logger.error("UPSTREAM_1601_URL cannot be an upstream connection: \(validator.errors.map(\.message).joined(separator: "; "))")
+                configured = nil
+            }
+        }
+        await UpstreamBootstrap.run(
+            repository: UpstreamConnectionRepository(pool: pool, cipher: upstreamCipher), configured: configured,
+            logger: logger.relabeled("upstream"))
+    }
+    return app
+}
+
+/// The router with middleware and every operation of `openapi.yaml` registered. `sending` is the send path, which wakes
+/// this instance's dispatcher once new messages are committed.
+package func buildRouter(
+    pool: PostgresPool, metrics: ServiceMetrics, logger: Logger, passwordHasher: PasswordHasher = PasswordHasher(),
+    upstreamCipher: UpstreamCredentialCipher = .unencrypted, upstreamClients: UpstreamClients? = nil, sending: Sending? = nil,
+    deliveryReports: DeliveryReports? = nil, gateway: GatewayEndpoint? = nil
+) throws -> Router<ResellerRequestContext> {
+    let router = Router(context: ResellerRequestContext.self)
+    router.middlewares.add(RequestIDMiddleware())
+    router.middlewares.add(ProblemMiddleware(metrics: metrics))
+    // The JSON API's own middleware; the 1601-compatible endpoint (added to the router itself) has its own login and
+    // reads its own bodies.
+    let api = router.group()
+        .add(middleware: AuthenticationMiddleware(keys: APIKeyRepository(pool: pool)))
+        .add(middleware: EmptyBodyMiddleware())
+        .add(middleware: HeaderEncodingMiddleware())
+    var handlers = APIHandlers(pool: pool, metrics: metrics, logger: logger, sending: sending, deliveryReports: deliveryReports)
+    handlers.passwordHasher = passwordHasher
+    handlers.upstreamCipher = upstreamCipher
+    handlers.upstreamClients = upstreamClients ?? UpstreamClients(logger: logger.relabeled("gateway1601"))
+    try handlers.registerHandlers(
+        on: api, configuration: .init(dateTranscoder: APIDateTranscoder()), middlewares: [OperationMetricsMiddleware(metrics: metrics), RequireKeyMiddleware()])
+    gateway?.register(on: router)
+    return router
+}
+
+extension Logger {
+    package func relabeled(_ label: String) -> Logger {
+        var logger = Logger(label: label)
+        logger.logLevel = logLevel
+        return logger
+    }
+}

@@ -1,0 +1,303 @@
+import Foundation
+import PostgresLibpq
+import ResellerCore
+
+/// A webhook endpoint as the API shows it (never its secrets).
+package struct WebhookEndpointRecord: Decodable, Sendable {
+    package var id: UUID
+    package var resellerID: UUID
+    package var subAccountID: UUID?
+    package var url: String
+    /// `signed` (JSON POSTs) or `1601` (the upstream's old-style GETs); fixed at registration.
+    package var format: String
+    package var eventTypes: [String]
+    package var description: String?
+    package var status: String
+    package var statusReason: String?
+    package var failingSince: Date?
+    package var previousSecretExpiresAt: Date?
+    package var createdAt: Date
+    package var updatedAt: Date
+
+    package enum CodingKeys: String, CodingKey {
+        case id, url, format, description, status
+        case resellerID = "reseller_id", subAccountID = "sub_account_id", eventTypes = "event_types", statusReason = "status_reason"
+        case failingSince = "failing_since", previousSecretExpiresAt = "previous_secret_expires_at", createdAt = "created_at"
+        case updatedAt = "updated_at"
+    }
+
+    /// What the audit log keeps of it.
+    package struct Audited: Encodable {
+        package var url: String
+        package var format: String
+        package var eventTypes: [String]
+        package var description: String?
+        package var status: String
+    }
+
+    package var audited: Audited { Audited(url: url, format: format, eventTypes: eventTypes, description: description, status: status) }
+}
+
+/// One delivery of the log, with its attempts.
+package struct WebhookDeliveryRecord: Decodable, Sendable {
+    package struct Attempt: Decodable, Sendable {
+        package var attempt: Int
+        package var attemptedAt: Date
+        package var statusCode: Int?
+        package var latencyMs: Int
+        package var error: String?
+    }
+
+    package var id: UUID
+    package var endpointID: UUID
+    package var eventID: UUID
+    package var eventType: String
+    package var occurredAt: Date
+    package var state: String
+    package var attempts: Int
+    package var lastStatusCode: Int?
+    package var lastLatencyMs: Int?
+    package var lastError: String?
+    package var dueAt: Date
+    package var giveUpAt: Date
+    package var createdAt: Date
+    package var finishedAt: Date?
+    /// JSON array of ``Attempt`` (camelCase keys), oldest first.
+    package var log: String
+
+    package enum CodingKeys: String, CodingKey {
+        case id, state, attempts, log
+        case endpointID = "endpoint_id", eventID = "event_id", eventType = "event_type", occurredAt = "occurred_at"
+        case lastStatusCode = "last_status_code", lastLatencyMs = "last_latency_ms", lastError = "last_error", dueAt = "due_at"
+        case giveUpAt = "give_up_at", createdAt = "created_at", finishedAt = "finished_at"
+    }
+}
+
+/// Webhook endpoints, their delivery log, redelivery and replay, and the admin's SSRF exceptions. Every lookup by id
+/// is scoped by the caller's tenant: a sub-account sees its own endpoints, a reseller its own and its sub-accounts'.
+package struct WebhookEndpointRepository: Sendable {
+    package let pool: PostgresPool
+
+    package init(pool: PostgresPool) {
+        self.pool = pool
+    }
+
+    private static let columns: PostgresQuery = """
+        id, reseller_id, sub_account_id, url, format, event_types, description, status, status_reason, failing_since,
+        CASE WHEN previous_secret_expires_at > now() THEN previous_secret_expires_at END AS previous_secret_expires_at,
+        created_at, updated_at
+        """
+
+    /// `whsec_` and 48 hex digits (24 random bytes).
+    package static func newSecret() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return "whsec_" + (0..<24).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+    }
+
+    /// The endpoints of exactly this owner: a sub-account's own, or (`subAccountID` nil) the reseller-wide ones.
+    package func list(resellerID: UUID, subAccountID: UUID?) async throws -> [WebhookEndpointRecord] {
+        try await pool.query("""
+            SELECT \(Self.columns) FROM webhook_endpoint
+            WHERE reseller_id = \(resellerID) AND sub_account_id IS NOT DISTINCT FROM \(subAccountID)::uuid
+            ORDER BY created_at, id
+            """).decodeRecords(WebhookEndpointRecord.self)
+    }
+
+    package func find(id: UUID, scope: TenantScope) async throws -> WebhookEndpointRecord? {
+        try await pool.query("""
+            SELECT \(Self.columns) FROM webhook_endpoint
+            WHERE id = \(id) AND (\(scope.resellerID)::uuid IS NULL OR reseller_id = \(scope.resellerID)::uuid)
+              AND (\(scope.subAccountID)::uuid IS NULL OR sub_account_id = \(scope.subAccountID)::uuid)
+            """).decodeRecords(WebhookEndpointRecord.self).first
+    }
+
+    /// Registers an endpoint; its secret is returned this once.
+    package func create(
+        resellerID: UUID, subAccountID: UUID?, url: String, format: String = "signed", eventTypes: [String], description: String?,
+        by actor: AuditActor
+    ) async throws -> (WebhookEndpointRecord, secret: String) {
+        let secret = Self.newSecret()
+        let record = try await pool.withTransaction { connection in
+            let record = try await connection.query("""
+                INSERT INTO webhook_endpoint (reseller_id, sub_account_id, url, format, event_types, description, secret, created_by)
+                VALUES (\(resellerID), \(subAccountID), \(url), \(format), \(eventTypes), \(description), \(secret), \(actor.actor))
+                RETURNING \(Self.columns)
+                """).decodeRecords(WebhookEndpointRecord.self)[0]
+            try await AuditRepository.record(
+                on: connection, by: actor, action: "webhook.create", targetType: "webhook_endpoint", targetID: record.id,
+                resellerID: resellerID, before: nil, after: record.audited)
+            return record
+        }
+        return (record, secret)
+    }
+
+    package struct Changes: Sendable {
+        package var url: String?
+        package var eventTypes: [String]?
+        package var description: String?
+        package var status: String?
+
+        package init(url: String? = nil, eventTypes: [String]? = nil, description: String? = nil, status: String? = nil) {
+            self.url = url
+            self.eventTypes = eventTypes
+            self.description = description
+            self.status = status
+        }
+    }
+
+    /// Applies `changes`; re-enabling clears the failure record. Nil when not found in `scope`.
+    package func update(id: UUID, scope: TenantScope, _ changes: Changes, by actor: AuditActor) async throws -> WebhookEndpointRecord? {
+        try await pool.withTransaction { connection in
+            guard let before = try await connection.query("""
+                SELECT \(Self.columns) FROM webhook_endpoint
+                WHERE id = \(id) AND (\(scope.resellerID)::uuid IS NULL OR reseller_id = \(scope.resellerID)::uuid)
+                  AND (\(scope.subAccountID)::uuid IS NULL OR sub_account_id = \(scope.subAccountID)::uuid)
+                FOR NO KEY UPDATE
+                """).decodeRecords(WebhookEndpointRecord.self).first
+            else { return nil }
+            let after = try await connection.query("""
+                UPDATE webhook_endpoint
+                SET url = coalesce(\(changes.url), url), event_types = coalesce(\(changes.eventTypes)::text[], event_types),
+                    description = coalesce(\(changes.description), description), status = coalesce(\(changes.status), status),
+                    status_reason = CASE WHEN \(changes.status)::text IS NULL THEN status_reason
+                                         WHEN \(changes.status)::text = 'disabled' THEN 'disabled by ' || \(actor.actor) END,
+                    failing_since = CASE WHEN \(changes.status)::text = 'active' AND status = 'disabled' THEN NULL ELSE failing_since END
+                WHERE id = \(id)
+                RETURNING \(Self.columns)
+                """).decodeRecords(WebhookEndpointRecord.self)[0]
+            try await AuditRepository.record(
+                on: connection, by: actor, action: "webhook.update", targetType: "webhook_endpoint", targetID: id,
+                resellerID: before.resellerID, before: before.audited, after: after.audited)
+            return after
+        }
+    }
+
+    /// Removes the endpoint with its deliveries and their log; the events stay. False when not found in `scope`.
+    package func delete(id: UUID, scope: TenantScope, by actor: AuditActor) async throws -> Bool {
+        try await pool.withTransaction { connection in
+            guard let before = try await connection.query("""
+                DELETE FROM webhook_endpoint
+                WHERE id = \(id) AND (\(scope.resellerID)::uuid IS NULL OR reseller_id = \(scope.resellerID)::uuid)
+                  AND (\(scope.subAccountID)::uuid IS NULL OR sub_account_id = \(scope.subAccountID)::uuid)
+                RETURNING \(Self.columns)
+                """).decodeRecords(WebhookEndpointRecord.self).first
+            else { return false }
+            // Not a foreign key (see the migration): the deliveries go by hand, their attempts with them.
+            try await connection.query("DELETE FROM webhook_delivery WHERE endpoint_id = \(id)")
+            try await AuditRepository.record(
+                on: connection, by: actor, action: "webhook.delete", targetType: "webhook_endpoint", targetID: id,
+                resellerID: before.resellerID, before: before.audited, after: nil)
+            return true
+        }
+    }
+
+    /// A new secret; the current one stays valid for `previousValidFor` (none when zero). Nil when not found.
+    package func rotateSecret(id: UUID, scope: TenantScope, previousValidFor: Duration, by actor: AuditActor) async throws -> (WebhookEndpointRecord, secret: String)? {
+        let secret = Self.newSecret()
+        return try await pool.withTransaction { connection in
+            guard let record = try await connection.query("""
+                UPDATE webhook_endpoint
+                SET previous_secret = CASE WHEN \(previousValidFor.inSeconds) > 0 THEN secret END,
+                    previous_secret_expires_at = CASE WHEN \(previousValidFor.inSeconds) > 0
+                                                      THEN now() + make_interval(secs => \(previousValidFor.inSeconds)) END,
+                    secret = \(secret)
+                WHERE id = \(id) AND (\(scope.resellerID)::uuid IS NULL OR reseller_id = \(scope.resellerID)::uuid)
+                  AND (\(scope.subAccountID)::uuid IS NULL OR sub_account_id = \(scope.subAccountID)::uuid)
+                RETURNING \(Self.columns)
+                """).decodeRecords(WebhookEndpointRecord.self).first
+            else { return nil }
+            try await AuditRepository.record(
+                on: connection, by: actor, action: "webhook.rotate_secret", targetType: "webhook_endpoint", targetID: id,
+                resellerID: record.resellerID, before: nil, after: ["previousSecretValidSeconds": Int(previousValidFor.inSeconds)])
+            return (record, secret)
+        }
+    }
+
+    private static let deliveryColumns: PostgresQuery = """
+        d.id, d.endpoint_id, d.event_id, ev.type AS event_type, ev.occurred_at, d.state, d.attempts, d.last_status_code,
+        d.last_latency_ms, d.last_error, d.due_at, d.give_up_at, d.created_at, d.finished_at,
+        coalesce((SELECT jsonb_agg(jsonb_build_object(
+                      'attempt', a.attempt, 'attemptedAt', to_char(a.attempted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+                      'statusCode', a.status_code, 'latencyMs', a.latency_ms, 'error', a.error) ORDER BY a.id)
+                  FROM webhook_attempt a WHERE a.delivery_id = d.id), '[]')::text AS log
+        """
+
+    /// The endpoint's deliveries, newest first.
+    package func deliveries(endpointID: UUID, state: String?, limit: Int) async throws -> [WebhookDeliveryRecord] {
+        try await pool.query("""
+            SELECT \(Self.deliveryColumns)
+            FROM webhook_delivery d JOIN webhook_event ev ON ev.id = d.event_id
+            WHERE d.endpoint_id = \(endpointID) AND (\(state)::text IS NULL OR d.state = \(state)::text)
+            ORDER BY d.created_at DESC, d.id DESC
+            LIMIT \(limit)
+            """).decodeRecords(WebhookDeliveryRecord.self)
+    }
+
+    /// A new delivery of `deliveryID`'s event to its endpoint, due now. Nil when the endpoint has no such delivery.
+    package func redeliver(endpointID: UUID, deliveryID: UUID) async throws -> WebhookDeliveryRecord? {
+        try await pool.withTransaction { connection in
+            guard let id = try await connection.query("""
+                INSERT INTO webhook_delivery (reseller_id, endpoint_id, event_id)
+                SELECT reseller_id, endpoint_id, event_id FROM webhook_delivery WHERE id = \(deliveryID) AND endpoint_id = \(endpointID)
+                RETURNING id
+                """).first(as: UUID.self)
+            else { return nil }
+            return try await connection.query("""
+                SELECT \(Self.deliveryColumns) FROM webhook_delivery d JOIN webhook_event ev ON ev.id = d.event_id WHERE d.id = \(id)
+                """).decodeRecords(WebhookDeliveryRecord.self).first
+        }
+    }
+
+    /// The most events one replay queues.
+    package static let replayLimit = 10_000
+
+    /// New deliveries to `endpoint` of the stored events of `[from, to)` that it would get now (owner and types), in
+    /// the order they occurred. A `1601` endpoint gets the delivery notifications of batches with delivery reports
+    /// and no callback URL of their own (for a sub-account's endpoint) only; a signed one no BUFFERED notification.
+    /// Nil when there are more than ``replayLimit``.
+    package func replay(_ endpoint: WebhookEndpointRecord, from: Date, to: Date) async throws -> Int? {
+        try await pool.withTransaction { connection in
+            let legacy = endpoint.format == "1601"
+            let matching: PostgresQuery = """
+                FROM webhook_event ev
+                WHERE ev.reseller_id = \(endpoint.resellerID)
+                  AND (\(endpoint.subAccountID)::uuid IS NULL OR ev.sub_account_id = \(endpoint.subAccountID)::uuid)
+                  AND (ev.type = ANY (\(endpoint.eventTypes)::text[]) OR (ev.type = 'webhook.endpoint_disabled' AND NOT \(legacy)))
+                  AND ev.occurred_at >= \(from) AND ev.occurred_at < \(to)
+                  AND CASE WHEN \(legacy)
+                      THEN ev.payload->>'gatewayStatus' IS NOT NULL AND EXISTS (
+                               SELECT 1 FROM message_batch b
+                               WHERE b.reseller_id = ev.reseller_id AND b.id = (ev.payload->>'batchId')::uuid AND b.delivery_reports
+                                 AND (b.callback_url IS NULL OR \(endpoint.subAccountID)::uuid IS NULL))
+                      ELSE NOT ev.legacy_only END
+                """
+            let count = try await connection.query("SELECT count(*) \(matching)").first(as: Int.self) ?? 0
+            guard count <= Self.replayLimit else { return nil }
+            try await connection.query("""
+                INSERT INTO webhook_delivery (reseller_id, endpoint_id, event_id, due_at)
+                SELECT ev.reseller_id, \(endpoint.id), ev.id, now() + (row_number() OVER (ORDER BY ev.occurred_at, ev.id)) * interval '1 microsecond'
+                \(matching)
+                """)
+            return count
+        }
+    }
+
+    package func allowedRanges() async throws -> [String] {
+        try await pool.query("SELECT unnest(allowed_ranges)::text FROM webhook_settings").decode(String.self)
+    }
+
+    package func setAllowedRanges(_ ranges: [String], by actor: AuditActor) async throws -> [String] {
+        try await pool.withTransaction { connection in
+            try await connection.query("SELECT 1 FROM webhook_settings FOR UPDATE")
+            let before = try await connection.query("SELECT unnest(allowed_ranges)::text FROM webhook_settings").decode(String.self)
+            try await connection.query("""
+                UPDATE webhook_settings SET allowed_ranges = \(ranges)::cidr[], updated_by = \(actor.actor), updated_at = now()
+                """)
+            let after = try await connection.query("SELECT unnest(allowed_ranges)::text FROM webhook_settings").decode(String.self)
+            try await AuditRepository.record(
+                on: connection, by: actor, action: "webhook.settings", targetType: "webhook_settings", targetID: "webhook_settings",
+                resellerID: nil, before: ["allowedRanges": before], after: ["allowedRanges": after])
+            return after
+        }
+    }
+}
