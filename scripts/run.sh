@@ -1,23 +1,42 @@
 #!/usr/bin/env bash
-# Installs what is missing, then serves the API.
-# With DATABASE_URL set, that database is used. Without it, a private PostgreSQL cluster is
-# created on first run (reused afterwards) under .data/ in the project, run as the postgres
-# user on 127.0.0.1:${SMS_RESELLER_PG_PORT:-54329}, and stopped again when the service exits.
-# Migrations are applied before serving. Extra arguments go to `sms-reseller serve`.
+# Installs what is missing, builds sms-reseller and serves the API, or runs another of its subcommands against
+# the same database:
+#   bash scripts/run.sh [serve options]              serves: `sms-reseller serve --migrate [options]`, e.g. --port 9000
+#   bash scripts/run.sh serve [serve options]        the same
+#   bash scripts/run.sh admin create-key --name NAME  prints a new platform admin API key (how the first one is made)
+#   bash scripts/run.sh migrate                      applies pending migrations and exits
+# A first argument that is neither `serve` nor an option names a subcommand: `sms-reseller "$@"` runs instead of
+# serving, and its exit status is run.sh's.
+# With DATABASE_URL set, that database is used. Without it, a private PostgreSQL cluster is created on first run
+# (reused afterwards) under .data/ in the project, run as the postgres user on 127.0.0.1:${SMS_RESELLER_PG_PORT:-54329}
+# (SMS_RESELLER_DATA_DIR moves .data; when the postgres user cannot enter it, a checkout under /root say, the cluster
+# lives in /var/lib/sms-reseller/<hash>/, linked from .data/postgres). If the cluster is not running, run.sh starts it
+# and stops it again when the service or the subcommand exits; one already running (a `run.sh` serving in another
+# terminal) is used and left running. DATABASE_URL and UPSTREAM_CREDENTIALS_KEY (generated once into
+# .data/upstream-credentials.key) are passed to the binary.
+# The binary is built with `swift build` (BUILD_CONFIGURATION, default debug); SMS_RESELLER_BIN=path runs that
+# binary instead and builds nothing (no Swift needed).
 set -euo pipefail
 SCRIPT_NAME=run
 cd "$(dirname "$0")/.."
 project=$(pwd)
 source scripts/lib/common.sh
 
-ensure_base_packages
-ensure_swift
+mode=serve
+if [ $# -gt 0 ]; then
+    case $1 in
+        serve) shift ;;
+        -*) ;;
+        *) mode="command" ;;
+    esac
+fi
 
-log "building sms-reseller (${BUILD_CONFIGURATION:-debug})"
-swift build -c "${BUILD_CONFIGURATION:-debug}" --product sms-reseller
-binary="$(swift build -c "${BUILD_CONFIGURATION:-debug}" --show-bin-path)/sms-reseller"
+ensure_base_packages
+resolve_sms_reseller_binary
+binary=$SMS_RESELLER_BIN
 
 cluster=""
+given_database=${DATABASE_URL:+yes}
 if [ -z "${DATABASE_URL:-}" ]; then
     data="${SMS_RESELLER_DATA_DIR:-$project/.data}"
     port="${SMS_RESELLER_PG_PORT:-54329}"
@@ -58,6 +77,8 @@ if [ -z "${DATABASE_URL:-}" ]; then
         log "starting private PostgreSQL on 127.0.0.1:$port (data: $cluster, log: $server_log)"
         touch "$server_log"
         give_to_postgres "$server_log"
+        stopping=$cluster
+        at_exit 'log "stopping private PostgreSQL"; pg_stop "$stopping"'
         pg_start "$cluster" "$port" "$sockets" "$server_log"
     fi
     password=$(cat "$password_file")
@@ -79,9 +100,13 @@ if [ -z "${DATABASE_URL:-}" ]; then
     fi
 fi
 
-stop_cluster() { [ -n "$cluster" ] && { log "stopping private PostgreSQL"; pg_stop "$cluster"; } || true; }
-trap stop_cluster EXIT
+if [ "$mode" = command ]; then
+    status=0
+    "$binary" "$@" || status=$?
+    exit "$status"
+fi
 
+log "the first admin API key: run \`bash scripts/run.sh admin create-key --name \"ops laptop\"\` in another terminal${given_database:+ (with the same DATABASE_URL)}"
 "$binary" serve --migrate "$@" &
 service=$!
 trap 'kill -TERM $service 2>/dev/null || true' INT TERM

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Installs what is missing, starts a throwaway PostgreSQL cluster under /tmp, runs the whole
-# test suite against it, stops and removes the cluster, and exits non-zero on any failure.
+# Installs what is missing, starts a throwaway PostgreSQL cluster under /tmp, builds, runs the whole test suite
+# against it, then, once the tests pass, `bash scripts/schema.sh --check` (Migrations/schema.sql is what the
+# migrations make) and `bash scripts/quickstart.sh` (README.md's quickstart against a fresh service), both in the same
+# cluster (TEST_DATABASE_URL) with the binary just built (SMS_RESELLER_BIN). Stops and removes the cluster, and exits
+# non-zero on any failure; the last line is the test run's summary, or the check that failed.
 # Extra arguments go to `swift test` (e.g. --filter PoolTests).
 set -euo pipefail
 SCRIPT_NAME=test
@@ -17,5 +20,33 @@ start_throwaway_cluster test \
 export TEST_DATABASE_URL="postgresql://postgres@127.0.0.1:$THROWAWAY_PORT/postgres"
 log "building"
 swift build --build-tests
+SMS_RESELLER_BIN="$(swift build --show-bin-path)/sms-reseller"
+[ -x "$SMS_RESELLER_BIN" ] || die "the build made no $SMS_RESELLER_BIN"
+export SMS_RESELLER_BIN
+
 log "running the tests"
-swift test --skip-build "$@"
+test_log="$THROWAWAY_DIR/swift-test.log"
+status=0
+swift test --skip-build "$@" 2>&1 | tee "$test_log" || status=$?
+# The test run's closing summary, without colours: Swift Testing's, else XCTest's.
+summary=$(sed 's/\x1b\[[0-9;]*m//g' "$test_log" | grep -E 'Test run with [0-9]+ tests?' | tail -n 1 || true)
+[ -n "$summary" ] || summary=$(grep -E 'Executed [0-9]+ tests?' "$test_log" | tail -n 1 || true)
+if [ "$status" -ne 0 ]; then
+    log "swift test failed (exit $status); schema.sh --check and quickstart.sh were not run"
+    [ -z "$summary" ] || printf '%s\n' "$summary"
+    exit "$status"
+fi
+
+failed=()
+log "checking Migrations/schema.sql (scripts/schema.sh --check)"
+bash scripts/schema.sh --check || failed+=("bash scripts/schema.sh --check")
+log "running the quickstart (scripts/quickstart.sh)"
+bash scripts/quickstart.sh || failed+=("bash scripts/quickstart.sh")
+
+if [ ${#failed[@]} -gt 0 ]; then
+    printf '%s\n' "${summary:-swift test passed}"
+    for check in "${failed[@]}"; do printf 'FAILED after the tests passed: %s\n' "$check"; done
+    exit 1
+fi
+log "schema.sql is up to date and the quickstart passed"
+printf '%s\n' "${summary:-swift test passed}"

@@ -1,7 +1,20 @@
-# Shared helpers for scripts/run.sh, scripts/test.sh and scripts/bench-db.sh. Source it; do not run it.
+# Shared helpers for the scripts in scripts/. Source it; do not run it.
 
 log() { printf '\033[1m[%s]\033[0m %s\n' "${SCRIPT_NAME:-sms-reseller}" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+
+# at_exit COMMAND: evaluates COMMAND when the script exits (on failure too), before those registered earlier.
+# Every cleanup goes through here: a second `trap … EXIT` would replace the first.
+AT_EXIT=()
+at_exit() {
+    AT_EXIT=("$1" ${AT_EXIT[@]+"${AT_EXIT[@]}"})
+    trap run_at_exit EXIT
+}
+run_at_exit() {
+    local command
+    trap '' PIPE  # output piped into `head` that has gone must not stop the cleanup halfway
+    for command in ${AT_EXIT[@]+"${AT_EXIT[@]}"}; do eval "$command" || true; done
+}
 
 # Installs the Debian packages that are missing (apt-get update only when something is).
 ensure_packages() {
@@ -92,10 +105,62 @@ start_throwaway_cluster() {
     chmod 755 "$THROWAWAY_DIR"
     give_to_postgres "$THROWAWAY_DIR"
     THROWAWAY_PORT=$(free_port)
-    trap 'pg_stop "$THROWAWAY_DIR/data"; rm -rf "$THROWAWAY_DIR"' EXIT
+    at_exit "pg_stop $(printf %q "$THROWAWAY_DIR/data"); rm -rf $(printf %q "$THROWAWAY_DIR")"
     log "throwaway PostgreSQL on 127.0.0.1:$THROWAWAY_PORT in $THROWAWAY_DIR"
     as_postgres "$(pg_bindir)/initdb" -D "$THROWAWAY_DIR/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null
     pg_start "$THROWAWAY_DIR/data" "$THROWAWAY_PORT" "$THROWAWAY_DIR" "$THROWAWAY_DIR/postgres.log" "$@"
+}
+
+# The sms-reseller binary to run, in SMS_RESELLER_BIN (exported, so scripts started from this one reuse it):
+# $SMS_RESELLER_BIN when it is set (nothing is built; scripts/test.sh sets it to the binary it has just built),
+# else the one `swift build --product sms-reseller` builds now in ${BUILD_CONFIGURATION:-debug}.
+resolve_sms_reseller_binary() {
+    if [ -n "${SMS_RESELLER_BIN:-}" ]; then
+        [ -f "$SMS_RESELLER_BIN" ] && [ -x "$SMS_RESELLER_BIN" ] || die "SMS_RESELLER_BIN=$SMS_RESELLER_BIN is not an executable file"
+    else
+        ensure_swift
+        local configuration=${BUILD_CONFIGURATION:-debug}
+        log "building sms-reseller ($configuration)"
+        swift build -c "$configuration" --product sms-reseller
+        SMS_RESELLER_BIN="$(swift build -c "$configuration" --show-bin-path)/sms-reseller"
+    fi
+    export SMS_RESELLER_BIN
+}
+
+# database_url URL NAME: the libpq URL URL with its database replaced by NAME (query parameters kept).
+database_url() {
+    local url=$1 name=$2 base query
+    base=${url%%\?*}
+    query=${url:${#base}}
+    case ${base#*://} in */*) base=${base%/*} ;; esac
+    printf '%s/%s%s\n' "$base" "$name" "$query"
+}
+
+# fresh_database NAME
+# An empty database of its own for this script, gone when the script exits; sets FRESH_DATABASE_URL. With
+# TEST_DATABASE_URL set (scripts/test.sh sets it to its throwaway cluster) the database is created in that cluster,
+# whose user must be allowed to create databases, and dropped at exit; otherwise a throwaway cluster of its own
+# is started under /tmp (start_throwaway_cluster) and removed at exit.
+fresh_database() {
+    local name=$1 admin_url database where="the throwaway cluster"
+    database="${name//[^a-z0-9]/_}_$$_$RANDOM"
+    if [ -n "${TEST_DATABASE_URL:-}" ]; then
+        admin_url=$TEST_DATABASE_URL
+        where="the cluster of TEST_DATABASE_URL"
+        log "database $database in the cluster of TEST_DATABASE_URL"
+        at_exit "drop_database $(printf %q "$admin_url") $database"
+    else
+        start_throwaway_cluster "$name" fsync=off synchronous_commit=off full_page_writes=off
+        admin_url="postgresql://postgres@127.0.0.1:$THROWAWAY_PORT/postgres"
+    fi
+    "$(pg_bindir)/psql" -X -q -v ON_ERROR_STOP=1 -d "$admin_url" -c "CREATE DATABASE $database" >/dev/null \
+        || die "cannot create database $database in $where"
+    FRESH_DATABASE_URL=$(database_url "$admin_url" "$database")
+}
+
+# drop_database ADMIN_URL NAME: drops NAME (closing its sessions) through the database at ADMIN_URL; quiet.
+drop_database() {
+    "$(pg_bindir)/psql" -X -q -d "$1" -c "DROP DATABASE IF EXISTS $2 WITH (FORCE)" >/dev/null 2>&1 || true
 }
 
 # Builds the benchmark product $1 in $CONFIGURATION (default release) and sets BENCH_BIN to its path.
