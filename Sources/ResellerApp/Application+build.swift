@@ -44,7 +44,9 @@ package func buildApplication(
     // dispatcher on this instance).
     let dispatchSignal = DispatchSignal()
     let deliveryReports = DeliveryReports(pool: pool)
-    let sending = Sending(pool: pool, retryDeadline: configuration.dispatcherRetryDeadline, wakeDispatcher: { dispatchSignal.wake() })
+    let sending = Sending(
+        pool: pool, retryDeadline: configuration.dispatcherRetryDeadline,
+        callbackPolicy: WebhookURLPolicy(endpoints: WebhookEndpointRepository(pool: pool)), wakeDispatcher: { dispatchSignal.wake() })
     let router = try buildRouter(
         pool: pool, metrics: metrics, logger: logger, passwordHasher: PasswordHasher(iterations: configuration.passwordIterations),
         upstreamCipher: upstreamCipher, upstreamClients: upstreamClients, sending: sending, deliveryReports: deliveryReports,
@@ -138,9 +140,8 @@ package func buildApplication(
 /// The router with middleware and every operation of `openapi.yaml` registered. `sending` is the send path, which wakes
 /// this instance's dispatcher once new messages are committed.
 package func buildRouter(
-    pool: PostgresPool, metrics: ServiceMetrics, logger: Logger, passwordHasher: PasswordHasher = PasswordHasher(),
-    upstreamCipher: UpstreamCredentialCipher = .unencrypted, upstreamClients: UpstreamClients? = nil, sending: Sending? = nil,
-    deliveryReports: DeliveryReports? = nil, gateway: GatewayEndpoint? = nil
+    pool: PostgresPool, metrics: ServiceMetrics, logger: Logger, passwordHasher: PasswordHasher, upstreamCipher: UpstreamCredentialCipher,
+    upstreamClients: UpstreamClients, sending: Sending, deliveryReports: DeliveryReports, gateway: GatewayEndpoint
 ) throws -> Router<ResellerRequestContext> {
     let router = Router(context: ResellerRequestContext.self)
     router.middlewares.add(RequestIDMiddleware())
@@ -154,10 +155,10 @@ package func buildRouter(
     var handlers = APIHandlers(pool: pool, metrics: metrics, logger: logger, sending: sending, deliveryReports: deliveryReports)
     handlers.passwordHasher = passwordHasher
     handlers.upstreamCipher = upstreamCipher
-    handlers.upstreamClients = upstreamClients ?? UpstreamClients(logger: logger.relabeled("gateway1601"))
+    handlers.upstreamClients = upstreamClients
     try handlers.registerHandlers(
         on: api, configuration: .init(dateTranscoder: APIDateTranscoder()), middlewares: [OperationMetricsMiddleware(metrics: metrics), RequireKeyMiddleware()])
-    gateway?.register(on: router)
+    gateway.register(on: router)
     return router
 }
 

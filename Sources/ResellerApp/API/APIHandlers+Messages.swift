@@ -68,30 +68,20 @@ extension APIHandlers {
         try Access.ensure(principal, isOneOf: .reseller, .subAccount)
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
         let values = try Self.sendValues(body)
-        // The webhook SSRF rules, now as at every attempt: a URL that could never be called is refused at once.
-        let checkCallback = { if let url = values.callbackUrl { try await checkWebhookURL(url, field: "/callbackUrl") } }
-        if body.test == true {
-            try await checkCallback()
-            // The upstream's test=ja: the same checks and answers, nothing written.
-            guard let plan = try await sendPlanner.plan(account: account, request: values.request) else {
-                throw APIProblem.notFound("No sub-account \(account.id.apiString).")
-            }
-            let submission = SendSubmission(
-                plan: plan, request: values.request, reference: values.reference, callbackURL: values.callbackUrl,
-                skipInvalidRecipients: values.skipInvalidRecipients, actor: AuditActor(principal), idempotency: nil)
-            if let problem = SendService.refusal(of: submission) { throw problem }
+        // `test`: the upstream's test=ja, the same checks and answers with nothing written, and no key needed.
+        let mode: SendMode = body.test == true
+            ? .preview
+            : .commit(try Idempotency.request(
+                principal: principal, key: input.headers.idempotencyKey, operation: "sendMessages:\(account.id.apiString)", body: values))
+        let options = SendOptions(
+            reference: values.reference, callbackURL: values.callbackUrl, skipInvalidRecipients: values.skipInvalidRecipients)
+        switch try await sending.send(account: account, request: values.request, options: options, actor: AuditActor(principal), mode: mode) {
+        case .checked(let plan):
             return .ok(.init(body: .json(Self.schema(plan))))
-        }
-        let idempotency = try Idempotency.request(
-            principal: principal, key: input.headers.idempotencyKey, operation: "sendMessages:\(account.id.apiString)", body: values)
-        let outcome = try await sending.send(
-            account: account, request: values.request, reference: values.reference, callbackURL: values.callbackUrl,
-            skipInvalidRecipients: values.skipInvalidRecipients, actor: AuditActor(principal), idempotency: idempotency, check: checkCallback)
-        switch outcome {
         case .accepted(let batch, let replayed):
             return .created(.init(headers: .init(idempotentReplayed: replayed), body: .json(Self.schema(batch))))
-        case .refused(let problem):
-            throw problem
+        case .refused(let refusal):
+            throw refusal
         }
     }
 

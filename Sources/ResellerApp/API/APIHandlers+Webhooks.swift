@@ -191,18 +191,9 @@ extension APIHandlers {
         return names
     }
 
-    /// 422 (on `field`) unless the URL is http(s) and every address its host resolves to now is public or allowed by
-    /// the admin.
+    /// 422 (on `field`) unless the URL may receive deliveries (`WebhookURLPolicy`).
     package func checkWebhookURL(_ url: String, field: String = "/url") async throws {
-        guard url.unicodeScalars.count <= 2000, url.count >= 8 else {
-            throw APIProblem.validation([.init(field: field, message: "must be 8 to 2000 characters")])
-        }
-        let allowed = try await webhookEndpoints.allowedRanges().compactMap(IPRange.init)
-        do {
-            _ = try await WebhookAddressGuard(allowed: allowed).check(url: url)
-        } catch {
-            throw APIProblem.validation([.init(field: field, message: error.reason)])
-        }
+        try await WebhookURLPolicy(endpoints: webhookEndpoints).check(url, field: field)
     }
 
     package static func schema(_ record: WebhookEndpointRecord) -> Components.Schemas.Webhook {

@@ -13,12 +13,12 @@ import CompatibleGateway
 /// Handlers validate input, call domain services and map results to the generated outputs;
 /// errors are thrown as `APIProblem` and rendered by `ProblemMiddleware`.
 package struct APIHandlers: APIProtocol {
-    package init(pool: PostgresPool, metrics: ServiceMetrics, logger: Logger, sending: Sending? = nil, deliveryReports: DeliveryReports? = nil) {
+    package init(pool: PostgresPool, metrics: ServiceMetrics, logger: Logger, sending: Sending, deliveryReports: DeliveryReports) {
         self.pool = pool
         self.metrics = metrics
         self.logger = logger
-        self.sending = sending ?? Sending(pool: pool, retryDeadline: .seconds(86_400))
-        self.deliveryReports = deliveryReports ?? DeliveryReports(pool: pool)
+        self.sending = sending
+        self.deliveryReports = deliveryReports
     }
 
     package let pool: PostgresPool
