@@ -4,11 +4,6 @@ import PostgresLibpq
 import SMSCore
 import Synchronization
 import ResellerCore
-import Ledger
-import Pricing
-import Contacts
-import Webhooks
-import Messaging
 
 /// The outcome of a 1601-style login (`klantuser` / `klantpwd`).
 package enum GatewayAuthentication: Sendable {

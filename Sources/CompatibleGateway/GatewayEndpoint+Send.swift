@@ -3,10 +3,7 @@ import Gateway1601
 import HTTPTypes
 import SMSCore
 import ResellerCore
-import Ledger
-import Pricing
 import Contacts
-import Webhooks
 import Messaging
 
 extension GatewayEndpoint {

@@ -8,9 +8,6 @@ import PostgresLibpq
 import SMSCore
 import ResellerCore
 import Ledger
-import Pricing
-import Contacts
-import Webhooks
 import Messaging
 
 /// A plain-text answer of the 1601-compatible endpoint. Thrown to end a request early.

@@ -3,12 +3,6 @@ import Gateway1601
 import HTTPTypes
 import Hummingbird
 import NIOCore
-import ResellerCore
-import Ledger
-import Pricing
-import Contacts
-import Webhooks
-import Messaging
 
 /// The parameters of one 1601-style request: the query's, then the form body's (so the query wins for a name given
 /// in both), each percent-decoded exactly once and kept only when it is valid UTF-8 (``FormEncoding/decodeStrictly(_:)``).

@@ -1,10 +1,6 @@
 import Foundation
 import Synchronization
 import ResellerCore
-import Ledger
-import Pricing
-import Webhooks
-import Messaging
 
 /// How many wrong passwords the 1601-compatible endpoint takes before it stops checking them.
 package struct LoginThrottleSettings: Sendable {

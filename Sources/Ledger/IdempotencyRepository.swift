@@ -1,6 +1,5 @@
 import Foundation
 import PostgresLibpq
-import ResellerCore
 
 /// A stored answer to a money-moving request.
 package struct IdempotencyRecord: Decodable, Sendable {

@@ -1,6 +1,5 @@
 import Foundation
 import SMSCore
-import ResellerCore
 
 /// What a ledger account is for. Platform accounts have no tenant; reseller accounts carry the
 /// reseller; a sub-account wallet carries both.

@@ -1,7 +1,6 @@
 import Logging
 import PostgresLibpq
 import ServiceLifecycle
-import ResellerCore
 
 /// Background upkeep of the ledger: voids reservations whose timeout has passed (as `expired`) and
 /// forgets idempotency records older than the retention. Safe to run on several instances at once:

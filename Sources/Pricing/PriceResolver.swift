@@ -1,7 +1,6 @@
 import Foundation
 import PostgresLibpq
 import SMSCore
-import ResellerCore
 
 /// One layer's price for a number, with where it came from (a message stores these ids, so later price changes
 /// never alter an accepted price).

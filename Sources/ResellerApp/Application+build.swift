@@ -9,8 +9,6 @@ import ResellerAPI
 import ServiceLifecycle
 import ResellerCore
 import Ledger
-import Pricing
-import Contacts
 import Webhooks
 import Messaging
 import CompatibleGateway

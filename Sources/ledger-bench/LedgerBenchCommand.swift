@@ -3,8 +3,6 @@ import Foundation
 import Logging
 import PostgresLibpq
 
-import ResellerCore
-import Ledger
 
 /// Prints ledger transfers per second for one scenario and concurrency; see scripts/bench-ledger.sh.
 @main

@@ -2,8 +2,6 @@ import ArgumentParser
 import Foundation
 import Logging
 
-import Ledger
-import ResellerApp
 
 /// Prints send rates over HTTP and the bulk send time; see scripts/bench-send.sh.
 @main

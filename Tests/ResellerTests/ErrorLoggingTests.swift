@@ -4,13 +4,6 @@ import OpenAPIRuntime
 import PostgresLibpq
 import Testing
 
-import ResellerCore
-import Ledger
-import Pricing
-import Contacts
-import Webhooks
-import Messaging
-import CompatibleGateway
 import ResellerApp
 
 @Suite struct ErrorLoggingTests {

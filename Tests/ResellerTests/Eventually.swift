@@ -1,7 +1,4 @@
 import Testing
-import ResellerCore
-import Webhooks
-import Messaging
 
 struct TimedOut: Error, CustomStringConvertible {
     var description: String

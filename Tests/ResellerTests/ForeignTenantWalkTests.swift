@@ -7,12 +7,9 @@ import Yams
 
 import ResellerCore
 import Ledger
-import Pricing
-import Contacts
-import Webhooks
-import Messaging
 import CompatibleGateway
 import ResellerApp
+import Contacts
 
 /// Walks every operation of `openapi.yaml` that takes a path parameter with the keys of another
 /// reseller (and of that reseller's sub-account), pointing at the first tenant's ids. Every answer

@@ -13,10 +13,6 @@ import Testing
 
 import ResellerCore
 import Ledger
-import Pricing
-import Contacts
-import Webhooks
-import Messaging
 import CompatibleGateway
 import ResellerApp
 

@@ -9,12 +9,7 @@ import Testing
 import Gateway1601Simulator
 
 import ResellerCore
-import Ledger
-import Pricing
-import Contacts
-import Webhooks
 import Messaging
-import CompatibleGateway
 import ResellerApp
 
 @Suite struct HTTPSkeletonTests {

@@ -3,14 +3,9 @@ import HTTPTypes
 import PostgresLibpq
 import Testing
 
-import ResellerCore
 import Ledger
-import Pricing
-import Contacts
-import Webhooks
-import Messaging
-import CompatibleGateway
 import ResellerApp
+import ResellerCore
 
 /// The ledger through the REST API: funding a reseller, funding its customers, idempotency,
 /// credit limits, statements and low-balance events.

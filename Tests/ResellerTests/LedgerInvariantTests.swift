@@ -8,10 +8,6 @@ import Testing
 
 import ResellerCore
 import Ledger
-import Pricing
-import Contacts
-import Webhooks
-import Messaging
 import CompatibleGateway
 import ResellerApp
 

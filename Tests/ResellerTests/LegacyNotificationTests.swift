@@ -8,12 +8,9 @@ import Testing
 
 import ResellerCore
 import Ledger
-import Pricing
-import Contacts
-import Webhooks
-import Messaging
 import CompatibleGateway
 import ResellerApp
+import Webhooks
 
 /// Old-style (1601) delivery notifications: `GET <url>?smsid=…&datum=…&status=…&referentie=…` to `1601` endpoints and
 /// to a send's own callback URL, through the webhook outbox and sender.

@@ -3,13 +3,6 @@ import Logging
 import Synchronization
 import Testing
 
-import ResellerCore
-import Ledger
-import Pricing
-import Contacts
-import Webhooks
-import Messaging
-import CompatibleGateway
 import ResellerApp
 
 @Suite struct LoggingTests {

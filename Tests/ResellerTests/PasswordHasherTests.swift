@@ -4,10 +4,6 @@ import Testing
 import _CryptoExtras
 
 import ResellerCore
-import Ledger
-import Webhooks
-import CompatibleGateway
-import ResellerApp
 
 @Suite struct PasswordHasherTests {
     /// RFC 7914 §11: PBKDF2-HMAC-SHA256, P = "passwd", S = "salt", c = 1, dkLen = 64.

@@ -3,13 +3,7 @@ import SMSCore
 import Testing
 
 import ResellerCore
-import Ledger
 import Pricing
-import Contacts
-import Webhooks
-import Messaging
-import CompatibleGateway
-import ResellerApp
 
 @Suite struct PriceListCSVTests {
     func read(_ text: String) -> PriceEntryCollector {

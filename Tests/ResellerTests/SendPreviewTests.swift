@@ -4,11 +4,7 @@ import PostgresLibpq
 import SMSCore
 import Testing
 
-import ResellerCore
 import Ledger
-import Pricing
-import Contacts
-import Webhooks
 import Messaging
 import CompatibleGateway
 import ResellerApp

@@ -8,11 +8,6 @@ import Testing
 
 import ResellerCore
 import Ledger
-import Pricing
-import Contacts
-import Webhooks
-import Messaging
-import CompatibleGateway
 import ResellerApp
 
 /// An entry for a version body: `("4479", "0.0550")`, `("7", nil, "forbidden")`.

@@ -9,11 +9,6 @@ import Testing
 
 import ResellerCore
 import Ledger
-import Pricing
-import Contacts
-import Webhooks
-import Messaging
-import CompatibleGateway
 import ResellerApp
 
 /// One answer of the API: status, headers and the JSON body (empty for no body).

@@ -5,11 +5,7 @@ import Testing
 
 import ResellerCore
 import Ledger
-import Pricing
-import Contacts
-import Webhooks
 import Messaging
-import CompatibleGateway
 import ResellerApp
 
 @Suite(.timeLimit(.minutes(3))) struct TenancyTests {

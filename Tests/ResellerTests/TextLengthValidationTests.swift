@@ -2,14 +2,7 @@ import Foundation
 import HTTPTypes
 import Testing
 
-import ResellerCore
 import Ledger
-import Pricing
-import Contacts
-import Webhooks
-import Messaging
-import CompatibleGateway
-import ResellerApp
 
 /// Text limits are checked as PostgreSQL counts them, and text that cannot be stored is refused: a 422 naming the
 /// field, never a CHECK violation (500).

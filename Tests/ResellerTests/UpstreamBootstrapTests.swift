@@ -7,11 +7,7 @@ import Testing
 
 import ResellerCore
 import Ledger
-import Pricing
-import Contacts
-import Webhooks
 import Messaging
-import CompatibleGateway
 import ResellerApp
 
 extension TenancyHarness {

@@ -7,12 +7,7 @@ import SMSCore
 import Testing
 
 import ResellerCore
-import Ledger
-import Pricing
-import Contacts
-import Webhooks
 import Messaging
-import CompatibleGateway
 import ResellerApp
 
 /// Upstream connections below the API: the credential cipher, the repository's hooks for the dispatcher (which

@@ -10,11 +10,7 @@ import Testing
 
 import ResellerCore
 import Ledger
-import Pricing
-import Contacts
-import Webhooks
 import Messaging
-import CompatibleGateway
 import ResellerApp
 
 /// Upstream connections through the API on a live server whose built-in simulator (real HTTP) is the bootstrapped

@@ -1,10 +1,5 @@
 import Foundation
 import SMSCore
-import ResellerCore
-import Ledger
-import Pricing
-import Contacts
-import Webhooks
 
 /// Where a message is in its life (docs/sending.md).
 package enum MessageStatus: String, Sendable, Codable, CaseIterable {

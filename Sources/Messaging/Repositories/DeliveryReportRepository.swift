@@ -3,9 +3,6 @@ import Gateway1601
 import PostgresLibpq
 import ResellerCore
 import Ledger
-import Pricing
-import Contacts
-import Webhooks
 
 /// A delivery report as received from an upstream connection (a callback, later also a poll).
 package struct IncomingReport: Sendable {

@@ -1,10 +1,5 @@
 import Foundation
 import PostgresLibpq
-import ResellerCore
-import Ledger
-import Pricing
-import Contacts
-import Webhooks
 
 /// A message as the 1601-compatible endpoint reports it (`action=rapport`, `gatewayrapport.php`).
 package struct GatewayMessageState: Decodable, Sendable {

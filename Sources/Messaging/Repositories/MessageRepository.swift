@@ -3,9 +3,7 @@ import PostgresLibpq
 import SMSCore
 import ResellerCore
 import Ledger
-import Pricing
 import Contacts
-import Webhooks
 
 /// A message with what its batch shares, as stored.
 package struct MessageRecord: Decodable, Sendable {

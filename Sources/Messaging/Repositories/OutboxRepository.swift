@@ -2,9 +2,6 @@ import Foundation
 import PostgresLibpq
 import ResellerCore
 import Ledger
-import Pricing
-import Contacts
-import Webhooks
 
 /// A message claimed from the outbox, with what its send needs.
 package struct ClaimedMessage: Decodable, Sendable, Equatable {

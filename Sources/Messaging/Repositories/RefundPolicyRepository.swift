@@ -1,10 +1,6 @@
 import Foundation
 import PostgresLibpq
 import ResellerCore
-import Ledger
-import Pricing
-import Contacts
-import Webhooks
 
 /// Where a policy in force comes from.
 package enum PolicySource: String, Sendable {

@@ -1,9 +1,9 @@
 import Foundation
 import Ledger
 import PostgresLibpq
-import Pricing
 import SMSCore
 import ResellerCore
+import Pricing
 
 /// The statements of the send path's write (`SendService`), each inside the caller's transaction.
 enum SendRepository {

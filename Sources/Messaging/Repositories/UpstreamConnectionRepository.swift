@@ -3,10 +3,6 @@ import Gateway1601
 import PostgresLibpq
 import SMSCore
 import ResellerCore
-import Ledger
-import Pricing
-import Contacts
-import Webhooks
 
 /// Whether a connection may send.
 package enum UpstreamConnectionStatus: String, Codable, Sendable {

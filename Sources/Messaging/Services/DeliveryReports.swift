@@ -1,10 +1,6 @@
 import Foundation
 import PostgresLibpq
 import ResellerCore
-import Ledger
-import Pricing
-import Contacts
-import Webhooks
 
 /// Receives delivery reports: many arriving together share a transaction (`GroupCommitter`, one group at a time per
 /// connection, up to 500 reports), and a group whose transaction fails is retried report by report, so a report that

@@ -1,10 +1,6 @@
 import Foundation
 import Prometheus
 import ResellerCore
-import Ledger
-import Pricing
-import Contacts
-import Webhooks
 
 /// The dispatcher's metrics: what became of messages, pauses it caused, and how long upstream calls take.
 extension ServiceMetrics {

@@ -1,9 +1,4 @@
 import Synchronization
-import ResellerCore
-import Ledger
-import Pricing
-import Contacts
-import Webhooks
 
 /// Tells the dispatcher that outbox rows are due now, so it claims at once instead of at its next poll.
 ///

@@ -6,9 +6,6 @@ import ServiceLifecycle
 import Synchronization
 import ResellerCore
 import Ledger
-import Pricing
-import Contacts
-import Webhooks
 
 /// How the dispatcher runs; the application's configuration says what each means and sets its default.
 package struct DispatcherSettings: Sendable {

@@ -4,10 +4,6 @@ import Logging
 import PostgresLibpq
 import ServiceLifecycle
 import ResellerCore
-import Ledger
-import Pricing
-import Contacts
-import Webhooks
 
 /// The polling fallback for delivery reports: a submitted message with no final report `pollAfter` its submission is
 /// asked about through `gatewayrapport.php?smsid=…&datum=ja`, then again at doubling intervals (at most `pollCap`

@@ -1,9 +1,5 @@
 import Foundation
 import ResellerCore
-import Ledger
-import Pricing
-import Contacts
-import Webhooks
 
 /// Group commit for sends: concurrent sends of one reseller share transactions.
 ///

@@ -5,7 +5,6 @@ import ResellerCore
 import Ledger
 import Pricing
 import Contacts
-import Webhooks
 
 /// A would-be send, as a sub-account asks for it.
 package struct SendRequest: Sendable {

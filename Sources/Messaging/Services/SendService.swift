@@ -5,9 +5,6 @@ import SMSCore
 import Synchronization
 import ResellerCore
 import Ledger
-import Pricing
-import Contacts
-import Webhooks
 
 /// One send to accept: the request, its plan, who asked, and its idempotency key.
 package struct SendSubmission: Sendable {

@@ -2,8 +2,6 @@ import Foundation
 import PostgresLibpq
 import ResellerCore
 import Ledger
-import Pricing
-import Contacts
 import Webhooks
 
 /// What a send carries besides its request: what is kept with it and how its refusals are decided.

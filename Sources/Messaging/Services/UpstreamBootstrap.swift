@@ -2,10 +2,6 @@ import Foundation
 import Logging
 import PostgresLibpq
 import ResellerCore
-import Ledger
-import Pricing
-import Contacts
-import Webhooks
 
 /// Start-up work on upstream connections, after migrations and before the server accepts requests:
 ///

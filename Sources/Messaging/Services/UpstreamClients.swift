@@ -6,10 +6,6 @@ import NIOCore
 import ServiceLifecycle
 import Synchronization
 import ResellerCore
-import Ledger
-import Pricing
-import Contacts
-import Webhooks
 
 /// One ``Gateway1601Client`` per upstream connection, all on one shared `HTTPClient` (so one connection pool per
 /// host), rebuilt when the connection's client settings change (base URL, username, password, timeout).

@@ -1,11 +1,6 @@
 import Foundation
 import ResellerAPI
 import ResellerCore
-import Ledger
-import Pricing
-import Contacts
-import Webhooks
-import Messaging
 
 /// The caller's identity and API keys.
 extension APIHandlers {

@@ -1,11 +1,6 @@
 import Foundation
 import ResellerAPI
 import ResellerCore
-import Ledger
-import Pricing
-import Contacts
-import Webhooks
-import Messaging
 
 /// The audit log: the admin reads everything, a reseller its own tenant.
 extension APIHandlers {

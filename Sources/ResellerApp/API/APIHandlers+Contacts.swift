@@ -4,12 +4,7 @@ import OpenAPIRuntime
 import ResellerAPI
 import SMSCore
 import ResellerCore
-import Ledger
-import Pricing
 import Contacts
-import Webhooks
-import Messaging
-import CompatibleGateway
 
 /// Contacts and groups: each sub-account's address book. The sub-account owns it and its reseller may act for it;
 /// the admin may read it; to everyone else it does not exist (404). Order of checks: 401, 404 (the sub-account, then

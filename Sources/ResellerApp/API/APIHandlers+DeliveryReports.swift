@@ -3,13 +3,7 @@ import Gateway1601
 import Logging
 import OpenAPIRuntime
 import ResellerAPI
-import ResellerCore
-import Ledger
-import Pricing
-import Contacts
-import Webhooks
 import Messaging
-import CompatibleGateway
 
 /// The upstream's delivery callbacks: authenticated by the connection's secret token in the path, answered `OK`.
 extension APIHandlers {

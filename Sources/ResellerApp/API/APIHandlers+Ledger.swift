@@ -4,11 +4,6 @@ import ResellerAPI
 import SMSCore
 import ResellerCore
 import Ledger
-import Pricing
-import Contacts
-import Webhooks
-import Messaging
-import CompatibleGateway
 
 /// The credit ledger: balances, transfers and statements for everyone in scope; top-ups and
 /// corrections by the admin; credit transfers to sub-accounts by their reseller.

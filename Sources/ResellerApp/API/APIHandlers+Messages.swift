@@ -4,9 +4,7 @@ import ResellerAPI
 import SMSCore
 import ResellerCore
 import Ledger
-import Pricing
 import Contacts
-import Webhooks
 import Messaging
 import CompatibleGateway
 

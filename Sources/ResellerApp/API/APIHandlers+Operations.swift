@@ -5,12 +5,7 @@ import OpenAPIRuntime
 import PostgresLibpq
 import ResellerAPI
 import ResellerCore
-import Ledger
-import Pricing
-import Contacts
-import Webhooks
 import Messaging
-import CompatibleGateway
 
 extension APIHandlers {
     package func getLiveness(_ input: Operations.GetLiveness.Input) async throws -> Operations.GetLiveness.Output {

@@ -2,12 +2,10 @@ import Foundation
 import ResellerAPI
 import SMSCore
 import ResellerCore
-import Ledger
-import Pricing
 import Contacts
-import Webhooks
 import Messaging
 import CompatibleGateway
+import Pricing
 
 /// The pricing preview: a send checked and priced by `SendPlanner`, with no side effects.
 extension APIHandlers {

@@ -1,12 +1,7 @@
 import Foundation
 import ResellerAPI
 import ResellerCore
-import Ledger
-import Pricing
-import Contacts
-import Webhooks
 import Messaging
-import CompatibleGateway
 
 /// Refund policies: which final states of a message are charged. The reseller sets its sub-accounts' default and
 /// per-sub-account overrides (retail leg); the admin sets what each reseller is charged (wholesale leg).

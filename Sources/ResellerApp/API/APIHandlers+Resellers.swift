@@ -1,12 +1,6 @@
 import Foundation
 import ResellerAPI
 import ResellerCore
-import Ledger
-import Pricing
-import Contacts
-import Webhooks
-import Messaging
-import CompatibleGateway
 
 /// Resellers: the admin onboards, updates, blocks, unblocks and closes them; a reseller may read itself.
 extension APIHandlers {

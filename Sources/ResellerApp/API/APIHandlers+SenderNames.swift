@@ -2,12 +2,6 @@ import Foundation
 import ResellerAPI
 import SMSCore
 import ResellerCore
-import Ledger
-import Pricing
-import Contacts
-import Webhooks
-import Messaging
-import CompatibleGateway
 
 /// Sender names: sub-accounts request, resellers decide (and the admin for protected names),
 /// the admin keeps the platform's blocked and protected list.

@@ -1,12 +1,6 @@
 import Foundation
 import ResellerAPI
 import ResellerCore
-import Ledger
-import Pricing
-import Contacts
-import Webhooks
-import Messaging
-import CompatibleGateway
 
 /// Sub-accounts: a reseller manages its own; the admin may read them; a sub-account may read itself.
 extension APIHandlers {

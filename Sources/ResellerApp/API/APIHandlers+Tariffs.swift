@@ -4,12 +4,7 @@ import OpenAPIRuntime
 import ResellerAPI
 import SMSCore
 import ResellerCore
-import Ledger
 import Pricing
-import Contacts
-import Webhooks
-import Messaging
-import CompatibleGateway
 
 /// Price lists of the three layers, their versions, and which list applies to whom.
 ///

@@ -4,12 +4,7 @@ import Logging
 import ResellerAPI
 import SMSCore
 import ResellerCore
-import Ledger
-import Pricing
-import Contacts
-import Webhooks
 import Messaging
-import CompatibleGateway
 
 /// Upstream connections: an admin resource. To anyone else a connection does not exist (404 on its paths, 403 on the
 /// lists); a reseller may read which connection it sends through (id, name, status), never its settings.

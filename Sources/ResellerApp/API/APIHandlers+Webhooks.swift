@@ -1,12 +1,7 @@
 import Foundation
 import ResellerAPI
 import ResellerCore
-import Ledger
-import Pricing
-import Contacts
 import Webhooks
-import Messaging
-import CompatibleGateway
 
 /// Webhook endpoints of sub-accounts and resellers, their delivery log, redelivery and replay, and the admin's SSRF
 /// exceptions. An endpoint belongs to a sub-account (its events) or to a reseller (its own events and all its

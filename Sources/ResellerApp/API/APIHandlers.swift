@@ -2,10 +2,6 @@ import Logging
 import PostgresLibpq
 import ResellerAPI
 import ResellerCore
-import Ledger
-import Pricing
-import Contacts
-import Webhooks
 import Messaging
 import CompatibleGateway
 

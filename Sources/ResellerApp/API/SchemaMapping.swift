@@ -3,12 +3,6 @@ import OpenAPIRuntime
 import SMSCore
 import ResellerAPI
 import ResellerCore
-import Ledger
-import Pricing
-import Contacts
-import Webhooks
-import Messaging
-import CompatibleGateway
 
 /// Records → the schemas of `openapi.yaml`.
 extension APIHandlers {

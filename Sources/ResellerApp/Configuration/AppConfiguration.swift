@@ -5,9 +5,6 @@ import PostgresLibpq
 import ResellerCore
 import ServiceLifecycle
 import Webhooks
-import Ledger
-import Pricing
-import Contacts
 import CompatibleGateway
 
 /// Everything the service needs to start, from flags or environment variables

@@ -1,7 +1,6 @@
 import Foundation
 import OpenAPIRuntime
 import ResellerCore
-import Ledger
 
 /// The generated API's dates: `APIDates` (RFC 3339 in UTC with microseconds).
 package struct APIDateTranscoder: DateTranscoder {

@@ -6,11 +6,6 @@ import PostgresLibpq
 import ResellerAPI
 import SMSCore
 import ResellerCore
-import Ledger
-import Pricing
-import Contacts
-import Webhooks
-import Messaging
 import CompatibleGateway
 
 /// An error that reaches the client as an RFC 9457 problem document.

@@ -2,11 +2,6 @@ import Foundation
 import Hummingbird
 import Logging
 import ResellerCore
-import Ledger
-import Pricing
-import Webhooks
-import Messaging
-import CompatibleGateway
 
 /// Resolves `Authorization: Bearer <key>` to a `Principal` and runs the rest of the request with it
 /// in `AuthScope.principal`.

@@ -1,12 +1,5 @@
 import HTTPTypes
 import Hummingbird
-import ResellerCore
-import Ledger
-import Pricing
-import Contacts
-import Webhooks
-import Messaging
-import CompatibleGateway
 
 /// Lets operations with an optional JSON body (`POST …/unblock`) be called with no body at all.
 ///

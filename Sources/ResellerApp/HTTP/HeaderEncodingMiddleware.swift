@@ -1,12 +1,6 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
-import ResellerCore
-import Ledger
-import Pricing
-import Webhooks
-import Messaging
-import CompatibleGateway
 
 /// Undoes the percent-encoding that swift-openapi-runtime applies to every response header value it sets
 /// (apple/swift-openapi-generator#857), for headers whose value is structured text rather than a URI component:

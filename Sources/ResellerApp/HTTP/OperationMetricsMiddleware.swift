@@ -1,10 +1,6 @@
 import HTTPTypes
 import OpenAPIRuntime
 import ResellerCore
-import Ledger
-import Webhooks
-import Messaging
-import CompatibleGateway
 
 /// Records every OpenAPI operation's count and latency, labelled by operation id and status.
 package struct OperationMetricsMiddleware: ServerMiddleware {

@@ -3,12 +3,6 @@ import Logging
 import OpenAPIRuntime
 import PostgresLibpq
 import ResellerCore
-import Ledger
-import Pricing
-import Contacts
-import Webhooks
-import Messaging
-import CompatibleGateway
 
 /// Turns every error below it into an `application/problem+json` response, logs server errors
 /// with their cause, and counts requests that matched no operation.

@@ -3,11 +3,6 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import ResellerCore
-import Ledger
-import Pricing
-import Webhooks
-import Messaging
-import CompatibleGateway
 
 /// Takes the caller's `X-Request-Id` when it is sane (1–128 characters of `A–Z a–z 0–9 . _ : -`),
 /// generates one otherwise; puts it in the logger metadata, in `RequestScope.requestID` and in

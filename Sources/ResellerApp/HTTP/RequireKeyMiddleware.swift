@@ -1,10 +1,6 @@
 import HTTPTypes
 import OpenAPIRuntime
 import ResellerCore
-import Ledger
-import Webhooks
-import Messaging
-import CompatibleGateway
 
 /// Answers 401 for every protected operation called without a valid key, before the request is
 /// decoded: an anonymous caller learns nothing about required headers or body fields. The public

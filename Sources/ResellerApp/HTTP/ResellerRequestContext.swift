@@ -1,10 +1,5 @@
 import Hummingbird
 import NIOCore
-import ResellerCore
-import Ledger
-import Pricing
-import Webhooks
-import Messaging
 
 /// The request context of the service's router: the basic one, plus the peer's address (the 1601-compatible endpoint
 /// limits wrong passwords per client address).

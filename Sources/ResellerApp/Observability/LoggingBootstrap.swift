@@ -1,12 +1,6 @@
 import Foundation
 import Logging
-import ResellerCore
-import Ledger
-import Pricing
-import Contacts
-import Webhooks
 import Messaging
-import CompatibleGateway
 
 /// Installs the process-wide log handler once, in the chosen format, writing to standard error.
 package enum LoggingBootstrap {
