@@ -97,7 +97,7 @@ let package = Package(
         .target(
             name: "ResellerAPI",
             dependencies: [
-                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime")
             ],
             plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
         ),
@@ -121,9 +121,11 @@ let package = Package(
         ),
         .target(
             name: "Ledger",
-            dependencies: ["ResellerCore", "PostgresLibpq", "SMSCore", .product(name: "Logging", package: "swift-log"),
-                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                           .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "ResellerCore", "PostgresLibpq", "SMSCore", .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(

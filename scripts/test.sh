@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what is missing, starts a throwaway PostgreSQL cluster under /tmp, builds, runs the whole test suite
+# Installs what is missing, checks the formatting (`swift format lint --strict`, rules in .swift-format), starts a
+# throwaway PostgreSQL cluster under /tmp, builds, runs the whole test suite
 # against it, then, once the tests pass, `bash scripts/schema.sh --check` (Migrations/schema.sql is what the
 # migrations make) and `bash scripts/quickstart.sh` (README.md's quickstart against a fresh service), both in the same
 # cluster (TEST_DATABASE_URL) with the binary just built (SMS_RESELLER_BIN). Stops and removes the cluster, and exits
@@ -18,6 +19,10 @@ start_throwaway_cluster test \
     fsync=off synchronous_commit=off full_page_writes=off max_connections=400 shared_buffers=256MB
 
 export TEST_DATABASE_URL="postgresql://postgres@127.0.0.1:$THROWAWAY_PORT/postgres"
+# Formatting first: it takes seconds and needs no build (.swift-format holds the rules).
+log "checking formatting (swift format lint --strict)"
+swift format lint --strict --recursive --parallel Sources Tests Package.swift
+
 log "building"
 swift build --build-tests
 SMS_RESELLER_BIN="$(swift build --show-bin-path)/sms-reseller"

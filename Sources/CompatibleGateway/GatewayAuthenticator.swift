@@ -1,9 +1,9 @@
 import Crypto
 import Foundation
 import PostgresLibpq
+import ResellerCore
 import SMSCore
 import Synchronization
-import ResellerCore
 
 /// The outcome of a 1601-style login (`klantuser` / `klantpwd`).
 package enum GatewayAuthentication: Sendable {
@@ -38,17 +38,22 @@ package final class GatewayAuthenticator: Sendable {
     private let decoy: PasswordHasher.Hash
     package static let maximumRemembered = 50_000
 
-    package init(pool: PostgresPool, throttle: LoginThrottle = LoginThrottle(), rememberFor: Duration = .seconds(15 * 60), decoyIterations: Int) {
+    package init(
+        pool: PostgresPool, throttle: LoginThrottle = LoginThrottle(), rememberFor: Duration = .seconds(15 * 60),
+        decoyIterations: Int
+    ) {
         accounts = SubAccountRepository(pool: pool)
         self.throttle = throttle
         self.rememberFor = rememberFor
         var generator = SystemRandomNumberGenerator()
-        let random = { (count: Int) in Data((0..<count).map { _ in UInt8.random(in: .min ... .max, using: &generator) }) }
+        let random = { (count: Int) in Data((0..<count).map { _ in UInt8.random(in: .min ... .max, using: &generator) })
+        }
         decoy = PasswordHasher.Hash(salt: random(16), iterations: decoyIterations, hash: random(32))
     }
 
     /// `username` and `password` are not empty (100 and 101 come first); `address` is the client's.
-    package func authenticate(username: String, password: String, address: String) async throws -> GatewayAuthentication {
+    package func authenticate(username: String, password: String, address: String) async throws -> GatewayAuthentication
+    {
         guard Validator.isUsername(username) else {
             if let wait = throttle.reserve(username: nil, address: address) { return .throttled(retryAfter: wait) }
             _ = try await PasswordHasher.verify(password, against: decoy)
@@ -76,12 +81,21 @@ package final class GatewayAuthenticator: Sendable {
         }
     }
 
-    private enum Verdict { case right, wrong, refused(Duration) }
+    private enum Verdict {
+        case right, wrong
+        case refused(Duration)
+    }
 
     /// The slow check, shared by identical checks in flight; the first takes a check from the throttle (or is refused
     /// one) and gives it back when the password is right.
-    private func verify(_ password: String, against hash: PasswordHasher.Hash, key: Data, username: String, address: String) async throws -> Verdict {
-        enum Role { case joined(Task<Bool, any Error>), leads(Task<Bool, any Error>), refused(Duration) }
+    private func verify(
+        _ password: String, against hash: PasswordHasher.Hash, key: Data, username: String, address: String
+    ) async throws -> Verdict {
+        enum Role {
+            case joined(Task<Bool, any Error>)
+            case leads(Task<Bool, any Error>)
+            case refused(Duration)
+        }
         let throttle = self.throttle
         let role: Role = inFlight.withLock { running in
             if let task = running[key] { return .joined(task) }

@@ -1,10 +1,10 @@
+import Contacts
 import Foundation
 import Gateway1601
 import HTTPTypes
-import SMSCore
-import ResellerCore
-import Contacts
 import Messaging
+import ResellerCore
+import SMSCore
 
 extension GatewayEndpoint {
     /// A send: the upstream's parameters mapped onto the one send path (`Sending`), refused with the first code in the
@@ -12,7 +12,9 @@ extension GatewayEndpoint {
     package func send(_ form: GatewayForm, account: SubAccountRecord) async throws -> GatewayReply {
         // 102: the text (and the reference, the other text the customer writes, when it is not readable).
         if form.isEmpty("bericht") { throw GatewayReply.error(.messageEmpty) }
-        guard let text = form.text("bericht"), form["referentie"] != .malformed else { throw GatewayReply.error(.messageEmpty) }
+        guard let text = form.text("bericht"), form["referentie"] != .malformed else {
+            throw GatewayReply.error(.messageEmpty)
+        }
 
         // 103, then the group (125 when `groep` is missing or unknown, 126 when empty, both decided by the planner).
         var numbers: [String] = []
@@ -28,17 +30,21 @@ extension GatewayEndpoint {
                 guard let name = form.text("groep") else { throw GatewayReply.error(.groupNotFound) }
                 groupName = name
             } else {
-                numbers = trimmed.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                numbers = trimmed.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter {
+                    !$0.isEmpty
+                }
                 if numbers.isEmpty { throw GatewayReply.error(.recipientEmpty) }
                 if numbers.count > SendPlanner.maximumRecipients {
-                    throw GatewayReply("at most \(SendPlanner.maximumRecipients) numbers per request", status: .contentTooLarge)
+                    throw GatewayReply(
+                        "at most \(SendPlanner.maximumRecipients) numbers per request", status: .contentTooLarge)
                 }
             }
         }
 
         let (scheduleAt, scheduleInvalid, scheduled) = Self.schedule(form["datum"])
         let request = SendRequest(
-            sender: form.text("afzender") ?? "", text: text, recipients: numbers, long: form.text("type")?.lowercased() == "long",
+            sender: form.text("afzender") ?? "", text: text, recipients: numbers,
+            long: form.text("type")?.lowercased() == "long",
             scheduleAt: scheduleAt, groupName: groupName)
         // Cut as the upstream cuts it, counted in Unicode scalars as the database's length() counts.
         let reference = form.text("referentie").map {
@@ -56,7 +62,9 @@ extension GatewayEndpoint {
             // test=ja: every check passed; nothing is stored, so there are no ids to give.
             return GatewayReply(GatewayAnswer.ok())
         case .accepted(let batch, _):
-            if let outboxID = batch.outboxID, form.isYes("outboxid") { return GatewayReply(GatewayAnswer.ok([String(outboxID)])) }
+            if let outboxID = batch.outboxID, form.isYes("outboxid") {
+                return GatewayReply(GatewayAnswer.ok([String(outboxID)]))
+            }
             guard form.isYes("delivery") else { return GatewayReply(GatewayAnswer.ok()) }
             return GatewayReply(GatewayAnswer.ok(batch.messages.compactMap { $0.gatewayID.map(String.init) }))
         case .refused(let refusal) where refusal.kind == .tooLarge:
@@ -71,7 +79,9 @@ extension GatewayEndpoint {
     /// `datum=yyyymmddhhii`, the gateway's local time (Europe/Amsterdam): the instant to send at, or nil for now (no
     /// datum, or the current minute, which the upstream sends at once but still answers as scheduled: `scheduled`);
     /// invalid when malformed or in an earlier minute.
-    package static func schedule(_ value: GatewayForm.Value, now: Date = Date()) -> (at: Date?, invalid: Bool, scheduled: Bool) {
+    package static func schedule(_ value: GatewayForm.Value, now: Date = Date()) -> (
+        at: Date?, invalid: Bool, scheduled: Bool
+    ) {
         switch value {
         case .absent: return (nil, false, false)
         case .malformed: return (nil, true, false)

@@ -2,13 +2,13 @@ import Foundation
 import Gateway1601
 import HTTPTypes
 import Hummingbird
+import Ledger
 import Logging
+import Messaging
 import NIOCore
 import PostgresLibpq
-import SMSCore
 import ResellerCore
-import Ledger
-import Messaging
+import SMSCore
 
 /// A plain-text answer of the 1601-compatible endpoint. Thrown to end a request early.
 package struct GatewayReply: Error, Sendable {
@@ -39,7 +39,10 @@ package struct GatewayEndpointSettings: Sendable {
     package var maximumBodyBytes: Int = 1 << 20
     package var throttle: LoginThrottleSettings = LoginThrottleSettings()
 
-    package init(trustedProxies: [IPRange] = [], maximumBodyBytes: Int = 1 << 20, throttle: LoginThrottleSettings = LoginThrottleSettings()) {
+    package init(
+        trustedProxies: [IPRange] = [], maximumBodyBytes: Int = 1 << 20,
+        throttle: LoginThrottleSettings = LoginThrottleSettings()
+    ) {
         self.trustedProxies = trustedProxies
         self.maximumBodyBytes = maximumBodyBytes
         self.throttle = throttle
@@ -48,7 +51,9 @@ package struct GatewayEndpointSettings: Sendable {
     /// `TRUSTED_PROXIES` as ranges; a text that is not a CIDR range is a ``ConfigurationError``.
     package static func ranges(_ texts: [String]) throws -> [IPRange] {
         try texts.map { text in
-            guard let range = IPRange(text) else { throw ConfigurationError("TRUSTED_PROXIES: \(text) is not a CIDR range such as 10.0.0.0/8") }
+            guard let range = IPRange(text) else {
+                throw ConfigurationError("TRUSTED_PROXIES: \(text) is not a CIDR range such as 10.0.0.0/8")
+            }
             return range
         }
     }
@@ -71,7 +76,8 @@ package struct GatewayEndpoint: Sendable {
     package let logger: Logger
 
     package init(
-        pool: PostgresPool, sending: Sending, passwordIterations: Int, settings: GatewayEndpointSettings, metrics: ServiceMetrics,
+        pool: PostgresPool, sending: Sending, passwordIterations: Int, settings: GatewayEndpointSettings,
+        metrics: ServiceMetrics,
         logger: Logger
     ) {
         self.pool = pool
@@ -95,7 +101,8 @@ package struct GatewayEndpoint: Sendable {
         let response = await answer(request, context: context)
         // One operation name per path, like the generated operations' (`/metrics`).
         metrics.recordRequest(
-            operation: request.uri.path == GatewayCall.reportPath ? "gateway1601Report" : "gateway1601", status: Int(response.status.code),
+            operation: request.uri.path == GatewayCall.reportPath ? "gateway1601Report" : "gateway1601",
+            status: Int(response.status.code),
             duration: ContinuousClock.now - started)
         return response
     }
@@ -104,8 +111,10 @@ package struct GatewayEndpoint: Sendable {
         do {
             let form = try await GatewayForm.read(request, maximumBodyBytes: settings.maximumBodyBytes)
             let address = Self.clientAddress(
-                peer: context.remoteAddress, forwardedFor: request.headers[values: .xForwardedFor], trustedProxies: settings.trustedProxies)
-            let reply = request.uri.path == GatewayCall.reportPath
+                peer: context.remoteAddress, forwardedFor: request.headers[values: .xForwardedFor],
+                trustedProxies: settings.trustedProxies)
+            let reply =
+                request.uri.path == GatewayCall.reportPath
                 ? try await deliveryStatus(form, address: address)
                 : try await gateway(form, address: address)
             return reply.response
@@ -114,7 +123,8 @@ package struct GatewayEndpoint: Sendable {
         } catch {
             // The database or something else of ours failed: the upstream's "problem with our gateway", which its
             // clients retry. Nothing was accepted (an accepted send answers only after its commit).
-            context.logger.error("1601-compatible request failed", metadata: ["error": "\(loggableDescription(of: error))"])
+            context.logger.error(
+                "1601-compatible request failed", metadata: ["error": "\(loggableDescription(of: error))"])
             return GatewayReply.error(.gatewayProblem).response
         }
     }
@@ -154,7 +164,8 @@ package struct GatewayEndpoint: Sendable {
         case .throttled(let wait):
             // The answer a wrong password gets, so that scripts stop as they would; HTTP says why and for how long.
             var reply = GatewayReply(GatewayAnswer.error(.invalidCredentials), status: .tooManyRequests)
-            reply.headers[.retryAfter] = String(max(1, wait.components.seconds + (wait.components.attoseconds > 0 ? 1 : 0)))
+            reply.headers[.retryAfter] = String(
+                max(1, wait.components.seconds + (wait.components.attoseconds > 0 ? 1 : 0)))
             // Counted as http_requests_total{operation="gateway1601",status="429"}; a log line per refusal would let an
             // attack flood the log.
             logger.debug("1601-compatible login refused: too many wrong passwords", metadata: ["address": "\(address)"])
@@ -166,7 +177,8 @@ package struct GatewayEndpoint: Sendable {
     /// (`476`, `12.5`, `0.0725`; negative only for a wallet with a credit limit that has gone below zero).
     private func credits(_ account: SubAccountRecord) async throws -> GatewayReply {
         let balance = WalletBalance(try await LedgerRepository(pool: pool).wallet(subAccountID: account.id))
-        return GatewayReply(GatewayAnswer.credits(Decimal(balance.available.minorUnits) / Decimal(Money.unitsPerCredit)))
+        return GatewayReply(
+            GatewayAnswer.credits(Decimal(balance.available.minorUnits) / Decimal(Money.unitsPerCredit)))
     }
 
     /// The most rows `action=rapport` lists, whatever `aantal` asks for.
@@ -176,17 +188,22 @@ package struct GatewayEndpoint: Sendable {
     private func reportTable(_ form: GatewayForm, account: SubAccountRecord) async throws -> GatewayReply {
         if form.isEmpty("aantal") { throw GatewayReply.error(.reportCountMissing) }
         guard let text = form.text("aantal"), text.allSatisfy({ $0.isASCII && $0.isWholeNumber }),
-              text.contains(where: { $0 != "0" })
+            text.contains(where: { $0 != "0" })
         else { throw GatewayReply.error(.reportCountInvalid) }
         // A number too large for an integer is not a valid number to the upstream either.
-        guard let count = Int(text).map({ min($0, Self.maximumReportRows) }) else { throw GatewayReply.error(.reportCountInvalid) }
+        guard let count = Int(text).map({ min($0, Self.maximumReportRows) }) else {
+            throw GatewayReply.error(.reportCountInvalid)
+        }
         let messages = try await GatewayMessageRepository(pool: pool).recent(subAccountID: account.id, limit: count)
-        return GatewayReply(GatewayAnswer.reportTable(messages.map { message in
-            let report = message.deliveryReport(withDate: true)
-            return ReportEntry(
-                smsID: String(message.gatewayID), recipient: message.recipient, status: report.status, updatedAt: report.updatedAt,
-                reference: message.reference ?? "")
-        }))
+        return GatewayReply(
+            GatewayAnswer.reportTable(
+                messages.map { message in
+                    let report = message.deliveryReport(withDate: true)
+                    return ReportEntry(
+                        smsID: String(message.gatewayID), recipient: message.recipient, status: report.status,
+                        updatedAt: report.updatedAt,
+                        reference: message.reference ?? "")
+                }))
     }
 
     /// `action=verwijderbericht`: the scheduled messages to `naar`, or those of the outbox entry `id`; 122 when none.
@@ -197,7 +214,8 @@ package struct GatewayEndpoint: Sendable {
             return try await cancel(.scheduledTo(recipient: digits), account: account)
         }
         if !form.isEmpty("id") {
-            guard let text = form.text("id"), text.allSatisfy({ $0.isASCII && $0.isWholeNumber }), let id = Int64(text) else {
+            guard let text = form.text("id"), text.allSatisfy({ $0.isASCII && $0.isWholeNumber }), let id = Int64(text)
+            else {
                 throw GatewayReply.error(.outboxMessageNotFound)
             }
             return try await cancel(.scheduledInOutbox(id), account: account)
@@ -209,7 +227,8 @@ package struct GatewayEndpoint: Sendable {
     private func cancel(_ selection: CancelSelection, account: SubAccountRecord) async throws -> GatewayReply {
         let result = try await pool.withTransaction { connection in
             try await MessageRepository.cancel(
-                subAccountID: account.id, resellerID: account.resellerID, selection: selection, by: Self.actor(account), on: connection)
+                subAccountID: account.id, resellerID: account.resellerID, selection: selection, by: Self.actor(account),
+                on: connection)
         }
         return result.cancelled.isEmpty ? .error(.outboxMessageNotFound) : GatewayReply(GatewayAnswer.ok())
     }
@@ -224,18 +243,22 @@ package struct GatewayEndpoint: Sendable {
         }
         // All digits but too large for a number: no message has it.
         var message: GatewayMessageState?
-        if let number = Int64(text) { message = try await GatewayMessageRepository(pool: pool).find(subAccountID: account.id, gatewayID: number) }
+        if let number = Int64(text) {
+            message = try await GatewayMessageRepository(pool: pool).find(subAccountID: account.id, gatewayID: number)
+        }
         let report = message?.deliveryReport(withDate: form.isYes("datum")) ?? DeliveryReport(status: .none)
         return GatewayReply(GatewayAnswer.deliveryReport(report))
     }
 
     package static func actor(_ account: SubAccountRecord) -> AuditActor {
-        AuditActor(actor: "gateway1601:\(account.username)", role: Role.subAccount.rawValue, requestID: RequestScope.requestID)
+        AuditActor(
+            actor: "gateway1601:\(account.username)", role: Role.subAccount.rawValue, requestID: RequestScope.requestID)
     }
 
     /// The client's address: the TCP peer, or, when the peer is a trusted proxy, the last address of
     /// `X-Forwarded-For` that is not one.
-    package static func clientAddress(peer: SocketAddress?, forwardedFor: [String], trustedProxies: [IPRange]) -> String {
+    package static func clientAddress(peer: SocketAddress?, forwardedFor: [String], trustedProxies: [IPRange]) -> String
+    {
         let peerAddress = peer?.ipAddress ?? "unknown"
         guard !trustedProxies.isEmpty, isTrusted(peerAddress, trustedProxies) else { return peerAddress }
         let hops = forwardedFor.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }

@@ -17,7 +17,9 @@ package struct GatewayForm: Sendable {
     private var pairs: [FormEncoding.StrictPair]
 
     package init(query: String?, body: [UInt8]?) {
-        pairs = FormEncoding.decodeStrictly(Array((query ?? "").utf8)) + (body.map { FormEncoding.decodeStrictly($0) } ?? [])
+        pairs =
+            FormEncoding.decodeStrictly(Array((query ?? "").utf8))
+            + (body.map { FormEncoding.decodeStrictly($0) } ?? [])
     }
 
     /// The first parameter called `name`. Names are compared exactly, as the upstream's PHP does.
@@ -56,7 +58,9 @@ package struct GatewayForm: Sendable {
         if let type = request.headers[.contentType]?.lowercased() {
             if type.hasPrefix("multipart/form-data") {
                 boundary = Self.boundary(of: request.headers[.contentType]!)
-                if boundary == nil { throw GatewayReply("a multipart/form-data body needs a boundary", status: .badRequest) }
+                if boundary == nil {
+                    throw GatewayReply("a multipart/form-data body needs a boundary", status: .badRequest)
+                }
             } else if !type.hasPrefix("application/x-www-form-urlencoded") {
                 throw GatewayReply(
                     "send the parameters in the query, or as an application/x-www-form-urlencoded or multipart/form-data body",
@@ -88,7 +92,9 @@ package struct GatewayForm: Sendable {
         for parameter in contentType.split(separator: ";").dropFirst() {
             let pair = parameter.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             guard pair.count == 2, pair[0].lowercased() == "boundary" else { continue }
-            let value = pair[1].hasPrefix("\"") && pair[1].hasSuffix("\"") && pair[1].count >= 2 ? String(pair[1].dropFirst().dropLast()) : pair[1]
+            let value =
+                pair[1].hasPrefix("\"") && pair[1].hasSuffix("\"") && pair[1].count >= 2
+                ? String(pair[1].dropFirst().dropLast()) : pair[1]
             return (1...70).contains(value.utf8.count) ? value : nil
         }
         return nil
@@ -117,7 +123,9 @@ package struct GatewayForm: Sendable {
             let part = Array(body[partStart..<partEnd])
             guard let headerEnd = Self.find(crlf + crlf, in: part, from: 0) else { return nil }
             guard let headers = String(validating: part[..<headerEnd], as: UTF8.self) else { return nil }
-            let disposition = headers.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-disposition:") }
+            let disposition = headers.split(separator: "\r\n").first {
+                $0.lowercased().hasPrefix("content-disposition:")
+            }
             guard let name = disposition.flatMap(Self.fieldName) else { return nil }
             pairs.append(FormEncoding.StrictPair(name: name, value: FormEncoding.strictText(part[(headerEnd + 4)...])))
         }
@@ -133,15 +141,20 @@ package struct GatewayForm: Sendable {
             .first { $0.lowercased().hasPrefix("name=") }
             .map { parameter in
                 let value = parameter.dropFirst(5)
-                return value.count >= 2 && value.hasPrefix("\"") && value.hasSuffix("\"") ? String(value.dropFirst().dropLast()) : String(value)
+                return value.count >= 2 && value.hasPrefix("\"") && value.hasSuffix("\"")
+                    ? String(value.dropFirst().dropLast()) : String(value)
             }
     }
 
     private static func find(_ needle: [UInt8], in haystack: [UInt8], from start: Int) -> Int? {
-        guard !needle.isEmpty, haystack.count >= needle.count, start <= haystack.count - needle.count else { return nil }
+        guard !needle.isEmpty, haystack.count >= needle.count, start <= haystack.count - needle.count else {
+            return nil
+        }
         var index = start
         while index <= haystack.count - needle.count {
-            if haystack[index] == needle[0], haystack[index..<(index + needle.count)].elementsEqual(needle) { return index }
+            if haystack[index] == needle[0], haystack[index..<(index + needle.count)].elementsEqual(needle) {
+                return index
+            }
             index += 1
         }
         return nil

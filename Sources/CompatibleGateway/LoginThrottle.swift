@@ -1,6 +1,6 @@
 import Foundation
-import Synchronization
 import ResellerCore
+import Synchronization
 
 /// How many wrong passwords the 1601-compatible endpoint takes before it stops checking them.
 package struct LoginThrottleSettings: Sendable {
@@ -16,7 +16,10 @@ package struct LoginThrottleSettings: Sendable {
     /// Entries kept per table; past it, the oldest windows and known addresses are forgotten first.
     package var maximumEntries: Int = 100_000
 
-    package init(failuresPerAddress: Int = 20, failuresPerUsername: Int = 10, window: Duration = .seconds(15 * 60), knownAddressFor: Duration = .seconds(30 * 86_400), maximumEntries: Int = 100_000) {
+    package init(
+        failuresPerAddress: Int = 20, failuresPerUsername: Int = 10, window: Duration = .seconds(15 * 60),
+        knownAddressFor: Duration = .seconds(30 * 86_400), maximumEntries: Int = 100_000
+    ) {
         self.failuresPerAddress = failuresPerAddress
         self.failuresPerUsername = failuresPerUsername
         self.window = window
@@ -82,13 +85,18 @@ package final class LoginThrottle: Sendable {
         }
     }
 
-    private func refusal(username: String, address: String, now: ContinuousClock.Instant, in state: State) -> Duration? {
+    private func refusal(username: String, address: String, now: ContinuousClock.Instant, in state: State) -> Duration?
+    {
         var wait: Duration?
-        if let window = state.addresses[address], window.failures >= settings.failuresPerAddress, now < window.start + settings.window {
+        if let window = state.addresses[address], window.failures >= settings.failuresPerAddress,
+            now < window.start + settings.window
+        {
             wait = window.start + settings.window - now
         }
-        if let window = state.usernames[username], window.failures >= settings.failuresPerUsername, now < window.start + settings.window,
-           !isKnown(username: username, address: address, now: now, in: state) {
+        if let window = state.usernames[username], window.failures >= settings.failuresPerUsername,
+            now < window.start + settings.window,
+            !isKnown(username: username, address: address, now: now, in: state)
+        {
             wait = max(wait ?? .zero, window.start + settings.window - now)
         }
         return wait

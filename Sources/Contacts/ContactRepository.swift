@@ -1,7 +1,7 @@
 import Foundation
 import PostgresLibpq
-import SMSCore
 import ResellerCore
+import SMSCore
 
 /// The sub-account whose address book a request works on: every contact and group query is filtered by both ids,
 /// taken from a sub-account the caller was found to see.
@@ -35,8 +35,12 @@ package struct ContactRecord: Codable, Sendable {
 
     package enum CodingKeys: String, CodingKey {
         case id, number, name, reference
-        case resellerID = "reseller_id", subAccountID = "sub_account_id", groupIDs = "group_ids", groupNames = "group_names"
-        case createdAt = "created_at", updatedAt = "updated_at"
+        case resellerID = "reseller_id"
+        case subAccountID = "sub_account_id"
+        case groupIDs = "group_ids"
+        case groupNames = "group_names"
+        case createdAt = "created_at"
+        case updatedAt = "updated_at"
     }
 }
 
@@ -55,7 +59,9 @@ package struct ContactImportReport: Codable, Sendable, Equatable {
 
     package enum CodingKeys: String, CodingKey {
         case contacts, created, updated, unchanged
-        case onExisting = "on_existing", groupsCreated = "groups_created", membershipsAdded = "memberships_added"
+        case onExisting = "on_existing"
+        case groupsCreated = "groups_created"
+        case membershipsAdded = "memberships_added"
     }
 
     package var changedAnything: Bool { created + updated + groupsCreated + membershipsAdded > 0 }
@@ -82,12 +88,16 @@ package struct ContactRepository: Sendable {
         ) g ON true
         """
 
-    package static func find(on connection: PostgresConnection, id: UUID, in book: AddressBook, lock: Bool = false) async throws -> ContactRecord? {
-        try await connection.query("""
+    package static func find(on connection: PostgresConnection, id: UUID, in book: AddressBook, lock: Bool = false)
+        async throws -> ContactRecord?
+    {
+        try await connection.query(
+            """
             SELECT \(unescaped: columns) FROM contact c \(unescaped: groupsJoin)
             WHERE c.reseller_id = \(book.resellerID) AND c.sub_account_id = \(book.subAccountID) AND c.id = \(id)
             \(unescaped: lock ? "FOR UPDATE OF c" : "")
-            """).decodeRecords(ContactRecord.self).first
+            """
+        ).decodeRecords(ContactRecord.self).first
     }
 
     package func find(id: UUID, in book: AddressBook) async throws -> ContactRecord? {
@@ -97,9 +107,11 @@ package struct ContactRepository: Sendable {
     /// One page ordered by id. `nameContains` is case-insensitive; `numberContains` is digits; `groupID` keeps the
     /// members of that group (none when it is not a group of this address book).
     package func list(
-        in book: AddressBook, nameContains: String?, numberContains: String?, groupID: UUID?, after cursor: UUID?, limit: Int
+        in book: AddressBook, nameContains: String?, numberContains: String?, groupID: UUID?, after cursor: UUID?,
+        limit: Int
     ) async throws -> [ContactRecord] {
-        try await pool.query("""
+        try await pool.query(
+            """
             SELECT \(unescaped: Self.columns) FROM contact c \(unescaped: Self.groupsJoin)
             WHERE c.reseller_id = \(book.resellerID) AND c.sub_account_id = \(book.subAccountID)
               AND (\(nameContains)::text IS NULL OR strpos(lower(c.name), lower(\(nameContains)::text)) > 0)
@@ -111,7 +123,8 @@ package struct ContactRepository: Sendable {
               AND (\(cursor)::uuid IS NULL OR c.id > \(cursor)::uuid)
             ORDER BY c.id
             LIMIT \(limit)
-            """).decodeRecords(ContactRecord.self)
+            """
+        ).decodeRecords(ContactRecord.self)
     }
 
     package enum ChangeResult: Sendable {
@@ -121,14 +134,18 @@ package struct ContactRepository: Sendable {
         case numberTaken
     }
 
-    package func create(in book: AddressBook, number: PhoneNumber, name: String?, reference: String?, by actor: AuditActor) async throws -> ChangeResult {
+    package func create(
+        in book: AddressBook, number: PhoneNumber, name: String?, reference: String?, by actor: AuditActor
+    ) async throws -> ChangeResult {
         do {
             return try await pool.withTransaction { connection in
-                let id = try await connection.query("""
+                let id = try await connection.query(
+                    """
                     INSERT INTO contact (reseller_id, sub_account_id, number, name, reference)
                     VALUES (\(book.resellerID), \(book.subAccountID), \(number.digits), \(name), \(reference))
                     RETURNING id
-                    """).first(as: UUID.self)!
+                    """
+                ).first(as: UUID.self)!
                 let record = try await Self.find(on: connection, id: id, in: book)!
                 try await AuditRepository.record(
                     on: connection, by: actor, action: "contact.create", targetType: "contact", targetID: id,
@@ -146,8 +163,11 @@ package struct ContactRepository: Sendable {
     ) async throws -> ChangeResult {
         do {
             return try await pool.withTransaction { connection in
-                guard let before = try await Self.find(on: connection, id: id, in: book, lock: true) else { return .notFound }
-                try await connection.query("""
+                guard let before = try await Self.find(on: connection, id: id, in: book, lock: true) else {
+                    return .notFound
+                }
+                try await connection.query(
+                    """
                     UPDATE contact SET
                         number = coalesce(\(number?.digits)::text, number),
                         name = CASE WHEN \(name)::text IS NULL THEN name ELSE nullif(\(name)::text, '') END,
@@ -169,7 +189,8 @@ package struct ContactRepository: Sendable {
     package func delete(id: UUID, in book: AddressBook, by actor: AuditActor) async throws -> Bool {
         try await pool.withTransaction { connection in
             guard let before = try await Self.find(on: connection, id: id, in: book, lock: true) else { return false }
-            try await connection.query("""
+            try await connection.query(
+                """
                 DELETE FROM contact WHERE reseller_id = \(book.resellerID) AND sub_account_id = \(book.subAccountID) AND id = \(id)
                 """)
             try await AuditRepository.record(
@@ -184,25 +205,30 @@ package struct ContactRepository: Sendable {
     /// when missing (matched case-insensitively) and the contacts the file applies to are added to them. One audit
     /// entry for the whole import, none when it changed nothing.
     package func importContacts(
-        _ rows: [ContactImportRow], columns: Set<String>, mode: ContactImportMode, in book: AddressBook, by actor: AuditActor
+        _ rows: [ContactImportRow], columns: Set<String>, mode: ContactImportMode, in book: AddressBook,
+        by actor: AuditActor
     ) async throws -> ContactImportReport {
         let numbers = rows.map(\.number.digits)
         let names = rows.map(\.name)
         let references = rows.map(\.reference)
         return try await pool.withTransaction { connection in
             // New numbers; one that exists (or appears concurrently) is left to the mode.
-            let created = Set(try await connection.query("""
-                INSERT INTO contact (reseller_id, sub_account_id, number, name, reference)
-                SELECT \(book.resellerID), \(book.subAccountID), r.number, r.name, r.reference
-                FROM unnest(\(numbers)::text[], \(names)::text[], \(references)::text[]) AS r (number, name, reference)
-                ON CONFLICT (reseller_id, sub_account_id, number) DO NOTHING
-                RETURNING number
-                """).decode(String.self))
+            let created = Set(
+                try await connection.query(
+                    """
+                    INSERT INTO contact (reseller_id, sub_account_id, number, name, reference)
+                    SELECT \(book.resellerID), \(book.subAccountID), r.number, r.name, r.reference
+                    FROM unnest(\(numbers)::text[], \(names)::text[], \(references)::text[]) AS r (number, name, reference)
+                    ON CONFLICT (reseller_id, sub_account_id, number) DO NOTHING
+                    RETURNING number
+                    """
+                ).decode(String.self))
             var updated = 0
             if mode == .update {
                 let setName = columns.contains("name")
                 let setReference = columns.contains("reference")
-                updated = try await connection.query("""
+                updated = try await connection.query(
+                    """
                     UPDATE contact c SET
                         name = CASE WHEN \(setName) THEN r.name ELSE c.name END,
                         reference = CASE WHEN \(setReference) THEN r.reference ELSE c.reference END
@@ -211,7 +237,8 @@ package struct ContactRepository: Sendable {
                       AND NOT c.number = ANY(\(Array(created))::text[])
                       AND ((\(setName) AND c.name IS DISTINCT FROM r.name) OR (\(setReference) AND c.reference IS DISTINCT FROM r.reference))
                     RETURNING c.id
-                    """).decode(UUID.self).count
+                    """
+                ).decode(UUID.self).count
             }
             // Group memberships of the contacts the file applies to: all of them with `update`, the new ones with `skip`.
             var pairNumbers: [String] = []
@@ -226,7 +253,8 @@ package struct ContactRepository: Sendable {
             var membershipsAdded = 0
             if !pairGroups.isEmpty {
                 // The first spelling in the file names a new group; an existing group keeps its own.
-                groupsCreated = try await connection.query("""
+                groupsCreated = try await connection.query(
+                    """
                     INSERT INTO contact_group (reseller_id, sub_account_id, name)
                     SELECT \(book.resellerID), \(book.subAccountID), p.name
                     FROM (SELECT DISTINCT ON (lower(name)) name, position
@@ -235,8 +263,10 @@ package struct ContactRepository: Sendable {
                     ORDER BY p.position
                     ON CONFLICT (reseller_id, sub_account_id, lower(name)) DO NOTHING
                     RETURNING id
-                    """).decode(UUID.self).count
-                membershipsAdded = try await connection.query("""
+                    """
+                ).decode(UUID.self).count
+                membershipsAdded = try await connection.query(
+                    """
                     INSERT INTO contact_group_member (reseller_id, sub_account_id, group_id, contact_id)
                     SELECT DISTINCT \(book.resellerID), \(book.subAccountID), g.id, c.id
                     FROM unnest(\(pairNumbers)::text[], \(pairGroups)::text[]) AS p (number, group_name)
@@ -245,14 +275,17 @@ package struct ContactRepository: Sendable {
                         AND lower(g.name) = lower(p.group_name)
                     ON CONFLICT DO NOTHING
                     RETURNING contact_id
-                    """).decode(UUID.self).count
+                    """
+                ).decode(UUID.self).count
             }
             let report = ContactImportReport(
                 onExisting: mode, contacts: rows.count, created: created.count, updated: updated,
-                unchanged: rows.count - created.count - updated, groupsCreated: groupsCreated, membershipsAdded: membershipsAdded)
+                unchanged: rows.count - created.count - updated, groupsCreated: groupsCreated,
+                membershipsAdded: membershipsAdded)
             if report.changedAnything {
                 try await AuditRepository.record(
-                    on: connection, by: actor, action: "contact.import", targetType: "sub_account", targetID: book.subAccountID,
+                    on: connection, by: actor, action: "contact.import", targetType: "sub_account",
+                    targetID: book.subAccountID,
                     resellerID: book.resellerID, before: nil, after: report)
             }
             return report

@@ -1,6 +1,6 @@
 import Foundation
-import SMSCore
 import ResellerCore
+import SMSCore
 
 /// The rules of contacts and groups, shared by the JSON API and the CSV import.
 package enum ContactRules {
@@ -16,14 +16,16 @@ package enum ContactRules {
         do {
             return .success(try PhoneNumber(parsing: text))
         } catch {
-            let message = switch error {
-            case .empty: "is required"
-            case .invalidCharacter(let character):
-                "must be an international number, country code first (+31 6 12345678); \"\(character)\" is not allowed"
-            case .missingCountryCode: "must start with the country code (+31 6 12345678 or 0031612345678), not with 0"
-            case .tooShort: "must have at least \(PhoneNumber.minimumDigits) digits with the country code"
-            case .tooLong: "must have at most \(PhoneNumber.maximumDigits) digits with the country code"
-            }
+            let message =
+                switch error {
+                case .empty: "is required"
+                case .invalidCharacter(let character):
+                    "must be an international number, country code first (+31 6 12345678); \"\(character)\" is not allowed"
+                case .missingCountryCode:
+                    "must start with the country code (+31 6 12345678 or 0031612345678), not with 0"
+                case .tooShort: "must have at least \(PhoneNumber.minimumDigits) digits with the country code"
+                case .tooLong: "must have at most \(PhoneNumber.maximumDigits) digits with the country code"
+                }
             let code: GatewayErrorCode = error == .empty ? .recipientEmpty : .invalidMobileNumber
             return .failure(NumberProblem(message: message, gatewayCode: code))
         }
@@ -117,7 +119,9 @@ package struct ContactImportCollector {
 
     package mutating func fail(_ field: String, _ message: String, gatewayCode: GatewayErrorCode? = nil) {
         errorCount += 1
-        if errors.count < Self.maximumReportedErrors { errors.append(.init(field: field, message: message, gatewayCode: gatewayCode)) }
+        if errors.count < Self.maximumReportedErrors {
+            errors.append(.init(field: field, message: message, gatewayCode: gatewayCode))
+        }
     }
 
     /// Reads a whole file.
@@ -145,8 +149,11 @@ package struct ContactImportCollector {
                 seen[number] = line
             }
         }
-        let name = Self.optional(fields["name"], field: "line \(line): name", maximum: ContactRules.maximumNameLength, &validator)
-        let reference = Self.optional(fields["reference"], field: "line \(line): reference", maximum: ContactRules.maximumReferenceLength, &validator)
+        let name = Self.optional(
+            fields["name"], field: "line \(line): name", maximum: ContactRules.maximumNameLength, &validator)
+        let reference = Self.optional(
+            fields["reference"], field: "line \(line): reference", maximum: ContactRules.maximumReferenceLength,
+            &validator)
         var groups: [String] = []
         var groupKeys: Set<String> = []
         for part in (fields["groups"] ?? "").split(separator: ";", omittingEmptySubsequences: false) {
@@ -166,7 +173,8 @@ package struct ContactImportCollector {
     }
 
     /// An optional text cell: empty means none.
-    private static func optional(_ value: String?, field: String, maximum: Int, _ validator: inout Validator) -> String? {
+    private static func optional(_ value: String?, field: String, maximum: Int, _ validator: inout Validator) -> String?
+    {
         guard let value, !value.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { return nil }
         return validator.text(value, field: field, maximum: maximum)
     }

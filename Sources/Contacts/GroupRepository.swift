@@ -1,7 +1,7 @@
 import Foundation
 import PostgresLibpq
-import SMSCore
 import ResellerCore
+import SMSCore
 
 /// A group of contacts with its member count.
 package struct ContactGroupRecord: Codable, Sendable {
@@ -15,8 +15,11 @@ package struct ContactGroupRecord: Codable, Sendable {
 
     package enum CodingKeys: String, CodingKey {
         case id, name
-        case resellerID = "reseller_id", subAccountID = "sub_account_id", memberCount = "member_count"
-        case createdAt = "created_at", updatedAt = "updated_at"
+        case resellerID = "reseller_id"
+        case subAccountID = "sub_account_id"
+        case memberCount = "member_count"
+        case createdAt = "created_at"
+        case updatedAt = "updated_at"
     }
 }
 
@@ -68,10 +71,13 @@ package struct GroupRepository: Sendable {
     /// The send path's hook: the group of this sub-account named `groupName` (case-insensitively, surrounding
     /// whitespace ignored), expanded to its members' numbers, in one statement on the caller's connection, so it
     /// can run inside the send's transaction and see exactly the members committed when the send is accepted.
-    package static func expand(subAccountID: UUID, groupName: String, on connection: PostgresConnection) async throws -> GroupExpansion {
+    package static func expand(subAccountID: UUID, groupName: String, on connection: PostgresConnection) async throws
+        -> GroupExpansion
+    {
         let name = groupName.trimmingCharacters(in: .whitespacesAndNewlines)
         // No row: no such group. One row with a NULL number: an empty group. Otherwise one row per member.
-        let numbers = try await connection.query("""
+        let numbers = try await connection.query(
+            """
             SELECT c.number
             FROM sub_account s
             JOIN contact_group g ON g.reseller_id = s.reseller_id AND g.sub_account_id = s.id AND lower(g.name) = lower(\(name))
@@ -79,18 +85,23 @@ package struct GroupRepository: Sendable {
             LEFT JOIN contact c ON c.reseller_id = m.reseller_id AND c.sub_account_id = m.sub_account_id AND c.id = m.contact_id
             WHERE s.id = \(subAccountID)
             ORDER BY c.number
-            """).decode(String?.self)
+            """
+        ).decode(String?.self)
         if numbers.isEmpty { return .notFound }
         let members = numbers.compactMap { $0.flatMap { try? PhoneNumber(parsing: $0) } }
         return members.isEmpty ? .empty : .members(members)
     }
 
-    package static func find(on connection: PostgresConnection, id: UUID, in book: AddressBook, lock: String? = nil) async throws -> ContactGroupRecord? {
-        try await connection.query("""
+    package static func find(on connection: PostgresConnection, id: UUID, in book: AddressBook, lock: String? = nil)
+        async throws -> ContactGroupRecord?
+    {
+        try await connection.query(
+            """
             SELECT \(unescaped: columns) FROM contact_group g
             WHERE g.reseller_id = \(book.resellerID) AND g.sub_account_id = \(book.subAccountID) AND g.id = \(id)
             \(unescaped: lock.map { "FOR \($0)" } ?? "")
-            """).decodeRecords(ContactGroupRecord.self).first
+            """
+        ).decodeRecords(ContactGroupRecord.self).first
     }
 
     package func find(id: UUID, in book: AddressBook) async throws -> ContactGroupRecord? {
@@ -98,15 +109,19 @@ package struct GroupRepository: Sendable {
     }
 
     /// One page ordered by id; `nameContains` is case-insensitive.
-    package func list(in book: AddressBook, nameContains: String?, after cursor: UUID?, limit: Int) async throws -> [ContactGroupRecord] {
-        try await pool.query("""
+    package func list(in book: AddressBook, nameContains: String?, after cursor: UUID?, limit: Int) async throws
+        -> [ContactGroupRecord]
+    {
+        try await pool.query(
+            """
             SELECT \(unescaped: Self.columns) FROM contact_group g
             WHERE g.reseller_id = \(book.resellerID) AND g.sub_account_id = \(book.subAccountID)
               AND (\(nameContains)::text IS NULL OR strpos(lower(g.name), lower(\(nameContains)::text)) > 0)
               AND (\(cursor)::uuid IS NULL OR g.id > \(cursor)::uuid)
             ORDER BY g.id
             LIMIT \(limit)
-            """).decodeRecords(ContactGroupRecord.self)
+            """
+        ).decodeRecords(ContactGroupRecord.self)
     }
 
     package enum ChangeResult: Sendable {
@@ -119,14 +134,17 @@ package struct GroupRepository: Sendable {
     package func create(in book: AddressBook, name: String, by actor: AuditActor) async throws -> ChangeResult {
         do {
             return try await pool.withTransaction { connection in
-                let id = try await connection.query("""
+                let id = try await connection.query(
+                    """
                     INSERT INTO contact_group (reseller_id, sub_account_id, name)
                     VALUES (\(book.resellerID), \(book.subAccountID), \(name))
                     RETURNING id
-                    """).first(as: UUID.self)!
+                    """
+                ).first(as: UUID.self)!
                 let record = try await Self.find(on: connection, id: id, in: book)!
                 try await AuditRepository.record(
-                    on: connection, by: actor, action: "contact_group.create", targetType: "contact_group", targetID: id,
+                    on: connection, by: actor, action: "contact_group.create", targetType: "contact_group",
+                    targetID: id,
                     resellerID: book.resellerID, before: nil, after: record)
                 return .done(record)
             }
@@ -135,17 +153,23 @@ package struct GroupRepository: Sendable {
         }
     }
 
-    package func rename(id: UUID, in book: AddressBook, to name: String, by actor: AuditActor) async throws -> ChangeResult {
+    package func rename(id: UUID, in book: AddressBook, to name: String, by actor: AuditActor) async throws
+        -> ChangeResult
+    {
         do {
             return try await pool.withTransaction { connection in
-                guard let before = try await Self.find(on: connection, id: id, in: book, lock: "UPDATE") else { return .notFound }
-                try await connection.query("""
+                guard let before = try await Self.find(on: connection, id: id, in: book, lock: "UPDATE") else {
+                    return .notFound
+                }
+                try await connection.query(
+                    """
                     UPDATE contact_group SET name = \(name)
                     WHERE reseller_id = \(book.resellerID) AND sub_account_id = \(book.subAccountID) AND id = \(id)
                     """)
                 let after = try await Self.find(on: connection, id: id, in: book)!
                 try await AuditRepository.record(
-                    on: connection, by: actor, action: "contact_group.rename", targetType: "contact_group", targetID: id,
+                    on: connection, by: actor, action: "contact_group.rename", targetType: "contact_group",
+                    targetID: id,
                     resellerID: book.resellerID, before: before, after: after)
                 return .done(after)
             }
@@ -157,8 +181,11 @@ package struct GroupRepository: Sendable {
     /// Deletes a group and its memberships; its contacts stay. False when there is none.
     package func delete(id: UUID, in book: AddressBook, by actor: AuditActor) async throws -> Bool {
         try await pool.withTransaction { connection in
-            guard let before = try await Self.find(on: connection, id: id, in: book, lock: "UPDATE") else { return false }
-            try await connection.query("""
+            guard let before = try await Self.find(on: connection, id: id, in: book, lock: "UPDATE") else {
+                return false
+            }
+            try await connection.query(
+                """
                 DELETE FROM contact_group WHERE reseller_id = \(book.resellerID) AND sub_account_id = \(book.subAccountID) AND id = \(id)
                 """)
             try await AuditRepository.record(
@@ -177,18 +204,25 @@ package struct GroupRepository: Sendable {
 
     /// Adds contacts to a group; those already in it are left as they are. All or nothing: any id that is not a
     /// contact of this address book refuses the whole change. One audit entry, none when nothing changed.
-    package func addMembers(groupID: UUID, contactIDs: [UUID], in book: AddressBook, by actor: AuditActor) async throws -> MembershipResult {
+    package func addMembers(groupID: UUID, contactIDs: [UUID], in book: AddressBook, by actor: AuditActor) async throws
+        -> MembershipResult
+    {
         try await pool.withTransaction { connection in
             // KEY SHARE: a concurrent delete of the group waits until these memberships are in.
-            guard try await Self.find(on: connection, id: groupID, in: book, lock: "KEY SHARE") != nil else { return .notFound }
-            let unknown = try await connection.query("""
+            guard try await Self.find(on: connection, id: groupID, in: book, lock: "KEY SHARE") != nil else {
+                return .notFound
+            }
+            let unknown = try await connection.query(
+                """
                 SELECT u.position FROM unnest(\(contactIDs)::uuid[]) WITH ORDINALITY AS u (id, position)
                 WHERE NOT EXISTS (
                     SELECT 1 FROM contact c WHERE c.reseller_id = \(book.resellerID) AND c.sub_account_id = \(book.subAccountID) AND c.id = u.id)
                 ORDER BY u.position
-                """).decode(Int.self)
+                """
+            ).decode(Int.self)
             guard unknown.isEmpty else { return .unknownContacts(unknown.map { $0 - 1 }) }
-            let added = try await connection.query("""
+            let added = try await connection.query(
+                """
                 INSERT INTO contact_group_member (reseller_id, sub_account_id, group_id, contact_id)
                 SELECT c.reseller_id, c.sub_account_id, \(groupID), c.id
                 FROM contact c
@@ -196,30 +230,40 @@ package struct GroupRepository: Sendable {
                 ORDER BY c.id
                 ON CONFLICT DO NOTHING
                 RETURNING contact_id
-                """).decode(UUID.self).sorted { $0.uuidString < $1.uuidString }
+                """
+            ).decode(UUID.self).sorted { $0.uuidString < $1.uuidString }
             return try await Self.finish(
-                on: connection, groupID: groupID, changed: added, action: "contact_group.add_members", in: book, by: actor)
+                on: connection, groupID: groupID, changed: added, action: "contact_group.add_members", in: book,
+                by: actor)
         }
     }
 
     /// Removes contacts from a group; ids that are not members (or no contacts at all) are ignored.
     /// One audit entry, none when nothing changed.
-    package func removeMembers(groupID: UUID, contactIDs: [UUID], in book: AddressBook, by actor: AuditActor) async throws -> MembershipResult {
+    package func removeMembers(groupID: UUID, contactIDs: [UUID], in book: AddressBook, by actor: AuditActor)
+        async throws -> MembershipResult
+    {
         try await pool.withTransaction { connection in
-            guard try await Self.find(on: connection, id: groupID, in: book, lock: "KEY SHARE") != nil else { return .notFound }
-            let removed = try await connection.query("""
+            guard try await Self.find(on: connection, id: groupID, in: book, lock: "KEY SHARE") != nil else {
+                return .notFound
+            }
+            let removed = try await connection.query(
+                """
                 DELETE FROM contact_group_member
                 WHERE reseller_id = \(book.resellerID) AND sub_account_id = \(book.subAccountID) AND group_id = \(groupID)
                   AND contact_id = ANY(\(contactIDs)::uuid[])
                 RETURNING contact_id
-                """).decode(UUID.self).sorted { $0.uuidString < $1.uuidString }
+                """
+            ).decode(UUID.self).sorted { $0.uuidString < $1.uuidString }
             return try await Self.finish(
-                on: connection, groupID: groupID, changed: removed, action: "contact_group.remove_members", in: book, by: actor)
+                on: connection, groupID: groupID, changed: removed, action: "contact_group.remove_members", in: book,
+                by: actor)
         }
     }
 
     private static func finish(
-        on connection: PostgresConnection, groupID: UUID, changed: [UUID], action: String, in book: AddressBook, by actor: AuditActor
+        on connection: PostgresConnection, groupID: UUID, changed: [UUID], action: String, in book: AddressBook,
+        by actor: AuditActor
     ) async throws -> MembershipResult {
         let group = try await find(on: connection, id: groupID, in: book)!
         let change = MembershipChange(group: group, contactIDs: changed)

@@ -31,7 +31,9 @@ public struct DeliveryNotification: Sendable, Hashable {
     /// Reads a callback from its decoded parameters.
     public init(parameters: [GatewayParameter]) throws(ParseError) {
         func required(_ name: String) throws(ParseError) -> String {
-            guard let value = parameters.value(of: name)?.trimmingCharacters(in: .whitespacesAndNewlines), !value.isEmpty else {
+            guard let value = parameters.value(of: name)?.trimmingCharacters(in: .whitespacesAndNewlines),
+                !value.isEmpty
+            else {
                 throw .missingParameter(name)
             }
             return value
@@ -43,7 +45,8 @@ public struct DeliveryNotification: Sendable, Hashable {
         let statusText = try required("status")
         guard let status = DeliveryStatus(text: statusText) else { throw .unknownStatus(statusText) }
         let reference = parameters.value(of: "referentie")
-        self.init(smsID: smsID, timestamp: timestamp, status: status, reference: reference?.isEmpty == true ? nil : reference)
+        self.init(
+            smsID: smsID, timestamp: timestamp, status: status, reference: reference?.isEmpty == true ? nil : reference)
     }
 
     /// Reads a callback from its raw (still percent-encoded) query string.

@@ -46,7 +46,9 @@ public struct ReportEntry: Sendable, Hashable {
     public var updatedAt: GatewayDateTime?
     public var reference: String
 
-    public init(smsID: String, recipient: String, status: DeliveryStatus, updatedAt: GatewayDateTime?, reference: String) {
+    public init(
+        smsID: String, recipient: String, status: DeliveryStatus, updatedAt: GatewayDateTime?, reference: String
+    ) {
         self.smsID = smsID
         self.recipient = recipient
         self.status = status

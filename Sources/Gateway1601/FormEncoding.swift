@@ -116,7 +116,8 @@ extension FormEncoding {
     public static func decodeStrictly(_ encoded: some Collection<UInt8>) -> [StrictPair] {
         encoded.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true).map { pair in
             let parts = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
-            return StrictPair(name: strictPercentDecode(parts[0]), value: parts.count > 1 ? strictPercentDecode(parts[1]) : "")
+            return StrictPair(
+                name: strictPercentDecode(parts[0]), value: parts.count > 1 ? strictPercentDecode(parts[1]) : "")
         }
     }
 
@@ -133,7 +134,9 @@ extension FormEncoding {
             case UInt8(ascii: "+"):
                 bytes.append(UInt8(ascii: " "))
             case UInt8(ascii: "%"):
-                guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else { return nil }
+                guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else {
+                    return nil
+                }
                 bytes.append(high << 4 | low)
             default:
                 bytes.append(byte)
@@ -145,7 +148,7 @@ extension FormEncoding {
     /// The bytes as text when they are UTF-8 without U+FFFD or U+0000 (see ``strictPercentDecode(_:)``), else nil.
     public static func strictText(_ bytes: some Collection<UInt8>) -> String? {
         guard let text = String(validating: bytes, as: UTF8.self),
-              !text.unicodeScalars.contains(where: { $0 == "\u{FFFD}" || $0 == "\u{0}" })
+            !text.unicodeScalars.contains(where: { $0 == "\u{FFFD}" || $0 == "\u{0}" })
         else { return nil }
         return text
     }

@@ -82,11 +82,12 @@ public struct Gateway1601Client: Sendable {
             return SendResult(messageIDs: [], outboxID: ids[0])
         }
         if request.deliveryReport {
-            let expected: Int? = switch request.recipients {
-            case .numbers(let numbers):
-                numbers.joined(separator: ",").split(separator: ",").filter { !$0.allSatisfy(\.isWhitespace) }.count
-            case .group: nil
-            }
+            let expected: Int? =
+                switch request.recipients {
+                case .numbers(let numbers):
+                    numbers.joined(separator: ",").split(separator: ",").filter { !$0.allSatisfy(\.isWhitespace) }.count
+                case .group: nil
+                }
             guard !ids.isEmpty, expected == nil || ids.count == expected else {
                 throw .malformedAnswer(GatewayAnswer.ok(ids))
             }
@@ -95,7 +96,8 @@ public struct Gateway1601Client: Sendable {
     }
 
     /// The delivery status of one message (`gatewayrapport.php`), with its date when `includeDate`.
-    public func deliveryStatus(smsID: String, includeDate: Bool = true) async throws(Gateway1601Error) -> DeliveryReport {
+    public func deliveryStatus(smsID: String, includeDate: Bool = true) async throws(Gateway1601Error) -> DeliveryReport
+    {
         try await call(.deliveryStatus(smsID: smsID, includeDate: includeDate), GatewayAnswer.parseDeliveryReport)
     }
 
@@ -147,7 +149,8 @@ public struct Gateway1601Client: Sendable {
     /// calls cannot ask for (a report without `aantal`, say).
     public func perform(path: String, parameters: [GatewayParameter]) async throws(Gateway1601Error) -> String {
         let encoded = FormEncoding.encode(parameters)
-        let base = configuration.baseURL.hasSuffix("/") ? String(configuration.baseURL.dropLast()) : configuration.baseURL
+        let base =
+            configuration.baseURL.hasSuffix("/") ? String(configuration.baseURL.dropLast()) : configuration.baseURL
         var request: HTTPClientRequest
         switch configuration.method {
         case .get:
@@ -162,11 +165,15 @@ public struct Gateway1601Client: Sendable {
         request.headers.add(name: "Accept", value: "text/plain")
         logger.debug(
             "gateway request",
-            metadata: ["path": "\(path)", "action": "\(parameters.value(of: "action") ?? (path == GatewayCall.gatewayPath ? "send" : "status"))"]
+            metadata: [
+                "path": "\(path)",
+                "action": "\(parameters.value(of: "action") ?? (path == GatewayCall.gatewayPath ? "send" : "status"))",
+            ]
         )
         let deadline = ContinuousClock.now + configuration.requestTimeout
         do {
-            let response = try await httpClient.execute(request, timeout: Self.timeAmount(configuration.requestTimeout), logger: logger)
+            let response = try await httpClient.execute(
+                request, timeout: Self.timeAmount(configuration.requestTimeout), logger: logger)
             // The status decides before the body is read: an oversized error page is still an HTTP error.
             guard (200...299).contains(response.status.code) else {
                 logger.debug("gateway HTTP status", metadata: ["status": "\(response.status.code)"])

@@ -1,5 +1,5 @@
-import SMSCore
 import Foundation
+import SMSCore
 
 /// Why an answer body could not be used.
 public enum GatewayAnswerError: Error, Sendable, Hashable {
@@ -37,7 +37,8 @@ public enum GatewayAnswer {
         let unsigned = text.hasPrefix("-") ? text.dropFirst() : Substring(text)
         let parts = unsigned.split(separator: text.contains(",") ? "," : ".", omittingEmptySubsequences: false)
         guard (1...2).contains(parts.count), parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(isASCIIDigit) }),
-            let value = Decimal(string: text.replacingOccurrences(of: ",", with: "."), locale: Locale(identifier: "en_US_POSIX"))
+            let value = Decimal(
+                string: text.replacingOccurrences(of: ",", with: "."), locale: Locale(identifier: "en_US_POSIX"))
         else { throw .malformed(body) }
         return value
     }
@@ -66,7 +67,8 @@ public enum GatewayAnswer {
                 updatedAt = date
             }
             entries.append(
-                ReportEntry(smsID: fields[0], recipient: fields[1], status: status, updatedAt: updatedAt, reference: fields[4])
+                ReportEntry(
+                    smsID: fields[0], recipient: fields[1], status: status, updatedAt: updatedAt, reference: fields[4])
             )
         }
         return entries

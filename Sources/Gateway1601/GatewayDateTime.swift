@@ -19,7 +19,9 @@ public struct GatewayDateTime: Sendable, Hashable, Codable, Comparable, CustomSt
         guard (1...9999).contains(year), (1...12).contains(month), (0...23).contains(hour), (0...59).contains(minute),
             (0...59).contains(second), (1...Self.daysIn(month: month, year: year)).contains(day)
         else { return nil }
-        (self.year, self.month, self.day, self.hour, self.minute, self.second) = (year, month, day, hour, minute, second)
+        (self.year, self.month, self.day, self.hour, self.minute, self.second) = (
+            year, month, day, hour, minute, second
+        )
     }
 
     /// The wall-clock time of `date` in `timeZone`.

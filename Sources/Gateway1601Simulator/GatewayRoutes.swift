@@ -49,8 +49,9 @@ extension GatewaySimulator {
 
         let faults = engine.read(\.faults)
         let latency = engine.random.integer(
-            in: min(faults.latencyMinimumMilliseconds, faults.latencyMaximumMilliseconds)...max(
-                faults.latencyMinimumMilliseconds, faults.latencyMaximumMilliseconds)
+            in: min(
+                faults.latencyMinimumMilliseconds, faults.latencyMaximumMilliseconds)...max(
+                    faults.latencyMinimumMilliseconds, faults.latencyMaximumMilliseconds)
         )
         if latency > 0 { try await Task.sleep(for: .milliseconds(latency)) }
 

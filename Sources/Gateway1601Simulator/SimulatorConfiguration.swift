@@ -2,7 +2,9 @@ import Foundation
 import Gateway1601
 
 /// An amount of gateway credits; exact (decimal), written in JSON as a string such as `"1.5"` (numbers are read too).
-public struct CreditAmount: Sendable, Hashable, Comparable, Codable, ExpressibleByIntegerLiteral, CustomStringConvertible {
+public struct CreditAmount: Sendable, Hashable, Comparable, Codable, ExpressibleByIntegerLiteral,
+    CustomStringConvertible
+{
     public var value: Decimal
 
     public init(_ value: Decimal) { self.value = value }
@@ -28,7 +30,8 @@ public struct CreditAmount: Sendable, Hashable, Comparable, Codable, Expressible
         } else if let number = try? container.decode(Int.self) {
             self.init(Decimal(number))
         } else {
-            throw DecodingError.dataCorruptedError(in: container, debugDescription: "expected a decimal amount such as \"1.5\"")
+            throw DecodingError.dataCorruptedError(
+                in: container, debugDescription: "expected a decimal amount such as \"1.5\"")
         }
     }
 
@@ -306,7 +309,9 @@ public struct SimulatorConfiguration: Sendable, Hashable, Codable {
     /// every other assigned code not offered (107).
     public static let commonCountries: [String: CountryRule] = {
         var rules: [String: CountryRule] = ["31": CountryRule(costPerPart: 1)]
-        for code in ["32", "33", "34", "39", "41", "43", "44", "45", "46", "47", "48", "49", "351", "352", "353", "1", "1876"] {
+        for code in [
+            "32", "33", "34", "39", "41", "43", "44", "45", "46", "47", "48", "49", "351", "352", "353", "1", "1876",
+        ] {
             rules[code] = CountryRule(costPerPart: CreditAmount(Decimal(string: "1.5")!))
         }
         rules["7"] = CountryRule(costPerPart: 2, longMessages: false)

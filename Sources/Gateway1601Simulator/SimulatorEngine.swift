@@ -123,14 +123,18 @@ final class SimulatorEngine: Sendable {
                 if parameters.value(of: "klantuser") != nil || parameters.value(of: "klantpwd") != nil {
                     owner = try state.authenticate(parameters)
                 }
-                guard let smsID = parameters.value(of: "smsid"), !smsID.isEmpty else { throw Refusal(.reportCountMissing) }
+                guard let smsID = parameters.value(of: "smsid"), !smsID.isEmpty else {
+                    throw Refusal(.reportCountMissing)
+                }
                 guard smsID.allSatisfy({ $0.isASCII && $0.isWholeNumber }) else { throw Refusal(.reportCountInvalid) }
                 guard let message = state.messages[smsID], owner == nil || message.username == owner else {
                     return EngineAnswer(text: GatewayAnswer.deliveryReport(DeliveryReport(status: .none)))
                 }
-                let date = isYes(parameters.value(of: "datum")) && message.status.carriesDate
+                let date =
+                    isYes(parameters.value(of: "datum")) && message.status.carriesDate
                     ? message.statusUpdatedAt.map { GatewayDateTime($0, in: timeZone) } : nil
-                return EngineAnswer(text: GatewayAnswer.deliveryReport(DeliveryReport(status: message.status, updatedAt: date)))
+                return EngineAnswer(
+                    text: GatewayAnswer.deliveryReport(DeliveryReport(status: message.status, updatedAt: date)))
             } catch {
                 return EngineAnswer(text: GatewayAnswer.error(error.code))
             }

@@ -44,13 +44,16 @@ package struct Idempotency: Sendable {
         principal: Principal, key: String, operation: String, body: some Encodable
     ) throws -> Request {
         guard (1...255).contains(key.utf8.count), key.utf8.allSatisfy({ $0 >= 0x21 && $0 <= 0x7E }) else {
-            throw DomainError.validation([.init(field: "Idempotency-Key", message: "must be 1 to 255 visible ASCII characters")])
+            throw DomainError.validation([
+                .init(field: "Idempotency-Key", message: "must be 1 to 255 visible ASCII characters")
+            ])
         }
-        let scope = switch principal.role {
-        case .admin: "admin"
-        case .reseller: "reseller:\(principal.resellerID?.uuidString.lowercased() ?? "")"
-        case .subAccount: "sub_account:\(principal.subAccountID?.uuidString.lowercased() ?? "")"
-        }
+        let scope =
+            switch principal.role {
+            case .admin: "admin"
+            case .reseller: "reseller:\(principal.resellerID?.uuidString.lowercased() ?? "")"
+            case .subAccount: "sub_account:\(principal.subAccountID?.uuidString.lowercased() ?? "")"
+            }
         var hasher = SHA256()
         hasher.update(data: Data(operation.utf8))
         hasher.update(data: [0])
@@ -68,11 +71,13 @@ package struct Idempotency: Sendable {
                     .conflict, code: "idempotency_in_progress",
                     detail: "A request with this Idempotency-Key is still being processed; retry it shortly.")
             }
-            if let stored = try await IdempotencyRepository.find(scope: request.scope, key: request.key, on: connection) {
+            if let stored = try await IdempotencyRepository.find(scope: request.scope, key: request.key, on: connection)
+            {
                 guard stored.operation == request.operation, stored.requestHash == request.hash else {
                     throw DomainError(
                         .unprocessable, code: "idempotency_key_reused",
-                        detail: "This Idempotency-Key was used for a different request; use a new key for a new request.")
+                        detail:
+                            "This Idempotency-Key was used for a different request; use a new key for a new request.")
                 }
                 return (try JSONDecoder.api.decode(Response.self, from: Data(stored.response.utf8)), true)
             }
@@ -80,7 +85,8 @@ package struct Idempotency: Sendable {
             let encoded = String(decoding: try Self.canonicalEncoder.encode(response), as: UTF8.self)
             try await IdempotencyRepository.store(
                 scope: request.scope, key: request.key,
-                record: IdempotencyRecord(operation: request.operation, requestHash: request.hash, statusCode: status, response: encoded),
+                record: IdempotencyRecord(
+                    operation: request.operation, requestHash: request.hash, statusCode: status, response: encoded),
                 on: connection)
             return (response, false)
         }

@@ -17,7 +17,8 @@ package struct IdempotencyRecord: Decodable, Sendable {
 
     package enum CodingKeys: String, CodingKey {
         case operation, response
-        case requestHash = "request_hash", statusCode = "status_code"
+        case requestHash = "request_hash"
+        case statusCode = "status_code"
     }
 }
 
@@ -32,19 +33,28 @@ package struct IdempotencyRepository: Sendable {
     /// Takes the key's transaction-scoped advisory lock without waiting; false when another
     /// transaction holds it (a concurrent request with the same key).
     package static func tryLock(scope: String, key: String, on connection: PostgresConnection) async throws -> Bool {
-        try await connection.query("SELECT pg_try_advisory_xact_lock(hashtextextended(\(scope + "\u{1F}" + key), 1601))")
-            .first(as: Bool.self) ?? false
+        try await connection.query(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended(\(scope + "\u{1F}" + key), 1601))"
+        )
+        .first(as: Bool.self) ?? false
     }
 
-    package static func find(scope: String, key: String, on connection: PostgresConnection) async throws -> IdempotencyRecord? {
-        try await connection.query("""
+    package static func find(scope: String, key: String, on connection: PostgresConnection) async throws
+        -> IdempotencyRecord?
+    {
+        try await connection.query(
+            """
             SELECT operation, request_hash, status_code, response::text AS response
             FROM idempotency_record WHERE scope = \(scope) AND key = \(key)
-            """).decodeRecords(IdempotencyRecord.self).first
+            """
+        ).decodeRecords(IdempotencyRecord.self).first
     }
 
-    package static func store(scope: String, key: String, record: IdempotencyRecord, on connection: PostgresConnection) async throws {
-        try await connection.query("""
+    package static func store(scope: String, key: String, record: IdempotencyRecord, on connection: PostgresConnection)
+        async throws
+    {
+        try await connection.query(
+            """
             INSERT INTO idempotency_record (scope, key, operation, request_hash, status_code, response)
             VALUES (\(scope), \(key), \(record.operation), \(record.requestHash), \(record.statusCode), \(record.response)::jsonb)
             """)
@@ -53,11 +63,13 @@ package struct IdempotencyRepository: Sendable {
     /// Deletes records older than `age`; returns how many.
     package func purge(olderThan age: Duration) async throws -> Int {
         let seconds = Double(age.components.seconds)
-        return try await pool.query("""
+        return try await pool.query(
+            """
             WITH gone AS (
                 DELETE FROM idempotency_record WHERE created_at < now() - make_interval(secs => \(seconds)) RETURNING 1
             )
             SELECT count(*) FROM gone
-            """).first(as: Int.self) ?? 0
+            """
+        ).first(as: Int.self) ?? 0
     }
 }

@@ -50,12 +50,18 @@ package struct LedgerAccountRecord: Decodable, Sendable, Equatable {
 
     package enum CodingKeys: String, CodingKey {
         case id, kind
-        case resellerID = "reseller_id", subAccountID = "sub_account_id"
-        case debitsPending = "debits_pending", debitsPosted = "debits_posted"
-        case creditsPending = "credits_pending", creditsPosted = "credits_posted"
-        case creditLimit = "credit_limit", debitsMustNotExceedCredits = "debits_must_not_exceed_credits"
-        case lowBalanceThreshold = "low_balance_threshold", belowThreshold = "below_threshold"
-        case createdAt = "created_at", updatedAt = "updated_at"
+        case resellerID = "reseller_id"
+        case subAccountID = "sub_account_id"
+        case debitsPending = "debits_pending"
+        case debitsPosted = "debits_posted"
+        case creditsPending = "credits_pending"
+        case creditsPosted = "credits_posted"
+        case creditLimit = "credit_limit"
+        case debitsMustNotExceedCredits = "debits_must_not_exceed_credits"
+        case lowBalanceThreshold = "low_balance_threshold"
+        case belowThreshold = "below_threshold"
+        case createdAt = "created_at"
+        case updatedAt = "updated_at"
     }
 }
 
@@ -95,10 +101,16 @@ package struct TransferRecord: Decodable, Sendable, Equatable {
 
     package enum CodingKeys: String, CodingKey {
         case id, seq, amount, kind, state, code, reference, note
-        case debitAccountID = "debit_account_id", creditAccountID = "credit_account_id"
-        case pendingID = "pending_id", linkedID = "linked_id", timeoutAt = "timeout_at"
-        case resellerID = "reseller_id", subAccountID = "sub_account_id"
-        case createdBy = "created_by", requestID = "request_id", createdAt = "created_at"
+        case debitAccountID = "debit_account_id"
+        case creditAccountID = "credit_account_id"
+        case pendingID = "pending_id"
+        case linkedID = "linked_id"
+        case timeoutAt = "timeout_at"
+        case resellerID = "reseller_id"
+        case subAccountID = "sub_account_id"
+        case createdBy = "created_by"
+        case requestID = "request_id"
+        case createdAt = "created_at"
     }
 }
 
@@ -129,7 +141,8 @@ package struct TransferRequest: Encodable, Sendable {
         subAccountID: UUID? = nil, reference: String? = nil, note: String? = nil, requestID: String? = nil
     ) -> TransferRequest {
         TransferRequest(
-            kind: .posted, debitAccountID: debit, creditAccountID: credit, amount: amount, code: code, resellerID: resellerID,
+            kind: .posted, debitAccountID: debit, creditAccountID: credit, amount: amount, code: code,
+            resellerID: resellerID,
             subAccountID: subAccountID, reference: reference, note: note, createdBy: actor, requestID: requestID)
     }
 
@@ -138,17 +151,25 @@ package struct TransferRequest: Encodable, Sendable {
         resellerID: UUID? = nil, subAccountID: UUID? = nil, reference: String? = nil, requestID: String? = nil
     ) -> TransferRequest {
         TransferRequest(
-            kind: .pending, debitAccountID: debit, creditAccountID: credit, amount: amount, timeoutAt: timeoutAt, code: code,
-            resellerID: resellerID, subAccountID: subAccountID, reference: reference, createdBy: actor, requestID: requestID)
+            kind: .pending, debitAccountID: debit, creditAccountID: credit, amount: amount, timeoutAt: timeoutAt,
+            code: code,
+            resellerID: resellerID, subAccountID: subAccountID, reference: reference, createdBy: actor,
+            requestID: requestID)
     }
 
     /// Posts `amount` (nil: all) of reservation `pendingID`; the rest is released.
-    package static func post(_ pendingID: UUID, amount: Int64? = nil, code: String, by actor: String, requestID: String? = nil) -> TransferRequest {
-        TransferRequest(kind: .postPending, amount: amount, pendingID: pendingID, code: code, createdBy: actor, requestID: requestID)
+    package static func post(
+        _ pendingID: UUID, amount: Int64? = nil, code: String, by actor: String, requestID: String? = nil
+    ) -> TransferRequest {
+        TransferRequest(
+            kind: .postPending, amount: amount, pendingID: pendingID, code: code, createdBy: actor, requestID: requestID
+        )
     }
 
     /// Releases reservation `pendingID`.
-    package static func void(_ pendingID: UUID, code: String, by actor: String, requestID: String? = nil) -> TransferRequest {
+    package static func void(_ pendingID: UUID, code: String, by actor: String, requestID: String? = nil)
+        -> TransferRequest
+    {
         TransferRequest(kind: .voidPending, pendingID: pendingID, code: code, createdBy: actor, requestID: requestID)
     }
 
@@ -161,9 +182,16 @@ package struct TransferRequest: Encodable, Sendable {
 
     package enum CodingKeys: String, CodingKey {
         case id, kind, amount, code, reference, note
-        case debitAccountID = "debit_account_id", creditAccountID = "credit_account_id", pendingID = "pending_id"
-        case timeoutAt = "timeout_at", resellerID = "reseller_id", subAccountID = "sub_account_id"
-        case createdBy = "created_by", requestID = "request_id", ignoreCreditLimit = "ignore_credit_limit", expire
+        case debitAccountID = "debit_account_id"
+        case creditAccountID = "credit_account_id"
+        case pendingID = "pending_id"
+        case timeoutAt = "timeout_at"
+        case resellerID = "reseller_id"
+        case subAccountID = "sub_account_id"
+        case createdBy = "created_by"
+        case requestID = "request_id"
+        case ignoreCreditLimit = "ignore_credit_limit"
+        case expire
     }
 }
 
@@ -208,7 +236,9 @@ package struct BalanceEventRecord: Decodable, Sendable {
 
     package enum CodingKeys: String, CodingKey {
         case id, kind, available, threshold
-        case accountID = "account_id", transferID = "transfer_id", createdAt = "created_at"
+        case accountID = "account_id"
+        case transferID = "transfer_id"
+        case createdAt = "created_at"
     }
 }
 

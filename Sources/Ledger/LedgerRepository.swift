@@ -27,13 +27,17 @@ package struct LedgerRepository: Sendable {
 
     /// Applies `transfers` all together or not at all, on the caller's connection (so the caller's
     /// transaction can write its own rows with them). Throws `LedgerFailure` for a refused list.
-    package static func apply(_ transfers: [TransferRequest], linked: Bool = true, on connection: PostgresConnection) async throws -> [TransferRecord] {
+    package static func apply(_ transfers: [TransferRequest], linked: Bool = true, on connection: PostgresConnection)
+        async throws -> [TransferRecord]
+    {
         precondition(!transfers.isEmpty, "no transfers to apply")
         let json = String(decoding: try encoder.encode(transfers.map(TransferJSON.init)), as: UTF8.self)
         do {
-            return try await connection.query("""
+            return try await connection.query(
+                """
                 SELECT \(unescaped: transferColumns) FROM ledger_apply_transfers(\(json)::jsonb, \(linked))
-                """).decodeRecords(TransferRecord.self)
+                """
+            ).decodeRecords(TransferRecord.self)
         } catch let error as PostgresError {
             if let state = error.sqlState, let reason = LedgerFailure.sqlStates[state] {
                 throw LedgerFailure(reason: reason, index: Int(error.detail ?? "") ?? 0, message: error.message)
@@ -54,12 +58,14 @@ package struct LedgerRepository: Sendable {
     /// worker is resolving right now are skipped. Returns how many expired.
     package func expireDue(limit: Int, by actor: String) async throws -> Int {
         try await pool.withTransaction { connection in
-            let due = try await connection.query("""
+            let due = try await connection.query(
+                """
                 SELECT id FROM ledger_transfer
                 WHERE state = 'pending' AND timeout_at IS NOT NULL AND timeout_at <= now()
                 ORDER BY timeout_at LIMIT \(limit)
                 FOR UPDATE SKIP LOCKED
-                """).decode(UUID.self)
+                """
+            ).decode(UUID.self)
             guard !due.isEmpty else { return 0 }
             _ = try await Self.apply(due.map { .expiry($0, by: actor) }, linked: false, on: connection)
             return due.count
@@ -68,7 +74,8 @@ package struct LedgerRepository: Sendable {
 
     /// The transfer when one of its two accounts is visible in `scope`.
     package func transfer(id: UUID, scope: TenantScope) async throws -> TransferRecord? {
-        try await pool.query("""
+        try await pool.query(
+            """
             SELECT \(unescaped: Self.transferColumns) FROM ledger_transfer t
             WHERE t.id = \(id) AND EXISTS (
                 SELECT 1 FROM ledger_account
@@ -76,22 +83,26 @@ package struct LedgerRepository: Sendable {
                   AND (\(scope.resellerID)::uuid IS NULL OR reseller_id = \(scope.resellerID)::uuid)
                   AND (\(scope.subAccountID)::uuid IS NULL OR sub_account_id = \(scope.subAccountID)::uuid)
                   AND (\(scope.resellerID)::uuid IS NULL OR kind <> 'platform_revenue'))
-            """).decodeRecords(TransferRecord.self).first
+            """
+        ).decodeRecords(TransferRecord.self).first
     }
 
     /// Low-balance events of an account, newest first, before the id `cursor`.
     package func events(accountID: UUID, before cursor: Int64?, limit: Int) async throws -> [BalanceEventRecord] {
-        try await pool.query("""
+        try await pool.query(
+            """
             SELECT id, account_id, kind, available, threshold, transfer_id, created_at FROM ledger_event
             WHERE account_id = \(accountID) AND (\(cursor)::bigint IS NULL OR id < \(cursor)::bigint)
             ORDER BY id DESC
             LIMIT \(limit)
-            """).decodeRecords(BalanceEventRecord.self)
+            """
+        ).decodeRecords(BalanceEventRecord.self)
     }
 
     /// Transfers touching `accountID`, newest first, before the seq `cursor` (two index scans, merged).
     package func transfers(accountID: UUID, before cursor: Int64?, limit: Int) async throws -> [TransferRecord] {
-        try await pool.query("""
+        try await pool.query(
+            """
             SELECT \(unescaped: Self.transferColumns) FROM (
                 (SELECT * FROM ledger_transfer WHERE debit_account_id = \(accountID)
                    AND (\(cursor)::bigint IS NULL OR seq < \(cursor)::bigint) ORDER BY seq DESC LIMIT \(limit))
@@ -101,42 +112,55 @@ package struct LedgerRepository: Sendable {
             ) t
             ORDER BY seq DESC
             LIMIT \(limit)
-            """).decodeRecords(TransferRecord.self)
+            """
+        ).decodeRecords(TransferRecord.self)
     }
 
     // MARK: - Accounts
 
     package func account(id: UUID, scope: TenantScope) async throws -> LedgerAccountRecord? {
-        try await pool.query("""
+        try await pool.query(
+            """
             SELECT \(unescaped: Self.accountColumns) FROM ledger_account
             WHERE id = \(id)
               AND (\(scope.resellerID)::uuid IS NULL OR reseller_id = \(scope.resellerID)::uuid)
               AND (\(scope.subAccountID)::uuid IS NULL OR sub_account_id = \(scope.subAccountID)::uuid)
               AND (\(scope.resellerID)::uuid IS NULL OR kind <> 'platform_revenue')
-            """).decodeRecords(LedgerAccountRecord.self).first
+            """
+        ).decodeRecords(LedgerAccountRecord.self).first
     }
 
     /// The account of `kind` owned by the reseller and/or sub-account (nil ids for platform accounts).
-    package static func account(kind: LedgerAccountKind, resellerID: UUID?, subAccountID: UUID?, on connection: PostgresConnection) async throws
+    package static func account(
+        kind: LedgerAccountKind, resellerID: UUID?, subAccountID: UUID?, on connection: PostgresConnection
+    ) async throws
         -> LedgerAccountRecord?
     {
-        try await connection.query("""
+        try await connection.query(
+            """
             SELECT \(unescaped: accountColumns) FROM ledger_account
             WHERE kind = \(kind.rawValue) AND reseller_id IS NOT DISTINCT FROM \(resellerID)::uuid
               AND sub_account_id IS NOT DISTINCT FROM \(subAccountID)::uuid
-            """).decodeRecords(LedgerAccountRecord.self).first
+            """
+        ).decodeRecords(LedgerAccountRecord.self).first
     }
 
-    package func account(kind: LedgerAccountKind, resellerID: UUID?, subAccountID: UUID?) async throws -> LedgerAccountRecord? {
-        try await pool.withConnection { try await Self.account(kind: kind, resellerID: resellerID, subAccountID: subAccountID, on: $0) }
+    package func account(kind: LedgerAccountKind, resellerID: UUID?, subAccountID: UUID?) async throws
+        -> LedgerAccountRecord?
+    {
+        try await pool.withConnection {
+            try await Self.account(kind: kind, resellerID: resellerID, subAccountID: subAccountID, on: $0)
+        }
     }
 
     /// A sub-account's wallet.
     package func wallet(subAccountID: UUID) async throws -> LedgerAccountRecord? {
-        try await pool.query("""
+        try await pool.query(
+            """
             SELECT \(unescaped: Self.accountColumns) FROM ledger_account
             WHERE kind = 'sub_account_wallet' AND sub_account_id = \(subAccountID)
-            """).decodeRecords(LedgerAccountRecord.self).first
+            """
+        ).decodeRecords(LedgerAccountRecord.self).first
     }
 
     package static func account(id: UUID, on connection: PostgresConnection) async throws -> LedgerAccountRecord? {
@@ -146,9 +170,11 @@ package struct LedgerRepository: Sendable {
 
     /// Accounts visible in `scope`, by id after `cursor`.
     package func accounts(
-        scope: TenantScope, kind: LedgerAccountKind?, resellerID: UUID?, subAccountID: UUID?, after cursor: UUID?, limit: Int
+        scope: TenantScope, kind: LedgerAccountKind?, resellerID: UUID?, subAccountID: UUID?, after cursor: UUID?,
+        limit: Int
     ) async throws -> [LedgerAccountRecord] {
-        try await pool.query("""
+        try await pool.query(
+            """
             SELECT \(unescaped: Self.accountColumns) FROM ledger_account
             WHERE (\(scope.resellerID)::uuid IS NULL OR reseller_id = \(scope.resellerID)::uuid)
               AND (\(scope.subAccountID)::uuid IS NULL OR sub_account_id = \(scope.subAccountID)::uuid)
@@ -159,22 +185,29 @@ package struct LedgerRepository: Sendable {
               AND (\(cursor)::uuid IS NULL OR id > \(cursor)::uuid)
             ORDER BY id
             LIMIT \(limit)
-            """).decodeRecords(LedgerAccountRecord.self)
+            """
+        ).decodeRecords(LedgerAccountRecord.self)
     }
 
     /// Locks the account row for a settings change.
     package static func lockAccount(id: UUID, on connection: PostgresConnection) async throws -> LedgerAccountRecord? {
-        try await connection.query("SELECT \(unescaped: accountColumns) FROM ledger_account WHERE id = \(id) FOR UPDATE")
-            .decodeRecords(LedgerAccountRecord.self).first
+        try await connection.query(
+            "SELECT \(unescaped: accountColumns) FROM ledger_account WHERE id = \(id) FOR UPDATE"
+        )
+        .decodeRecords(LedgerAccountRecord.self).first
     }
 
     /// Sets the credit limit (0 = prepaid) of a wallet. Throws `LimitRefused` when what is already
     /// spent or reserved exceeds the balance plus the new limit (the statement failed: roll back).
-    package static func setCreditLimit(accountID: UUID, limit: Int64, on connection: PostgresConnection) async throws -> LedgerAccountRecord {
+    package static func setCreditLimit(accountID: UUID, limit: Int64, on connection: PostgresConnection) async throws
+        -> LedgerAccountRecord
+    {
         do {
-            return try await connection.query("""
+            return try await connection.query(
+                """
                 UPDATE ledger_account SET credit_limit = \(limit) WHERE id = \(accountID) RETURNING \(unescaped: accountColumns)
-                """).decodeRecords(LedgerAccountRecord.self)[0]
+                """
+            ).decodeRecords(LedgerAccountRecord.self)[0]
         } catch let error as PostgresError where error.constraint == "ledger_account_not_overdrawn" {
             throw LimitRefused()
         }
@@ -188,14 +221,17 @@ package struct LedgerRepository: Sendable {
     package static func setLowBalanceThreshold(
         accountID: UUID, threshold: Int64?, wasBelow: Bool, on connection: PostgresConnection
     ) async throws -> LedgerAccountRecord {
-        let record = try await connection.query("""
+        let record = try await connection.query(
+            """
             UPDATE ledger_account SET low_balance_threshold = \(threshold),
                 below_threshold = coalesce(credits_posted - debits_posted - debits_pending < \(threshold)::bigint, false)
             WHERE id = \(accountID)
             RETURNING \(unescaped: accountColumns)
-            """).decodeRecords(LedgerAccountRecord.self)[0]
+            """
+        ).decodeRecords(LedgerAccountRecord.self)[0]
         if record.belowThreshold, !wasBelow, let threshold {
-            try await connection.query("""
+            try await connection.query(
+                """
                 INSERT INTO ledger_event (account_id, reseller_id, sub_account_id, kind, available, threshold)
                 VALUES (\(record.id), \(record.resellerID), \(record.subAccountID), 'low_balance', \(record.available), \(threshold))
                 """)
@@ -211,13 +247,17 @@ package struct LedgerRepository: Sendable {
 
     /// Posted movements of `accountID` with `from <= created_at < to`, in append order, after seq `cursor`,
     /// with the opening balance at `from` and each line's running balance. Read in one snapshot, the account too.
-    package func statement(accountID id: UUID, from: Date, to: Date, after cursor: Int64?, limit: Int) async throws -> Statement? {
+    package func statement(accountID id: UUID, from: Date, to: Date, after cursor: Int64?, limit: Int) async throws
+        -> Statement?
+    {
         try await pool.withTransaction(isolation: .repeatableRead, readOnly: true) { connection in
             guard let account = try await Self.account(id: id, on: connection) else { return nil }
-            let provisional = try await connection.query(
-                "SELECT \(to)::timestamptz > now() - make_interval(secs => \(Self.settlingTime))"
-            ).first(as: Bool.self) ?? true
-            let aggregates = try await connection.query("""
+            let provisional =
+                try await connection.query(
+                    "SELECT \(to)::timestamptz > now() - make_interval(secs => \(Self.settlingTime))"
+                ).first(as: Bool.self) ?? true
+            let aggregates = try await connection.query(
+                """
                 SELECT coalesce(sum(credit - debit) FILTER (WHERE created_at < \(from)), 0)::bigint,
                        coalesce(sum(debit) FILTER (WHERE created_at >= \(from) AND created_at < \(to)), 0)::bigint,
                        coalesce(sum(credit) FILTER (WHERE created_at >= \(from) AND created_at < \(to)), 0)::bigint,
@@ -230,9 +270,13 @@ package struct LedgerRepository: Sendable {
                     FROM ledger_transfer
                     WHERE (debit_account_id = \(id) OR credit_account_id = \(id)) AND kind IN ('posted', 'post_pending')
                 ) movements
-                """).first(as: (Int64, Int64, Int64, Int64).self)
-            guard let totals = aggregates else { throw PostgresError(kind: .misuse, message: "an aggregate returned no row") }
-            let rows = try await connection.query("""
+                """
+            ).first(as: (Int64, Int64, Int64, Int64).self)
+            guard let totals = aggregates else {
+                throw PostgresError(kind: .misuse, message: "an aggregate returned no row")
+            }
+            let rows = try await connection.query(
+                """
                 SELECT \(unescaped: Self.transferColumns) FROM ledger_transfer
                 WHERE (debit_account_id = \(id) OR credit_account_id = \(id))
                   AND kind IN ('posted', 'post_pending')
@@ -240,18 +284,22 @@ package struct LedgerRepository: Sendable {
                   AND (\(cursor)::bigint IS NULL OR seq > \(cursor)::bigint)
                 ORDER BY seq
                 LIMIT \(limit + 1)
-                """).decodeRecords(TransferRecord.self)
+                """
+            ).decodeRecords(TransferRecord.self)
             var running = totals.0 + totals.3
             var lines: [StatementLine] = []
             for transfer in rows.prefix(limit) {
                 let isDebit = transfer.debitAccountID == id
                 running += isDebit ? -transfer.amount : transfer.amount
-                lines.append(StatementLine(
-                    transfer: transfer, counterpartyAccountID: isDebit ? transfer.creditAccountID : transfer.debitAccountID,
-                    debit: isDebit ? transfer.amount : 0, credit: isDebit ? 0 : transfer.amount, balance: running))
+                lines.append(
+                    StatementLine(
+                        transfer: transfer,
+                        counterpartyAccountID: isDebit ? transfer.creditAccountID : transfer.debitAccountID,
+                        debit: isDebit ? transfer.amount : 0, credit: isDebit ? 0 : transfer.amount, balance: running))
             }
             return Statement(
-                account: account, from: from, to: to, openingBalance: totals.0, totalDebits: totals.1, totalCredits: totals.2,
+                account: account, from: from, to: to, openingBalance: totals.0, totalDebits: totals.1,
+                totalCredits: totals.2,
                 lines: lines, provisional: provisional, nextCursor: rows.count > limit ? lines.last?.transfer.seq : nil)
         }
     }

@@ -1,7 +1,7 @@
 import Foundation
 import PostgresLibpq
-import SMSCore
 import ResellerCore
+import SMSCore
 
 /// The money operations of the REST API, each on the caller's transaction (which also holds the
 /// idempotency record): the handlers check who may do it, this type checks that it may be done
@@ -15,16 +15,19 @@ package enum LedgerService {
 
     /// Credits a reseller's wallet from platform funding: a payment received.
     package static func topUp(
-        resellerID: UUID, amount: Money, paymentReference: String, note: String?, by actor: AuditActor, on connection: PostgresConnection
+        resellerID: UUID, amount: Money, paymentReference: String, note: String?, by actor: AuditActor,
+        on connection: PostgresConnection
     ) async throws -> Movement {
         try await requireReseller(resellerID, open: true, on: connection)
         let funding = try await requireAccount(.platformFunding, nil, nil, on: connection)
         let wallet = try await requireAccount(.resellerWallet, resellerID, nil, on: connection)
         let transfer = try await apply(
             .posted(
-                from: funding.id, to: wallet.id, amount: amount.minorUnits, code: "top_up", by: actor.actor, resellerID: resellerID,
+                from: funding.id, to: wallet.id, amount: amount.minorUnits, code: "top_up", by: actor.actor,
+                resellerID: resellerID,
                 reference: paymentReference, note: note, requestID: actor.requestID), on: connection)
-        return try await finish(transfer, account: wallet.id, action: "ledger.top_up", resellerID: resellerID, by: actor, on: connection)
+        return try await finish(
+            transfer, account: wallet.id, action: "ledger.top_up", resellerID: resellerID, by: actor, on: connection)
     }
 
     /// Corrects a reseller's wallet: a positive amount credits it, a negative one debits it (never below
@@ -39,9 +42,12 @@ package enum LedgerService {
         let (debit, credit) = amount.isNegative ? (wallet.id, funding.id) : (funding.id, wallet.id)
         let transfer = try await apply(
             .posted(
-                from: debit, to: credit, amount: amount.minorUnits.magnitude.asInt64, code: "adjustment", by: actor.actor,
+                from: debit, to: credit, amount: amount.minorUnits.magnitude.asInt64, code: "adjustment",
+                by: actor.actor,
                 resellerID: resellerID, note: reason, requestID: actor.requestID), on: connection)
-        return try await finish(transfer, account: wallet.id, action: "ledger.adjustment", resellerID: resellerID, by: actor, on: connection)
+        return try await finish(
+            transfer, account: wallet.id, action: "ledger.adjustment", resellerID: resellerID, by: actor, on: connection
+        )
     }
 
     package enum CreditDirection: String, Sendable {
@@ -56,7 +62,8 @@ package enum LedgerService {
         on connection: PostgresConnection
     ) async throws -> Movement {
         // Read under lock in this transaction, so a concurrent close cannot slip between check and transfer.
-        guard let statuses = try await SubAccountRepository.lockStatuses(subAccountID: subAccount.id, on: connection) else {
+        guard let statuses = try await SubAccountRepository.lockStatuses(subAccountID: subAccount.id, on: connection)
+        else {
             throw DomainError.notFound("No sub-account \(subAccount.id.apiString).")
         }
         guard statuses.subAccount != .closed else {
@@ -67,20 +74,25 @@ package enum LedgerService {
         }
         let issuance = try await requireAccount(.resellerIssuance, subAccount.resellerID, nil, on: connection)
         let wallet = try await requireAccount(.subAccountWallet, subAccount.resellerID, subAccount.id, on: connection)
-        var request: TransferRequest = switch direction {
-        case .toSubAccount:
-            .posted(
-                from: issuance.id, to: wallet.id, amount: amount.minorUnits, code: "credit_transfer", by: actor.actor,
-                resellerID: subAccount.resellerID, subAccountID: subAccount.id, note: note, requestID: actor.requestID)
-        case .fromSubAccount:
-            .posted(
-                from: wallet.id, to: issuance.id, amount: amount.minorUnits, code: "credit_return", by: actor.actor,
-                resellerID: subAccount.resellerID, subAccountID: subAccount.id, note: note, requestID: actor.requestID)
-        }
+        var request: TransferRequest =
+            switch direction {
+            case .toSubAccount:
+                .posted(
+                    from: issuance.id, to: wallet.id, amount: amount.minorUnits, code: "credit_transfer",
+                    by: actor.actor,
+                    resellerID: subAccount.resellerID, subAccountID: subAccount.id, note: note,
+                    requestID: actor.requestID)
+            case .fromSubAccount:
+                .posted(
+                    from: wallet.id, to: issuance.id, amount: amount.minorUnits, code: "credit_return", by: actor.actor,
+                    resellerID: subAccount.resellerID, subAccountID: subAccount.id, note: note,
+                    requestID: actor.requestID)
+            }
         request.ignoreCreditLimit = direction == .fromSubAccount
         let transfer = try await apply(request, on: connection)
         return try await finish(
-            transfer, account: wallet.id, action: "ledger.\(direction == .toSubAccount ? "credit_transfer" : "credit_return")",
+            transfer, account: wallet.id,
+            action: "ledger.\(direction == .toSubAccount ? "credit_transfer" : "credit_return")",
             resellerID: subAccount.resellerID, by: actor, on: connection)
     }
 
@@ -96,14 +108,18 @@ package enum LedgerService {
         }
         let after: LedgerAccountRecord
         do {
-            after = try await LedgerRepository.setCreditLimit(accountID: account.id, limit: limit.minorUnits, on: connection)
+            after = try await LedgerRepository.setCreditLimit(
+                accountID: account.id, limit: limit.minorUnits, on: connection)
         } catch is LedgerRepository.LimitRefused {
             throw DomainError(
                 .conflict, code: "credit_limit_too_low",
-                detail: "The wallet already uses \(Money(-before.available)) beyond its balance; the limit must be at least that.")
+                detail:
+                    "The wallet already uses \(Money(-before.available)) beyond its balance; the limit must be at least that."
+            )
         }
         try await AuditRepository.record(
-            on: connection, by: actor, action: "ledger.credit_limit", targetType: "ledger_account", targetID: account.id,
+            on: connection, by: actor, action: "ledger.credit_limit", targetType: "ledger_account",
+            targetID: account.id,
             resellerID: account.resellerID, before: AccountAudit(before), after: AccountAudit(after))
         return after
     }
@@ -118,7 +134,8 @@ package enum LedgerService {
         let after = try await LedgerRepository.setLowBalanceThreshold(
             accountID: account.id, threshold: threshold?.minorUnits, wasBelow: before.belowThreshold, on: connection)
         try await AuditRepository.record(
-            on: connection, by: actor, action: "ledger.low_balance_threshold", targetType: "ledger_account", targetID: account.id,
+            on: connection, by: actor, action: "ledger.low_balance_threshold", targetType: "ledger_account",
+            targetID: account.id,
             resellerID: account.resellerID, before: AccountAudit(before), after: AccountAudit(after))
         return after
     }
@@ -137,14 +154,22 @@ package enum LedgerService {
     private static func requireAccount(
         _ kind: LedgerAccountKind, _ resellerID: UUID?, _ subAccountID: UUID?, on connection: PostgresConnection
     ) async throws -> LedgerAccountRecord {
-        guard let account = try await LedgerRepository.account(kind: kind, resellerID: resellerID, subAccountID: subAccountID, on: connection) else {
+        guard
+            let account = try await LedgerRepository.account(
+                kind: kind, resellerID: resellerID, subAccountID: subAccountID, on: connection)
+        else {
             // Accounts are opened by triggers with their owners; a missing one is a broken database.
-            throw LedgerInconsistency(message: "no \(kind.rawValue) account for \(String(describing: resellerID))/\(String(describing: subAccountID))")
+            throw LedgerInconsistency(
+                message:
+                    "no \(kind.rawValue) account for \(String(describing: resellerID))/\(String(describing: subAccountID))"
+            )
         }
         return account
     }
 
-    private static func apply(_ request: TransferRequest, on connection: PostgresConnection) async throws -> TransferRecord {
+    private static func apply(_ request: TransferRequest, on connection: PostgresConnection) async throws
+        -> TransferRecord
+    {
         do {
             return try await LedgerRepository.apply([request], on: connection)[0]
         } catch let failure as LedgerFailure where failure.reason == .insufficientFunds || failure.reason == .notFound {
@@ -154,13 +179,15 @@ package enum LedgerService {
     }
 
     private static func finish(
-        _ transfer: TransferRecord, account: UUID, action: String, resellerID: UUID?, by actor: AuditActor, on connection: PostgresConnection
+        _ transfer: TransferRecord, account: UUID, action: String, resellerID: UUID?, by actor: AuditActor,
+        on connection: PostgresConnection
     ) async throws -> Movement {
         guard let after = try await LedgerRepository.account(id: account, on: connection) else {
             throw LedgerInconsistency(message: "account \(account) vanished")
         }
         try await AuditRepository.record(
-            on: connection, by: actor, action: action, targetType: "ledger_transfer", targetID: transfer.id, resellerID: resellerID,
+            on: connection, by: actor, action: action, targetType: "ledger_transfer", targetID: transfer.id,
+            resellerID: resellerID,
             before: nil, after: TransferAudit(transfer))
         return Movement(transfer: transfer, account: after)
     }
@@ -178,7 +205,8 @@ extension DomainError {
         switch failure.reason {
         case .insufficientFunds:
             self.init(
-                .conflict, code: "insufficient_funds", detail: "The account's available balance does not cover this amount.",
+                .conflict, code: "insufficient_funds",
+                detail: "The account's available balance does not cover this amount.",
                 gatewayCode: GatewayErrorCode.insufficientCredits)
         case .notFound:
             self.init(.notFound, code: "not_found", detail: failure.message)

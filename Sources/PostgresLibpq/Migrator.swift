@@ -31,7 +31,8 @@ public struct Migration: Sendable, Equatable {
                 throw MigrationError.badFileName(file)
             }
             let sql = try String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8)
-            migrations.append(Migration(version: version, name: String(stem[stem.index(after: underscore)...]), sql: sql))
+            migrations.append(
+                Migration(version: version, name: String(stem[stem.index(after: underscore)...]), sql: sql))
         }
         migrations.sort { $0.version < $1.version }
         for (previous, next) in zip(migrations, migrations.dropFirst()) where previous.version == next.version {
@@ -98,7 +99,8 @@ public struct Migrator: Sendable {
     }
 
     private func migrateLocked(_ connection: PostgresConnection) async throws -> [Migration] {
-        try await connection.query("""
+        try await connection.query(
+            """
             CREATE TABLE IF NOT EXISTS schema_migrations (
                 version     integer PRIMARY KEY,
                 name        text NOT NULL,
@@ -124,22 +126,30 @@ public struct Migrator: Sendable {
             try await connection.withTransaction { connection in
                 try await connection.execute(script: migration.sql)
                 let elapsed = ContinuousClock.now - started
-                let milliseconds = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
-                try await connection.query("""
+                let milliseconds = Int(
+                    elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+                try await connection.query(
+                    """
                     INSERT INTO schema_migrations (version, name, checksum, duration_ms)
                     VALUES (\(migration.version), \(migration.name), \(migration.checksum), \(milliseconds))
                     """)
             }
-            logger.info("applied migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
+            logger.info(
+                "applied migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
             done.append(migration)
         }
         return done
     }
 
-    private static func readApplied(_ connection: PostgresConnection) async throws -> [Int: (name: String, checksum: String)] {
-        let exists = try await connection.query("SELECT to_regclass('schema_migrations') IS NOT NULL").first(as: Bool.self) ?? false
+    private static func readApplied(_ connection: PostgresConnection) async throws -> [Int: (
+        name: String, checksum: String
+    )] {
+        let exists =
+            try await connection.query("SELECT to_regclass('schema_migrations') IS NOT NULL").first(as: Bool.self)
+            ?? false
         guard exists else { return [:] }
-        let rows = try await connection.query("SELECT version, name, checksum FROM schema_migrations").decode((Int, String, String).self)
+        let rows = try await connection.query("SELECT version, name, checksum FROM schema_migrations").decode(
+            (Int, String, String).self)
         var applied: [Int: (name: String, checksum: String)] = [:]
         for (version, name, checksum) in rows { applied[version] = (name, checksum) }
         return applied

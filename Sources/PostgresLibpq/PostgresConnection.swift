@@ -1,11 +1,12 @@
 import CLibpq
+import Logging
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Logging
-import Synchronization
 
 /// One libpq connection. Every blocking libpq call runs on the connection's own thread,
 /// never on Swift's cooperative executor.
@@ -55,7 +56,8 @@ public final class PostgresConnection: @unchecked Sendable {
                 return UnsafeSendable(connection)
             }
             return PostgresConnection(
-                pgconn: opened.value, thread: thread, statementCacheCapacity: configuration.preparedStatementCacheSize, logger: logger)
+                pgconn: opened.value, thread: thread, statementCacheCapacity: configuration.preparedStatementCacheSize,
+                logger: logger)
         } catch {
             thread.stop()
             throw error
@@ -69,10 +71,12 @@ public final class PostgresConnection: @unchecked Sendable {
         self.logger = logger
         self.cancelState = Mutex(CancelState(handle: PQgetCancel(pgconn)))
         self.notices = NoticeLogger(logger: logger)
-        PQsetNoticeReceiver(pgconn, { context, result in
-            guard let context, let result else { return }
-            Unmanaged<NoticeLogger>.fromOpaque(context).takeUnretainedValue().log(result)
-        }, Unmanaged.passUnretained(notices).toOpaque())
+        PQsetNoticeReceiver(
+            pgconn,
+            { context, result in
+                guard let context, let result else { return }
+                Unmanaged<NoticeLogger>.fromOpaque(context).takeUnretainedValue().log(result)
+            }, Unmanaged.passUnretained(notices).toOpaque())
     }
 
     /// The handle is finished on the connection's own thread, which then ends.
@@ -220,7 +224,8 @@ public final class PostgresConnection: @unchecked Sendable {
         readOnly: Bool = false,
         _ body: (PostgresConnection) async throws -> Result
     ) async throws -> Result {
-        try await query(PostgresQuery(unescaped: "BEGIN ISOLATION LEVEL \(isolation.sql)\(readOnly ? " READ ONLY" : "")"))
+        try await query(
+            PostgresQuery(unescaped: "BEGIN ISOLATION LEVEL \(isolation.sql)\(readOnly ? " READ ONLY" : "")"))
         let result: Result
         do {
             result = try await body(self)
@@ -237,7 +242,8 @@ public final class PostgresConnection: @unchecked Sendable {
         }
         // COMMIT of a transaction in which a statement failed answers ROLLBACK without an error.
         guard commit.commandTag == "COMMIT" else {
-            throw PostgresError(kind: .transactionAborted, message: "the transaction was rolled back because a statement in it failed")
+            throw PostgresError(
+                kind: .transactionAborted, message: "the transaction was rolled back because a statement in it failed")
         }
         return result
     }
@@ -253,8 +259,11 @@ public final class PostgresConnection: @unchecked Sendable {
 
     // MARK: - libpq plumbing (called on the connection's thread)
 
-    static func executePrepared(_ name: String, binds: [PostgresBindValue?], on pgconn: OpaquePointer) throws -> PostgresRows {
-        let sent = binds.isEmpty
+    static func executePrepared(_ name: String, binds: [PostgresBindValue?], on pgconn: OpaquePointer) throws
+        -> PostgresRows
+    {
+        let sent =
+            binds.isEmpty
             ? PQsendQueryPrepared(pgconn, name, 0, nil, nil, nil, 0)
             : withBindArrays(binds) { count, _, values, lengths, formats in
                 PQsendQueryPrepared(pgconn, name, count, values, lengths, formats, 0)
@@ -266,7 +275,8 @@ public final class PostgresConnection: @unchecked Sendable {
     }
 
     static func execute(_ query: PostgresQuery, on pgconn: OpaquePointer) throws -> PostgresRows {
-        let sent = query.binds.isEmpty
+        let sent =
+            query.binds.isEmpty
             ? PQsendQueryParams(pgconn, query.sql, 0, nil, nil, nil, nil, 0)
             : withBindArrays(query.binds) { count, types, values, lengths, formats in
                 PQsendQueryParams(pgconn, query.sql, count, types, values, lengths, formats, 0)
@@ -288,11 +298,15 @@ public final class PostgresConnection: @unchecked Sendable {
             case PGRES_COPY_IN:
                 PQclear(result)
                 _ = PQputCopyEnd(pgconn, "COPY FROM STDIN must go through copyIn")
-                if firstError == nil { firstError = PostgresError(kind: .misuse, message: "COPY FROM STDIN must go through copyIn") }
+                if firstError == nil {
+                    firstError = PostgresError(kind: .misuse, message: "COPY FROM STDIN must go through copyIn")
+                }
             case PGRES_COPY_OUT:
                 PQclear(result)
                 drainCopyOut(pgconn)
-                if firstError == nil { firstError = PostgresError(kind: .misuse, message: "COPY TO STDOUT must go through copyOut") }
+                if firstError == nil {
+                    firstError = PostgresError(kind: .misuse, message: "COPY TO STDOUT must go through copyOut")
+                }
             default:
                 if firstError == nil {
                     firstError = PostgresError.from(result: result, connection: pgconn)
@@ -370,8 +384,8 @@ private func withKeywordArrays<Result>(
     let keywords = parameters.map { strdup($0.keyword) }
     let values = parameters.map { strdup($0.value) }
     defer {
-        keywords.forEach { free($0) }
-        values.forEach { free($0) }
+        for keyword in keywords { free(keyword) }
+        for value in values { free(value) }
     }
     let keywordPointers = keywords.map { UnsafePointer($0) } + [nil]
     let valuePointers = values.map { UnsafePointer($0) } + [nil]
@@ -385,7 +399,9 @@ private func withKeywordArrays<Result>(
 /// Lays every bind value out in one buffer and passes libpq pointers into it, valid only inside `body`.
 private func withBindArrays<Result>(
     _ binds: [PostgresBindValue?],
-    _ body: (Int32, UnsafePointer<Oid>, UnsafePointer<UnsafePointer<CChar>?>, UnsafePointer<Int32>, UnsafePointer<Int32>) -> Result
+    _ body: (
+        Int32, UnsafePointer<Oid>, UnsafePointer<UnsafePointer<CChar>?>, UnsafePointer<Int32>, UnsafePointer<Int32>
+    ) -> Result
 ) -> Result {
     var storage: [UInt8] = []
     storage.reserveCapacity(binds.reduce(0) { $0 + ($1?.bytes.count ?? 0) + 1 })

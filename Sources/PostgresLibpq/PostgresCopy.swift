@@ -5,7 +5,9 @@ extension PostgresConnection {
     /// sends them in large chunks; returns the number of rows the server loaded.
     /// If `body` throws, the COPY is aborted (nothing is loaded) and the error is rethrown.
     @discardableResult
-    public func copyIn(_ statement: PostgresQuery, _ body: (PostgresCopyInWriter) async throws -> Void) async throws -> Int {
+    public func copyIn(_ statement: PostgresQuery, _ body: (PostgresCopyInWriter) async throws -> Void) async throws
+        -> Int
+    {
         guard statement.binds.isEmpty else {
             throw PostgresError(kind: .misuse, message: "COPY takes no bind parameters")
         }

@@ -27,7 +27,8 @@ public struct PostgresDecodingError: Error, Sendable, CustomStringConvertible {
     public var description: String {
         switch failure {
         case .unexpectedNull: "column \(column) is NULL but \(targetType) is not optional"
-        case .invalidText(let text): "column \(column): cannot read \(text.debugDescription.prefix(80)) as \(targetType)"
+        case .invalidText(let text):
+            "column \(column): cannot read \(text.debugDescription.prefix(80)) as \(targetType)"
         }
     }
 }
@@ -38,7 +39,9 @@ extension UnsafeRawBufferPointer {
 
 /// Parses a decimal integer without going through `String`.
 @inline(__always)
-private func parseInteger<T: FixedWidthInteger>(_ text: UnsafeRawBufferPointer, as: T.Type) throws(PostgresDecodingFailure) -> T {
+private func parseInteger<T: FixedWidthInteger>(_ text: UnsafeRawBufferPointer, as: T.Type)
+    throws(PostgresDecodingFailure) -> T
+{
     guard !text.isEmpty else { throw .invalidText("") }
     var index = 0
     let negative = text[0] == UInt8(ascii: "-")
@@ -50,7 +53,8 @@ private func parseInteger<T: FixedWidthInteger>(_ text: UnsafeRawBufferPointer, 
         guard byte >= 48 && byte <= 57 else { throw .invalidText(text.utf8String) }
         let digit = T(byte - 48)
         let (multiplied, overflow1) = value.multipliedReportingOverflow(by: 10)
-        let (next, overflow2) = negative ? multiplied.subtractingReportingOverflow(digit) : multiplied.addingReportingOverflow(digit)
+        let (next, overflow2) =
+            negative ? multiplied.subtractingReportingOverflow(digit) : multiplied.addingReportingOverflow(digit)
         guard !overflow1 && !overflow2 else { throw .invalidText(text.utf8String) }
         value = next
         index += 1
@@ -183,7 +187,9 @@ extension Array: PostgresDecodable where Element: PostgresDecodable {
                 index += 1  // closing quote
             } else {
                 while index < end, bytes[index] != UInt8(ascii: ",") {
-                    guard bytes[index] != UInt8(ascii: "{") else { throw .invalidText("multi-dimensional arrays are not supported") }
+                    guard bytes[index] != UInt8(ascii: "{") else {
+                        throw .invalidText("multi-dimensional arrays are not supported")
+                    }
                     element.append(bytes[index])
                     index += 1
                 }
@@ -192,7 +198,9 @@ extension Array: PostgresDecodable where Element: PostgresDecodable {
                 result.append(try Element.postgresNull())
             } else {
                 let decoded = element.withUnsafeBytes { buffer in
-                    Result { () throws(PostgresDecodingFailure) -> Element in try Element(postgresText: buffer, typeOID: 0) }
+                    Result { () throws(PostgresDecodingFailure) -> Element in
+                        try Element(postgresText: buffer, typeOID: 0)
+                    }
                 }
                 result.append(try decoded.get())
             }

@@ -31,22 +31,30 @@ extension Substring: PostgresEncodable {
 }
 
 extension Int: PostgresEncodable, PostgresArrayElement {
-    public var postgresBindValue: PostgresBindValue { PostgresBindValue(text: String(self), typeOID: PostgresTypeOID.int8) }
+    public var postgresBindValue: PostgresBindValue {
+        PostgresBindValue(text: String(self), typeOID: PostgresTypeOID.int8)
+    }
     public static var postgresArrayTypeOID: UInt32 { PostgresTypeOID.int8Array }
 }
 
 extension Int64: PostgresEncodable, PostgresArrayElement {
-    public var postgresBindValue: PostgresBindValue { PostgresBindValue(text: String(self), typeOID: PostgresTypeOID.int8) }
+    public var postgresBindValue: PostgresBindValue {
+        PostgresBindValue(text: String(self), typeOID: PostgresTypeOID.int8)
+    }
     public static var postgresArrayTypeOID: UInt32 { PostgresTypeOID.int8Array }
 }
 
 extension Int32: PostgresEncodable, PostgresArrayElement {
-    public var postgresBindValue: PostgresBindValue { PostgresBindValue(text: String(self), typeOID: PostgresTypeOID.int4) }
+    public var postgresBindValue: PostgresBindValue {
+        PostgresBindValue(text: String(self), typeOID: PostgresTypeOID.int4)
+    }
     public static var postgresArrayTypeOID: UInt32 { PostgresTypeOID.int4Array }
 }
 
 extension Bool: PostgresEncodable, PostgresArrayElement {
-    public var postgresBindValue: PostgresBindValue { PostgresBindValue(text: self ? "t" : "f", typeOID: PostgresTypeOID.bool) }
+    public var postgresBindValue: PostgresBindValue {
+        PostgresBindValue(text: self ? "t" : "f", typeOID: PostgresTypeOID.bool)
+    }
     public static var postgresArrayTypeOID: UInt32 { PostgresTypeOID.boolArray }
 }
 
@@ -66,7 +74,9 @@ extension Double: PostgresEncodable, PostgresArrayElement {
 }
 
 extension UUID: PostgresEncodable, PostgresArrayElement {
-    public var postgresBindValue: PostgresBindValue { PostgresBindValue(text: uuidString.lowercased(), typeOID: PostgresTypeOID.uuid) }
+    public var postgresBindValue: PostgresBindValue {
+        PostgresBindValue(text: uuidString.lowercased(), typeOID: PostgresTypeOID.uuid)
+    }
     public static var postgresArrayTypeOID: UInt32 { PostgresTypeOID.uuidArray }
 }
 
@@ -161,7 +171,9 @@ enum PostgresTimestamp {
         }
         // Years above 9999 have more digits.
         var yearDigits = 0
-        while index + yearDigits < count, text[index + yearDigits] >= 48, text[index + yearDigits] <= 57 { yearDigits += 1 }
+        while index + yearDigits < count, text[index + yearDigits] >= 48, text[index + yearDigits] <= 57 {
+            yearDigits += 1
+        }
         guard yearDigits >= 4, let year = number(yearDigits), expect(UInt8(ascii: "-")),
             let month = number(2), expect(UInt8(ascii: "-")), let day = number(2)
         else { return nil }

@@ -93,7 +93,8 @@ extension PostgresError {
             guard let value = PQresultErrorField(result, code) else { return nil }
             return String(cString: value)
         }
-        let primary = field(Int32(UInt8(ascii: "M")))
+        let primary =
+            field(Int32(UInt8(ascii: "M")))
             ?? PQresultErrorMessage(result).map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
             ?? connection.flatMap { PQerrorMessage($0).map { String(cString: $0) } }
             ?? "unknown error"
@@ -116,7 +117,8 @@ extension PostgresError {
     /// Builds a connection-level error from the connection's last message.
     static func connection(_ connection: OpaquePointer?, fallback: String) -> PostgresError {
         let message = connection.flatMap { PQerrorMessage($0).map { String(cString: $0) } } ?? ""
-        return PostgresError(kind: .connection, message: message.isEmpty ? fallback : message.trimmingTrailingNewlines())
+        return PostgresError(
+            kind: .connection, message: message.isEmpty ? fallback : message.trimmingTrailingNewlines())
     }
 }
 

@@ -129,7 +129,8 @@ public final class PostgresPool: Service, Sendable {
                     try await connection.withTransaction(isolation: isolation, readOnly: readOnly, body)
                 }
             } catch let error as PostgresError where error.isRetryableTransactionFailure && attempt < maxAttempts {
-                logger.debug("retrying transaction", metadata: ["attempt": "\(attempt)", "sqlstate": "\(error.sqlState ?? "")"])
+                logger.debug(
+                    "retrying transaction", metadata: ["attempt": "\(attempt)", "sqlstate": "\(error.sqlState ?? "")"])
                 // Exponential backoff with full jitter: up to 2, 4, 8, … ms.
                 let ceiling = 1 << min(attempt, 10)
                 try await Task.sleep(for: .microseconds(Int.random(in: 0...(ceiling * 1000))))
@@ -160,8 +161,13 @@ public final class PostgresPool: Service, Sendable {
             return state.nextWaiterID
         }
         return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<PostgresConnection, any Error>) in
-                enum Action { case give(PostgresConnection), fail(any Error), wait(open: Bool) }
+            try await withCheckedThrowingContinuation {
+                (continuation: CheckedContinuation<PostgresConnection, any Error>) in
+                enum Action {
+                    case give(PostgresConnection)
+                    case fail(any Error)
+                    case wait(open: Bool)
+                }
                 let action: Action = state.withLock { state in
                     switch state.phase {
                     case .closing, .closed:
@@ -175,7 +181,8 @@ public final class PostgresPool: Service, Sendable {
                         break
                     }
                     if Task.isCancelled { return .fail(CancellationError()) }
-                    state.waiters.append(Waiter(id: id, deadline: .now + poolConfiguration.acquireTimeout, continuation: continuation))
+                    state.waiters.append(
+                        Waiter(id: id, deadline: .now + poolConfiguration.acquireTimeout, continuation: continuation))
                     let open = state.phase == .running && state.total < poolConfiguration.maximumConnections
                     if open { state.statistics.opening += 1 }
                     return .wait(open: open)
@@ -203,7 +210,11 @@ public final class PostgresPool: Service, Sendable {
         let reusable = connection.isUsable && connection.isIdleInTransactionTerms
         // Marked before anyone else can take it, so its next user checks it is still alive.
         if reusable { connection.markIdle() }
-        enum Action { case none, give(Waiter), retire(open: Bool) }
+        enum Action {
+            case none
+            case give(Waiter)
+            case retire(open: Bool)
+        }
         let action: Action = state.withLock { state in
             state.statistics.leased -= 1
             if !reusable || state.phase != .running {
@@ -233,7 +244,9 @@ public final class PostgresPool: Service, Sendable {
             waiter.continuation.resume(returning: connection)
         case .retire(let open):
             if !reusable {
-                logger.notice("discarding a database connection", metadata: ["reason": "\(connection.isUsable ? "left inside a transaction" : "broken")"])
+                logger.notice(
+                    "discarding a database connection",
+                    metadata: ["reason": "\(connection.isUsable ? "left inside a transaction" : "broken")"])
             }
             retire(connection)
             if open { eventSink.yield(.open) }
@@ -250,16 +263,19 @@ public final class PostgresPool: Service, Sendable {
     public func run() async throws {
         let initialOpens = state.withLock { state in
             state.phase = .running
-            let wanted = max(poolConfiguration.minimumConnections, min(state.waiters.count, poolConfiguration.maximumConnections))
+            let wanted = max(
+                poolConfiguration.minimumConnections, min(state.waiters.count, poolConfiguration.maximumConnections))
             let missing = max(0, wanted - state.total)
             state.statistics.opening += missing
             return missing
         }
         for _ in 0..<initialOpens { eventSink.yield(.open) }
-        logger.info("database pool started", metadata: [
-            "database": "\(configuration.redactedDescription)",
-            "min": "\(poolConfiguration.minimumConnections)", "max": "\(poolConfiguration.maximumConnections)",
-        ])
+        logger.info(
+            "database pool started",
+            metadata: [
+                "database": "\(configuration.redactedDescription)",
+                "min": "\(poolConfiguration.minimumConnections)", "max": "\(poolConfiguration.maximumConnections)",
+            ])
 
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
@@ -339,8 +355,10 @@ public final class PostgresPool: Service, Sendable {
                 return expired
             }
             for waiter in expired {
-                waiter.continuation.resume(throwing: PostgresError(
-                    kind: .acquireTimeout, message: "no database connection became free within \(poolConfiguration.acquireTimeout)"))
+                waiter.continuation.resume(
+                    throwing: PostgresError(
+                        kind: .acquireTimeout,
+                        message: "no database connection became free within \(poolConfiguration.acquireTimeout)"))
             }
         }
     }
@@ -354,7 +372,9 @@ public final class PostgresPool: Service, Sendable {
                 let cutoff = ContinuousClock.now - poolConfiguration.idleTimeout
                 var expired: [PostgresConnection] = []
                 // Oldest first; never go below the minimum.
-                while state.total > poolConfiguration.minimumConnections, let oldest = state.idle.first, oldest.since < cutoff {
+                while state.total > poolConfiguration.minimumConnections, let oldest = state.idle.first,
+                    oldest.since < cutoff
+                {
                     expired.append(state.idle.removeFirst().connection)
                     state.statistics.closed += 1
                 }
@@ -378,7 +398,8 @@ public final class PostgresPool: Service, Sendable {
             return (idle, waiters, state.statistics.leased)
         }
         for waiter in waiters {
-            waiter.continuation.resume(throwing: PostgresError(kind: .poolClosed, message: "the connection pool is shutting down"))
+            waiter.continuation.resume(
+                throwing: PostgresError(kind: .poolClosed, message: "the connection pool is shutting down"))
         }
         idle.forEach(retire)
         if leased > 0 {

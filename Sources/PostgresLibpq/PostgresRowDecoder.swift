@@ -28,7 +28,8 @@ struct PostgresRowDecoder: Decoder {
 
         private func column(_ key: Key) throws -> Int {
             guard let column = row.rows.columnIndex(named: key.stringValue) else {
-                throw DecodingError.keyNotFound(key, .init(codingPath: codingPath, debugDescription: "no column \(key.stringValue)"))
+                throw DecodingError.keyNotFound(
+                    key, .init(codingPath: codingPath, debugDescription: "no column \(key.stringValue)"))
             }
             return column
         }
@@ -50,16 +51,23 @@ struct PostgresRowDecoder: Decoder {
             try row.decode(type, column: column)
         }
 
-        func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws -> KeyedDecodingContainer<NestedKey> {
-            throw DecodingError.typeMismatch(type, .init(codingPath: codingPath, debugDescription: "nested containers are not supported in rows"))
+        func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws
+            -> KeyedDecodingContainer<NestedKey>
+        {
+            throw DecodingError.typeMismatch(
+                type, .init(codingPath: codingPath, debugDescription: "nested containers are not supported in rows"))
         }
 
         func nestedUnkeyedContainer(forKey key: Key) throws -> any UnkeyedDecodingContainer {
-            throw DecodingError.typeMismatch([Any].self, .init(codingPath: codingPath, debugDescription: "nested containers are not supported in rows"))
+            throw DecodingError.typeMismatch(
+                [Any].self,
+                .init(codingPath: codingPath, debugDescription: "nested containers are not supported in rows"))
         }
 
         func superDecoder() throws -> any Decoder { PostgresRowDecoder(row: row, codingPath: codingPath) }
-        func superDecoder(forKey key: Key) throws -> any Decoder { PostgresRowDecoder(row: row, codingPath: codingPath + [key]) }
+        func superDecoder(forKey key: Key) throws -> any Decoder {
+            PostgresRowDecoder(row: row, codingPath: codingPath + [key])
+        }
     }
 
     /// Decodes one cell for `RawRepresentable` and other single-value `Decodable` types.
@@ -70,10 +78,12 @@ struct PostgresRowDecoder: Decoder {
         var userInfo: [CodingUserInfoKey: Any] { [:] }
 
         func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
-            throw DecodingError.typeMismatch(type, .init(codingPath: codingPath, debugDescription: "a cell is a single value"))
+            throw DecodingError.typeMismatch(
+                type, .init(codingPath: codingPath, debugDescription: "a cell is a single value"))
         }
         func unkeyedContainer() throws -> any UnkeyedDecodingContainer {
-            throw DecodingError.typeMismatch([Any].self, .init(codingPath: codingPath, debugDescription: "a cell is a single value"))
+            throw DecodingError.typeMismatch(
+                [Any].self, .init(codingPath: codingPath, debugDescription: "a cell is a single value"))
         }
         func singleValueContainer() throws -> any SingleValueDecodingContainer { self }
 

@@ -68,7 +68,9 @@ public struct PostgresRows: Sendable, RandomAccessCollection {
     }
 
     /// Decodes a row's columns in order into a tuple of the given types.
-    static func decodeColumns<each T: PostgresDecodable>(_ row: PostgresRow, as types: (repeat each T).Type) throws -> (repeat each T) {
+    static func decodeColumns<each T: PostgresDecodable>(_ row: PostgresRow, as types: (repeat each T).Type) throws -> (
+        repeat each T
+    ) {
         var column = 0
         func next<Value: PostgresDecodable>(_ type: Value.Type) throws -> Value {
             defer { column += 1 }
@@ -112,14 +114,16 @@ public struct PostgresRow: Sendable {
             let buffer = UnsafeRawBufferPointer(start: PQgetvalue(result, row, field), count: length)
             return try T(postgresText: buffer, typeOID: PQftype(result, field))
         } catch {
-            throw PostgresDecodingError(column: rows.columns[column], targetType: String(describing: T.self), failure: error)
+            throw PostgresDecodingError(
+                column: rows.columns[column], targetType: String(describing: T.self), failure: error)
         }
     }
 
     /// Decodes the cell of a named column.
     public func decode<T: PostgresDecodable>(_ type: T.Type, column name: String) throws -> T {
         guard let column = rows.columnIndex(named: name) else {
-            throw PostgresDecodingError(column: name, targetType: String(describing: T.self), failure: .invalidText("no such column"))
+            throw PostgresDecodingError(
+                column: name, targetType: String(describing: T.self), failure: .invalidText("no such column"))
         }
         return try decode(type, column: column)
     }

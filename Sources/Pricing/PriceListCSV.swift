@@ -1,5 +1,5 @@
-import SMSCore
 import ResellerCore
+import SMSCore
 
 /// The CSV form of a price version: a header `prefix,price,status`, then one entry per line.
 ///
@@ -19,7 +19,9 @@ package enum PriceListCSV {
             case .problem(let field, let message):
                 collector.fail(field, message)
             case .record(let line, let fields):
-                collector.add(prefix: fields["prefix"]!, price: fields["price"]!, status: fields["status"], source: .csv(line: line))
+                collector.add(
+                    prefix: fields["prefix"]!, price: fields["price"]!, status: fields["status"],
+                    source: .csv(line: line))
             }
         }
     }

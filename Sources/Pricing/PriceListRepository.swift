@@ -1,7 +1,7 @@
 import Foundation
 import PostgresLibpq
-import SMSCore
 import ResellerCore
+import SMSCore
 
 /// A price list of any layer, with its version in force now.
 package struct PriceListRecord: Codable, Sendable {
@@ -22,9 +22,15 @@ package struct PriceListRecord: Codable, Sendable {
 
     package enum CodingKeys: String, CodingKey {
         case id, layer, name, description
-        case resellerID = "reseller_id", allowLoss = "allow_loss", createdBy = "created_by", createdAt = "created_at"
-        case updatedAt = "updated_at", versionCount = "version_count", currentVersionID = "current_version_id"
-        case currentEffectiveFrom = "current_effective_from", nextEffectiveFrom = "next_effective_from"
+        case resellerID = "reseller_id"
+        case allowLoss = "allow_loss"
+        case createdBy = "created_by"
+        case createdAt = "created_at"
+        case updatedAt = "updated_at"
+        case versionCount = "version_count"
+        case currentVersionID = "current_version_id"
+        case currentEffectiveFrom = "current_effective_from"
+        case nextEffectiveFrom = "next_effective_from"
     }
 }
 
@@ -52,8 +58,12 @@ package struct PriceVersionRecord: Codable, Sendable {
 
     package enum CodingKeys: String, CodingKey {
         case id, layer, state, note
-        case priceListID = "price_list_id", resellerID = "reseller_id", effectiveFrom = "effective_from", entryCount = "entry_count"
-        case createdBy = "created_by", createdAt = "created_at"
+        case priceListID = "price_list_id"
+        case resellerID = "reseller_id"
+        case effectiveFrom = "effective_from"
+        case entryCount = "entry_count"
+        case createdBy = "created_by"
+        case createdAt = "created_at"
     }
 }
 
@@ -116,7 +126,8 @@ package struct PriceDefaultsRecord: Codable, Sendable, Equatable {
     package var wholesalePriceListID: UUID?
 
     package enum CodingKeys: String, CodingKey {
-        case upstreamCostPriceListID = "upstream_cost_price_list_id", wholesalePriceListID = "wholesale_price_list_id"
+        case upstreamCostPriceListID = "upstream_cost_price_list_id"
+        case wholesalePriceListID = "wholesale_price_list_id"
     }
 }
 
@@ -161,7 +172,9 @@ package struct PriceListRepository: Sendable {
         """
     }
 
-    package static func find(on connection: PostgresConnection, id: UUID, scope: TenantScope) async throws -> PriceListRecord? {
+    package static func find(on connection: PostgresConnection, id: UUID, scope: TenantScope) async throws
+        -> PriceListRecord?
+    {
         try await connection.query("SELECT * FROM (\(visibleLists(scope))) lists WHERE id = \(id)")
             .decodeRecords(PriceListRecord.self).first
     }
@@ -172,14 +185,18 @@ package struct PriceListRepository: Sendable {
     }
 
     /// One page ordered by id.
-    package func list(scope: TenantScope, layer: PriceLayer?, after cursor: UUID?, limit: Int) async throws -> [PriceListRecord] {
-        try await pool.query("""
+    package func list(scope: TenantScope, layer: PriceLayer?, after cursor: UUID?, limit: Int) async throws
+        -> [PriceListRecord]
+    {
+        try await pool.query(
+            """
             SELECT * FROM (\(Self.visibleLists(scope))) lists
             WHERE (\(layer?.rawValue)::text IS NULL OR layer = \(layer?.rawValue)::text)
               AND (\(cursor)::uuid IS NULL OR id > \(cursor)::uuid)
             ORDER BY id
             LIMIT \(limit)
-            """).decodeRecords(PriceListRecord.self)
+            """
+        ).decodeRecords(PriceListRecord.self)
     }
 
     /// A platform list (`resellerID` nil) or a retail list of `resellerID`.
@@ -189,15 +206,19 @@ package struct PriceListRepository: Sendable {
         try await pool.withTransaction { connection in
             let id: UUID
             if layer.isPlatform {
-                id = try await connection.query("""
+                id = try await connection.query(
+                    """
                     INSERT INTO platform_price_list (layer, name, description, created_by)
                     VALUES (\(layer.rawValue), \(name), \(description), \(actor.actor)) RETURNING id
-                    """).first(as: UUID.self)!
+                    """
+                ).first(as: UUID.self)!
             } else {
-                id = try await connection.query("""
+                id = try await connection.query(
+                    """
                     INSERT INTO retail_price_list (reseller_id, name, description, allow_loss, created_by)
                     VALUES (\(resellerID!), \(name), \(description), \(allowLoss), \(actor.actor)) RETURNING id
-                    """).first(as: UUID.self)!
+                    """
+                ).first(as: UUID.self)!
             }
             let record = try await Self.find(on: connection, id: id, scope: .everything)!
             try await AuditRepository.record(
@@ -208,23 +229,28 @@ package struct PriceListRepository: Sendable {
     }
 
     /// Sets the given fields (an empty `description` clears it); `allowLoss` only for retail lists.
-    package func update(_ list: PriceListRecord, name: String?, description: String?, allowLoss: Bool?, by actor: AuditActor) async throws -> PriceListRecord {
+    package func update(
+        _ list: PriceListRecord, name: String?, description: String?, allowLoss: Bool?, by actor: AuditActor
+    ) async throws -> PriceListRecord {
         try await pool.withTransaction { connection in
             if let resellerID = list.resellerID {
-                try await connection.query("SELECT 1 FROM retail_price_list WHERE reseller_id = \(resellerID) AND id = \(list.id) FOR UPDATE")
+                try await connection.query(
+                    "SELECT 1 FROM retail_price_list WHERE reseller_id = \(resellerID) AND id = \(list.id) FOR UPDATE")
             } else {
                 try await connection.query("SELECT 1 FROM platform_price_list WHERE id = \(list.id) FOR UPDATE")
             }
             let before = try await Self.find(on: connection, id: list.id, scope: .everything)!
             if list.layer.isPlatform {
-                try await connection.query("""
+                try await connection.query(
+                    """
                     UPDATE platform_price_list SET
                         name = coalesce(\(name)::text, name),
                         description = CASE WHEN \(description)::text IS NULL THEN description ELSE nullif(\(description)::text, '') END
                     WHERE id = \(list.id)
                     """)
             } else {
-                try await connection.query("""
+                try await connection.query(
+                    """
                     UPDATE retail_price_list SET
                         name = coalesce(\(name)::text, name),
                         description = CASE WHEN \(description)::text IS NULL THEN description ELSE nullif(\(description)::text, '') END,
@@ -267,39 +293,51 @@ package struct PriceListRepository: Sendable {
     }
 
     /// One page, latest `effective_from` first; the cursor is the last version id of the previous page.
-    package func versions(of list: PriceListRecord, after cursor: UUID?, limit: Int) async throws -> [PriceVersionRecord] {
-        try await pool.query("""
+    package func versions(of list: PriceListRecord, after cursor: UUID?, limit: Int) async throws
+        -> [PriceVersionRecord]
+    {
+        try await pool.query(
+            """
             SELECT * FROM (\(Self.versions(of: list))) versions
             WHERE \(cursor)::uuid IS NULL
                OR (effective_from, id) < (SELECT effective_from, id FROM (\(Self.versions(of: list))) c WHERE c.id = \(cursor)::uuid)
             ORDER BY effective_from DESC, id DESC
             LIMIT \(limit)
-            """).decodeRecords(PriceVersionRecord.self)
+            """
+        ).decodeRecords(PriceVersionRecord.self)
     }
 
     package func version(id: UUID, of list: PriceListRecord) async throws -> PriceVersionRecord? {
         try await pool.withConnection { try await Self.version(on: $0, id: id, of: list) }
     }
 
-    private static func version(on connection: PostgresConnection, id: UUID, of list: PriceListRecord) async throws -> PriceVersionRecord? {
+    private static func version(on connection: PostgresConnection, id: UUID, of list: PriceListRecord) async throws
+        -> PriceVersionRecord?
+    {
         try await connection.query("SELECT * FROM (\(versions(of: list))) versions WHERE id = \(id)")
             .decodeRecords(PriceVersionRecord.self).first
     }
 
     /// Entries ordered by prefix, after `prefix` (keyset paging; versions never change, so pages are consistent).
-    package func entries(of version: PriceVersionRecord, after prefix: String? = nil, limit: Int = PriceRules.maximumEntries) async throws -> [PriceEntryRecord] {
+    package func entries(
+        of version: PriceVersionRecord, after prefix: String? = nil, limit: Int = PriceRules.maximumEntries
+    ) async throws -> [PriceEntryRecord] {
         if let resellerID = version.resellerID {
-            return try await pool.query("""
+            return try await pool.query(
+                """
                 SELECT prefix, price, status FROM retail_price_entry
                 WHERE reseller_id = \(resellerID) AND version_id = \(version.id) AND (\(prefix)::text IS NULL OR prefix > \(prefix)::text)
                 ORDER BY prefix LIMIT \(limit)
-                """).decodeRecords(PriceEntryRecord.self)
+                """
+            ).decodeRecords(PriceEntryRecord.self)
         }
-        return try await pool.query("""
+        return try await pool.query(
+            """
             SELECT prefix, price, status FROM platform_price_entry
             WHERE version_id = \(version.id) AND (\(prefix)::text IS NULL OR prefix > \(prefix)::text)
             ORDER BY prefix LIMIT \(limit)
-            """).decodeRecords(PriceEntryRecord.self)
+            """
+        ).decodeRecords(PriceEntryRecord.self)
     }
 
     package enum CreateVersionResult: Sendable {
@@ -325,9 +363,11 @@ package struct PriceListRepository: Sendable {
                 // Versions of one list are created one at a time; allow_loss is read under the same lock.
                 let allowLoss: Bool
                 if let resellerID = list.resellerID {
-                    allowLoss = try await connection.query("""
+                    allowLoss = try await connection.query(
+                        """
                         SELECT allow_loss FROM retail_price_list WHERE reseller_id = \(resellerID) AND id = \(list.id) FOR UPDATE
-                        """).first(as: Bool.self)!
+                        """
+                    ).first(as: Bool.self)!
                 } else {
                     try await connection.query("SELECT 1 FROM platform_price_list WHERE id = \(list.id) FOR UPDATE")
                     allowLoss = false
@@ -344,21 +384,27 @@ package struct PriceListRepository: Sendable {
                 let statuses = entries.map(\.status.rawValue)
                 let versionID: UUID
                 if let resellerID = list.resellerID {
-                    versionID = try await connection.query("""
+                    versionID = try await connection.query(
+                        """
                         INSERT INTO retail_price_version (reseller_id, price_list_id, effective_from, entry_count, note, created_by)
                         VALUES (\(resellerID), \(list.id), \(effective), \(entries.count), \(note), \(actor.actor)) RETURNING id
-                        """).first(as: UUID.self)!
-                    try await connection.query("""
+                        """
+                    ).first(as: UUID.self)!
+                    try await connection.query(
+                        """
                         INSERT INTO retail_price_entry (reseller_id, version_id, prefix, price, status)
                         SELECT \(resellerID), \(versionID), e.prefix, e.price, e.status
                         FROM unnest(\(prefixes)::text[], \(prices)::bigint[], \(statuses)::text[]) AS e (prefix, price, status)
                         """)
                 } else {
-                    versionID = try await connection.query("""
+                    versionID = try await connection.query(
+                        """
                         INSERT INTO platform_price_version (price_list_id, effective_from, entry_count, note, created_by)
                         VALUES (\(list.id), \(effective), \(entries.count), \(note), \(actor.actor)) RETURNING id
-                        """).first(as: UUID.self)!
-                    try await connection.query("""
+                        """
+                    ).first(as: UUID.self)!
+                    try await connection.query(
+                        """
                         INSERT INTO platform_price_entry (version_id, prefix, price, status)
                         SELECT \(versionID), e.prefix, e.price, e.status
                         FROM unnest(\(prefixes)::text[], \(prices)::bigint[], \(statuses)::text[]) AS e (prefix, price, status)
@@ -366,12 +412,15 @@ package struct PriceListRepository: Sendable {
                 }
                 var warnings: [PriceLoss] = []
                 if let resellerID = list.resellerID {
-                    warnings = try await Self.losses(on: connection, resellerID: resellerID, listID: list.id, versionID: versionID, effectiveFrom: effective)
+                    warnings = try await Self.losses(
+                        on: connection, resellerID: resellerID, listID: list.id, versionID: versionID,
+                        effectiveFrom: effective)
                     if !warnings.isEmpty, !allowLoss { throw LossRefusal(losses: warnings) }
                 }
                 let version = try await Self.version(on: connection, id: versionID, of: list)!
                 try await AuditRepository.record(
-                    on: connection, by: actor, action: "price_list_version.create", targetType: "price_list_version", targetID: versionID,
+                    on: connection, by: actor, action: "price_list_version.create", targetType: "price_list_version",
+                    targetID: versionID,
                     resellerID: list.resellerID, before: nil, after: version)
                 return .created(version, warnings: warnings)
             }
@@ -392,7 +441,8 @@ package struct PriceListRepository: Sendable {
     private static func losses(
         on connection: PostgresConnection, resellerID: UUID, listID: UUID, versionID: UUID, effectiveFrom: Date
     ) async throws -> [PriceLoss] {
-        try await connection.query("""
+        try await connection.query(
+            """
             WITH period AS (
                 SELECT \(effectiveFrom)::timestamptz AS starts,
                        (SELECT min(effective_from) FROM retail_price_version
@@ -415,19 +465,23 @@ package struct PriceListRepository: Sendable {
             WHERE rm.status = 'sellable' AND wm.status = 'sellable' AND rm.price < wm.price
             GROUP BY rm.prefix, rm.price, wm.prefix
             ORDER BY rm.prefix, wm.prefix
-            """).decode((String, Int64, String, Int64).self).map {
+            """
+        ).decode((String, Int64, String, Int64).self).map {
             PriceLoss(
-                retailPrefix: $0.0, retailPrice: Money(minorUnits: $0.1), wholesalePrefix: $0.2, wholesalePrice: Money(minorUnits: $0.3))
+                retailPrefix: $0.0, retailPrice: Money(minorUnits: $0.1), wholesalePrefix: $0.2,
+                wholesalePrice: Money(minorUnits: $0.3))
         }
     }
 
     // MARK: - Platform defaults
 
     private static func defaults(on connection: PostgresConnection) async throws -> PriceDefaultsRecord {
-        try await connection.query("""
+        try await connection.query(
+            """
             SELECT effective_upstream_cost_price_list() AS upstream_cost_price_list_id,
                    (SELECT price_list_id FROM platform_price_default WHERE layer = 'wholesale') AS wholesale_price_list_id
-            """).decodeRecords(PriceDefaultsRecord.self)[0]
+            """
+        ).decodeRecords(PriceDefaultsRecord.self)[0]
     }
 
     package func defaults() async throws -> PriceDefaultsRecord {
@@ -435,12 +489,15 @@ package struct PriceListRepository: Sendable {
     }
 
     /// Sets the given defaults; the callers have checked that each id names a platform list of its layer.
-    package func updateDefaults(upstreamCost: UUID?, wholesale: UUID?, by actor: AuditActor) async throws -> PriceDefaultsRecord {
+    package func updateDefaults(upstreamCost: UUID?, wholesale: UUID?, by actor: AuditActor) async throws
+        -> PriceDefaultsRecord
+    {
         try await pool.withTransaction { connection in
             let before = try await Self.defaults(on: connection)
             for (layer, id) in [(PriceLayer.upstreamCost, upstreamCost), (.wholesale, wholesale)] {
                 guard let id else { continue }
-                try await connection.query("""
+                try await connection.query(
+                    """
                     INSERT INTO platform_price_default (layer, price_list_id, assigned_by) VALUES (\(layer.rawValue), \(id), \(actor.actor))
                     ON CONFLICT (layer) DO UPDATE SET price_list_id = excluded.price_list_id, assigned_by = excluded.assigned_by, assigned_at = now()
                     WHERE platform_price_default.price_list_id <> excluded.price_list_id
@@ -449,7 +506,8 @@ package struct PriceListRepository: Sendable {
             let after = try await Self.defaults(on: connection)
             if after != before {
                 try await AuditRepository.record(
-                    on: connection, by: actor, action: "price_defaults.update", targetType: "price_defaults", targetID: "platform",
+                    on: connection, by: actor, action: "price_defaults.update", targetType: "price_defaults",
+                    targetID: "platform",
                     resellerID: nil, before: before, after: after)
             }
             return after
@@ -466,7 +524,9 @@ package struct PriceListRepository: Sendable {
 
         enum CodingKeys: String, CodingKey {
             case own
-            case listID = "list_id", versionID = "version_id", effectiveFrom = "effective_from"
+            case listID = "list_id"
+            case versionID = "version_id"
+            case effectiveFrom = "effective_from"
         }
 
         func record(fallback: AppliedPriceListRecord.Source) -> AppliedPriceListRecord {
@@ -476,8 +536,11 @@ package struct PriceListRepository: Sendable {
         }
     }
 
-    private static func resellerPricing(on connection: PostgresConnection, resellerID: UUID) async throws -> ResellerPricingRecord? {
-        let rows = try await connection.query("""
+    private static func resellerPricing(on connection: PostgresConnection, resellerID: UUID) async throws
+        -> ResellerPricingRecord?
+    {
+        let rows = try await connection.query(
+            """
             SELECT 1 AS layer_order, w.list AS list_id, EXISTS (SELECT 1 FROM reseller_wholesale_price_list a WHERE a.reseller_id = r.id) AS own,
                    wv.id AS version_id, wv.effective_from
             FROM reseller r
@@ -491,29 +554,37 @@ package struct PriceListRepository: Sendable {
             LEFT JOIN retail_price_version rv ON rv.reseller_id = r.id AND rv.id = retail_price_version_at(r.id, d.price_list_id, now())
             WHERE r.id = \(resellerID)
             ORDER BY layer_order
-            """).decodeRecords(AppliedRow.self)
+            """
+        ).decodeRecords(AppliedRow.self)
         guard rows.count == 2 else { return nil }
         return ResellerPricingRecord(
-            resellerID: resellerID, wholesale: rows[0].record(fallback: .default), defaultRetail: rows[1].record(fallback: .own))
+            resellerID: resellerID, wholesale: rows[0].record(fallback: .default),
+            defaultRetail: rows[1].record(fallback: .own))
     }
 
     package func resellerPricing(resellerID: UUID) async throws -> ResellerPricingRecord? {
         try await pool.withConnection { try await Self.resellerPricing(on: $0, resellerID: resellerID) }
     }
 
-    private static func subAccountPricing(on connection: PostgresConnection, subAccountID: UUID) async throws -> SubAccountPricingRecord? {
-        guard let row = try await connection.query("""
-            SELECT s.reseller_id, l.list AS list_id,
-                   EXISTS (SELECT 1 FROM sub_account_retail_price_list a WHERE a.reseller_id = s.reseller_id AND a.sub_account_id = s.id) AS own,
-                   v.id AS version_id, v.effective_from
-            FROM sub_account s
-            CROSS JOIN LATERAL (SELECT effective_retail_price_list(s.reseller_id, s.id) AS list) l
-            LEFT JOIN retail_price_version v ON v.reseller_id = s.reseller_id AND v.id = retail_price_version_at(s.reseller_id, l.list, now())
-            WHERE s.id = \(subAccountID)
-            """).first(as: (UUID, UUID?, Bool, UUID?, Date?).self)
+    private static func subAccountPricing(on connection: PostgresConnection, subAccountID: UUID) async throws
+        -> SubAccountPricingRecord?
+    {
+        guard
+            let row = try await connection.query(
+                """
+                SELECT s.reseller_id, l.list AS list_id,
+                       EXISTS (SELECT 1 FROM sub_account_retail_price_list a WHERE a.reseller_id = s.reseller_id AND a.sub_account_id = s.id) AS own,
+                       v.id AS version_id, v.effective_from
+                FROM sub_account s
+                CROSS JOIN LATERAL (SELECT effective_retail_price_list(s.reseller_id, s.id) AS list) l
+                LEFT JOIN retail_price_version v ON v.reseller_id = s.reseller_id AND v.id = retail_price_version_at(s.reseller_id, l.list, now())
+                WHERE s.id = \(subAccountID)
+                """
+            ).first(as: (UUID, UUID?, Bool, UUID?, Date?).self)
         else { return nil }
         let applied = AppliedRow(listID: row.1, own: row.2, versionID: row.3, effectiveFrom: row.4)
-        return SubAccountPricingRecord(resellerID: row.0, subAccountID: subAccountID, retail: applied.record(fallback: .default))
+        return SubAccountPricingRecord(
+            resellerID: row.0, subAccountID: subAccountID, retail: applied.record(fallback: .default))
     }
 
     package func subAccountPricing(subAccountID: UUID) async throws -> SubAccountPricingRecord? {
@@ -522,12 +593,16 @@ package struct PriceListRepository: Sendable {
 
     /// Gives a reseller its own wholesale list (`priceListID` nil: the platform default applies again). The caller has
     /// checked that the list is a wholesale list. Assigning what is already assigned changes and records nothing.
-    package func assignWholesale(resellerID: UUID, priceListID: UUID?, by actor: AuditActor) async throws -> ResellerPricingRecord {
+    package func assignWholesale(resellerID: UUID, priceListID: UUID?, by actor: AuditActor) async throws
+        -> ResellerPricingRecord
+    {
         try await pool.withTransaction { connection in
             try await ResellerAssignment.set(
                 priceListID,
-                .init(table: "reseller_wholesale_price_list", column: "price_list_id", setAction: "reseller.wholesale_price_list.assign",
-                      clearAction: "reseller.wholesale_price_list.unassign", auditField: "priceListId"),
+                .init(
+                    table: "reseller_wholesale_price_list", column: "price_list_id",
+                    setAction: "reseller.wholesale_price_list.assign",
+                    clearAction: "reseller.wholesale_price_list.unassign", auditField: "priceListId"),
                 resellerID: resellerID, by: actor, on: connection)
             return try await Self.resellerPricing(on: connection, resellerID: resellerID)!
         }
@@ -535,12 +610,16 @@ package struct PriceListRepository: Sendable {
 
     /// Sets (or with nil clears) the retail list of the reseller's sub-accounts without one of their own. The caller
     /// has checked that the list is one of the reseller's retail lists.
-    package func setDefaultRetail(resellerID: UUID, priceListID: UUID?, by actor: AuditActor) async throws -> ResellerPricingRecord {
+    package func setDefaultRetail(resellerID: UUID, priceListID: UUID?, by actor: AuditActor) async throws
+        -> ResellerPricingRecord
+    {
         try await pool.withTransaction { connection in
             try await ResellerAssignment.set(
                 priceListID,
-                .init(table: "reseller_default_retail_price_list", column: "price_list_id", setAction: "reseller.default_retail_price_list.set",
-                      clearAction: "reseller.default_retail_price_list.clear", auditField: "priceListId"),
+                .init(
+                    table: "reseller_default_retail_price_list", column: "price_list_id",
+                    setAction: "reseller.default_retail_price_list.set",
+                    clearAction: "reseller.default_retail_price_list.clear", auditField: "priceListId"),
                 resellerID: resellerID, by: actor, on: connection)
             return try await Self.resellerPricing(on: connection, resellerID: resellerID)!
         }
@@ -548,14 +627,19 @@ package struct PriceListRepository: Sendable {
 
     /// Gives a sub-account its own retail list (nil: the reseller's default applies again). The caller has checked
     /// that the list is one of the sub-account's reseller's retail lists (the foreign key insists too).
-    package func assignRetail(resellerID: UUID, subAccountID: UUID, priceListID: UUID?, by actor: AuditActor) async throws -> SubAccountPricingRecord {
+    package func assignRetail(resellerID: UUID, subAccountID: UUID, priceListID: UUID?, by actor: AuditActor)
+        async throws -> SubAccountPricingRecord
+    {
         try await pool.withTransaction { connection in
-            let before = try await connection.query("""
+            let before = try await connection.query(
+                """
                 SELECT price_list_id FROM sub_account_retail_price_list WHERE reseller_id = \(resellerID) AND sub_account_id = \(subAccountID) FOR UPDATE
-                """).first(as: UUID.self)
+                """
+            ).first(as: UUID.self)
             if before != priceListID {
                 if let priceListID {
-                    try await connection.query("""
+                    try await connection.query(
+                        """
                         INSERT INTO sub_account_retail_price_list (reseller_id, sub_account_id, price_list_id, assigned_by)
                         VALUES (\(resellerID), \(subAccountID), \(priceListID), \(actor.actor))
                         ON CONFLICT (reseller_id, sub_account_id) DO UPDATE
@@ -563,10 +647,13 @@ package struct PriceListRepository: Sendable {
                         """)
                 } else {
                     try await connection.query(
-                        "DELETE FROM sub_account_retail_price_list WHERE reseller_id = \(resellerID) AND sub_account_id = \(subAccountID)")
+                        "DELETE FROM sub_account_retail_price_list WHERE reseller_id = \(resellerID) AND sub_account_id = \(subAccountID)"
+                    )
                 }
                 try await AuditRepository.record(
-                    on: connection, by: actor, action: priceListID == nil ? "sub_account.retail_price_list.unassign" : "sub_account.retail_price_list.assign",
+                    on: connection, by: actor,
+                    action: priceListID == nil
+                        ? "sub_account.retail_price_list.unassign" : "sub_account.retail_price_list.assign",
                     targetType: "sub_account", targetID: subAccountID, resellerID: resellerID,
                     before: Assignment(priceListId: before), after: Assignment(priceListId: priceListID))
             }

@@ -89,25 +89,32 @@ package struct PriceResolver: Sendable {
     }
 
     /// Nil when there is no such sub-account.
-    package func resolve(subAccountID: UUID, numbers: some Sequence<PhoneNumber>, at instant: Date) async throws -> PriceResolution? {
-        try await pool.withConnection { try await Self.resolve(on: $0, subAccountID: subAccountID, numbers: numbers, at: instant) }
+    package func resolve(subAccountID: UUID, numbers: some Sequence<PhoneNumber>, at instant: Date) async throws
+        -> PriceResolution?
+    {
+        try await pool.withConnection {
+            try await Self.resolve(on: $0, subAccountID: subAccountID, numbers: numbers, at: instant)
+        }
     }
 
     /// The same on a connection of the caller's.
     package static func resolve(
         on connection: PostgresConnection, subAccountID: UUID, numbers: some Sequence<PhoneNumber>, at instant: Date
     ) async throws -> PriceResolution? {
-        guard let row = try await connection.query("""
-            SELECT s.reseller_id,
-                   rl.list, retail_price_version_at(s.reseller_id, rl.list, \(instant)::timestamptz),
-                   wl.list, platform_price_version_at(wl.list, \(instant)::timestamptz),
-                   ul.list, platform_price_version_at(ul.list, \(instant)::timestamptz)
-            FROM sub_account s
-            CROSS JOIN LATERAL (SELECT effective_retail_price_list(s.reseller_id, s.id) AS list) rl
-            CROSS JOIN LATERAL (SELECT effective_wholesale_price_list(s.reseller_id) AS list) wl
-            CROSS JOIN LATERAL (SELECT effective_upstream_cost_price_list() AS list) ul
-            WHERE s.id = \(subAccountID)
-            """).first(as: (UUID, UUID?, UUID?, UUID?, UUID?, UUID?, UUID?).self)
+        guard
+            let row = try await connection.query(
+                """
+                SELECT s.reseller_id,
+                       rl.list, retail_price_version_at(s.reseller_id, rl.list, \(instant)::timestamptz),
+                       wl.list, platform_price_version_at(wl.list, \(instant)::timestamptz),
+                       ul.list, platform_price_version_at(ul.list, \(instant)::timestamptz)
+                FROM sub_account s
+                CROSS JOIN LATERAL (SELECT effective_retail_price_list(s.reseller_id, s.id) AS list) rl
+                CROSS JOIN LATERAL (SELECT effective_wholesale_price_list(s.reseller_id) AS list) wl
+                CROSS JOIN LATERAL (SELECT effective_upstream_cost_price_list() AS list) ul
+                WHERE s.id = \(subAccountID)
+                """
+            ).first(as: (UUID, UUID?, UUID?, UUID?, UUID?, UUID?, UUID?).self)
         else { return nil }
         let resellerID = row.0
         let retail = row.1.map { AppliedVersion(priceListID: $0, versionID: row.2) }
@@ -120,22 +127,26 @@ package struct PriceResolver: Sendable {
             if let country = number.callingCode {
                 countries[number.digits] = country
             } else {
-                results[number] = .refused(PricingRefusal(number: number, country: nil, code: .invalidCountryCode, layer: nil))
+                results[number] = .refused(
+                    PricingRefusal(number: number, country: nil, code: .invalidCountryCode, layer: nil))
             }
         }
         guard !countries.isEmpty else {
             return PriceResolution(
-                subAccountID: subAccountID, resellerID: resellerID, instant: instant, retail: retail, wholesale: wholesale,
+                subAccountID: subAccountID, resellerID: resellerID, instant: instant, retail: retail,
+                wholesale: wholesale,
                 upstreamCost: upstreamCost, numbers: results)
         }
         let digits = Array(countries.keys)
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             SELECT n.digits, r.prefix, r.price, r.status, w.prefix, w.price, w.status, u.prefix, u.price, u.status
             FROM unnest(\(digits)::text[]) AS n (digits)
             LEFT JOIN LATERAL retail_price_match(\(resellerID), \(retail?.versionID)::uuid, n.digits) r ON true
             LEFT JOIN LATERAL platform_price_match(\(wholesale?.versionID)::uuid, n.digits) w ON true
             LEFT JOIN LATERAL platform_price_match(\(upstreamCost?.versionID)::uuid, n.digits) u ON true
-            """).decode((String, String?, Int64?, String?, String?, Int64?, String?, String?, Int64?, String?).self)
+            """
+        ).decode((String, String?, Int64?, String?, String?, Int64?, String?, String?, Int64?, String?).self)
         for row in rows {
             // Every number was parsed already; its digits are its identity.
             let number = try PhoneNumber(parsing: row.0)
@@ -148,20 +159,28 @@ package struct PriceResolver: Sendable {
             var refusal: PricingRefusal?
             for (layer, applied, prefix, price, status) in layers {
                 let code: GatewayErrorCode? =
-                    if let status, let parsed = PriceStatus(rawValue: status) { parsed.gatewayCode } else { .countryNotOffered }
+                    if let status, let parsed = PriceStatus(rawValue: status) { parsed.gatewayCode } else {
+                        .countryNotOffered
+                    }
                 if let code {
                     // 114 (policy) wins over 107; otherwise the first layer that refuses is named.
                     if refusal == nil || (code == .countryNotPermitted && refusal?.code != .countryNotPermitted) {
                         refusal = PricingRefusal(number: number, country: country, code: code, layer: layer)
                     }
                 } else if let applied, let versionID = applied.versionID, let prefix, let price {
-                    prices.append(LayerPrice(priceListID: applied.priceListID, versionID: versionID, prefix: prefix, pricePerPart: Money(minorUnits: price)))
+                    prices.append(
+                        LayerPrice(
+                            priceListID: applied.priceListID, versionID: versionID, prefix: prefix,
+                            pricePerPart: Money(minorUnits: price)))
                 }
             }
             if let refusal {
                 results[number] = .refused(refusal)
             } else {
-                results[number] = .priced(NumberPrice(number: number, country: country, retail: prices[0], wholesale: prices[1], upstreamCost: prices[2]))
+                results[number] = .priced(
+                    NumberPrice(
+                        number: number, country: country, retail: prices[0], wholesale: prices[1],
+                        upstreamCost: prices[2]))
             }
         }
         return PriceResolution(

@@ -1,5 +1,5 @@
-import SMSCore
 import ResellerCore
+import SMSCore
 
 /// The three price layers of a message.
 package enum PriceLayer: String, Sendable, Codable, CaseIterable {
@@ -57,7 +57,9 @@ package enum PriceRules {
     package static func parsePrice(_ text: String) -> Result<Money, PriceError> {
         do {
             let money = try Money(parsing: text)
-            guard money <= maximumPricePerPart else { return .failure(PriceError("must be at most \(maximumPricePerPart) credits per part")) }
+            guard money <= maximumPricePerPart else {
+                return .failure(PriceError("must be at most \(maximumPricePerPart) credits per part"))
+            }
             return .success(money)
         } catch {
             return .failure(PriceError(error.description))
@@ -127,7 +129,9 @@ package struct PriceEntryCollector {
     }
 
     /// Adds one entry from its raw fields; `status` nil or empty means sellable.
-    package mutating func add(prefix rawPrefix: String, price rawPrice: String?, status rawStatus: String?, source: PriceEntrySource) {
+    package mutating func add(
+        prefix rawPrefix: String, price rawPrice: String?, status rawStatus: String?, source: PriceEntrySource
+    ) {
         var valid = true
         let prefix = rawPrefix
         if let problem = PriceRules.prefixError(prefix) {
@@ -175,7 +179,9 @@ package struct PriceEntryCollector {
         if errorCount > errors.count {
             errors.append(.init(field: "file", message: "\(errorCount - errors.count) more errors not shown"))
         }
-        if errors.isEmpty, entries.isEmpty { errors.append(.init(field: emptyField, message: "a version needs at least one entry")) }
+        if errors.isEmpty, entries.isEmpty {
+            errors.append(.init(field: emptyField, message: "a version needs at least one entry"))
+        }
         if !errors.isEmpty { throw DomainError.validation(errors) }
         return entries
     }

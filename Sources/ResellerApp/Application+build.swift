@@ -1,17 +1,17 @@
+import CompatibleGateway
 import Foundation
 import Gateway1601
 import Hummingbird
+import Ledger
 import Logging
+import Messaging
 import OpenAPIHummingbird
 import OpenAPIRuntime
 import PostgresLibpq
 import ResellerAPI
-import ServiceLifecycle
 import ResellerCore
-import Ledger
+import ServiceLifecycle
 import Webhooks
-import Messaging
-import CompatibleGateway
 
 /// Builds the HTTP application: router, middleware, generated handlers, and the services it runs
 /// (the database pool first, so it shuts down last, after in-flight requests have finished).
@@ -32,10 +32,13 @@ package func buildApplication(
     }
     let pool = PostgresPool(
         configuration: databaseConfiguration,
-        poolConfiguration: .init(minimumConnections: configuration.databasePoolMinimum, maximumConnections: configuration.databasePoolMaximum),
+        poolConfiguration: .init(
+            minimumConnections: configuration.databasePoolMinimum, maximumConnections: configuration.databasePoolMaximum
+        ),
         logger: logger.relabeled("postgres")
     )
-    let upstreamCipher = try configuration.upstreamCredentialsKey.map { try UpstreamCredentialCipher(base64Key: $0) } ?? .unencrypted
+    let upstreamCipher =
+        try configuration.upstreamCredentialsKey.map { try UpstreamCredentialCipher(base64Key: $0) } ?? .unencrypted
     let upstreamHTTP = UpstreamHTTPClient()
     let upstreamClients = UpstreamClients(httpClient: upstreamHTTP.client, logger: logger.relabeled("gateway1601"))
     // Shared by the dispatcher and the send path, which wakes it after committing new messages (a no-op without a
@@ -44,18 +47,24 @@ package func buildApplication(
     let deliveryReports = DeliveryReports(pool: pool)
     let sending = Sending(
         pool: pool, retryDeadline: configuration.dispatcherRetryDeadline,
-        callbackPolicy: WebhookURLPolicy(endpoints: WebhookEndpointRepository(pool: pool)), wakeDispatcher: { dispatchSignal.wake() })
+        callbackPolicy: WebhookURLPolicy(endpoints: WebhookEndpointRepository(pool: pool)),
+        wakeDispatcher: { dispatchSignal.wake() })
     let router = try buildRouter(
-        pool: pool, metrics: metrics, logger: logger, passwordHasher: PasswordHasher(iterations: configuration.passwordIterations),
-        upstreamCipher: upstreamCipher, upstreamClients: upstreamClients, sending: sending, deliveryReports: deliveryReports,
+        pool: pool, metrics: metrics, logger: logger,
+        passwordHasher: PasswordHasher(iterations: configuration.passwordIterations),
+        upstreamCipher: upstreamCipher, upstreamClients: upstreamClients, sending: sending,
+        deliveryReports: deliveryReports,
         gateway: GatewayEndpoint(
-            pool: pool, sending: sending, passwordIterations: configuration.passwordIterations, settings: gatewaySettings,
+            pool: pool, sending: sending, passwordIterations: configuration.passwordIterations,
+            settings: gatewaySettings,
             metrics: metrics, logger: logger.relabeled("gateway-endpoint")))
     var services: [any Service] = [pool, upstreamHTTP]
     if configuration.ledgerMaintenance {
-        services.append(LedgerMaintenance(
-            pool: pool, interval: configuration.ledgerMaintenanceInterval, retention: configuration.idempotencyRetention,
-            logger: logger.relabeled("ledger")))
+        services.append(
+            LedgerMaintenance(
+                pool: pool, interval: configuration.ledgerMaintenanceInterval,
+                retention: configuration.idempotencyRetention,
+                logger: logger.relabeled("ledger")))
     }
     var embedded: EmbeddedUpstream?
     if case .embedded(let upstream) = configuration.upstream {
@@ -64,28 +73,36 @@ package func buildApplication(
     }
     // After an embedded upstream: services stop in reverse order, so calls in flight still reach it.
     if configuration.dispatcher {
-        services.append(Dispatcher(
-            connections: UpstreamConnectionRepository(pool: pool, cipher: upstreamCipher), clients: upstreamClients,
-            signal: dispatchSignal, settings: DispatcherSettings(configuration), metrics: metrics, logger: logger.relabeled("dispatcher")))
+        services.append(
+            Dispatcher(
+                connections: UpstreamConnectionRepository(pool: pool, cipher: upstreamCipher), clients: upstreamClients,
+                signal: dispatchSignal, settings: DispatcherSettings(configuration), metrics: metrics,
+                logger: logger.relabeled("dispatcher")))
     }
     if configuration.reportPolling {
-        services.append(ReportPoller(
-            reports: deliveryReports, connections: UpstreamConnectionRepository(pool: pool, cipher: upstreamCipher), clients: upstreamClients,
-            settings: .init(
-                interval: configuration.reportPollInterval, pollAfter: configuration.reportPollAfter, pollCap: configuration.reportPollCap,
-                expireAfter: configuration.reportExpireAfter),
-            logger: logger.relabeled("delivery-reports")))
+        services.append(
+            ReportPoller(
+                reports: deliveryReports, connections: UpstreamConnectionRepository(pool: pool, cipher: upstreamCipher),
+                clients: upstreamClients,
+                settings: .init(
+                    interval: configuration.reportPollInterval, pollAfter: configuration.reportPollAfter,
+                    pollCap: configuration.reportPollCap,
+                    expireAfter: configuration.reportExpireAfter),
+                logger: logger.relabeled("delivery-reports")))
     }
     if configuration.webhooks {
         // The client first: services stop in reverse order, so the sender finishes before its client closes.
         let webhookHTTP = WebhookHTTPClient()
         services.append(webhookHTTP)
-        services.append(WebhookSender(
-            pool: pool, client: webhookHTTP.client, settings: WebhookSenderSettings(configuration), logger: logger.relabeled("webhooks")))
+        services.append(
+            WebhookSender(
+                pool: pool, client: webhookHTTP.client, settings: WebhookSenderSettings(configuration),
+                logger: logger.relabeled("webhooks")))
     }
     var app = Application(
         router: router,
-        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "sms-reseller"),
+        configuration: .init(
+            address: .hostname(configuration.host, port: configuration.port), serverName: "sms-reseller"),
         services: services,
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
         logger: logger
@@ -94,13 +111,16 @@ package func buildApplication(
         app.beforeServerStarts {
             let line = String(repeating: "!", count: 78)
             logger.warning("\(line)")
-            for text in embedded.gateway.banner(baseURL: try await embedded.gateway.baseURL()) { logger.warning("!! \(text)") }
+            for text in embedded.gateway.banner(baseURL: try await embedded.gateway.baseURL()) {
+                logger.warning("!! \(text)")
+            }
             logger.warning("\(line)")
         }
     }
     if configuration.migrate {
         app.beforeServerStarts {
-            let applied = try await Migrator(pool: pool, migrations: try BundledMigrations.load(), logger: logger).migrate()
+            let applied = try await Migrator(pool: pool, migrations: try BundledMigrations.load(), logger: logger)
+                .migrate()
             logger.info("database schema is up to date", metadata: ["applied_now": "\(applied.count)"])
         }
     }
@@ -111,20 +131,26 @@ package func buildApplication(
         case .embedded(let upstream):
             let gateway = upstream.gateway
             configured = UpstreamConnectionSettings(
-                name: gateway.connectionName, baseURL: try await gateway.baseURL(), username: gateway.credentials.username,
+                name: gateway.connectionName, baseURL: try await gateway.baseURL(),
+                username: gateway.credentials.username,
                 password: gateway.credentials.password)
         case .none:
             configured = nil
         case .external(let baseURL, let credentials):
             if credentials == nil {
-                logger.notice("UPSTREAM_1601_URL is set without UPSTREAM_1601_USERNAME and UPSTREAM_1601_PASSWORD: no connection is created from it")
+                logger.notice(
+                    "UPSTREAM_1601_URL is set without UPSTREAM_1601_USERNAME and UPSTREAM_1601_PASSWORD: no connection is created from it"
+                )
             }
             var validator = Validator()
             if let normalized = validator.upstreamBaseURL(baseURL, field: "UPSTREAM_1601_URL") {
                 configured = UpstreamConnectionSettings(
-                    name: "1601SMS", baseURL: normalized, username: credentials?.username ?? "", password: credentials?.password)
+                    name: "1601SMS", baseURL: normalized, username: credentials?.username ?? "",
+                    password: credentials?.password)
             } else {
-                logger.error("UPSTREAM_1601_URL cannot be an upstream connection: \(validator.errors.map(\.message).joined(separator: "; "))")
+                logger.error(
+                    "UPSTREAM_1601_URL cannot be an upstream connection: \(validator.errors.map(\.message).joined(separator: "; "))"
+                )
                 configured = nil
             }
         }
@@ -138,7 +164,8 @@ package func buildApplication(
 /// The router with middleware and every operation of `openapi.yaml` registered. `sending` is the send path, which wakes
 /// this instance's dispatcher once new messages are committed.
 package func buildRouter(
-    pool: PostgresPool, metrics: ServiceMetrics, logger: Logger, passwordHasher: PasswordHasher, upstreamCipher: UpstreamCredentialCipher,
+    pool: PostgresPool, metrics: ServiceMetrics, logger: Logger, passwordHasher: PasswordHasher,
+    upstreamCipher: UpstreamCredentialCipher,
     upstreamClients: UpstreamClients, sending: Sending, deliveryReports: DeliveryReports, gateway: GatewayEndpoint
 ) throws -> Router<ResellerRequestContext> {
     let router = Router(context: ResellerRequestContext.self)
@@ -150,12 +177,14 @@ package func buildRouter(
         .add(middleware: AuthenticationMiddleware(keys: APIKeyRepository(pool: pool)))
         .add(middleware: EmptyBodyMiddleware())
         .add(middleware: HeaderEncodingMiddleware())
-    var handlers = APIHandlers(pool: pool, metrics: metrics, logger: logger, sending: sending, deliveryReports: deliveryReports)
+    var handlers = APIHandlers(
+        pool: pool, metrics: metrics, logger: logger, sending: sending, deliveryReports: deliveryReports)
     handlers.passwordHasher = passwordHasher
     handlers.upstreamCipher = upstreamCipher
     handlers.upstreamClients = upstreamClients
     try handlers.registerHandlers(
-        on: api, configuration: .init(dateTranscoder: APIDateTranscoder()), middlewares: [OperationMetricsMiddleware(metrics: metrics), RequireKeyMiddleware()])
+        on: api, configuration: .init(dateTranscoder: APIDateTranscoder()),
+        middlewares: [OperationMetricsMiddleware(metrics: metrics), RequireKeyMiddleware()])
     gateway.register(on: router)
     return router
 }

@@ -70,13 +70,15 @@ public enum GatewayErrorCode: Int, Sendable, Hashable, CaseIterable, Codable, Cu
         case .countryNotOffered: return "No valid country code. You cannot send text messages to this country"
         case .insufficientCredits: return "You do not have sufficient credits left"
         case .senderEmpty: return "The sender name is empty"
-        case .senderNumberWithoutPlus: return "You are using a sender number, but it should always start with the + sign"
+        case .senderNumberWithoutPlus:
+            return "You are using a sender number, but it should always start with the + sign"
         case .senderTooLong: return "You are using a non valid sender name"
         case .invalidCountryCode: return "You are using a non valid country code"
         case .senderHasSpecialCharacters:
             return "Your sender name/number contains special characters not allowed on all networks"
         case .countryNotPermitted: return "No valid country code (country is not permitted)"
-        case .accountBlockedForPayment: return "Your account has been blocked because your payment has not been received (yet)"
+        case .accountBlockedForPayment:
+            return "Your account has been blocked because your payment has not been received (yet)"
         case .accountBlocked: return "Your account has been blocked for distinct reasons"
         case .senderNotAllowed: return "This sender name is not allowed"
         case .messageTooLong: return "A long text message may reach a maximum length of 3 messages (459 characters)"

@@ -118,7 +118,8 @@ public struct Money: Sendable, Hashable, Comparable, Codable, CustomStringConver
         do {
             try self.init(parsing: text, allowNegative: true)
         } catch {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: error.description))
+            throw DecodingError.dataCorrupted(
+                .init(codingPath: decoder.codingPath, debugDescription: error.description))
         }
     }
 

@@ -1,6 +1,6 @@
 import Foundation
-import ResellerCore
 import NIOPosix
+import ResellerCore
 
 #if canImport(Glibc)
 import Glibc
@@ -40,7 +40,8 @@ package struct WebhookAddressGuard: Sendable {
     ].map { IPRange($0)! }
 
     private static let globalV6 = IPRange("2000::/3")!
-    private static let forbiddenGlobalV6: [IPRange] = ["2001::/32", "2001:db8::/32", "2001:10::/28", "2001:20::/28"].map { IPRange($0)! }
+    private static let forbiddenGlobalV6: [IPRange] = ["2001::/32", "2001:db8::/32", "2001:10::/28", "2001:20::/28"].map
+    { IPRange($0)! }
     private static let sixToFour = IPRange("2002::/16")!
 
     /// Nil when `address` may be called, otherwise why not.
@@ -53,7 +54,9 @@ package struct WebhookAddressGuard: Sendable {
             return refusal(for: mapped).map { _ in "\(address) maps to \(mapped), which is not a public address" }
         }
         if address.isIn(Self.sixToFour) {
-            return refusal(for: IPAddress(bytes: Array(address.bytes[2..<6]))).map { _ in "\(address) is a 6to4 address of a non-public IPv4 address" }
+            return refusal(for: IPAddress(bytes: Array(address.bytes[2..<6]))).map { _ in
+                "\(address) is a 6to4 address of a non-public IPv4 address"
+            }
         }
         guard address.isIn(Self.globalV6), !Self.forbiddenGlobalV6.contains(where: { address.isIn($0) }) else {
             return "\(address) is not a public address"
@@ -76,12 +79,18 @@ package struct WebhookAddressGuard: Sendable {
     /// Checks the URL's form: http or https, a host, no user info, no fragment. Does not resolve.
     package static func target(of urlString: String) throws(WebhookAddressRefusal) -> Target {
         guard let components = URLComponents(string: urlString), let scheme = components.scheme?.lowercased(),
-              scheme == "http" || scheme == "https"
+            scheme == "http" || scheme == "https"
         else { throw WebhookAddressRefusal(reason: "must be an absolute http or https URL") }
-        guard components.user == nil, components.password == nil else { throw WebhookAddressRefusal(reason: "must not carry user information") }
+        guard components.user == nil, components.password == nil else {
+            throw WebhookAddressRefusal(reason: "must not carry user information")
+        }
         guard components.fragment == nil else { throw WebhookAddressRefusal(reason: "must not have a fragment") }
-        guard var host = components.percentEncodedHost?.lowercased(), !host.isEmpty else { throw WebhookAddressRefusal(reason: "must have a host") }
-        guard !host.contains("%") else { throw WebhookAddressRefusal(reason: "must not have percent-encoding or an IPv6 zone in the host") }
+        guard var host = components.percentEncodedHost?.lowercased(), !host.isEmpty else {
+            throw WebhookAddressRefusal(reason: "must have a host")
+        }
+        guard !host.contains("%") else {
+            throw WebhookAddressRefusal(reason: "must not have percent-encoding or an IPv6 zone in the host")
+        }
         let port = components.port ?? (scheme == "https" ? 443 : 80)
         guard (1...65_535).contains(port) else { throw WebhookAddressRefusal(reason: "has an invalid port") }
         var literal: IPAddress?
@@ -95,7 +104,9 @@ package struct WebhookAddressGuard: Sendable {
             if host.hasSuffix(".") { host.removeLast() }
             if let address = IPAddress.parseV4(host) {
                 literal = address
-            } else if let last = host.split(separator: ".").last, last.allSatisfy({ $0.isNumber }) || last.hasPrefix("0x") {
+            } else if let last = host.split(separator: ".").last,
+                last.allSatisfy({ $0.isNumber }) || last.hasPrefix("0x")
+            {
                 // Browsers read a host ending in a number as an IPv4 address; one that is not a valid address is refused
                 // rather than guessed at.
                 throw WebhookAddressRefusal(reason: "has a numeric host that is not a valid IPv4 address")
@@ -121,7 +132,8 @@ package struct WebhookAddressGuard: Sendable {
         }
         for address in addresses {
             if let reason = refusal(for: address) {
-                throw WebhookAddressRefusal(reason: target.literal == nil ? "\(target.host) resolves to \(address): \(reason)" : reason)
+                throw WebhookAddressRefusal(
+                    reason: target.literal == nil ? "\(target.host) resolves to \(address): \(reason)" : reason)
             }
         }
         return addresses
@@ -154,10 +166,14 @@ package struct WebhookAddressGuard: Sendable {
                 if let sockaddr = info.pointee.ai_addr {
                     switch Int32(info.pointee.ai_family) {
                     case AF_INET:
-                        let address = sockaddr.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr }
+                        let address = sockaddr.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
+                            $0.pointee.sin_addr
+                        }
                         addresses.append(IPAddress(bytes: withUnsafeBytes(of: address) { Array($0) }))
                     case AF_INET6:
-                        let address = sockaddr.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee.sin6_addr }
+                        let address = sockaddr.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) {
+                            $0.pointee.sin6_addr
+                        }
                         addresses.append(IPAddress(bytes: withUnsafeBytes(of: address) { Array($0) }))
                     default:
                         break

@@ -34,8 +34,13 @@ package struct ClaimedWebhookDelivery: Decodable, Sendable, Equatable {
 
     package enum CodingKeys: String, CodingKey {
         case attempt, url, format, secret, body, reference
-        case deliveryID = "delivery_id", endpointID = "endpoint_id", eventID = "event_id", previousSecret = "previous_secret"
-        case gatewayID = "gateway_id", gatewayStatus = "gateway_status", statusAt = "status_at"
+        case deliveryID = "delivery_id"
+        case endpointID = "endpoint_id"
+        case eventID = "event_id"
+        case previousSecret = "previous_secret"
+        case gatewayID = "gateway_id"
+        case gatewayStatus = "gateway_status"
+        case statusAt = "status_at"
     }
 }
 
@@ -52,7 +57,10 @@ package struct WebhookAttemptResult: Sendable, Equatable {
     /// When to try again, if the delivery is not given up.
     package var retryDelay: Duration
 
-    package init(deliveryID: UUID, attempt: Int, attemptedAt: Date, statusCode: Int? = nil, latencyMilliseconds: Int, error: String? = nil, retryDelay: Duration) {
+    package init(
+        deliveryID: UUID, attempt: Int, attemptedAt: Date, statusCode: Int? = nil, latencyMilliseconds: Int,
+        error: String? = nil, retryDelay: Duration
+    ) {
         self.deliveryID = deliveryID
         self.attempt = attempt
         self.attemptedAt = attemptedAt
@@ -94,15 +102,18 @@ package struct WebhookDeliveryRepository: Sendable {
     /// Forgets finished deliveries (with their attempts) that finished more than `retention` ago, and events older than
     /// that with no delivery left. Pending deliveries and their events stay whatever their age. At most `limit` of each.
     package func purge(olderThan retention: Duration, limit: Int) async throws -> (deliveries: Int, events: Int) {
-        let deliveries = try await pool.query("""
+        let deliveries = try await pool.query(
+            """
             WITH old AS (
                 SELECT id FROM webhook_delivery
                 WHERE state <> 'pending' AND finished_at < now() - make_interval(secs => \(retention.inSeconds))
                 LIMIT \(limit)
             )
             DELETE FROM webhook_delivery d USING old WHERE d.id = old.id RETURNING d.id
-            """).count
-        let events = try await pool.query("""
+            """
+        ).count
+        let events = try await pool.query(
+            """
             WITH old AS (
                 SELECT id FROM webhook_event e
                 WHERE occurred_at < now() - make_interval(secs => \(retention.inSeconds))
@@ -110,14 +121,16 @@ package struct WebhookDeliveryRepository: Sendable {
                 LIMIT \(limit)
             )
             DELETE FROM webhook_event e USING old WHERE e.id = old.id RETURNING e.id
-            """).count
+            """
+        ).count
         return (deliveries, events)
     }
 
     /// Claims up to `limit` due deliveries of active endpoints (or of a send's own callback URL) for `worker` for
     /// `lease`. Oldest due first.
     package func claim(limit: Int, lease: Duration, worker: String) async throws -> [ClaimedWebhookDelivery] {
-        try await pool.query("""
+        try await pool.query(
+            """
             WITH due AS (
                 SELECT d.id FROM webhook_delivery d
                 WHERE d.state = 'pending' AND d.due_at <= now()
@@ -144,7 +157,8 @@ package struct WebhookDeliveryRepository: Sendable {
             FROM claimed c
             LEFT JOIN webhook_endpoint e ON e.id = c.endpoint_id
             JOIN webhook_event ev ON ev.id = c.event_id
-            """).decodeRecords(ClaimedWebhookDelivery.self)
+            """
+        ).decodeRecords(ClaimedWebhookDelivery.self)
     }
 
     /// Records `result` of `worker`'s claim: the attempt in the log, the delivery delivered, due again after the
@@ -152,34 +166,44 @@ package struct WebhookDeliveryRepository: Sendable {
     /// by the first failure after one; an endpoint failing for `disableAfter` is disabled, and its owner's other
     /// endpoints get `webhook.endpoint_disabled` (same transaction). A send's own callback URL has no endpoint: its
     /// success, first failure and final failure go into the message's history instead (`callback:…`).
-    package func record(_ result: WebhookAttemptResult, worker: String, disableAfter: Duration) async throws -> WebhookRecordOutcome {
+    package func record(_ result: WebhookAttemptResult, worker: String, disableAfter: Duration) async throws
+        -> WebhookRecordOutcome
+    {
         try await pool.withTransaction { connection in
-            guard let holder = try await connection.query("""
-                SELECT leased_by, attempts, endpoint_id, give_up_at <= now(), message_id FROM webhook_delivery
-                WHERE id = \(result.deliveryID) AND state = 'pending' FOR UPDATE
-                """).first(as: (String?, Int, UUID?, Bool, UUID?).self),
+            guard
+                let holder = try await connection.query(
+                    """
+                    SELECT leased_by, attempts, endpoint_id, give_up_at <= now(), message_id FROM webhook_delivery
+                    WHERE id = \(result.deliveryID) AND state = 'pending' FOR UPDATE
+                    """
+                ).first(as: (String?, Int, UUID?, Bool, UUID?).self),
                 holder.0 == worker, holder.1 == result.attempt
             else { return .stale }
             guard let endpointID = holder.2 else {
                 return try await Self.recordCallback(result, giveUp: holder.3, messageID: holder.4, on: connection)
             }
-            try await connection.query("""
+            try await connection.query(
+                """
                 INSERT INTO webhook_attempt (delivery_id, attempt, attempted_at, status_code, latency_ms, error)
                 VALUES (\(result.deliveryID), \(result.attempt), \(result.attemptedAt), \(result.statusCode),
                         \(result.latencyMilliseconds), left(\(result.error), 500))
                 """)
             if result.succeeded {
-                try await connection.query("""
+                try await connection.query(
+                    """
                     UPDATE webhook_delivery
                     SET state = 'delivered', finished_at = now(), leased_by = NULL, last_status_code = \(result.statusCode),
                         last_latency_ms = \(result.latencyMilliseconds), last_error = NULL
                     WHERE id = \(result.deliveryID)
                     """)
-                try await connection.query("UPDATE webhook_endpoint SET failing_since = NULL WHERE id = \(endpointID) AND failing_since IS NOT NULL")
+                try await connection.query(
+                    "UPDATE webhook_endpoint SET failing_since = NULL WHERE id = \(endpointID) AND failing_since IS NOT NULL"
+                )
                 return .delivered
             }
             let giveUp = holder.3
-            try await connection.query("""
+            try await connection.query(
+                """
                 UPDATE webhook_delivery
                 SET state = CASE WHEN \(giveUp) THEN 'failed' ELSE 'pending' END,
                     finished_at = CASE WHEN \(giveUp) THEN now() END,
@@ -188,10 +212,12 @@ package struct WebhookDeliveryRepository: Sendable {
                     last_error = left(\(result.error), 500)
                 WHERE id = \(result.deliveryID)
                 """)
-            try await connection.query("""
+            try await connection.query(
+                """
                 UPDATE webhook_endpoint SET failing_since = \(result.attemptedAt) WHERE id = \(endpointID) AND failing_since IS NULL
                 """)
-            try await connection.query("""
+            try await connection.query(
+                """
                 WITH disabled AS (
                     UPDATE webhook_endpoint
                     SET status = 'disabled', status_reason = left('every delivery failed since ' || failing_since || '; last: ' || \(result.error), 500)
@@ -212,13 +238,15 @@ package struct WebhookDeliveryRepository: Sendable {
     private static func recordCallback(
         _ result: WebhookAttemptResult, giveUp: Bool, messageID: UUID?, on connection: PostgresConnection
     ) async throws -> WebhookRecordOutcome {
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO webhook_attempt (delivery_id, attempt, attempted_at, status_code, latency_ms, error)
             VALUES (\(result.deliveryID), \(result.attempt), \(result.attemptedAt), \(result.statusCode),
                     \(result.latencyMilliseconds), left(\(result.error), 500))
             """)
         let outcome: WebhookRecordOutcome = result.succeeded ? .delivered : giveUp ? .failed : .retrying
-        try await connection.query("""
+        try await connection.query(
+            """
             UPDATE webhook_delivery
             SET state = \(outcome == .delivered ? "delivered" : outcome == .failed ? "failed" : "pending"),
                 finished_at = CASE WHEN \(outcome != .retrying) THEN now() END,
@@ -228,13 +256,17 @@ package struct WebhookDeliveryRepository: Sendable {
             WHERE id = \(result.deliveryID)
             """)
         guard let messageID, outcome != .retrying || result.attempt == 1 else { return outcome }
-        let status = switch outcome {
-        case .delivered: "callback:delivered"
-        case .failed: "callback:failed"
-        default: "callback:retrying"
-        }
-        let detail = "notification, attempt \(result.attempt): " + (result.error ?? "answered \(result.statusCode.map(String.init) ?? "?")")
-        try await connection.query("""
+        let status =
+            switch outcome {
+            case .delivered: "callback:delivered"
+            case .failed: "callback:failed"
+            default: "callback:retrying"
+            }
+        let detail =
+            "notification, attempt \(result.attempt): "
+            + (result.error ?? "answered \(result.statusCode.map(String.init) ?? "?")")
+        try await connection.query(
+            """
             INSERT INTO message_event (reseller_id, message_id, status, detail)
             SELECT d.reseller_id, \(messageID), \(status),
                    left(coalesce(ev.payload->>'gatewayStatus' || ' ', '') || \(detail)::text

@@ -21,8 +21,13 @@ package struct WebhookEndpointRecord: Decodable, Sendable {
 
     package enum CodingKeys: String, CodingKey {
         case id, url, format, description, status
-        case resellerID = "reseller_id", subAccountID = "sub_account_id", eventTypes = "event_types", statusReason = "status_reason"
-        case failingSince = "failing_since", previousSecretExpiresAt = "previous_secret_expires_at", createdAt = "created_at"
+        case resellerID = "reseller_id"
+        case subAccountID = "sub_account_id"
+        case eventTypes = "event_types"
+        case statusReason = "status_reason"
+        case failingSince = "failing_since"
+        case previousSecretExpiresAt = "previous_secret_expires_at"
+        case createdAt = "created_at"
         case updatedAt = "updated_at"
     }
 
@@ -35,7 +40,9 @@ package struct WebhookEndpointRecord: Decodable, Sendable {
         package var status: String
     }
 
-    package var audited: Audited { Audited(url: url, format: format, eventTypes: eventTypes, description: description, status: status) }
+    package var audited: Audited {
+        Audited(url: url, format: format, eventTypes: eventTypes, description: description, status: status)
+    }
 }
 
 /// One delivery of the log, with its attempts.
@@ -67,9 +74,17 @@ package struct WebhookDeliveryRecord: Decodable, Sendable {
 
     package enum CodingKeys: String, CodingKey {
         case id, state, attempts, log
-        case endpointID = "endpoint_id", eventID = "event_id", eventType = "event_type", occurredAt = "occurred_at"
-        case lastStatusCode = "last_status_code", lastLatencyMs = "last_latency_ms", lastError = "last_error", dueAt = "due_at"
-        case giveUpAt = "give_up_at", createdAt = "created_at", finishedAt = "finished_at"
+        case endpointID = "endpoint_id"
+        case eventID = "event_id"
+        case eventType = "event_type"
+        case occurredAt = "occurred_at"
+        case lastStatusCode = "last_status_code"
+        case lastLatencyMs = "last_latency_ms"
+        case lastError = "last_error"
+        case dueAt = "due_at"
+        case giveUpAt = "give_up_at"
+        case createdAt = "created_at"
+        case finishedAt = "finished_at"
     }
 }
 
@@ -91,40 +106,49 @@ package struct WebhookEndpointRepository: Sendable {
     /// `whsec_` and 48 hex digits (24 random bytes).
     package static func newSecret() -> String {
         var generator = SystemRandomNumberGenerator()
-        return "whsec_" + (0..<24).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        return "whsec_"
+            + (0..<24).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
     }
 
     /// The endpoints of exactly this owner: a sub-account's own, or (`subAccountID` nil) the reseller-wide ones.
     package func list(resellerID: UUID, subAccountID: UUID?) async throws -> [WebhookEndpointRecord] {
-        try await pool.query("""
+        try await pool.query(
+            """
             SELECT \(Self.columns) FROM webhook_endpoint
             WHERE reseller_id = \(resellerID) AND sub_account_id IS NOT DISTINCT FROM \(subAccountID)::uuid
             ORDER BY created_at, id
-            """).decodeRecords(WebhookEndpointRecord.self)
+            """
+        ).decodeRecords(WebhookEndpointRecord.self)
     }
 
     package func find(id: UUID, scope: TenantScope) async throws -> WebhookEndpointRecord? {
-        try await pool.query("""
+        try await pool.query(
+            """
             SELECT \(Self.columns) FROM webhook_endpoint
             WHERE id = \(id) AND (\(scope.resellerID)::uuid IS NULL OR reseller_id = \(scope.resellerID)::uuid)
               AND (\(scope.subAccountID)::uuid IS NULL OR sub_account_id = \(scope.subAccountID)::uuid)
-            """).decodeRecords(WebhookEndpointRecord.self).first
+            """
+        ).decodeRecords(WebhookEndpointRecord.self).first
     }
 
     /// Registers an endpoint; its secret is returned this once.
     package func create(
-        resellerID: UUID, subAccountID: UUID?, url: String, format: String = "signed", eventTypes: [String], description: String?,
+        resellerID: UUID, subAccountID: UUID?, url: String, format: String = "signed", eventTypes: [String],
+        description: String?,
         by actor: AuditActor
     ) async throws -> (WebhookEndpointRecord, secret: String) {
         let secret = Self.newSecret()
         let record = try await pool.withTransaction { connection in
-            let record = try await connection.query("""
+            let record = try await connection.query(
+                """
                 INSERT INTO webhook_endpoint (reseller_id, sub_account_id, url, format, event_types, description, secret, created_by)
                 VALUES (\(resellerID), \(subAccountID), \(url), \(format), \(eventTypes), \(description), \(secret), \(actor.actor))
                 RETURNING \(Self.columns)
-                """).decodeRecords(WebhookEndpointRecord.self)[0]
+                """
+            ).decodeRecords(WebhookEndpointRecord.self)[0]
             try await AuditRepository.record(
-                on: connection, by: actor, action: "webhook.create", targetType: "webhook_endpoint", targetID: record.id,
+                on: connection, by: actor, action: "webhook.create", targetType: "webhook_endpoint",
+                targetID: record.id,
                 resellerID: resellerID, before: nil, after: record.audited)
             return record
         }
@@ -137,7 +161,8 @@ package struct WebhookEndpointRepository: Sendable {
         package var description: String?
         package var status: String?
 
-        package init(url: String? = nil, eventTypes: [String]? = nil, description: String? = nil, status: String? = nil) {
+        package init(url: String? = nil, eventTypes: [String]? = nil, description: String? = nil, status: String? = nil)
+        {
             self.url = url
             self.eventTypes = eventTypes
             self.description = description
@@ -146,16 +171,22 @@ package struct WebhookEndpointRepository: Sendable {
     }
 
     /// Applies `changes`; re-enabling clears the failure record. Nil when not found in `scope`.
-    package func update(id: UUID, scope: TenantScope, _ changes: Changes, by actor: AuditActor) async throws -> WebhookEndpointRecord? {
+    package func update(id: UUID, scope: TenantScope, _ changes: Changes, by actor: AuditActor) async throws
+        -> WebhookEndpointRecord?
+    {
         try await pool.withTransaction { connection in
-            guard let before = try await connection.query("""
-                SELECT \(Self.columns) FROM webhook_endpoint
-                WHERE id = \(id) AND (\(scope.resellerID)::uuid IS NULL OR reseller_id = \(scope.resellerID)::uuid)
-                  AND (\(scope.subAccountID)::uuid IS NULL OR sub_account_id = \(scope.subAccountID)::uuid)
-                FOR NO KEY UPDATE
-                """).decodeRecords(WebhookEndpointRecord.self).first
+            guard
+                let before = try await connection.query(
+                    """
+                    SELECT \(Self.columns) FROM webhook_endpoint
+                    WHERE id = \(id) AND (\(scope.resellerID)::uuid IS NULL OR reseller_id = \(scope.resellerID)::uuid)
+                      AND (\(scope.subAccountID)::uuid IS NULL OR sub_account_id = \(scope.subAccountID)::uuid)
+                    FOR NO KEY UPDATE
+                    """
+                ).decodeRecords(WebhookEndpointRecord.self).first
             else { return nil }
-            let after = try await connection.query("""
+            let after = try await connection.query(
+                """
                 UPDATE webhook_endpoint
                 SET url = coalesce(\(changes.url), url), event_types = coalesce(\(changes.eventTypes)::text[], event_types),
                     description = coalesce(\(changes.description), description), status = coalesce(\(changes.status), status),
@@ -164,7 +195,8 @@ package struct WebhookEndpointRepository: Sendable {
                     failing_since = CASE WHEN \(changes.status)::text = 'active' AND status = 'disabled' THEN NULL ELSE failing_since END
                 WHERE id = \(id)
                 RETURNING \(Self.columns)
-                """).decodeRecords(WebhookEndpointRecord.self)[0]
+                """
+            ).decodeRecords(WebhookEndpointRecord.self)[0]
             try await AuditRepository.record(
                 on: connection, by: actor, action: "webhook.update", targetType: "webhook_endpoint", targetID: id,
                 resellerID: before.resellerID, before: before.audited, after: after.audited)
@@ -175,12 +207,15 @@ package struct WebhookEndpointRepository: Sendable {
     /// Removes the endpoint with its deliveries and their log; the events stay. False when not found in `scope`.
     package func delete(id: UUID, scope: TenantScope, by actor: AuditActor) async throws -> Bool {
         try await pool.withTransaction { connection in
-            guard let before = try await connection.query("""
-                DELETE FROM webhook_endpoint
-                WHERE id = \(id) AND (\(scope.resellerID)::uuid IS NULL OR reseller_id = \(scope.resellerID)::uuid)
-                  AND (\(scope.subAccountID)::uuid IS NULL OR sub_account_id = \(scope.subAccountID)::uuid)
-                RETURNING \(Self.columns)
-                """).decodeRecords(WebhookEndpointRecord.self).first
+            guard
+                let before = try await connection.query(
+                    """
+                    DELETE FROM webhook_endpoint
+                    WHERE id = \(id) AND (\(scope.resellerID)::uuid IS NULL OR reseller_id = \(scope.resellerID)::uuid)
+                      AND (\(scope.subAccountID)::uuid IS NULL OR sub_account_id = \(scope.subAccountID)::uuid)
+                    RETURNING \(Self.columns)
+                    """
+                ).decodeRecords(WebhookEndpointRecord.self).first
             else { return false }
             // Not a foreign key (see the migration): the deliveries go by hand, their attempts with them.
             try await connection.query("DELETE FROM webhook_delivery WHERE endpoint_id = \(id)")
@@ -192,23 +227,30 @@ package struct WebhookEndpointRepository: Sendable {
     }
 
     /// A new secret; the current one stays valid for `previousValidFor` (none when zero). Nil when not found.
-    package func rotateSecret(id: UUID, scope: TenantScope, previousValidFor: Duration, by actor: AuditActor) async throws -> (WebhookEndpointRecord, secret: String)? {
+    package func rotateSecret(id: UUID, scope: TenantScope, previousValidFor: Duration, by actor: AuditActor)
+        async throws -> (WebhookEndpointRecord, secret: String)?
+    {
         let secret = Self.newSecret()
         return try await pool.withTransaction { connection in
-            guard let record = try await connection.query("""
-                UPDATE webhook_endpoint
-                SET previous_secret = CASE WHEN \(previousValidFor.inSeconds) > 0 THEN secret END,
-                    previous_secret_expires_at = CASE WHEN \(previousValidFor.inSeconds) > 0
-                                                      THEN now() + make_interval(secs => \(previousValidFor.inSeconds)) END,
-                    secret = \(secret)
-                WHERE id = \(id) AND (\(scope.resellerID)::uuid IS NULL OR reseller_id = \(scope.resellerID)::uuid)
-                  AND (\(scope.subAccountID)::uuid IS NULL OR sub_account_id = \(scope.subAccountID)::uuid)
-                RETURNING \(Self.columns)
-                """).decodeRecords(WebhookEndpointRecord.self).first
+            guard
+                let record = try await connection.query(
+                    """
+                    UPDATE webhook_endpoint
+                    SET previous_secret = CASE WHEN \(previousValidFor.inSeconds) > 0 THEN secret END,
+                        previous_secret_expires_at = CASE WHEN \(previousValidFor.inSeconds) > 0
+                                                          THEN now() + make_interval(secs => \(previousValidFor.inSeconds)) END,
+                        secret = \(secret)
+                    WHERE id = \(id) AND (\(scope.resellerID)::uuid IS NULL OR reseller_id = \(scope.resellerID)::uuid)
+                      AND (\(scope.subAccountID)::uuid IS NULL OR sub_account_id = \(scope.subAccountID)::uuid)
+                    RETURNING \(Self.columns)
+                    """
+                ).decodeRecords(WebhookEndpointRecord.self).first
             else { return nil }
             try await AuditRepository.record(
-                on: connection, by: actor, action: "webhook.rotate_secret", targetType: "webhook_endpoint", targetID: id,
-                resellerID: record.resellerID, before: nil, after: ["previousSecretValidSeconds": Int(previousValidFor.inSeconds)])
+                on: connection, by: actor, action: "webhook.rotate_secret", targetType: "webhook_endpoint",
+                targetID: id,
+                resellerID: record.resellerID, before: nil,
+                after: ["previousSecretValidSeconds": Int(previousValidFor.inSeconds)])
             return (record, secret)
         }
     }
@@ -224,27 +266,34 @@ package struct WebhookEndpointRepository: Sendable {
 
     /// The endpoint's deliveries, newest first.
     package func deliveries(endpointID: UUID, state: String?, limit: Int) async throws -> [WebhookDeliveryRecord] {
-        try await pool.query("""
+        try await pool.query(
+            """
             SELECT \(Self.deliveryColumns)
             FROM webhook_delivery d JOIN webhook_event ev ON ev.id = d.event_id
             WHERE d.endpoint_id = \(endpointID) AND (\(state)::text IS NULL OR d.state = \(state)::text)
             ORDER BY d.created_at DESC, d.id DESC
             LIMIT \(limit)
-            """).decodeRecords(WebhookDeliveryRecord.self)
+            """
+        ).decodeRecords(WebhookDeliveryRecord.self)
     }
 
     /// A new delivery of `deliveryID`'s event to its endpoint, due now. Nil when the endpoint has no such delivery.
     package func redeliver(endpointID: UUID, deliveryID: UUID) async throws -> WebhookDeliveryRecord? {
         try await pool.withTransaction { connection in
-            guard let id = try await connection.query("""
-                INSERT INTO webhook_delivery (reseller_id, endpoint_id, event_id)
-                SELECT reseller_id, endpoint_id, event_id FROM webhook_delivery WHERE id = \(deliveryID) AND endpoint_id = \(endpointID)
-                RETURNING id
-                """).first(as: UUID.self)
+            guard
+                let id = try await connection.query(
+                    """
+                    INSERT INTO webhook_delivery (reseller_id, endpoint_id, event_id)
+                    SELECT reseller_id, endpoint_id, event_id FROM webhook_delivery WHERE id = \(deliveryID) AND endpoint_id = \(endpointID)
+                    RETURNING id
+                    """
+                ).first(as: UUID.self)
             else { return nil }
-            return try await connection.query("""
+            return try await connection.query(
+                """
                 SELECT \(Self.deliveryColumns) FROM webhook_delivery d JOIN webhook_event ev ON ev.id = d.event_id WHERE d.id = \(id)
-                """).decodeRecords(WebhookDeliveryRecord.self).first
+                """
+            ).decodeRecords(WebhookDeliveryRecord.self).first
         }
     }
 
@@ -273,7 +322,8 @@ package struct WebhookEndpointRepository: Sendable {
                 """
             let count = try await connection.query("SELECT count(*) \(matching)").first(as: Int.self) ?? 0
             guard count <= Self.replayLimit else { return nil }
-            try await connection.query("""
+            try await connection.query(
+                """
                 INSERT INTO webhook_delivery (reseller_id, endpoint_id, event_id, due_at)
                 SELECT ev.reseller_id, \(endpoint.id), ev.id, now() + (row_number() OVER (ORDER BY ev.occurred_at, ev.id)) * interval '1 microsecond'
                 \(matching)
@@ -289,13 +339,17 @@ package struct WebhookEndpointRepository: Sendable {
     package func setAllowedRanges(_ ranges: [String], by actor: AuditActor) async throws -> [String] {
         try await pool.withTransaction { connection in
             try await connection.query("SELECT 1 FROM webhook_settings FOR UPDATE")
-            let before = try await connection.query("SELECT unnest(allowed_ranges)::text FROM webhook_settings").decode(String.self)
-            try await connection.query("""
+            let before = try await connection.query("SELECT unnest(allowed_ranges)::text FROM webhook_settings").decode(
+                String.self)
+            try await connection.query(
+                """
                 UPDATE webhook_settings SET allowed_ranges = \(ranges)::cidr[], updated_by = \(actor.actor), updated_at = now()
                 """)
-            let after = try await connection.query("SELECT unnest(allowed_ranges)::text FROM webhook_settings").decode(String.self)
+            let after = try await connection.query("SELECT unnest(allowed_ranges)::text FROM webhook_settings").decode(
+                String.self)
             try await AuditRepository.record(
-                on: connection, by: actor, action: "webhook.settings", targetType: "webhook_settings", targetID: "webhook_settings",
+                on: connection, by: actor, action: "webhook.settings", targetType: "webhook_settings",
+                targetID: "webhook_settings",
                 resellerID: nil, before: ["allowedRanges": before], after: ["allowedRanges": after])
             return after
         }

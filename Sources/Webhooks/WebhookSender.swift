@@ -6,16 +6,17 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import PostgresLibpq
+import ResellerCore
 import ServiceLifecycle
 import Synchronization
-import ResellerCore
 
 /// The signature of a webhook request (docs/webhooks.md, "Verifying a request"): `v1=` and the lowercase hex HMAC-SHA256, keyed with the
 /// endpoint's secret (its UTF-8 bytes), of `<Webhook-Id>.<Webhook-Timestamp>.<body>`; one `v1=` per valid secret,
 /// comma-separated, while a rotated secret is still valid.
 package enum WebhookSignature {
     package static func hex(secret: String, id: String, timestamp: Int, body: String) -> String {
-        let mac = HMAC<SHA256>.authenticationCode(for: Data("\(id).\(timestamp).\(body)".utf8), using: SymmetricKey(data: Data(secret.utf8)))
+        let mac = HMAC<SHA256>.authenticationCode(
+            for: Data("\(id).\(timestamp).\(body)".utf8), using: SymmetricKey(data: Data(secret.utf8)))
         return mac.map { String(format: "%02x", $0) }.joined()
     }
 
@@ -25,8 +26,13 @@ package enum WebhookSignature {
 
     /// The receiver's check, as docs/webhooks.md describes it: the timestamp within `tolerance` of `now`, and one of the
     /// header's `v1=` values equal (compared in constant time) to the signature computed with `secret`.
-    package static func verify(header: String, secret: String, id: String, timestamp: String, body: String, now: Date = Date(), tolerance: TimeInterval = 300) -> Bool {
-        guard let seconds = Int(timestamp), abs(now.timeIntervalSince1970 - Double(seconds)) <= tolerance else { return false }
+    package static func verify(
+        header: String, secret: String, id: String, timestamp: String, body: String, now: Date = Date(),
+        tolerance: TimeInterval = 300
+    ) -> Bool {
+        guard let seconds = Int(timestamp), abs(now.timeIntervalSince1970 - Double(seconds)) <= tolerance else {
+            return false
+        }
         let expected = Array(hex(secret: secret, id: id, timestamp: seconds, body: body).utf8)
         return header.split(separator: ",").contains { part in
             let trimmed = part.trimmingCharacters(in: .whitespaces)
@@ -119,7 +125,9 @@ package final class WebhookSender: Service, Sendable {
                 if step.deliveries < 1000 && step.events < 1000 { break }
             }
             if total.deliveries + total.events > 0 {
-                logger.info("webhook history purged", metadata: ["deliveries": "\(total.deliveries)", "events": "\(total.events)"])
+                logger.info(
+                    "webhook history purged",
+                    metadata: ["deliveries": "\(total.deliveries)", "events": "\(total.events)"])
             }
         } catch let error as PostgresError where error.sqlState == "42P01" {
             logger.debug("webhook sender waits for the schema", metadata: ["error": "\(error)"])
@@ -133,7 +141,8 @@ package final class WebhookSender: Service, Sendable {
     @discardableResult
     package func runOnce() async -> Bool {
         do {
-            let claimed = try await repository.claim(limit: settings.batchSize, lease: settings.lease, worker: settings.worker)
+            let claimed = try await repository.claim(
+                limit: settings.batchSize, lease: settings.lease, worker: settings.worker)
             guard !claimed.isEmpty else { return false }
             let guardrail = WebhookAddressGuard(allowed: try await repository.allowedRanges().compactMap(IPRange.init))
             await withTaskGroup(of: Void.self) { group in
@@ -147,15 +156,21 @@ package final class WebhookSender: Service, Sendable {
                     group.addTask {
                         let result = await self.attempt(delivery, guardrail: guardrail)
                         do {
-                            let outcome = try await self.repository.record(result, worker: self.settings.worker, disableAfter: self.settings.disableAfter)
+                            let outcome = try await self.repository.record(
+                                result, worker: self.settings.worker, disableAfter: self.settings.disableAfter)
                             if outcome != .delivered {
-                                self.logger.info("webhook attempt failed", metadata: [
-                                    "delivery": "\(delivery.deliveryID)", "attempt": "\(delivery.attempt)", "outcome": "\(outcome)",
-                                    "error": "\(result.error ?? "")",
-                                ])
+                                self.logger.info(
+                                    "webhook attempt failed",
+                                    metadata: [
+                                        "delivery": "\(delivery.deliveryID)", "attempt": "\(delivery.attempt)",
+                                        "outcome": "\(outcome)",
+                                        "error": "\(result.error ?? "")",
+                                    ])
                             }
                         } catch {
-                            self.logger.warning("webhook attempt not recorded", metadata: ["delivery": "\(delivery.deliveryID)", "error": "\(error)"])
+                            self.logger.warning(
+                                "webhook attempt not recorded",
+                                metadata: ["delivery": "\(delivery.deliveryID)", "error": "\(error)"])
                         }
                     }
                 }
@@ -174,21 +189,26 @@ package final class WebhookSender: Service, Sendable {
     /// upstream (and our simulator) appends them, after `&` when the URL already has a query. Nil when the event is
     /// not a delivery notification.
     package static func legacyURL(_ delivery: ClaimedWebhookDelivery) -> String? {
-        guard let gatewayID = delivery.gatewayID, let word = delivery.gatewayStatus, let status = DeliveryStatus(rawValue: word),
-              let statusAt = delivery.statusAt
+        guard let gatewayID = delivery.gatewayID, let word = delivery.gatewayStatus,
+            let status = DeliveryStatus(rawValue: word),
+            let statusAt = delivery.statusAt
         else { return nil }
         let notification = DeliveryNotification(
-            smsID: String(gatewayID), timestamp: GatewayDateTime(statusAt, in: GatewayDateTime.gatewayTimeZone), status: status,
+            smsID: String(gatewayID), timestamp: GatewayDateTime(statusAt, in: GatewayDateTime.gatewayTimeZone),
+            status: status,
             reference: delivery.reference)
         return delivery.url + (delivery.url.contains("?") ? "&" : "?") + FormEncoding.encode(notification.parameters)
     }
 
     /// One request of `delivery` (a signed POST, or the old-style GET), checked by `guardrail` first.
-    package func attempt(_ delivery: ClaimedWebhookDelivery, guardrail: WebhookAddressGuard) async -> WebhookAttemptResult {
+    package func attempt(_ delivery: ClaimedWebhookDelivery, guardrail: WebhookAddressGuard) async
+        -> WebhookAttemptResult
+    {
         let started = ContinuousClock.now
         let attemptedAt = Date()
         var result = WebhookAttemptResult(
-            deliveryID: delivery.deliveryID, attempt: delivery.attempt, attemptedAt: attemptedAt, statusCode: nil, latencyMilliseconds: 0,
+            deliveryID: delivery.deliveryID, attempt: delivery.attempt, attemptedAt: attemptedAt, statusCode: nil,
+            latencyMilliseconds: 0,
             error: nil, retryDelay: settings.backoff.delay(afterAttempt: delivery.attempt))
         do {
             var requestURL = delivery.url
@@ -229,7 +249,9 @@ package final class WebhookSender: Service, Sendable {
                 request.headers.add(name: "Webhook-Timestamp", value: "\(timestamp)")
                 request.headers.add(
                     name: "Webhook-Signature",
-                    value: WebhookSignature.header(secrets: [delivery.secret] + (delivery.previousSecret.map { [$0] } ?? []), id: id, timestamp: timestamp, body: delivery.body))
+                    value: WebhookSignature.header(
+                        secrets: [delivery.secret] + (delivery.previousSecret.map { [$0] } ?? []), id: id,
+                        timestamp: timestamp, body: delivery.body))
                 request.body = .bytes(ByteBuffer(string: delivery.body))
             }
             let deadline = NIODeadline.now() + .nanoseconds(Int64(settings.timeout.inSeconds * 1e9))
@@ -238,12 +260,16 @@ package final class WebhookSender: Service, Sendable {
             // Read (and drop) a little of the answer so that the connection can be reused; a slow body is not waited for.
             _ = try? await response.body.collect(upTo: 64 * 1024)
             if !(200..<300).contains(response.status.code) {
-                result.error = (300..<400).contains(response.status.code)
-                    ? "answered \(response.status.code) (redirects are not followed)" : "answered \(response.status.code)"
+                result.error =
+                    (300..<400).contains(response.status.code)
+                    ? "answered \(response.status.code) (redirects are not followed)"
+                    : "answered \(response.status.code)"
             }
         } catch let refusal as WebhookAddressRefusal {
             result.error = "refused: \(refusal.reason)"
-        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
+        } catch let error as HTTPClientError
+            where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout
+        {
             result.error = "no answer within \(settings.timeout)"
         } catch {
             result.error = "\(error)"

@@ -1,8 +1,8 @@
 import Foundation
+import Ledger
 import Logging
 import PostgresLibpq
 import ResellerCore
-import Ledger
 
 /// Ledger throughput: single-phase transfers, each its own transaction through
 /// `ledger_apply_transfers`, from one hot sub-account or spread over many, at a given concurrency.
@@ -31,32 +31,41 @@ public enum LedgerBenchmark {
         let existing = try await pool.query("SELECT count(*) FROM sub_account").first(as: Int.self) ?? 0
         guard existing < accounts else { return }
         try await pool.withTransaction { connection in
-            try await connection.query("INSERT INTO reseller (name) SELECT 'bench ' || n FROM generate_series(1, \(resellers)) n")
-            try await connection.query("""
+            try await connection.query(
+                "INSERT INTO reseller (name) SELECT 'bench ' || n FROM generate_series(1, \(resellers)) n")
+            try await connection.query(
+                """
                 INSERT INTO sub_account (reseller_id, name, username, password_salt, password_iterations, password_hash)
                 SELECT r.id, 'bench ' || n, 'bench-' || n, '\\x00', 1, '\\x00'
                 FROM generate_series(1, \(accounts)) n
                 JOIN (SELECT id, row_number() OVER (ORDER BY id) - 1 AS slot FROM reseller) r ON r.slot = n % \(resellers)
                 """)
-            let pairs = try await connection.query("""
+            let pairs = try await connection.query(
+                """
                 SELECT i.id, w.id FROM ledger_account w
                 JOIN ledger_account i ON i.kind = 'reseller_issuance' AND i.reseller_id = w.reseller_id
                 WHERE w.kind = 'sub_account_wallet'
-                """).decode((UUID, UUID).self)
+                """
+            ).decode((UUID, UUID).self)
             _ = try await LedgerRepository.apply(
-                pairs.map { .posted(from: $0.0, to: $0.1, amount: 100_000_000 * 10_000, code: "bench", by: "bench") }, linked: false,
+                pairs.map { .posted(from: $0.0, to: $0.1, amount: 100_000_000 * 10_000, code: "bench", by: "bench") },
+                linked: false,
                 on: connection)
         }
     }
 
     /// Runs transfers for `duration` at `concurrency` tasks (the pool should have as many connections).
-    public static func run(pool: PostgresPool, scenario: Scenario, concurrency: Int, duration: Duration) async throws -> Result {
+    public static func run(pool: PostgresPool, scenario: Scenario, concurrency: Int, duration: Duration) async throws
+        -> Result
+    {
         // Each sub-account's wallet with its own reseller's revenue account.
-        let pairs = try await pool.query("""
+        let pairs = try await pool.query(
+            """
             SELECT w.id, r.id FROM ledger_account w
             JOIN ledger_account r ON r.kind = 'reseller_revenue' AND r.reseller_id = w.reseller_id
             WHERE w.kind = 'sub_account_wallet' ORDER BY w.id
-            """).decode((UUID, UUID).self)
+            """
+        ).decode((UUID, UUID).self)
         let sources = scenario == .hot ? [pairs[0]] : pairs
         let started = ContinuousClock.now
         let deadline = started + duration
@@ -77,6 +86,8 @@ public enum LedgerBenchmark {
             return try await group.reduce(0, +)
         }
         let elapsed = ContinuousClock.now - started
-        return Result(transfers: count, seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+        return Result(
+            transfers: count,
+            seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
     }
 }

@@ -10,7 +10,9 @@ import PostgresLibpq
 struct PoolBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pg-pool-bench",
-        abstract: "pgbench -S's workload (SELECT abalance FROM pgbench_accounts WHERE aid = $1) through PostgresLibpq's pool.")
+        abstract:
+            "pgbench -S's workload (SELECT abalance FROM pgbench_accounts WHERE aid = $1) through PostgresLibpq's pool."
+    )
 
     @Option(help: "libpq URL of a database initialised by `pgbench -i` (env: DATABASE_URL).")
     var databaseURL: String?
@@ -43,8 +45,11 @@ struct PoolBenchmark: AsyncParsableCommand {
 
             _ = try await measure(pool: pool, accounts: accounts, for: .seconds(1))  // warm-up: connections, caches
             let (count, elapsed) = try await measure(pool: pool, accounts: accounts, for: .seconds(seconds))
-            let rate = Double(count) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
-            print("pg-pool-bench: concurrency=\(concurrency) seconds=\(seconds) queries=\(count) tps=\(String(format: "%.0f", rate))")
+            let rate =
+                Double(count) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+            print(
+                "pg-pool-bench: concurrency=\(concurrency) seconds=\(seconds) queries=\(count) tps=\(String(format: "%.0f", rate))"
+            )
         }
     }
 
@@ -60,7 +65,8 @@ struct PoolBenchmark: AsyncParsableCommand {
                     var generator = SplitMix64(seed: UInt64.random(in: 1...UInt64.max))
                     while ContinuousClock.now < deadline {
                         let aid = Int.random(in: 1...accounts, using: &generator)
-                        let balance = try await pool.query("SELECT abalance FROM pgbench_accounts WHERE aid = \(aid)").first(as: Int.self)
+                        let balance = try await pool.query("SELECT abalance FROM pgbench_accounts WHERE aid = \(aid)")
+                            .first(as: Int.self)
                         precondition(balance != nil, "account \(aid) missing")
                         done += 1
                     }

@@ -2,12 +2,12 @@ import ArgumentParser
 import Foundation
 import Logging
 
-
 /// Prints send rates over HTTP and the bulk send time; see scripts/bench-send.sh.
 @main
 struct SendBenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "send-bench", abstract: "Sends over HTTP (hot and spread), one bulk send, and the dispatcher's drain rate.")
+        commandName: "send-bench",
+        abstract: "Sends over HTTP (hot and spread), one bulk send, and the dispatcher's drain rate.")
 
     @Option(help: "libpq URL of an empty scratch database (it is migrated and filled).")
     var databaseURL: String

@@ -1,15 +1,13 @@
 import ArgumentParser
-import Hummingbird
 import Foundation
 import Gateway1601
+import Gateway1601Simulator
+import Hummingbird
 import Logging
 import PostgresLibpq
-import Gateway1601Simulator
 import ResellerApp
 import ResellerCore
 import ServiceLifecycle
-import ResellerCore
-import ResellerApp
 
 @main
 struct SMSResellerCommand: AsyncParsableCommand {
@@ -23,7 +21,10 @@ struct SMSResellerCommand: AsyncParsableCommand {
 
 /// Options every subcommand shares. Each falls back to an environment variable, then to a default.
 struct CommonOptions: ParsableArguments {
-    @Option(help: "libpq URL of the database, e.g. postgres://user:pass@127.0.0.1:5432/sms_reseller (env: DATABASE_URL; required).")
+    @Option(
+        help:
+            "libpq URL of the database, e.g. postgres://user:pass@127.0.0.1:5432/sms_reseller (env: DATABASE_URL; required)."
+    )
     var databaseURL: String?
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (env: LOG_LEVEL; default info).")
@@ -38,7 +39,9 @@ struct CommonOptions: ParsableArguments {
 
     func resolvedDatabaseURL() throws -> String {
         guard let url = databaseURL ?? environment("DATABASE_URL") else {
-            throw ValidationError("No database given: pass --database-url or set DATABASE_URL (scripts/run.sh starts a private PostgreSQL for you).")
+            throw ValidationError(
+                "No database given: pass --database-url or set DATABASE_URL (scripts/run.sh starts a private PostgreSQL for you)."
+            )
         }
         return url
     }
@@ -46,7 +49,9 @@ struct CommonOptions: ParsableArguments {
     func resolvedLogLevel() throws -> Logger.Level {
         let text = logLevel ?? environment("LOG_LEVEL") ?? "info"
         guard let level = Logger.Level(rawValue: text.lowercased()) else {
-            throw ValidationError("Unknown log level '\(text)'; use one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")).")
+            throw ValidationError(
+                "Unknown log level '\(text)'; use one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))."
+            )
         }
         return level
     }
@@ -76,7 +81,8 @@ struct CommonOptions: ParsableArguments {
         databaseConfiguration.applicationName = applicationName
         databaseConfiguration.connectTimeoutSeconds = 10
         let pool = PostgresPool(
-            configuration: databaseConfiguration, poolConfiguration: .init(minimumConnections: 0, maximumConnections: 1), logger: logger)
+            configuration: databaseConfiguration,
+            poolConfiguration: .init(minimumConnections: 0, maximumConnections: 1), logger: logger)
         let migrations = try BundledMigrations.load()
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await pool.run() }
@@ -110,61 +116,104 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Database connections at most (env: DB_POOL_MAX; default 10).")
     var dbPoolMax: Int?
 
-    @Option(help: "Statement timeout in milliseconds for every database session, 0 for none (env: DB_STATEMENT_TIMEOUT_MS; default 30000).")
+    @Option(
+        help:
+            "Statement timeout in milliseconds for every database session, 0 for none (env: DB_STATEMENT_TIMEOUT_MS; default 30000)."
+    )
     var dbStatementTimeoutMs: Int?
 
     @Flag(help: "Apply pending database migrations before serving (env: MIGRATE=1).")
     var migrate = false
 
-    @Option(help: "Base URL of the 1601 gateway, e.g. http://217.19.227.48 (env: UPSTREAM_1601_URL). Without it the built-in simulator is started.")
+    @Option(
+        help:
+            "Base URL of the 1601 gateway, e.g. http://217.19.227.48 (env: UPSTREAM_1601_URL). Without it the built-in simulator is started."
+    )
     var upstreamURL: String?
 
-    @Option(help: "Port of the built-in simulator when no upstream URL is given; 0 picks a free one (env: SIMULATOR_PORT; default 8099).")
+    @Option(
+        help:
+            "Port of the built-in simulator when no upstream URL is given; 0 picks a free one (env: SIMULATOR_PORT; default 8099)."
+    )
     var simulatorPort: Int?
 
-    @Option(help: "Gateway account (klantuser) for the first default upstream connection, created from --upstream-url when no connection exists (env: UPSTREAM_1601_USERNAME).")
+    @Option(
+        help:
+            "Gateway account (klantuser) for the first default upstream connection, created from --upstream-url when no connection exists (env: UPSTREAM_1601_USERNAME)."
+    )
     var upstreamUsername: String?
 
     @Option(help: "Its password (env: UPSTREAM_1601_PASSWORD; prefer the environment, flags show in process lists).")
     var upstreamPassword: String?
 
-    @Option(help: "32 random bytes in base64 to encrypt upstream passwords in the database, e.g. from `openssl rand -base64 32` (env: UPSTREAM_CREDENTIALS_KEY; prefer the environment). Without it they are stored unencrypted.")
+    @Option(
+        help:
+            "32 random bytes in base64 to encrypt upstream passwords in the database, e.g. from `openssl rand -base64 32` (env: UPSTREAM_CREDENTIALS_KEY; prefer the environment). Without it they are stored unencrypted."
+    )
     var upstreamCredentialsKey: String?
 
-    @Flag(help: "Do not run the ledger upkeep (reservation expiry, idempotency purge) on this instance (env: LEDGER_MAINTENANCE=off).")
+    @Flag(
+        help:
+            "Do not run the ledger upkeep (reservation expiry, idempotency purge) on this instance (env: LEDGER_MAINTENANCE=off)."
+    )
     var noLedgerMaintenance = false
 
     @Option(help: "Days to remember Idempotency-Keys, at least 7 (env: IDEMPOTENCY_RETENTION_DAYS; default 7).")
     var idempotencyRetentionDays: Int?
 
-    @Flag(help: "Do not send queued messages upstream from this instance, e.g. on API-only nodes (env: DISPATCHER=off).")
+    @Flag(
+        help: "Do not send queued messages upstream from this instance, e.g. on API-only nodes (env: DISPATCHER=off).")
     var noDispatcher = false
 
-    @Option(help: "Milliseconds between looks for due messages when idle, 10-60000 (env: DISPATCHER_POLL_INTERVAL_MS; default 250).")
+    @Option(
+        help:
+            "Milliseconds between looks for due messages when idle, 10-60000 (env: DISPATCHER_POLL_INTERVAL_MS; default 250)."
+    )
     var dispatcherPollIntervalMs: Int?
 
-    @Option(help: "Seconds a claimed message is held before another worker may take it over, 2-3600; raised per connection to twice its request timeout (env: DISPATCHER_LEASE_SECONDS; default 60).")
+    @Option(
+        help:
+            "Seconds a claimed message is held before another worker may take it over, 2-3600; raised per connection to twice its request timeout (env: DISPATCHER_LEASE_SECONDS; default 60)."
+    )
     var dispatcherLeaseSeconds: Int?
 
     @Option(help: "Messages claimed at once per upstream connection, 1-1000 (env: DISPATCHER_BATCH_SIZE; default 100).")
     var dispatcherBatchSize: Int?
 
-    @Option(help: "Minutes transient upstream failures are retried before a message fails, at least 1 (env: DISPATCHER_RETRY_DEADLINE_MINUTES; default 1440).")
+    @Option(
+        help:
+            "Minutes transient upstream failures are retried before a message fails, at least 1 (env: DISPATCHER_RETRY_DEADLINE_MINUTES; default 1440)."
+    )
     var dispatcherRetryDeadlineMinutes: Int?
 
-    @Option(help: "Upper bound in milliseconds of the first retry's random wait; it doubles per attempt (env: DISPATCHER_BACKOFF_BASE_MS; default 1000).")
+    @Option(
+        help:
+            "Upper bound in milliseconds of the first retry's random wait; it doubles per attempt (env: DISPATCHER_BACKOFF_BASE_MS; default 1000)."
+    )
     var dispatcherBackoffBaseMs: Int?
 
-    @Option(help: "Longest wait in seconds between two attempts of a message (env: DISPATCHER_BACKOFF_CAP_SECONDS; default 300).")
+    @Option(
+        help:
+            "Longest wait in seconds between two attempts of a message (env: DISPATCHER_BACKOFF_CAP_SECONDS; default 300)."
+    )
     var dispatcherBackoffCapSeconds: Int?
 
-    @Flag(help: "Do not poll the upstream for delivery reports nor expire messages from this instance (env: REPORT_POLLING=off).")
+    @Flag(
+        help:
+            "Do not poll the upstream for delivery reports nor expire messages from this instance (env: REPORT_POLLING=off)."
+    )
     var noReportPolling = false
 
-    @Option(help: "Minutes after submission before a message without a final report is first polled, at least 1 (env: REPORT_POLL_AFTER_MINUTES; default 30).")
+    @Option(
+        help:
+            "Minutes after submission before a message without a final report is first polled, at least 1 (env: REPORT_POLL_AFTER_MINUTES; default 30)."
+    )
     var reportPollAfterMinutes: Int?
 
-    @Option(help: "Hours after submission before a message without a final report expires, at least 1 (env: REPORT_EXPIRE_AFTER_HOURS; default 72).")
+    @Option(
+        help:
+            "Hours after submission before a message without a final report expires, at least 1 (env: REPORT_EXPIRE_AFTER_HOURS; default 72)."
+    )
     var reportExpireAfterHours: Int?
 
     @Flag(help: "Do not deliver webhook events from this instance (env: WEBHOOKS=off).")
@@ -173,59 +222,88 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds a webhook receiver has to answer 2xx, 1-60 (env: WEBHOOK_TIMEOUT_SECONDS; default 10).")
     var webhookTimeoutSeconds: Int?
 
-    @Option(help: "Comma-separated CIDR ranges of proxies whose X-Forwarded-For names the client, for the 1601-compatible endpoint's per-address password limits (env: TRUSTED_PROXIES; default none).")
+    @Option(
+        help:
+            "Comma-separated CIDR ranges of proxies whose X-Forwarded-For names the client, for the 1601-compatible endpoint's per-address password limits (env: TRUSTED_PROXIES; default none)."
+    )
     var trustedProxies: String?
 
     func run() async throws {
         var configuration = AppConfiguration(database: try PostgresConfiguration(url: try common.resolvedDatabaseURL()))
-        configuration.ledgerMaintenance = !noLedgerMaintenance && !["off", "0", "false", "no"].contains(common.environment("LEDGER_MAINTENANCE")?.lowercased() ?? "")
+        configuration.ledgerMaintenance =
+            !noLedgerMaintenance
+            && !["off", "0", "false", "no"].contains(common.environment("LEDGER_MAINTENANCE")?.lowercased() ?? "")
         let retentionDays = try common.integer(idempotencyRetentionDays, env: "IDEMPOTENCY_RETENTION_DAYS", default: 7)
         guard retentionDays >= 7 else { throw ValidationError("Idempotency-Keys are kept at least 7 days.") }
         configuration.idempotencyRetention = .seconds(retentionDays * 86_400)
         try configureDispatcher(&configuration)
-        configuration.webhooks = !noWebhooks && !["off", "0", "false", "no"].contains(common.environment("WEBHOOKS")?.lowercased() ?? "")
+        configuration.webhooks =
+            !noWebhooks && !["off", "0", "false", "no"].contains(common.environment("WEBHOOKS")?.lowercased() ?? "")
         let webhookTimeout = try common.integer(webhookTimeoutSeconds, env: "WEBHOOK_TIMEOUT_SECONDS", default: 10)
-        guard (1...60).contains(webhookTimeout) else { throw ValidationError("The webhook timeout must be 1-60 seconds.") }
+        guard (1...60).contains(webhookTimeout) else {
+            throw ValidationError("The webhook timeout must be 1-60 seconds.")
+        }
         configuration.webhookTimeout = .seconds(webhookTimeout)
         configuration.trustedProxies = (trustedProxies ?? common.environment("TRUSTED_PROXIES") ?? "")
             .split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        configuration.reportPolling = !noReportPolling && !["off", "0", "false", "no"].contains(common.environment("REPORT_POLLING")?.lowercased() ?? "")
+        configuration.reportPolling =
+            !noReportPolling
+            && !["off", "0", "false", "no"].contains(common.environment("REPORT_POLLING")?.lowercased() ?? "")
         let pollAfter = try common.integer(reportPollAfterMinutes, env: "REPORT_POLL_AFTER_MINUTES", default: 30)
         let expireAfter = try common.integer(reportExpireAfterHours, env: "REPORT_EXPIRE_AFTER_HOURS", default: 72)
         guard pollAfter >= 1, expireAfter >= 1, expireAfter * 60 > pollAfter else {
-            throw ValidationError("Reports are polled at least 1 minute and expire at least 1 hour after submission, the expiry after the first poll.")
+            throw ValidationError(
+                "Reports are polled at least 1 minute and expire at least 1 hour after submission, the expiry after the first poll."
+            )
         }
         configuration.reportPollAfter = .seconds(pollAfter * 60)
         configuration.reportExpireAfter = .seconds(expireAfter * 3600)
         configuration.host = host ?? common.environment("HOST") ?? configuration.host
         configuration.port = try common.integer(port, env: "PORT", default: configuration.port)
-        configuration.databasePoolMinimum = try common.integer(dbPoolMin, env: "DB_POOL_MIN", default: configuration.databasePoolMinimum)
-        configuration.databasePoolMaximum = try common.integer(dbPoolMax, env: "DB_POOL_MAX", default: configuration.databasePoolMaximum)
+        configuration.databasePoolMinimum = try common.integer(
+            dbPoolMin, env: "DB_POOL_MIN", default: configuration.databasePoolMinimum)
+        configuration.databasePoolMaximum = try common.integer(
+            dbPoolMax, env: "DB_POOL_MAX", default: configuration.databasePoolMaximum)
         configuration.databaseStatementTimeoutMilliseconds = try common.integer(
-            dbStatementTimeoutMs, env: "DB_STATEMENT_TIMEOUT_MS", default: configuration.databaseStatementTimeoutMilliseconds)
-        configuration.migrate = migrate || ["1", "true", "yes"].contains(common.environment("MIGRATE")?.lowercased() ?? "")
+            dbStatementTimeoutMs, env: "DB_STATEMENT_TIMEOUT_MS",
+            default: configuration.databaseStatementTimeoutMilliseconds)
+        configuration.migrate =
+            migrate || ["1", "true", "yes"].contains(common.environment("MIGRATE")?.lowercased() ?? "")
         let username = upstreamUsername ?? common.environment("UPSTREAM_1601_USERNAME")
         let password = upstreamPassword ?? common.environment("UPSTREAM_1601_PASSWORD")
         guard (username == nil) == (password == nil) else {
-            throw ValidationError("UPSTREAM_1601_USERNAME and UPSTREAM_1601_PASSWORD go together: give both or neither.")
+            throw ValidationError(
+                "UPSTREAM_1601_USERNAME and UPSTREAM_1601_PASSWORD go together: give both or neither.")
         }
         var builtInSimulatorPort: Int?
         if let url = upstreamURL ?? common.environment("UPSTREAM_1601_URL") {
-            guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil else {
+            guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil
+            else {
                 throw ValidationError("UPSTREAM_1601_URL must be an http(s) URL, got '\(url)'.")
             }
             configuration.upstream = .external(
-                baseURL: url, credentials: username.flatMap { username in password.map { GatewayCredentials(username: username, password: $0) } })
+                baseURL: url,
+                credentials: username.flatMap { username in
+                    password.map { GatewayCredentials(username: username, password: $0) }
+                })
         } else {
             guard username == nil else {
-                throw ValidationError("UPSTREAM_1601_USERNAME and UPSTREAM_1601_PASSWORD need UPSTREAM_1601_URL; the built-in simulator uses its sandbox account.")
+                throw ValidationError(
+                    "UPSTREAM_1601_USERNAME and UPSTREAM_1601_PASSWORD need UPSTREAM_1601_URL; the built-in simulator uses its sandbox account."
+                )
             }
             let port = try common.integer(simulatorPort, env: "SIMULATOR_PORT", default: 8099)
-            guard (0...65535).contains(port) else { throw ValidationError("The simulator port must be between 0 and 65535.") }
+            guard (0...65535).contains(port) else {
+                throw ValidationError("The simulator port must be between 0 and 65535.")
+            }
             builtInSimulatorPort = port
         }
-        guard (0...65535).contains(configuration.port) else { throw ValidationError("The port must be between 0 and 65535.") }
-        guard configuration.databasePoolMaximum >= 1, (0...configuration.databasePoolMaximum).contains(configuration.databasePoolMinimum) else {
+        guard (0...65535).contains(configuration.port) else {
+            throw ValidationError("The port must be between 0 and 65535.")
+        }
+        guard configuration.databasePoolMaximum >= 1,
+            (0...configuration.databasePoolMaximum).contains(configuration.databasePoolMinimum)
+        else {
             throw ValidationError("Pool sizes must satisfy 0 <= DB_POOL_MIN <= DB_POOL_MAX and DB_POOL_MAX >= 1.")
         }
         configuration.upstreamCredentialsKey = upstreamCredentialsKey ?? common.environment("UPSTREAM_CREDENTIALS_KEY")
@@ -233,7 +311,9 @@ struct Serve: AsyncParsableCommand {
         configuration.logFormat = try common.resolvedLogFormat()
         let logger = try common.bootstrapLogging()
         if let builtInSimulatorPort {
-            configuration.upstream = .embedded(EmbeddedUpstream(GatewaySimulator.sandbox(port: builtInSimulatorPort, logger: logger.relabeled("gateway1601-sim"))))
+            configuration.upstream = .embedded(
+                EmbeddedUpstream(
+                    GatewaySimulator.sandbox(port: builtInSimulatorPort, logger: logger.relabeled("gateway1601-sim"))))
         }
         let app = try buildApplication(configuration: configuration, logger: logger)
         try await app.runService()
@@ -241,14 +321,19 @@ struct Serve: AsyncParsableCommand {
 
     /// The dispatcher's switch and settings, from flags or the environment, checked.
     private func configureDispatcher(_ configuration: inout AppConfiguration) throws {
-        configuration.dispatcher = !noDispatcher && !["off", "0", "false", "no"].contains(common.environment("DISPATCHER")?.lowercased() ?? "")
+        configuration.dispatcher =
+            !noDispatcher
+            && !["off", "0", "false", "no"].contains(common.environment("DISPATCHER")?.lowercased() ?? "")
         let poll = try common.integer(dispatcherPollIntervalMs, env: "DISPATCHER_POLL_INTERVAL_MS", default: 250)
-        guard (10...60_000).contains(poll) else { throw ValidationError("The dispatcher poll interval must be 10-60000 ms.") }
+        guard (10...60_000).contains(poll) else {
+            throw ValidationError("The dispatcher poll interval must be 10-60000 ms.")
+        }
         let lease = try common.integer(dispatcherLeaseSeconds, env: "DISPATCHER_LEASE_SECONDS", default: 60)
         guard (2...3600).contains(lease) else { throw ValidationError("The dispatcher lease must be 2-3600 seconds.") }
         let batch = try common.integer(dispatcherBatchSize, env: "DISPATCHER_BATCH_SIZE", default: 100)
         guard (1...1000).contains(batch) else { throw ValidationError("The dispatcher batch size must be 1-1000.") }
-        let deadline = try common.integer(dispatcherRetryDeadlineMinutes, env: "DISPATCHER_RETRY_DEADLINE_MINUTES", default: 1440)
+        let deadline = try common.integer(
+            dispatcherRetryDeadlineMinutes, env: "DISPATCHER_RETRY_DEADLINE_MINUTES", default: 1440)
         guard deadline >= 1 else { throw ValidationError("The retry deadline must be at least 1 minute.") }
         let base = try common.integer(dispatcherBackoffBaseMs, env: "DISPATCHER_BACKOFF_BASE_MS", default: 1000)
         let cap = try common.integer(dispatcherBackoffCapSeconds, env: "DISPATCHER_BACKOFF_CAP_SECONDS", default: 300)
@@ -272,8 +357,11 @@ struct Migrate: AsyncParsableCommand {
 
     func run() async throws {
         let logger = try common.bootstrapLogging()
-        try await common.withMigratedDatabase(applicationName: "sms-reseller migrate", logger: logger) { _, applied, known in
-            logger.info("migrations done", metadata: ["applied": "\(applied.map { "\($0.version)_\($0.name)" })", "known": "\(known)"])
+        try await common.withMigratedDatabase(applicationName: "sms-reseller migrate", logger: logger) {
+            _, applied, known in
+            logger.info(
+                "migrations done",
+                metadata: ["applied": "\(applied.map { "\($0.version)_\($0.name)" })", "known": "\(known)"])
         }
     }
 }
@@ -286,7 +374,9 @@ struct Admin: AsyncParsableCommand {
     struct CreateKey: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "create-key",
-            abstract: "Create a platform admin API key and print it once (the way to get the first key). Applies pending migrations first.")
+            abstract:
+                "Create a platform admin API key and print it once (the way to get the first key). Applies pending migrations first."
+        )
 
         @OptionGroup var common: CommonOptions
 
@@ -295,7 +385,8 @@ struct Admin: AsyncParsableCommand {
 
         func run() async throws {
             let logger = try common.bootstrapLogging()
-            let key = try await common.withMigratedDatabase(applicationName: "sms-reseller admin", logger: logger) { pool, _, _ in
+            let key = try await common.withMigratedDatabase(applicationName: "sms-reseller admin", logger: logger) {
+                pool, _, _ in
                 try await AdminBootstrap.createAdminKey(pool: pool, name: name)
             }
             print("Admin API key \(key.id.uuidString.lowercased()) (\(key.prefix)…). Shown only now; keep it safe:")

@@ -5,8 +5,8 @@ import Gateway1601Simulator
 import NIOCore
 import NIOHTTP1
 import ServiceLifecycle
-import Synchronization
 import ServiceTestSupport
+import Synchronization
 import Testing
 
 /// Delivery callbacks arriving at a real receiver, and every fault mode as the client sees it.
@@ -27,7 +27,8 @@ import Testing
     }
 
     static func request(_ reference: String? = "ref 1&2", to numbers: [String] = ["31612345678"]) -> SendRequest {
-        SendRequest(message: "Hi", recipients: .numbers(numbers), sender: "Shop", deliveryReport: true, reference: reference)
+        SendRequest(
+            message: "Hi", recipients: .numbers(numbers), sender: "Shop", deliveryReport: true, reference: reference)
     }
 
     @Test func callbacksFollowTheDeliveryWithTheDocumentedParameters() async throws {
@@ -79,7 +80,10 @@ import Testing
             simulator.setFaults(faults)
             _ = try await client.send(Self.request())
             #expect(try await eventually { receiver.queries.withLock { $0.count } == 6 })
-            #expect(try receiver.notifications().map(\.status) == [.submitted, .submitted, .buffered, .buffered, .delivered, .delivered])
+            #expect(
+                try receiver.notifications().map(\.status) == [
+                    .submitted, .submitted, .buffered, .buffered, .delivered, .delivered,
+                ])
             #expect(try await eventually { simulator.sentCallbacks().filter { $0.duplicate }.count == 3 })
         }
     }
@@ -117,7 +121,8 @@ import Testing
             return try await withSimulator(configuration) { simulator, base in
                 let client = makeClient(base, "sandbox", "sandbox")
                 for _ in 0..<12 {
-                    _ = try await client.send(SendRequest(message: "m", recipients: .numbers(["31612345678"]), sender: "S"))
+                    _ = try await client.send(
+                        SendRequest(message: "m", recipients: .numbers(["31612345678"]), sender: "S"))
                     _ = try await eventually { simulator.messages().last?.status.isFinal == true }
                 }
                 return simulator.messages().map(\.status)
@@ -177,7 +182,8 @@ import Testing
 
     @Test func refusedConnectionNeverReachedTheGateway() async throws {
         let base = try await withSimulator { _, base in base }  // a port that was just closed
-        let error = try #require(await gatewayError { try await makeClient(base, timeout: .milliseconds(500)).credits() })
+        let error = try #require(
+            await gatewayError { try await makeClient(base, timeout: .milliseconds(500)).credits() })
         guard case .connectionFailed = error else {
             Issue.record("expected connectionFailed, got \(error)")
             return
@@ -227,12 +233,15 @@ import Testing
         let receiver = TestReceiver()
         try await withRunning([receiver.application]) {
             let base = try await receiver.baseURL()
-            let one = SendRequest(message: "Hi", recipients: .numbers(["31612345678"]), sender: "Shop", deliveryReport: true)
+            let one = SendRequest(
+                message: "Hi", recipients: .numbers(["31612345678"]), sender: "Shop", deliveryReport: true)
             var two = one
             two.recipients = .numbers(["31612345678", "32478123456"])
             // delivery=ja: one id per number, never a bare OK.
             #expect(await gatewayError { try await makeClient(base + "/ok").send(one) } == .malformedAnswer("OK"))
-            #expect(await gatewayError { try await makeClient(base + "/oneid").send(two) } == .malformedAnswer("OK 1000001"))
+            #expect(
+                await gatewayError { try await makeClient(base + "/oneid").send(two) } == .malformedAnswer("OK 1000001")
+            )
             let single = try await makeClient(base + "/oneid").send(one)
             #expect(single == SendResult(messageIDs: ["1000001"]))
             var group = one
@@ -273,7 +282,8 @@ import Testing
     @Test func accountsFaultsRequestsAndReset() async throws {
         try await withSimulator { simulator, base in
             let sim = base + "/_sim"
-            var (status, body) = try await call(.PUT, sim + "/accounts/bob", #"{"password":"pw","credits":"2.5","groups":{"g":["31612345678"]}}"#)
+            var (status, body) = try await call(
+                .PUT, sim + "/accounts/bob", #"{"password":"pw","credits":"2.5","groups":{"g":["31612345678"]}}"#)
             #expect(status == 200)
             #expect(body.contains(#""credits":"2.5""#))
             #expect(try await makeClient(base, "bob", "pw").credits() == Decimal(string: "2.5"))
@@ -282,7 +292,8 @@ import Testing
             #expect(simulator.account("bob")?.credits == 4)
             (status, _) = try await call(.PATCH, sim + "/accounts/bob", #"{"status":"blocked"}"#)
             #expect(status == 200)
-            #expect(await gatewayError { try await makeClient(base, "bob", "pw").credits() } == .gateway(.accountBlocked))
+            #expect(
+                await gatewayError { try await makeClient(base, "bob", "pw").credits() } == .gateway(.accountBlocked))
             #expect(simulator.account("bob")?.groups["g"] == ["31612345678"])
             (status, _) = try await call(.PUT, sim + "/accounts/nopw", #"{"credits":"1"}"#)
             #expect(status == 400)
@@ -295,7 +306,8 @@ import Testing
             (status, body) = try await call(.GET, sim + "/requests?since=2")
             #expect(status == 200)
             #expect(body.contains(#""sequence":3"#) && !body.contains(#""sequence":2,"#))
-            (status, _) = try await call(.PUT, sim + "/countries", #"{"55":{"status":"enabled","costPerPart":"3","longMessages":true}}"#)
+            (status, _) = try await call(
+                .PUT, sim + "/countries", #"{"55":{"status":"enabled","costPerPart":"3","longMessages":true}}"#)
             #expect(status == 200)
             #expect(simulator.countries()["55"]?.costPerPart == 3)
 

@@ -19,9 +19,10 @@ import Testing
     }
 
     @Test func decodingAcceptsPlusForSpaceAndKeepsBrokenEscapes() {
-        #expect(FormEncoding.decode("a=b+c&d=%zz%4&e") == [
-            GatewayParameter("a", "b c"), GatewayParameter("d", "%zz%4"), GatewayParameter("e", ""),
-        ])
+        #expect(
+            FormEncoding.decode("a=b+c&d=%zz%4&e") == [
+                GatewayParameter("a", "b c"), GatewayParameter("d", "%zz%4"), GatewayParameter("e", ""),
+            ])
     }
 }
 
@@ -31,12 +32,15 @@ import Testing
     @Test func sendCarriesEveryOption() throws {
         let request = SendRequest(
             message: "Hi", recipients: .numbers(["31612345678", "32478123456"]), sender: "Shop", logging: false,
-            deliveryReport: true, long: true, schedule: GatewayDateTime(year: 2030, month: 1, day: 2, hour: 3, minute: 4),
+            deliveryReport: true, long: true,
+            schedule: GatewayDateTime(year: 2030, month: 1, day: 2, hour: 3, minute: 4),
             requestOutboxID: true, emailConfirmation: false, reference: "ref-1", test: true
         )
         let encoded = FormEncoding.encode(try GatewayCall.send(request).parameters(credentials: credentials))
-        #expect(encoded == "klantuser=user&klantpwd=secret&bericht=Hi&naar=31612345678%2C32478123456&afzender=Shop"
-            + "&logging=nee&delivery=ja&type=long&datum=203001020304&outboxid=ja&emailen=nee&referentie=ref-1&test=ja")
+        #expect(
+            encoded == "klantuser=user&klantpwd=secret&bericht=Hi&naar=31612345678%2C32478123456&afzender=Shop"
+                + "&logging=nee&delivery=ja&type=long&datum=203001020304&outboxid=ja&emailen=nee&referentie=ref-1&test=ja"
+        )
     }
 
     @Test func groupSendUsesNaarGroep() throws {
@@ -47,7 +51,9 @@ import Testing
     }
 
     @Test func referenceIsLimitedTo75Characters() throws {
-        let ok = SendRequest(message: "m", recipients: .numbers(["31612345678"]), sender: "s", reference: String(repeating: "r", count: 75))
+        let ok = SendRequest(
+            message: "m", recipients: .numbers(["31612345678"]), sender: "s",
+            reference: String(repeating: "r", count: 75))
         #expect(try GatewayCall.send(ok).parameters(credentials: credentials).value(of: "referentie")?.count == 75)
         var tooLong = ok
         tooLong.reference = String(repeating: "r", count: 76)
@@ -63,12 +69,15 @@ import Testing
         let prefix = "klantuser=user&klantpwd=secret"
         #expect(try query(.credits) == "/module/gateway.php?\(prefix)&action=credits")
         #expect(try query(.report(count: 100)) == "/module/gateway.php?\(prefix)&action=rapport&aantal=100")
-        #expect(try query(.removeOutboxMessage(.number("31612345678")))
-            == "/module/gateway.php?\(prefix)&action=verwijderbericht&naar=31612345678")
-        #expect(try query(.removeOutboxMessage(.id("77"))) == "/module/gateway.php?\(prefix)&action=verwijderbericht&id=77")
+        #expect(
+            try query(.removeOutboxMessage(.number("31612345678")))
+                == "/module/gateway.php?\(prefix)&action=verwijderbericht&naar=31612345678")
+        #expect(
+            try query(.removeOutboxMessage(.id("77"))) == "/module/gateway.php?\(prefix)&action=verwijderbericht&id=77")
         #expect(try query(.emptyOutbox) == "/module/gateway.php?\(prefix)&action=verwijderoutbox")
-        #expect(try query(.deliveryStatus(smsID: "1234567", includeDate: true))
-            == "/module/gatewayrapport.php?\(prefix)&smsid=1234567&datum=ja")
+        #expect(
+            try query(.deliveryStatus(smsID: "1234567", includeDate: true))
+                == "/module/gatewayrapport.php?\(prefix)&smsid=1234567&datum=ja")
     }
 
     @Test func sha1PasswordIsLowercaseHex() {
@@ -85,15 +94,21 @@ import Testing
         #expect(try GatewayAnswer.parseOK("OK 1,2, 3") == ["1", "2", "3"])
     }
 
-    @Test(arguments: ["", "KO", "OKAY", "OK 12 34", "OK 1,,2", "OK <html>", "ERROR", "ERROR 999", "ERROR abc", "ERROR 104 x"])
+    @Test(arguments: [
+        "", "KO", "OKAY", "OK 12 34", "OK 1,,2", "OK <html>", "ERROR", "ERROR 999", "ERROR abc", "ERROR 104 x",
+    ])
     func malformedAnswersAreNeverOK(body: String) {
         #expect(throws: GatewayAnswerError.malformed(body)) { try GatewayAnswer.parseOK(body) }
     }
 
     @Test func errorsAreTyped() {
         for code in GatewayErrorCode.allCases {
-            #expect(throws: GatewayAnswerError.gateway(code)) { try GatewayAnswer.parseOK("ERROR \(code.rawValue)\r\n") }
-            #expect(throws: GatewayAnswerError.gateway(code)) { try GatewayAnswer.parseCredits(GatewayAnswer.error(code)) }
+            #expect(throws: GatewayAnswerError.gateway(code)) {
+                try GatewayAnswer.parseOK("ERROR \(code.rawValue)\r\n")
+            }
+            #expect(throws: GatewayAnswerError.gateway(code)) {
+                try GatewayAnswer.parseCredits(GatewayAnswer.error(code))
+            }
         }
     }
 
@@ -109,8 +124,11 @@ import Testing
     }
 
     @Test func deliveryReports() throws {
-        #expect(try GatewayAnswer.parseDeliveryReport("DELIVERED 01/02/2012 10:23:10")
-            == DeliveryReport(status: .delivered, updatedAt: GatewayDateTime(year: 2012, month: 2, day: 1, hour: 10, minute: 23, second: 10)))
+        #expect(
+            try GatewayAnswer.parseDeliveryReport("DELIVERED 01/02/2012 10:23:10")
+                == DeliveryReport(
+                    status: .delivered,
+                    updatedAt: GatewayDateTime(year: 2012, month: 2, day: 1, hour: 10, minute: 23, second: 10)))
         #expect(try GatewayAnswer.parseDeliveryReport("NOT DELIVERED\r\n").status == .notDelivered)
         for status in DeliveryStatus.allCases {
             #expect(try GatewayAnswer.parseDeliveryReport(status.rawValue).status == status)
@@ -122,12 +140,17 @@ import Testing
 
     @Test func reportTableRoundTrips() throws {
         let entries = [
-            ReportEntry(smsID: "2", recipient: "31612345678", status: .notDelivered,
-                        updatedAt: GatewayDateTime(year: 2024, month: 12, day: 31, hour: 23, minute: 59, second: 1), reference: "a;b"),
+            ReportEntry(
+                smsID: "2", recipient: "31612345678", status: .notDelivered,
+                updatedAt: GatewayDateTime(year: 2024, month: 12, day: 31, hour: 23, minute: 59, second: 1),
+                reference: "a;b"),
             ReportEntry(smsID: "1", recipient: "32478123456", status: .submitted, updatedAt: nil, reference: ""),
         ]
         let table = GatewayAnswer.reportTable(entries)
-        #expect(table == "smsid;naar;status;datum;referentie\n2;31612345678;NOT DELIVERED;31/12/2024 23:59:01;a;b\n1;32478123456;SUBMITTED;;")
+        #expect(
+            table
+                == "smsid;naar;status;datum;referentie\n2;31612345678;NOT DELIVERED;31/12/2024 23:59:01;a;b\n1;32478123456;SUBMITTED;;"
+        )
         #expect(try GatewayAnswer.parseReportTable(table + "\r\n") == entries)
         #expect(try GatewayAnswer.parseReportTable(GatewayAnswer.reportHeader) == [])
         for bad in ["", "1;2;DELIVERED;;", GatewayAnswer.reportHeader + "\n1;2;LOST;;"] {
@@ -138,9 +161,11 @@ import Testing
 
 @Suite struct DeliveryNotificationTests {
     @Test func parsesTheDocumentedParameters() throws {
-        let notification = try DeliveryNotification(query: "smsid=1234567&datum=20240131235901&status=NOT%20DELIVERED&referentie=order+%2342")
+        let notification = try DeliveryNotification(
+            query: "smsid=1234567&datum=20240131235901&status=NOT%20DELIVERED&referentie=order+%2342")
         #expect(notification.smsID == "1234567")
-        #expect(notification.timestamp == GatewayDateTime(year: 2024, month: 1, day: 31, hour: 23, minute: 59, second: 1))
+        #expect(
+            notification.timestamp == GatewayDateTime(year: 2024, month: 1, day: 31, hour: 23, minute: 59, second: 1))
         #expect(notification.status == .notDelivered)
         #expect(notification.reference == "order #42")
         #expect(try DeliveryNotification(parameters: notification.parameters) == notification)

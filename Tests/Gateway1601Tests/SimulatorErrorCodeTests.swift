@@ -50,19 +50,28 @@ import Testing
             (Self.send(sender: "Café"), .senderHasSpecialCharacters),
             (Self.send(sender: "bank "), .senderNotAllowed),
             (Self.send(String(repeating: "a", count: 460), long: true), .messageTooLong),
-            (Self.send(String(repeating: "a", count: 161), to: ["79161234567"], long: true), .longMessagesNotOfferedForCountry),
-            (SendRequest(message: "m", recipients: .numbers([Self.number]), sender: "Shop", schedule: past), .scheduleDateInvalid),
+            (
+                Self.send(String(repeating: "a", count: 161), to: ["79161234567"], long: true),
+                .longMessagesNotOfferedForCountry
+            ),
+            (
+                SendRequest(message: "m", recipients: .numbers([Self.number]), sender: "Shop", schedule: past),
+                .scheduleDateInvalid
+            ),
             (SendRequest(message: "m", recipients: .group("nope"), sender: "Shop"), .groupNotFound),
             (SendRequest(message: "m", recipients: .group("leeg"), sender: "Shop"), .groupEmpty),
             // 3 parts × 4 recipients × 1 credit = 12 > 10.
-            (Self.send(String(repeating: "a", count: 400), to: Array(repeating: Self.number, count: 4), long: true),
-             .insufficientCredits),
+            (
+                Self.send(String(repeating: "a", count: 400), to: Array(repeating: Self.number, count: 4), long: true),
+                .insufficientCredits
+            ),
         ]
         try await withSimulator { simulator, base in
             let client = makeClient(base)
             for (request, code) in cases {
                 let error = await gatewayError { try await client.send(request) }
-                #expect(error == .gateway(code), "\(code.rawValue): \(request.message.prefix(20)) \(request.recipients)")
+                #expect(
+                    error == .gateway(code), "\(code.rawValue): \(request.message.prefix(20)) \(request.recipients)")
                 #expect(error?.disposition == (code == .insufficientCredits ? .pauseConnection : .failMessage))
             }
             #expect(simulator.messages().isEmpty)
@@ -90,22 +99,32 @@ import Testing
     @Test func outboxAndReportErrors() async throws {
         try await withSimulator { _, base in
             let client = makeClient(base)
-            #expect(await gatewayError { try await client.removeOutboxMessage(.id("999")) } == .gateway(.outboxMessageNotFound))
-            #expect(await gatewayError { try await client.removeOutboxMessage(.number(Self.number)) }
-                == .gateway(.outboxMessageNotFound))
+            #expect(
+                await gatewayError { try await client.removeOutboxMessage(.id("999")) }
+                    == .gateway(.outboxMessageNotFound))
+            #expect(
+                await gatewayError { try await client.removeOutboxMessage(.number(Self.number)) }
+                    == .gateway(.outboxMessageNotFound))
             #expect(await gatewayError { try await client.emptyOutbox() } == .gateway(.outboxMessageNotFound))
             #expect(await gatewayError { try await client.report(count: 0) } == .gateway(.reportCountInvalid))
             let credentials = GatewayCredentials(username: "alice", password: "geheim").parameters
             let missing = try await client.perform(
                 path: GatewayCall.gatewayPath, parameters: credentials + [GatewayParameter("action", "rapport")])
-            #expect(throws: GatewayAnswerError.gateway(.reportCountMissing)) { try GatewayAnswer.parseReportTable(missing) }
+            #expect(throws: GatewayAnswerError.gateway(.reportCountMissing)) {
+                try GatewayAnswer.parseReportTable(missing)
+            }
             let invalid = try await client.perform(
                 path: GatewayCall.gatewayPath,
                 parameters: credentials + [GatewayParameter("action", "rapport"), GatewayParameter("aantal", "ten")])
-            #expect(throws: GatewayAnswerError.gateway(.reportCountInvalid)) { try GatewayAnswer.parseReportTable(invalid) }
+            #expect(throws: GatewayAnswerError.gateway(.reportCountInvalid)) {
+                try GatewayAnswer.parseReportTable(invalid)
+            }
             let noSMSID = try await client.perform(path: GatewayCall.reportPath, parameters: [])
-            #expect(throws: GatewayAnswerError.gateway(.reportCountMissing)) { try GatewayAnswer.parseDeliveryReport(noSMSID) }
-            #expect(await gatewayError { try await client.deliveryStatus(smsID: "abc") } == .gateway(.reportCountInvalid))
+            #expect(throws: GatewayAnswerError.gateway(.reportCountMissing)) {
+                try GatewayAnswer.parseDeliveryReport(noSMSID)
+            }
+            #expect(
+                await gatewayError { try await client.deliveryStatus(smsID: "abc") } == .gateway(.reportCountInvalid))
         }
     }
 
@@ -121,9 +140,11 @@ import Testing
             simulator.setFaults(FaultConfiguration(maintenance: true))
             #expect(await gatewayError { try await client.send(Self.send()) } == .gateway(.maintenance))
             let now = Date()
-            simulator.setFaults(FaultConfiguration(maintenanceWindows: [MaintenanceWindow(start: now - 60, end: now + 60)]))
+            simulator.setFaults(
+                FaultConfiguration(maintenanceWindows: [MaintenanceWindow(start: now - 60, end: now + 60)]))
             #expect(await gatewayError { try await client.deliveryStatus(smsID: "1") } == .gateway(.maintenance))
-            simulator.setFaults(FaultConfiguration(maintenanceWindows: [MaintenanceWindow(start: now - 60, end: now - 1)]))
+            simulator.setFaults(
+                FaultConfiguration(maintenanceWindows: [MaintenanceWindow(start: now - 60, end: now - 1)]))
             let credits = try await client.credits()
             #expect(credits == 10)
             #expect(simulator.messages().isEmpty)

@@ -12,8 +12,9 @@ import Testing
         try await withSimulator { simulator, base in
             let client = makeClient(base, "sandbox", "sandbox", method: method)
             let result = try await client.send(
-                SendRequest(message: text, recipients: .numbers(["31612345678"]), sender: "A&B Shop",
-                            deliveryReport: true, long: true, reference: reference)
+                SendRequest(
+                    message: text, recipients: .numbers(["31612345678"]), sender: "A&B Shop",
+                    deliveryReport: true, long: true, reference: reference)
             )
             let received = try #require(simulator.receivedRequests().last)
             #expect(received.method == (method == .get ? "GET" : "POST"))
@@ -47,16 +48,20 @@ import Testing
         try await withSimulator { simulator, base in
             let client = makeClient(base)
             let plain = try await client.send(
-                SendRequest(message: String(repeating: "a", count: 161), recipients: .numbers(["31612345678", "31687654321"]),
-                            sender: "Shop", long: true))
+                SendRequest(
+                    message: String(repeating: "a", count: 161), recipients: .numbers(["31612345678", "31687654321"]),
+                    sender: "Shop", long: true))
             #expect(plain.messageIDs.isEmpty)  // no delivery=ja: a bare OK
             #expect(try await client.credits() == 6)  // 2 parts × 2 recipients × 1
             let sandbox = makeClient(base, "sandbox", "sandbox")
             let result = try await sandbox.send(
-                SendRequest(message: "Hi", recipients: .numbers(["32478123456", "31612345678"]), sender: "Shop", deliveryReport: true))
+                SendRequest(
+                    message: "Hi", recipients: .numbers(["32478123456", "31612345678"]), sender: "Shop",
+                    deliveryReport: true))
             #expect(result.messageIDs == ["1000003", "1000004"])
             #expect(try await sandbox.credits() == Decimal(1_000_000) - Decimal(string: "2.5")!)
-            #expect(simulator.messages().map(\.recipient) == ["31612345678", "31687654321", "32478123456", "31612345678"])
+            #expect(
+                simulator.messages().map(\.recipient) == ["31612345678", "31687654321", "32478123456", "31612345678"])
         }
     }
 
@@ -80,7 +85,8 @@ import Testing
         try await withSimulator { simulator, base in
             let client = makeClient(base)
             let request = SendRequest(
-                message: "Later", recipients: .numbers(["31612345678", "32478123456"]), sender: "Shop", deliveryReport: true,
+                message: "Later", recipients: .numbers(["31612345678", "32478123456"]), sender: "Shop",
+                deliveryReport: true,
                 schedule: GatewayDateTime(Date() + 3600), requestOutboxID: true, test: true)
             let result = try await client.send(request)
             #expect(result == SendResult(messageIDs: []))
@@ -105,12 +111,14 @@ import Testing
             let client = makeClient(base)
             let later = GatewayDateTime(Date() + 3600)
             let first = try await client.send(
-                SendRequest(message: "Later", recipients: .numbers(["31612345678", "31687654321"]), sender: "Shop",
-                            schedule: later, requestOutboxID: true, emailConfirmation: false))
+                SendRequest(
+                    message: "Later", recipients: .numbers(["31612345678", "31687654321"]), sender: "Shop",
+                    schedule: later, requestOutboxID: true, emailConfirmation: false))
             let outboxID = try #require(first.outboxID)
             #expect(outboxID == "501")
             #expect(try await client.credits() == 8)
-            _ = try await client.send(SendRequest(message: "Later", recipients: .numbers(["31655555555"]), sender: "Shop", schedule: later))
+            _ = try await client.send(
+                SendRequest(message: "Later", recipients: .numbers(["31655555555"]), sender: "Shop", schedule: later))
             #expect(simulator.messages().allSatisfy { $0.state == .scheduled })
 
             try await client.removeOutboxMessage(.id(outboxID))
@@ -120,7 +128,8 @@ import Testing
             #expect(simulator.messages().allSatisfy { $0.state == .removed })
             #expect(await gatewayError { try await client.emptyOutbox() } == .gateway(.outboxMessageNotFound))
 
-            _ = try await client.send(SendRequest(message: "Later", recipients: .numbers(["31612345678"]), sender: "Shop", schedule: later))
+            _ = try await client.send(
+                SendRequest(message: "Later", recipients: .numbers(["31612345678"]), sender: "Shop", schedule: later))
             try await client.emptyOutbox()
             #expect(try await client.credits() == 10)
         }
@@ -145,7 +154,8 @@ import Testing
         configuration.delivery.submittedAfterMilliseconds = 300
         try await withSimulator(configuration) { simulator, base in
             let client = makeClient(base, "sandbox", "sandbox")
-            let request = SendRequest(message: "Hi", recipients: .numbers(["31612345678"]), sender: "Shop", deliveryReport: true)
+            let request = SendRequest(
+                message: "Hi", recipients: .numbers(["31612345678"]), sender: "Shop", deliveryReport: true)
             let before = try await client.send(request).messageIDs
             simulator.reset()
             simulator.setDelivery(DeliveryBehaviour(automatic: false))
@@ -160,8 +170,10 @@ import Testing
         try await withSimulator { simulator, base in
             let client = makeClient(base, "sandbox", "sandbox")
             let ids = try await client.send(
-                SendRequest(message: "Hi", recipients: .numbers(["31612345678", "447911123456"]), sender: "Shop",
-                            deliveryReport: true, reference: "r1")).messageIDs
+                SendRequest(
+                    message: "Hi", recipients: .numbers(["31612345678", "447911123456"]), sender: "Shop",
+                    deliveryReport: true, reference: "r1")
+            ).messageIDs
             _ = try await client.send(
                 SendRequest(message: "Hidden", recipients: .numbers(["31612345678"]), sender: "Shop", logging: false))
             #expect(try await eventually { simulator.messages().allSatisfy { $0.status == .delivered } })
@@ -170,7 +182,9 @@ import Testing
             #expect(report.status == .delivered)
             let updated = try #require(report.updatedAt)
             #expect(abs(updated.date().timeIntervalSinceNow) < 120)
-            #expect(try await client.deliveryStatus(smsID: ids[0], includeDate: false) == DeliveryReport(status: .delivered))
+            #expect(
+                try await client.deliveryStatus(smsID: ids[0], includeDate: false) == DeliveryReport(status: .delivered)
+            )
             #expect(try await client.deliveryStatus(smsID: "999999") == DeliveryReport(status: .none))
             // Another account's message is not visible to alice.
             #expect(try await makeClient(base).deliveryStatus(smsID: ids[0]).status == .none)
@@ -187,7 +201,9 @@ import Testing
             let error = await gatewayError {
                 try await makeClient(base).perform(
                     path: GatewayCall.gatewayPath,
-                    parameters: GatewayCredentials(username: "alice", password: "geheim").parameters + [GatewayParameter("action", "dance")])
+                    parameters: GatewayCredentials(username: "alice", password: "geheim").parameters + [
+                        GatewayParameter("action", "dance")
+                    ])
             }
             #expect(error == .httpStatus(400))
             #expect(error?.disposition == .pauseConnection)

@@ -102,14 +102,18 @@ final class TestReceiver: Sendable {
         router.post("garbage/module/gateway.php") { _, _ in "<html>Welcome to nginx</html>" }
         router.post("down/module/gateway.php") { _, _ -> Response in Response(status: .serviceUnavailable) }
         router.post("bigdown/module/gateway.php") { _, _ -> Response in
-            Response(status: .serviceUnavailable, body: .init(byteBuffer: ByteBuffer(repeating: UInt8(ascii: "x"), count: 64 << 10)))
+            Response(
+                status: .serviceUnavailable,
+                body: .init(byteBuffer: ByteBuffer(repeating: UInt8(ascii: "x"), count: 64 << 10)))
         }
         router.post("stall/module/gateway.php") { _, _ -> Response in
-            Response(status: .ok, body: ResponseBody { writer in
-                try await writer.write(ByteBuffer(string: "OK"))
-                try await Task.sleep(for: .seconds(10))
-                try await writer.finish(nil)
-            })
+            Response(
+                status: .ok,
+                body: ResponseBody { writer in
+                    try await writer.write(ByteBuffer(string: "OK"))
+                    try await Task.sleep(for: .seconds(10))
+                    try await writer.finish(nil)
+                })
         }
         router.post("ok/module/gateway.php") { _, _ in "OK" }
         router.post("oneid/module/gateway.php") { _, _ in "OK 1000001" }

@@ -9,7 +9,10 @@ import Testing
         try await TestDatabase.withFreshDatabase { configuration in
             try await TestDatabase.withPool(configuration) { pool in
                 let megabyte = String(repeating: "0123456789abcdéf", count: 65_536)
-                let samples = ["", "plain", "Zoë & Ĳsbrand — ‘quoted’", "emoji 👩🏽‍💻🚀 and 𝄞", "tab\tnewline\nbackslash\\quote'\"", megabyte]
+                let samples = [
+                    "", "plain", "Zoë & Ĳsbrand — ‘quoted’", "emoji 👩🏽‍💻🚀 and 𝄞", "tab\tnewline\nbackslash\\quote'\"",
+                    megabyte,
+                ]
                 for sample in samples {
                     let back = try await pool.query("SELECT \(sample)::text").first(as: String.self)
                     #expect(back == sample)
@@ -36,12 +39,16 @@ import Testing
                 let id = UUID()
                 let now = Date(timeIntervalSince1970: 1_764_144_529.654321)
                 let bytes = Data((0..<1_048_576).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) })
-                let row = try #require(try await pool.query("""
-                    SELECT \(Int.max)::int8, \(Int64.min)::int8, \(Int32(-7))::int4, \(true)::bool, \(false)::bool,
-                           \(0.1)::float8, \(-1.5e-300)::float8, \(id)::uuid, \(now)::timestamptz, \(bytes)::bytea,
-                           \(Double.infinity)::float8
-                    """).first)
-                let decoded = try row.decode((Int, Int64, Int32, Bool, Bool, Double, Double, UUID, Date, Data, Double).self)
+                let row = try #require(
+                    try await pool.query(
+                        """
+                        SELECT \(Int.max)::int8, \(Int64.min)::int8, \(Int32(-7))::int4, \(true)::bool, \(false)::bool,
+                               \(0.1)::float8, \(-1.5e-300)::float8, \(id)::uuid, \(now)::timestamptz, \(bytes)::bytea,
+                               \(Double.infinity)::float8
+                        """
+                    ).first)
+                let decoded = try row.decode(
+                    (Int, Int64, Int32, Bool, Bool, Double, Double, UUID, Date, Data, Double).self)
                 #expect(decoded.0 == Int.max)
                 #expect(decoded.1 == Int64.min)
                 #expect(decoded.2 == -7)
@@ -63,7 +70,8 @@ import Testing
                 let names: [String?] = ["a,b", "c\"d", nil, "e\\f", "", "NULL"]
                 let back = try await pool.query("SELECT \(names)::text[]").first(as: [String?].self)
                 #expect(back == names)
-                let rows = try await pool.query("SELECT n, o FROM unnest(\([10, 20, 30])::int8[]) WITH ORDINALITY AS u(n, o) ORDER BY o")
+                let rows = try await pool.query(
+                    "SELECT n, o FROM unnest(\([10, 20, 30])::int8[]) WITH ORDINALITY AS u(n, o) ORDER BY o")
                 #expect(try rows.decode((Int, Int).self).map(\.0) == [10, 20, 30])
             }
         }
@@ -84,10 +92,17 @@ import Testing
         }
         try await TestDatabase.withFreshDatabase { configuration in
             try await TestDatabase.withPool(configuration) { pool in
-                let records = try await pool.query("""
+                let records = try await pool.query(
+                    """
                     SELECT 1 AS id, 'Ann' AS name, 'blocked' AS status, NULL::text AS note, '2026-01-02 03:04:05+00'::timestamptz AS created_at
-                    """).decodeRecords(Account.self)
-                #expect(records == [Account(id: 1, name: "Ann", status: .blocked, note: nil, createdAt: Date(timeIntervalSince1970: 1_767_323_045))])
+                    """
+                ).decodeRecords(Account.self)
+                #expect(
+                    records == [
+                        Account(
+                            id: 1, name: "Ann", status: .blocked, note: nil,
+                            createdAt: Date(timeIntervalSince1970: 1_767_323_045))
+                    ])
             }
         }
     }
@@ -101,7 +116,8 @@ import Testing
                 let stored = try await pool.query("SELECT name FROM victim").decode(String.self)
                 #expect(stored == [hostile])
                 let hostileIdentifier = "victim; DROP TABLE victim"
-                let count = try await pool.query("SELECT count(*) FROM victim WHERE name = \(hostileIdentifier)").first(as: Int.self)
+                let count = try await pool.query("SELECT count(*) FROM victim WHERE name = \(hostileIdentifier)").first(
+                    as: Int.self)
                 #expect(count == 0)
             }
         }

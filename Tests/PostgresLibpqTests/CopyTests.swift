@@ -7,7 +7,10 @@ import Testing
 @Suite struct CopyTests {
     /// Row `i` with text that needs every COPY escape, some non-ASCII, and a NULL now and then.
     static func fields(_ i: Int) -> [String?] {
-        [String(i), "name \(i)\twith tab\\and backslash\nand newline ✓ \(i % 7 == 0 ? "🚀" : "é")", i % 10 == 0 ? nil : String(i * 3)]
+        [
+            String(i), "name \(i)\twith tab\\and backslash\nand newline ✓ \(i % 7 == 0 ? "🚀" : "é")",
+            i % 10 == 0 ? nil : String(i * 3),
+        ]
     }
 
     @Test func copyInThenOutOfAHundredThousandRowsRoundTripsExactly() async throws {
@@ -18,7 +21,11 @@ import Testing
                 for i in 0..<100_000 {
                     for (index, field) in Self.fields(i).enumerated() {
                         if index > 0 { expected.append(UInt8(ascii: "\t")) }
-                        if let field { PostgresCopyText.appendEscaped(field, to: &expected) } else { expected += Array(#"\N"#.utf8) }
+                        if let field {
+                            PostgresCopyText.appendEscaped(field, to: &expected)
+                        } else {
+                            expected += Array(#"\N"#.utf8)
+                        }
                     }
                     expected.append(UInt8(ascii: "\n"))
                 }
@@ -36,7 +43,9 @@ import Testing
                 var received: [UInt8] = []
                 var chunks = 0
                 let copied = try await pool.withConnection { connection in
-                    try await connection.copyOut("COPY (SELECT id, label, amount FROM bulk ORDER BY id) TO STDOUT", chunkSize: 64 * 1024) { chunk in
+                    try await connection.copyOut(
+                        "COPY (SELECT id, label, amount FROM bulk ORDER BY id) TO STDOUT", chunkSize: 64 * 1024
+                    ) { chunk in
                         received += chunk
                         chunks += 1
                     }
@@ -74,7 +83,10 @@ import Testing
             try await TestDatabase.withPool(configuration, maximumConnections: 1) { pool in
                 await #expect(throws: Stop.self) {
                     try await pool.withConnection { connection in
-                        try await connection.copyOut("COPY (SELECT g, repeat('x', 100) FROM generate_series(1, 2000000) g) TO STDOUT", chunkSize: 16 * 1024) { _ in
+                        try await connection.copyOut(
+                            "COPY (SELECT g, repeat('x', 100) FROM generate_series(1, 2000000) g) TO STDOUT",
+                            chunkSize: 16 * 1024
+                        ) { _ in
                             throw Stop()
                         }
                     }

@@ -30,7 +30,8 @@ import Testing
             try await TestDatabase.withPool(configuration) { pool in
                 let value1 = try await pool.query("SELECT note FROM log ORDER BY note").decode(String.self)
                 #expect(value1 == ["one", "three", "two"])
-                let value2 = try await pool.query("SELECT array_agg(version ORDER BY version) FROM schema_migrations").first(as: [Int].self)
+                let value2 = try await pool.query("SELECT array_agg(version ORDER BY version) FROM schema_migrations")
+                    .first(as: [Int].self)
                 #expect(value2 == [1, 2, 3])
             }
         }
@@ -43,7 +44,10 @@ import Testing
                 var edited = Self.migrations
                 edited[1] = Migration(version: 2, name: "second", sql: "CREATE TABLE second (id int8);")
                 let error = try await #require(throws: MigrationError.self) {
-                    try await Migrator(pool: pool, migrations: edited + [Migration(version: 4, name: "later", sql: "CREATE TABLE later ()")]).migrate()
+                    try await Migrator(
+                        pool: pool,
+                        migrations: edited + [Migration(version: 4, name: "later", sql: "CREATE TABLE later ()")]
+                    ).migrate()
                 }
                 guard case .checksumMismatch(let version, _, _, _) = error else {
                     Issue.record("expected a checksum mismatch, got \(error)")
@@ -60,8 +64,14 @@ import Testing
     @Test func aFailingMigrationLeavesNoTrace() async throws {
         try await TestDatabase.withFreshDatabase { configuration in
             try await TestDatabase.withPool(configuration, maximumConnections: 1) { pool in
-                let broken = Self.migrations + [Migration(version: 4, name: "broken", sql: "CREATE TABLE half (id int); SELECT * FROM missing_table;")]
-                await #expect(throws: PostgresError.self) { try await Migrator(pool: pool, migrations: broken).migrate() }
+                let broken =
+                    Self.migrations + [
+                        Migration(
+                            version: 4, name: "broken", sql: "CREATE TABLE half (id int); SELECT * FROM missing_table;")
+                    ]
+                await #expect(throws: PostgresError.self) {
+                    try await Migrator(pool: pool, migrations: broken).migrate()
+                }
                 let value4 = try await pool.query("SELECT to_regclass('half') IS NULL").first(as: Bool.self)
                 #expect(value4 == true)
                 let value5 = try await pool.query("SELECT max(version) FROM schema_migrations").first(as: Int.self)

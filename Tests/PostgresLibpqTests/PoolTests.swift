@@ -1,7 +1,7 @@
 import Foundation
 import Logging
-import ServiceLifecycle
 import PostgresTestSupport
+import ServiceLifecycle
 import Testing
 
 @testable import PostgresLibpq
@@ -15,7 +15,9 @@ import Testing
                         group.addTask {
                             var sum = 0
                             for step in 0..<25 {
-                                sum += try await pool.query("SELECT \(task * 100 + step)::int8 + 0 FROM pg_sleep(0.001)").first(as: Int.self) ?? 0
+                                sum +=
+                                    try await pool.query("SELECT \(task * 100 + step)::int8 + 0 FROM pg_sleep(0.001)")
+                                    .first(as: Int.self) ?? 0
                             }
                             return sum
                         }
@@ -65,7 +67,9 @@ import Testing
                 }
                 #expect(before == 4)
                 try await withThrowingTaskGroup(of: Int.self) { group in
-                    for value in 0..<8 { group.addTask { try await pool.query("SELECT \(value)::int8").first(as: Int.self) ?? -1 } }
+                    for value in 0..<8 {
+                        group.addTask { try await pool.query("SELECT \(value)::int8").first(as: Int.self) ?? -1 }
+                    }
                     var answers: [Int] = []
                     for try await answer in group { answers.append(answer) }
                     #expect(answers.sorted() == Array(0..<8))
@@ -77,7 +81,9 @@ import Testing
 
     @Test func acquireTimesOutWhenEveryConnectionIsBusy() async throws {
         try await TestDatabase.withFreshDatabase { configuration in
-            try await TestDatabase.withPool(configuration, minimumConnections: 1, maximumConnections: 1, acquireTimeout: .milliseconds(200)) { pool in
+            try await TestDatabase.withPool(
+                configuration, minimumConnections: 1, maximumConnections: 1, acquireTimeout: .milliseconds(200)
+            ) { pool in
                 // The one connection is opened in the background; a busy machine may take longer than 200 ms.
                 for _ in 0..<500 where pool.statistics.idle == 0 { try await Task.sleep(for: .milliseconds(10)) }
                 try await pool.withConnection { _ in
@@ -113,9 +119,10 @@ import Testing
                 // statement was merely reported active had no effect (it ran its full 30 s).
                 var running = false
                 for _ in 0..<500 where !running {
-                    running = try await pool.query(
-                        "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND wait_event = 'PgSleep' AND query LIKE '%AS cancel_me%' AND pid <> pg_backend_pid()"
-                    ).first(as: Int.self) == 1
+                    running =
+                        try await pool.query(
+                            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND wait_event = 'PgSleep' AND query LIKE '%AS cancel_me%' AND pid <> pg_backend_pid()"
+                        ).first(as: Int.self) == 1
                     if !running { try await Task.sleep(for: .milliseconds(10)) }
                 }
                 try #require(running)
@@ -155,7 +162,9 @@ import Testing
             configuration.statementTimeoutMilliseconds = 100
             configuration.applicationName = "timeout-test"
             try await TestDatabase.withPool(configuration, maximumConnections: 1) { pool in
-                let error = try await #require(throws: PostgresError.self) { try await pool.query("SELECT pg_sleep(5)") }
+                let error = try await #require(throws: PostgresError.self) {
+                    try await pool.query("SELECT pg_sleep(5)")
+                }
                 #expect(error.sqlState == SQLState.queryCanceled)
                 let value3 = try await pool.query("SHOW application_name").first(as: String.self)
                 #expect(value3 == "timeout-test")
@@ -169,7 +178,8 @@ import Testing
 @Suite struct PoolShutdownTests {
     @Test func gracefulShutdownLetsLeasedWorkFinishThenRefusesNewWork() async throws {
         try await TestDatabase.withFreshDatabase { configuration in
-            let pool = PostgresPool(configuration: configuration, poolConfiguration: .init(minimumConnections: 1, maximumConnections: 2))
+            let pool = PostgresPool(
+                configuration: configuration, poolConfiguration: .init(minimumConnections: 1, maximumConnections: 2))
             let group = ServiceGroup(configuration: .init(services: [pool], logger: Logger(label: "test")))
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask { try await group.run() }

@@ -31,7 +31,9 @@ import Testing
 
     @Test func arraysBecomeQuotedLiterals() {
         let values: [String?] = ["a", "b\"c", "d\\e", nil, ""]
-        #expect(values.postgresBindValue == PostgresBindValue(text: #"{"a","b\"c","d\\e",NULL,""}"#, typeOID: PostgresTypeOID.textArray))
+        #expect(
+            values.postgresBindValue
+                == PostgresBindValue(text: #"{"a","b\"c","d\\e",NULL,""}"#, typeOID: PostgresTypeOID.textArray))
         #expect([1, 2, 3].postgresBindValue.typeOID == PostgresTypeOID.int8Array)
     }
 

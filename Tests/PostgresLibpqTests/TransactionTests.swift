@@ -60,10 +60,13 @@ import Testing
                         group.addTask {
                             try await pool.withTransaction(isolation: .serializable) { connection in
                                 let attempt = attempts.next()
-                                let onCall = try await connection.query("SELECT count(*) FROM duty WHERE on_call").first(as: Int.self) ?? 0
+                                let onCall =
+                                    try await connection.query("SELECT count(*) FROM duty WHERE on_call").first(
+                                        as: Int.self) ?? 0
                                 if attempt <= 2 { await readers.arrive() }
                                 if onCall > 1 {
-                                    try await connection.query("UPDATE duty SET on_call = false WHERE doctor = \(doctor)")
+                                    try await connection.query(
+                                        "UPDATE duty SET on_call = false WHERE doctor = \(doctor)")
                                 }
                             }
                         }
@@ -86,7 +89,8 @@ import Testing
                 let error = try await #require(throws: PostgresError.self) {
                     try await pool.withTransaction(maxAttempts: 3) { connection in
                         _ = attempts.next()
-                        try await connection.query("DO $$ BEGIN RAISE EXCEPTION 'forced' USING ERRCODE = '40001'; END $$")
+                        try await connection.query(
+                            "DO $$ BEGIN RAISE EXCEPTION 'forced' USING ERRCODE = '40001'; END $$")
                     }
                 }
                 #expect(error.sqlState == SQLState.serializationFailure)
@@ -98,7 +102,12 @@ import Testing
 
 final class AttemptCounter: Sendable {
     private let value = Mutex(0)
-    func next() -> Int { value.withLock { $0 += 1; return $0 } }
+    func next() -> Int {
+        value.withLock {
+            $0 += 1
+            return $0
+        }
+    }
     var count: Int { value.withLock { $0 } }
 }
 
@@ -113,7 +122,7 @@ actor Barrier {
     func arrive() async {
         arrived += 1
         if arrived >= parties {
-            waiting.forEach { $0.resume() }
+            for continuation in waiting { continuation.resume() }
             waiting.removeAll()
             return
         }

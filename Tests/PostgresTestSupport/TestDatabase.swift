@@ -59,10 +59,12 @@ public enum TestDatabase {
         acquireTimeout: Duration = .seconds(10),
         _ body: (PostgresPool) async throws -> Result
     ) async throws -> Result {
-        var poolConfiguration = PostgresPoolConfiguration(minimumConnections: minimumConnections, maximumConnections: maximumConnections)
+        var poolConfiguration = PostgresPoolConfiguration(
+            minimumConnections: minimumConnections, maximumConnections: maximumConnections)
         poolConfiguration.acquireTimeout = acquireTimeout
         var logger = Logger(label: "test.postgres")
-        logger.logLevel = ProcessInfo.processInfo.environment["TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
+        logger.logLevel =
+            ProcessInfo.processInfo.environment["TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
         let pool = PostgresPool(configuration: configuration, poolConfiguration: poolConfiguration, logger: logger)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await pool.run() }

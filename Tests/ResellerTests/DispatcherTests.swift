@@ -1,18 +1,17 @@
+import CompatibleGateway
 import Foundation
 import Gateway1601
 import Gateway1601Simulator
+import Ledger
 import Logging
+import Messaging
 import PostgresLibpq
 import PostgresTestSupport
+import ResellerApp
+import ResellerCore
 import ServiceLifecycle
 import ServiceTestSupport
 import Testing
-
-import ResellerCore
-import Ledger
-import Messaging
-import CompatibleGateway
-import ResellerApp
 
 /// The dispatcher against a real database and the simulator over real HTTP: sending and recording, each disposition
 /// (fail, pause, retry, deadline), several dispatchers at once, a dead worker's lease, scheduled messages, graceful
@@ -40,17 +39,20 @@ import ResellerApp
             settings.batchSize = batchSize
             settings.backoff = RetryBackoff(base: .milliseconds(50), cap: .milliseconds(200))
             return Dispatcher(
-                connections: connections, clients: UpstreamClients(logger: DispatcherTests.logger), signal: DispatchSignal(),
+                connections: connections, clients: UpstreamClients(logger: DispatcherTests.logger),
+                signal: DispatchSignal(),
                 settings: settings, metrics: metrics, logger: DispatcherTests.logger)
         }
 
         func message(_ id: UUID) async throws -> MessageRow {
-            try #require(try await pool.query("SELECT \(unescaped: MessageRow.columns) FROM message WHERE id = \(id)")
-                .decodeRecords(MessageRow.self).first)
+            try #require(
+                try await pool.query("SELECT \(unescaped: MessageRow.columns) FROM message WHERE id = \(id)")
+                    .decodeRecords(MessageRow.self).first)
         }
 
         func statuses(_ ids: [UUID]) async throws -> [String] {
-            try await pool.query("SELECT status FROM message WHERE id = ANY(\(ids)) ORDER BY status").decode(String.self)
+            try await pool.query("SELECT status FROM message WHERE id = ANY(\(ids)) ORDER BY status").decode(
+                String.self)
         }
 
         func allSubmitted(_ ids: [UUID]) async throws -> Bool {
@@ -58,14 +60,21 @@ import ResellerApp
         }
 
         func events(_ id: UUID) async throws -> [(status: String, code: Int?, detail: String?, at: Date)] {
-            try await pool.query("SELECT status, code, detail, occurred_at FROM message_event WHERE message_id = \(id) ORDER BY seq")
-                .decode((String, Int?, String?, Date).self).map { (status: $0.0, code: $0.1, detail: $0.2, at: $0.3) }
+            try await pool.query(
+                "SELECT status, code, detail, occurred_at FROM message_event WHERE message_id = \(id) ORDER BY seq"
+            )
+            .decode((String, Int?, String?, Date).self).map { (status: $0.0, code: $0.1, detail: $0.2, at: $0.3) }
         }
 
         /// A message's outbox row: attempts, possibly sent, who holds it, its due time; nil when gone.
-        func outboxRow(_ id: UUID) async throws -> (attempts: Int, possiblySent: Bool, leasedBy: String?, dueAt: Date)? {
-            try await pool.query("SELECT attempts, possibly_sent, leased_by, due_at FROM message_outbox WHERE message_id = \(id)")
-                .first(as: (Int, Bool, String?, Date).self).map { (attempts: $0.0, possiblySent: $0.1, leasedBy: $0.2, dueAt: $0.3) }
+        func outboxRow(_ id: UUID) async throws -> (attempts: Int, possiblySent: Bool, leasedBy: String?, dueAt: Date)?
+        {
+            try await pool.query(
+                "SELECT attempts, possibly_sent, leased_by, due_at FROM message_outbox WHERE message_id = \(id)"
+            )
+            .first(as: (Int, Bool, String?, Date).self).map {
+                (attempts: $0.0, possiblySent: $0.1, leasedBy: $0.2, dueAt: $0.3)
+            }
         }
 
         func reservationStates(_ row: MessageRow) async throws -> [String] {
@@ -91,15 +100,21 @@ import ResellerApp
 
         enum CodingKeys: String, CodingKey {
             case status
-            case statusCode = "status_code", statusDetail = "status_detail", upstreamID = "upstream_id"
-            case upstreamConnectionID = "upstream_connection_id", scheduleAt = "schedule_at", submittedAt = "submitted_at"
-            case retailReservationID = "retail_reservation_id", wholesaleReservationID = "wholesale_reservation_id"
+            case statusCode = "status_code"
+            case statusDetail = "status_detail"
+            case upstreamID = "upstream_id"
+            case upstreamConnectionID = "upstream_connection_id"
+            case scheduleAt = "schedule_at"
+            case submittedAt = "submitted_at"
+            case retailReservationID = "retail_reservation_id"
+            case wholesaleReservationID = "wholesale_reservation_id"
         }
     }
 
     static let logger: Logger = {
         var logger = Logger(label: "test.dispatcher")
-        logger.logLevel = ProcessInfo.processInfo.environment["TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
+        logger.logLevel =
+            ProcessInfo.processInfo.environment["TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
         return logger
     }()
 
@@ -120,8 +135,10 @@ import ResellerApp
                 try await withRunning([simulator]) {
                     let repository = UpstreamConnectionRepository(pool: pool)
                     let settings = UpstreamConnectionSettings(
-                        name: "simulator", baseURL: try await simulator.baseURL(), username: "sandbox", password: "sandbox",
-                        concurrency: concurrency, rateLimitPerSecond: ratePerSecond, requestTimeoutMilliseconds: requestTimeoutMilliseconds)
+                        name: "simulator", baseURL: try await simulator.baseURL(), username: "sandbox",
+                        password: "sandbox",
+                        concurrency: concurrency, rateLimitPerSecond: ratePerSecond,
+                        requestTimeoutMilliseconds: requestTimeoutMilliseconds)
                     let connection = try #require(try await repository.create(settings, by: admin))
                     _ = try await repository.setDefault(connectionID: connection.id, by: admin)
                     let tenant = try await MessageFixtures.tenant(pool: pool)
@@ -135,11 +152,17 @@ import ResellerApp
 
     @Test func queuedMessagesReachTheUpstreamOnceAndAreSubmittedWithTheUpstreamID() async throws {
         try await Self.run { world in
-            let short = try #require(try await MessageFixtures.accept(
-                pool: world.pool, tenant: world.tenant, recipients: ["31612345678"], text: "Hi there", sender: "Shop").first)
+            let short = try #require(
+                try await MessageFixtures.accept(
+                    pool: world.pool, tenant: world.tenant, recipients: ["31612345678"], text: "Hi there",
+                    sender: "Shop"
+                ).first)
             let longText = String(repeating: "Long message. ", count: 15)
-            let long = try #require(try await MessageFixtures.accept(
-                pool: world.pool, tenant: world.tenant, recipients: ["4915112345678"], text: longText, sender: "+31201234567", long: true).first)
+            let long = try #require(
+                try await MessageFixtures.accept(
+                    pool: world.pool, tenant: world.tenant, recipients: ["4915112345678"], text: longText,
+                    sender: "+31201234567", long: true
+                ).first)
             try await withRunning([world.dispatcher()]) {
                 try await eventually("both messages are submitted") { try await world.allSubmitted([short, long]) }
             }
@@ -159,10 +182,13 @@ import ResellerApp
                 #expect(try await world.reservationStates(row) == ["pending", "pending"])
             }
             let shortSent = try #require(world.sends.first { $0.parameters.value(of: "referentie") == short.apiString })
-            #expect(shortSent.parameters.value(of: "bericht") == "Hi there" && shortSent.parameters.value(of: "afzender") == "Shop")
+            #expect(
+                shortSent.parameters.value(of: "bericht") == "Hi there"
+                    && shortSent.parameters.value(of: "afzender") == "Shop")
             #expect(shortSent.parameters.value(of: "type") == nil)
             let longSent = try #require(world.sends.first { $0.parameters.value(of: "referentie") == long.apiString })
-            #expect(longSent.parameters.value(of: "bericht") == longText && longSent.parameters.value(of: "type") == "long")
+            #expect(
+                longSent.parameters.value(of: "bericht") == longText && longSent.parameters.value(of: "type") == "long")
             #expect(longSent.parameters.value(of: "afzender") == "+31201234567")
         }
     }
@@ -171,9 +197,12 @@ import ResellerApp
         try await Self.run { world in
             let before = try await MessageFixtures.balances(pool: world.pool, world.tenant.accounts)
             // North Korea is forbidden at the simulator (114); the Dutch number goes through.
-            let ids = try await MessageFixtures.accept(pool: world.pool, tenant: world.tenant, recipients: ["85012345678", "31687654321"])
+            let ids = try await MessageFixtures.accept(
+                pool: world.pool, tenant: world.tenant, recipients: ["85012345678", "31687654321"])
             let (refused, fine) = (ids[0], ids[1])
-            #expect(try await MessageFixtures.balances(pool: world.pool, world.tenant.accounts) != before, "the fixture reserved")
+            #expect(
+                try await MessageFixtures.balances(pool: world.pool, world.tenant.accounts) != before,
+                "the fixture reserved")
             try await withRunning([world.dispatcher()]) {
                 try await eventually("the refused message fails and the other is submitted") {
                     try await world.statuses(ids) == ["failed", "submitted"]
@@ -186,20 +215,30 @@ import ResellerApp
             #expect(try await world.outboxRow(refused) == nil)
             // Both legs voided exactly once.
             #expect(try await world.reservationStates(row) == ["voided", "voided"])
-            let resolutions = try await world.pool.query("""
+            let resolutions = try await world.pool.query(
+                """
                 SELECT count(*) FROM ledger_transfer WHERE pending_id = ANY(\([row.retailReservationID!, row.wholesaleReservationID!]))
                   AND kind = 'void_pending' AND code = 'message_failed' AND created_by = 'system:dispatcher'
-                """).first(as: Int.self)
+                """
+            ).first(as: Int.self)
             #expect(resolutions == 2)
             // What is left reserved is exactly the other message's: the refused one's reservations are fully released.
             let fineRow = try await world.message(fine)
             #expect(try await world.reservationStates(fineRow) == ["pending", "pending"])
             let after = try await MessageFixtures.balances(pool: world.pool, world.tenant.accounts)
             let t = world.tenant
-            #expect(after[t.subAccountWallet] == [725, 0, 0, 0].enumerated().map { $0.element + before[t.subAccountWallet]![$0.offset] })
-            #expect(after[t.resellerRevenue] == [0, 0, 725, 0].enumerated().map { $0.element + before[t.resellerRevenue]![$0.offset] })
-            #expect(after[t.resellerWallet] == [500, 0, 0, 0].enumerated().map { $0.element + before[t.resellerWallet]![$0.offset] })
-            #expect(after[t.platformRevenue] == [0, 0, 500, 0].enumerated().map { $0.element + before[t.platformRevenue]![$0.offset] })
+            #expect(
+                after[t.subAccountWallet]
+                    == [725, 0, 0, 0].enumerated().map { $0.element + before[t.subAccountWallet]![$0.offset] })
+            #expect(
+                after[t.resellerRevenue]
+                    == [0, 0, 725, 0].enumerated().map { $0.element + before[t.resellerRevenue]![$0.offset] })
+            #expect(
+                after[t.resellerWallet]
+                    == [500, 0, 0, 0].enumerated().map { $0.element + before[t.resellerWallet]![$0.offset] })
+            #expect(
+                after[t.platformRevenue]
+                    == [0, 0, 500, 0].enumerated().map { $0.element + before[t.platformRevenue]![$0.offset] })
             #expect(world.sends.count == 2)
         }
     }
@@ -214,11 +253,14 @@ import ResellerApp
             world.simulator.updateAccount("sandbox") { account in
                 if code == 116 { account.status = .blocked } else { account.credits = 0 }
             }
-            let ids = try await MessageFixtures.accept(pool: world.pool, tenant: world.tenant, recipients: ["31611111111", "31622222222", "31633333333"])
+            let ids = try await MessageFixtures.accept(
+                pool: world.pool, tenant: world.tenant, recipients: ["31611111111", "31622222222", "31633333333"])
             try await withRunning([world.dispatcher()]) {
                 try await eventually("the connection is paused and every claim handed back") {
                     let paused = try await world.connections.find(id: world.connectionID)?.status == .paused
-                    let held = try await world.pool.query("SELECT count(*) FROM message_outbox WHERE leased_by IS NOT NULL").first(as: Int.self)
+                    let held = try await world.pool.query(
+                        "SELECT count(*) FROM message_outbox WHERE leased_by IS NOT NULL"
+                    ).first(as: Int.self)
                     return paused && held == 0
                 }
                 let connection = try #require(try await world.connections.find(id: world.connectionID))
@@ -246,8 +288,13 @@ import ResellerApp
                     account.credits = 1_000
                 }
                 let resumed = try await world.connections.resume(id: world.connectionID, by: Self.admin)
-                guard case .resumed = resumed else { Issue.record("not resumed: \(resumed)"); return }
-                try await eventually("every message is submitted after the resume") { try await world.allSubmitted(ids) }
+                guard case .resumed = resumed else {
+                    Issue.record("not resumed: \(resumed)")
+                    return
+                }
+                try await eventually("every message is submitted after the resume") {
+                    try await world.allSubmitted(ids)
+                }
             }
             #expect(world.accepted.count == 3 && world.sends.count == 4)
         }
@@ -279,7 +326,9 @@ import ResellerApp
     func aTransientFailureIsRetriedWithBackoffUntilTheUpstreamTakesTheMessage(fault: TransientFault) async throws {
         try await Self.run(requestTimeoutMilliseconds: 1_000) { world in
             world.simulator.setFaults(fault.faults)
-            let id = try #require(try await MessageFixtures.accept(pool: world.pool, tenant: world.tenant, recipients: ["31612345678"]).first)
+            let id = try #require(
+                try await MessageFixtures.accept(pool: world.pool, tenant: world.tenant, recipients: ["31612345678"])
+                    .first)
             try await withRunning([world.dispatcher()]) {
                 try await eventually("a failed attempt is recorded for a retry") {
                     try await world.outboxRow(id).map { $0.attempts >= 1 && $0.leasedBy == nil } ?? false
@@ -307,15 +356,21 @@ import ResellerApp
         try await Self.run { world in
             let before = try await MessageFixtures.balances(pool: world.pool, world.tenant.accounts)
             world.simulator.setFaults(FaultConfiguration(gatewayErrorRate: 1))
-            let id = try #require(try await MessageFixtures.accept(
-                pool: world.pool, tenant: world.tenant, recipients: ["31612345678"], deadlineIn: .seconds(-1)).first)
+            let id = try #require(
+                try await MessageFixtures.accept(
+                    pool: world.pool, tenant: world.tenant, recipients: ["31612345678"], deadlineIn: .seconds(-1)
+                ).first)
             try await withRunning([world.dispatcher()]) {
                 try await eventually("the message fails") { try await world.statuses([id]) == ["failed"] }
             }
             let row = try await world.message(id)
-            #expect(row.statusCode == 120 && row.statusDetail?.contains("retry deadline passed after 1 attempts") == true, "\(row)")
+            #expect(
+                row.statusCode == 120 && row.statusDetail?.contains("retry deadline passed after 1 attempts") == true,
+                "\(row)")
             #expect(try await world.reservationStates(row) == ["voided", "voided"])
-            #expect(try await MessageFixtures.balances(pool: world.pool, world.tenant.accounts) == before, "every reservation released exactly")
+            #expect(
+                try await MessageFixtures.balances(pool: world.pool, world.tenant.accounts) == before,
+                "every reservation released exactly")
             #expect(world.sends.count == 1 && world.accepted.isEmpty)
             #expect(try await world.outboxRow(id) == nil)
         }
@@ -329,18 +384,30 @@ import ResellerApp
             let recipients = (0..<200).map { "3161\(String(format: "%07d", $0))" }
             let ids = try await MessageFixtures.accept(pool: world.pool, tenant: world.tenant, recipients: recipients)
             let (firstMetrics, secondMetrics) = (ServiceMetrics(), ServiceMetrics())
-            try await withRunning([world.dispatcher(batchSize: 10, metrics: firstMetrics), world.dispatcher(batchSize: 10, metrics: secondMetrics)]) {
-                try await eventually("all 200 messages are submitted", timeout: .seconds(60)) { try await world.allSubmitted(ids) }
+            try await withRunning([
+                world.dispatcher(batchSize: 10, metrics: firstMetrics),
+                world.dispatcher(batchSize: 10, metrics: secondMetrics),
+            ]) {
+                try await eventually("all 200 messages are submitted", timeout: .seconds(60)) {
+                    try await world.allSubmitted(ids)
+                }
             }
             let references = world.sends.compactMap { $0.parameters.value(of: "referentie") }
             #expect(world.sends.count == 200 && world.accepted.count == 200, "one call per message")
             #expect(Set(references) == Set(ids.map(\.apiString)) && references.count == 200)
-            let upstreamIDs = try await world.pool.query("SELECT DISTINCT upstream_id FROM message WHERE id = ANY(\(ids))").decode(String.self)
+            let upstreamIDs = try await world.pool.query(
+                "SELECT DISTINCT upstream_id FROM message WHERE id = ANY(\(ids))"
+            ).decode(String.self)
             #expect(upstreamIDs.count == 200)
-            let late = try await world.pool.query("SELECT count(*) FROM message_event WHERE status = 'late_submission'").first(as: Int.self)
+            let late = try await world.pool.query("SELECT count(*) FROM message_event WHERE status = 'late_submission'")
+                .first(as: Int.self)
             #expect(late == 0)
-            let submittedBy = [firstMetrics, secondMetrics].map { Self.counter(in: $0, #"dispatch_messages_total{outcome="submitted"}"#) }
-            #expect(submittedBy.reduce(0, +) == 200 && submittedBy.allSatisfy { $0 > 0 }, "both dispatchers sent: \(submittedBy)")
+            let submittedBy = [firstMetrics, secondMetrics].map {
+                Self.counter(in: $0, #"dispatch_messages_total{outcome="submitted"}"#)
+            }
+            #expect(
+                submittedBy.reduce(0, +) == 200 && submittedBy.allSatisfy { $0 > 0 },
+                "both dispatchers sent: \(submittedBy)")
         }
     }
 
@@ -353,10 +420,14 @@ import ResellerApp
 
     @Test func aWorkerThatDiesAfterClaimingLeavesItsMessagesToBeSentAfterTheLease() async throws {
         try await Self.run { world in
-            let ids = try await MessageFixtures.accept(pool: world.pool, tenant: world.tenant, recipients: ["31611111111", "31622222222", "31633333333"])
+            let ids = try await MessageFixtures.accept(
+                pool: world.pool, tenant: world.tenant, recipients: ["31611111111", "31622222222", "31633333333"])
             // A worker claims them and is never heard of again.
-            let claimed = try await world.outbox.claim(connectionID: world.connectionID, limit: 10, lease: .seconds(2), worker: "dead-worker")
-            #expect(Set(claimed.map(\.messageID)) == Set(ids) && claimed.allSatisfy { $0.attempt == 1 && !$0.wasPossiblySent })
+            let claimed = try await world.outbox.claim(
+                connectionID: world.connectionID, limit: 10, lease: .seconds(2), worker: "dead-worker")
+            #expect(
+                Set(claimed.map(\.messageID)) == Set(ids)
+                    && claimed.allSatisfy { $0.attempt == 1 && !$0.wasPossiblySent })
             var leaseEnds: [UUID: Date] = [:]
             for id in ids { leaseEnds[id] = try #require(try await world.outboxRow(id)).dueAt }
             try await withRunning([world.dispatcher()]) {
@@ -373,8 +444,10 @@ import ResellerApp
 
     @Test func aScheduledMessageIsReleasedAndSentWhenDueNotBefore() async throws {
         try await Self.run { world in
-            let id = try #require(try await MessageFixtures.accept(
-                pool: world.pool, tenant: world.tenant, recipients: ["31612345678"], scheduleIn: .seconds(2)).first)
+            let id = try #require(
+                try await MessageFixtures.accept(
+                    pool: world.pool, tenant: world.tenant, recipients: ["31612345678"], scheduleIn: .seconds(2)
+                ).first)
             let scheduledRow = try await world.message(id)
             let scheduleAt = try #require(scheduledRow.scheduleAt)
             #expect(scheduledRow.status == "scheduled")
@@ -395,7 +468,8 @@ import ResellerApp
     @Test func gracefulShutdownFinishesCallsInFlightAndHandsBackWhatItDidNotStart() async throws {
         try await Self.run(concurrency: 2) { world in
             // Slow answers, so that calls are in flight when the shutdown comes.
-            world.simulator.setFaults(FaultConfiguration(latencyMinimumMilliseconds: 700, latencyMaximumMilliseconds: 700))
+            world.simulator.setFaults(
+                FaultConfiguration(latencyMinimumMilliseconds: 700, latencyMaximumMilliseconds: 700))
             let ids = try await MessageFixtures.accept(
                 pool: world.pool, tenant: world.tenant, recipients: (1...6).map { "3161234560\($0)" })
             try await withRunning([world.dispatcher()]) {
@@ -405,12 +479,17 @@ import ResellerApp
                 }
             }
             // Stopped: nothing is left claimed, every OK is recorded, the rest is queued with its claim undone.
-            #expect(try await world.pool.query("SELECT count(*) FROM message_outbox WHERE leased_by IS NOT NULL").first(as: Int.self) == 0)
+            #expect(
+                try await world.pool.query("SELECT count(*) FROM message_outbox WHERE leased_by IS NOT NULL").first(
+                    as: Int.self) == 0)
             let statuses = try await world.statuses(ids)
             let submitted = statuses.count(where: { $0 == "submitted" })
-            #expect(submitted == world.accepted.count && submitted >= 2, "calls in flight finished and were recorded: \(statuses)")
+            #expect(
+                submitted == world.accepted.count && submitted >= 2,
+                "calls in flight finished and were recorded: \(statuses)")
             #expect(statuses.allSatisfy { $0 == "submitted" || $0 == "queued" })
-            let attempts = try await world.pool.query("SELECT coalesce(sum(attempts), 0) FROM message_outbox").first(as: Int.self)
+            let attempts = try await world.pool.query("SELECT coalesce(sum(attempts), 0) FROM message_outbox").first(
+                as: Int.self)
             #expect(attempts == 0, "messages never sent do not count an attempt")
         }
     }
@@ -422,9 +501,12 @@ import ResellerApp
         }) { api in
             // The first start made the built-in simulator the default connection; the dispatcher sends through it.
             let tenant = try await MessageFixtures.tenant(pool: api.pool)
-            let id = try #require(try await MessageFixtures.accept(pool: api.pool, tenant: tenant, recipients: ["31612345678"]).first)
+            let id = try #require(
+                try await MessageFixtures.accept(pool: api.pool, tenant: tenant, recipients: ["31612345678"]).first)
             try await eventually("the message is submitted") {
-                try await api.pool.query("SELECT status = 'submitted' AND upstream_id IS NOT NULL FROM message WHERE id = \(id)").first(as: Bool.self) == true
+                try await api.pool.query(
+                    "SELECT status = 'submitted' AND upstream_id IS NOT NULL FROM message WHERE id = \(id)"
+                ).first(as: Bool.self) == true
             }
         }
     }
@@ -433,82 +515,128 @@ import ResellerApp
 
     @Test func aWorkerWhoseClaimWasTakenOverCannotOverwriteTheNewOwnerButItsOKIsKept() async throws {
         try await Self.run { world in
-            let id = try #require(try await MessageFixtures.accept(pool: world.pool, tenant: world.tenant, recipients: ["31612345678"]).first)
+            let id = try #require(
+                try await MessageFixtures.accept(pool: world.pool, tenant: world.tenant, recipients: ["31612345678"])
+                    .first)
             // A claims with a lease that ends at once; B takes the message over.
             let a = try await world.outbox.claim(connectionID: world.connectionID, limit: 1, lease: .zero, worker: "A")
-            let b = try await world.outbox.claim(connectionID: world.connectionID, limit: 1, lease: .seconds(60), worker: "B")
+            let b = try await world.outbox.claim(
+                connectionID: world.connectionID, limit: 1, lease: .seconds(60), worker: "B")
             #expect(a.map(\.attempt) == [1] && b.map(\.attempt) == [2] && b.first?.wasPossiblySent == true)
 
             // A's failures are ignored: B owns the row.
-            var recorded = try await world.outbox.record([
-                DispatchResult(messageID: id, attempt: 1, outcome: .retry(code: 120, error: "ERROR 120", possiblySent: false, delay: .seconds(1))),
-                DispatchResult(messageID: id, attempt: 1, outcome: .failed(code: 114, detail: "ERROR 114")),
-            ], worker: "A")
+            var recorded = try await world.outbox.record(
+                [
+                    DispatchResult(
+                        messageID: id, attempt: 1,
+                        outcome: .retry(code: 120, error: "ERROR 120", possiblySent: false, delay: .seconds(1))),
+                    DispatchResult(messageID: id, attempt: 1, outcome: .failed(code: 114, detail: "ERROR 114")),
+                ], worker: "A")
             #expect(recorded == RecordedResults(stale: 2))
             var row = try #require(try await world.outboxRow(id))
             #expect(row.leasedBy == "B" && row.attempts == 2 && row.possiblySent)
             // Nor may B record under an attempt it does not hold.
-            recorded = try await world.outbox.record([DispatchResult(messageID: id, attempt: 1, outcome: .discarded)], worker: "B")
+            recorded = try await world.outbox.record(
+                [DispatchResult(messageID: id, attempt: 1, outcome: .discarded)], worker: "B")
             #expect(recorded == RecordedResults(stale: 1))
             #expect(try await world.outboxRow(id) != nil)
 
             // But A's OK is recorded: the upstream has the message.
             recorded = try await world.outbox.record(
-                [DispatchResult(messageID: id, attempt: 1, outcome: .submitted(upstreamID: "7000001", connectionID: world.connectionID))], worker: "A")
+                [
+                    DispatchResult(
+                        messageID: id, attempt: 1,
+                        outcome: .submitted(upstreamID: "7000001", connectionID: world.connectionID))
+                ], worker: "A")
             #expect(recorded == RecordedResults(submitted: 1))
             var message = try await world.message(id)
             #expect(message.status == "submitted" && message.upstreamID == "7000001")
             #expect(try await world.outboxRow(id) == nil)
 
             // B's later answers change nothing; its OK (a duplicate send) is kept as an event.
-            recorded = try await world.outbox.record([
-                DispatchResult(messageID: id, attempt: 2, outcome: .submitted(upstreamID: "7000002", connectionID: world.connectionID)),
-                DispatchResult(messageID: id, attempt: 2, outcome: .failed(code: 114, detail: "ERROR 114")),
-            ], worker: "B")
+            recorded = try await world.outbox.record(
+                [
+                    DispatchResult(
+                        messageID: id, attempt: 2,
+                        outcome: .submitted(upstreamID: "7000002", connectionID: world.connectionID)),
+                    DispatchResult(messageID: id, attempt: 2, outcome: .failed(code: 114, detail: "ERROR 114")),
+                ], worker: "B")
             #expect(recorded == RecordedResults(lateSubmissions: 1, stale: 1))
             message = try await world.message(id)
             #expect(message.status == "submitted" && message.upstreamID == "7000001")
             let events = try await world.events(id)
             #expect(events.map(\.status) == ["submitted", "late_submission"])
-            #expect(events.last?.detail == "the upstream accepted attempt 2 as 7000002 after the message was already submitted")
+            #expect(
+                events.last?.detail
+                    == "the upstream accepted attempt 2 as 7000002 after the message was already submitted")
             #expect(try await world.reservationStates(message) == ["pending", "pending"], "nothing was voided")
 
             // Releasing undoes an unattempted claim; retrying keeps the attempt and records why.
-            let other = try #require(try await MessageFixtures.accept(pool: world.pool, tenant: world.tenant, recipients: ["31687654321"]).first)
-            _ = try await world.outbox.claim(connectionID: world.connectionID, limit: 1, lease: .seconds(60), worker: "C")
+            let other = try #require(
+                try await MessageFixtures.accept(pool: world.pool, tenant: world.tenant, recipients: ["31687654321"])
+                    .first)
+            _ = try await world.outbox.claim(
+                connectionID: world.connectionID, limit: 1, lease: .seconds(60), worker: "C")
             recorded = try await world.outbox.record(
-                [DispatchResult(messageID: other, attempt: 1, outcome: .released(attempted: false, possiblySent: false, error: nil))], worker: "C")
+                [
+                    DispatchResult(
+                        messageID: other, attempt: 1,
+                        outcome: .released(attempted: false, possiblySent: false, error: nil))
+                ], worker: "C")
             #expect(recorded == RecordedResults(released: 1))
             row = try #require(try await world.outboxRow(other))
             #expect(row.attempts == 0 && !row.possiblySent && row.leasedBy == nil)
-            _ = try await world.outbox.claim(connectionID: world.connectionID, limit: 1, lease: .seconds(60), worker: "C")
+            _ = try await world.outbox.claim(
+                connectionID: world.connectionID, limit: 1, lease: .seconds(60), worker: "C")
             recorded = try await world.outbox.record(
-                [DispatchResult(messageID: other, attempt: 1, outcome: .retry(code: nil, error: "gateway request timed out", possiblySent: true, delay: .seconds(30)))],
+                [
+                    DispatchResult(
+                        messageID: other, attempt: 1,
+                        outcome: .retry(
+                            code: nil, error: "gateway request timed out", possiblySent: true, delay: .seconds(30)))
+                ],
                 worker: "C")
             #expect(recorded == RecordedResults(retried: 1))
             row = try #require(try await world.outboxRow(other))
-            #expect(row.attempts == 1 && row.possiblySent && row.leasedBy == nil && row.dueAt > Date().addingTimeInterval(20))
+            #expect(
+                row.attempts == 1 && row.possiblySent && row.leasedBy == nil
+                    && row.dueAt > Date().addingTimeInterval(20))
             let retryEvent = try #require(try await world.events(other).last)
-            #expect(retryEvent.status == "queued" && retryEvent.detail?.hasPrefix("attempt 1 failed: gateway request timed out; next attempt at ") == true)
+            #expect(
+                retryEvent.status == "queued"
+                    && retryEvent.detail?.hasPrefix("attempt 1 failed: gateway request timed out; next attempt at ")
+                        == true
+            )
         }
     }
 
     @Test func nothingIsClaimedThroughAPausedConnection() async throws {
         try await Self.run { world in
-            let id = try #require(try await MessageFixtures.accept(pool: world.pool, tenant: world.tenant, recipients: ["31612345678"]).first)
-            _ = try await world.connections.pause(id: world.connectionID, reason: "maintenance window", code: nil, by: Self.admin)
-            #expect(try await world.outbox.claim(connectionID: world.connectionID, limit: 10, lease: .seconds(60), worker: "A").isEmpty)
+            let id = try #require(
+                try await MessageFixtures.accept(pool: world.pool, tenant: world.tenant, recipients: ["31612345678"])
+                    .first)
+            _ = try await world.connections.pause(
+                id: world.connectionID, reason: "maintenance window", code: nil, by: Self.admin)
+            #expect(
+                try await world.outbox.claim(
+                    connectionID: world.connectionID, limit: 10, lease: .seconds(60), worker: "A"
+                ).isEmpty)
             #expect(try await world.outboxRow(id)?.attempts == 0)
             _ = try await world.connections.resume(id: world.connectionID, by: Self.admin)
-            #expect(try await world.outbox.claim(connectionID: world.connectionID, limit: 10, lease: .seconds(60), worker: "A").map(\.messageID) == [id])
+            #expect(
+                try await world.outbox.claim(
+                    connectionID: world.connectionID, limit: 10, lease: .seconds(60), worker: "A"
+                ).map(\.messageID) == [id])
         }
     }
 
     @Test func backoffDoublesPerAttemptUpToTheCapWithFullJitter() {
         let backoff = RetryBackoff(base: .milliseconds(100), cap: .seconds(1))
-        #expect((1...6).map { backoff.ceiling(afterAttempt: $0) } == [
-            .milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800), .seconds(1), .seconds(1),
-        ])
+        #expect(
+            (1...6).map { backoff.ceiling(afterAttempt: $0) } == [
+                .milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800), .seconds(1),
+                .seconds(1),
+            ])
         #expect(backoff.ceiling(afterAttempt: 10_000) == .seconds(1))
         let delays = (0..<200).map { _ in backoff.delay(afterAttempt: 3) }
         #expect(delays.allSatisfy { $0 >= .zero && $0 <= .milliseconds(400) })

@@ -2,9 +2,8 @@ import HTTPTypes
 import Hummingbird
 import OpenAPIRuntime
 import PostgresLibpq
-import Testing
-
 import ResellerApp
+import Testing
 
 @Suite struct ErrorLoggingTests {
     struct StorageFailure: Error, CustomStringConvertible {
@@ -28,11 +27,15 @@ import ResellerApp
 
     @Test func loggedDatabaseErrorsLeaveOutTheRowPostgreSQLQuotes() {
         let failure = PostgresError(
-            kind: .server, message: "new row for relation \"message_batch\" violates check constraint", sqlState: "23514",
+            kind: .server, message: "new row for relation \"message_batch\" violates check constraint",
+            sqlState: "23514",
             detail: "Failing row contains (…, Uw pincode is 4821, …).", constraint: "message_batch_reference_check")
-        let logged = ProblemMiddleware<BasicRequestContext>.loggable(ServerError(
-            operationID: "sendMessages", request: HTTPRequest(method: .post, scheme: "http", authority: "localhost", path: "/"),
-            requestBody: nil, requestMetadata: .init(), operationInput: "", causeDescription: "Unknown", underlyingError: failure))
+        let logged = ProblemMiddleware<BasicRequestContext>.loggable(
+            ServerError(
+                operationID: "sendMessages",
+                request: HTTPRequest(method: .post, scheme: "http", authority: "localhost", path: "/"),
+                requestBody: nil, requestMetadata: .init(), operationInput: "", causeDescription: "Unknown",
+                underlyingError: failure))
         #expect(logged.contains("23514") && logged.contains("message_batch_reference_check"))
         #expect(!logged.contains("4821"))
     }

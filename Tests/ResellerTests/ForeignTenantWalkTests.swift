@@ -1,15 +1,14 @@
+import CompatibleGateway
+import Contacts
 import Foundation
 import HTTPTypes
+import Ledger
 import PostgresLibpq
+import ResellerApp
+import ResellerCore
 import SMSCore
 import Testing
 import Yams
-
-import ResellerCore
-import Ledger
-import CompatibleGateway
-import ResellerApp
-import Contacts
 
 /// Walks every operation of `openapi.yaml` that takes a path parameter with the keys of another
 /// reseller (and of that reseller's sub-account), pointing at the first tenant's ids. Every answer
@@ -27,7 +26,8 @@ import Contacts
     }
 
     static func specification() throws -> [String: Any] {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         let text = try String(contentsOf: root.appendingPathComponent("openapi.yaml"), encoding: .utf8)
         return try #require(try Yams.load(yaml: text) as? [String: Any])
     }
@@ -39,21 +39,26 @@ import Contacts
         for (path, item) in paths where path.contains("{") {
             let item = try #require(item as? [String: Any])
             for (method, value) in item {
-                guard let httpMethod = HTTPRequest.Method(method.uppercased()), ["get", "post", "put", "patch", "delete"].contains(method),
+                guard let httpMethod = HTTPRequest.Method(method.uppercased()),
+                    ["get", "post", "put", "patch", "delete"].contains(method),
                     let operation = value as? [String: Any]
                 else { continue }
                 var body: [String: Any]?
                 var csv: String?
-                if let requestBody = operation["requestBody"] as? [String: Any], let content = requestBody["content"] as? [String: Any] {
+                if let requestBody = operation["requestBody"] as? [String: Any],
+                    let content = requestBody["content"] as? [String: Any]
+                {
                     if let schema = (content["application/json"] as? [String: Any])?["schema"] {
                         body = try example(for: schema, in: spec) as? [String: Any]
                     } else if content["text/csv"] != nil {
                         csv = "number\n31612345678\n"
                     }
                 }
-                operations.append(Operation(
-                    method: httpMethod, path: path + (try requiredQuery(operation, in: spec)), operationID: operation["operationId"] as? String ?? "?",
-                    body: body, csv: csv))
+                operations.append(
+                    Operation(
+                        method: httpMethod, path: path + (try requiredQuery(operation, in: spec)),
+                        operationID: operation["operationId"] as? String ?? "?",
+                        body: body, csv: csv))
             }
         }
         return operations.sorted { $0.description < $1.description }
@@ -63,9 +68,13 @@ import Contacts
     static func requiredQuery(_ operation: [String: Any], in spec: [String: Any]) throws -> String {
         var pairs: [String] = []
         for parameter in operation["parameters"] as? [[String: Any]] ?? [] {
-            guard parameter["in"] as? String == "query", parameter["required"] as? Bool == true, let name = parameter["name"] as? String else { continue }
+            guard parameter["in"] as? String == "query", parameter["required"] as? Bool == true,
+                let name = parameter["name"] as? String
+            else { continue }
             let schema = parameter["schema"] as? [String: Any] ?? [:]
-            let value = schema["format"] as? String == "date-time" ? (name == "to" ? "2100-01-01T00:00:00Z" : "2000-01-01T00:00:00Z") : "walk"
+            let value =
+                schema["format"] as? String == "date-time"
+                ? (name == "to" ? "2100-01-01T00:00:00Z" : "2000-01-01T00:00:00Z") : "walk"
             pairs.append("\(name)=\(value)")
         }
         return pairs.isEmpty ? "" : "?" + pairs.joined(separator: "&")
@@ -76,7 +85,9 @@ import Contacts
         var schema = try #require(schema as? [String: Any])
         if let reference = schema["$ref"] as? String {
             var node: Any = spec
-            for part in reference.dropFirst(2).split(separator: "/") { node = try #require((node as? [String: Any])?[String(part)]) }
+            for part in reference.dropFirst(2).split(separator: "/") {
+                node = try #require((node as? [String: Any])?[String(part)])
+            }
             schema = try #require(node as? [String: Any])
         }
         if let values = schema["enum"] as? [Any], let first = values.first { return first }
@@ -105,7 +116,8 @@ import Contacts
         for (template, item) in paths {
             let item = try #require(item as? [String: Any])
             for (method, value) in item {
-                guard ["get", "post", "put", "patch", "delete"].contains(method), let operation = value as? [String: Any],
+                guard ["get", "post", "put", "patch", "delete"].contains(method),
+                    let operation = value as? [String: Any],
                     let httpMethod = HTTPRequest.Method(method.uppercased())
                 else { continue }
                 // The 1601-compatible API authenticates with klantuser/klantpwd, outside the generated handlers
@@ -125,16 +137,23 @@ import Contacts
                 }
                 var body: [String: Any]?
                 if let requestBody = operation["requestBody"] as? [String: Any],
-                    let schema = ((requestBody["content"] as? [String: Any])?["application/json"] as? [String: Any])?["schema"]
+                    let schema = ((requestBody["content"] as? [String: Any])?["application/json"] as? [String: Any])?[
+                        "schema"]
                 {
                     body = try Self.example(for: schema, in: spec) as? [String: Any]
                 }
-                operations.append(Operation(method: httpMethod, path: path, operationID: operation["operationId"] as? String ?? "?", body: body))
+                operations.append(
+                    Operation(
+                        method: httpMethod, path: path, operationID: operation["operationId"] as? String ?? "?",
+                        body: body))
             }
         }
         #expect(operations.count >= 30)
-        #expect(publicOperations == RequireKeyMiddleware.publicOperations, "the middleware's public list must match the spec")
-        #expect(compatibleOperations == ["gateway1601", "gateway1601Form", "gateway1601Report", "gateway1601ReportForm"])
+        #expect(
+            publicOperations == RequireKeyMiddleware.publicOperations,
+            "the middleware's public list must match the spec")
+        #expect(
+            compatibleOperations == ["gateway1601", "gateway1601Form", "gateway1601Report", "gateway1601ReportForm"])
         try await TenancyHarness.run { [operations] api in
             for operation in operations {
                 let reply = try await api.call(operation.method, operation.path, key: nil, body: operation.body)
@@ -157,33 +176,45 @@ import Contacts
                 "versionId": try await api.version(priceListID, key: victim.resellerKey, [TestEntry("31", "0.0725")]),
             ]
             let assigned = try await api.call(
-                .put, "/resellers/\(victim.resellerID)/default-retail-price-list", key: victim.resellerKey, body: ["priceListId": priceListID])
+                .put, "/resellers/\(victim.resellerID)/default-retail-price-list", key: victim.resellerKey,
+                body: ["priceListId": priceListID])
             try #require(assigned.status == .ok)
-            #expect(try await api.call(.get, "/price-lists", key: intruder.resellerKey).items.allSatisfy { $0["id"] as? String != priceListID })
+            #expect(
+                try await api.call(.get, "/price-lists", key: intruder.resellerKey).items.allSatisfy {
+                    $0["id"] as? String != priceListID
+                })
             #expect(try await api.call(.get, "/price-lists", key: intruder.subAccountKey).items.isEmpty)
             let sender = try await api.call(.post, "/sender-names", key: victim.subAccountKey, body: ["name": "Victim"])
             let senderNameID = try #require(sender.string("id"))
-            let rule = try await api.call(.post, "/sender-name-rules", key: api.adminKey, body: ["name": "Bank", "kind": "blocked"])
+            let rule = try await api.call(
+                .post, "/sender-name-rules", key: api.adminKey, body: ["name": "Bank", "kind": "blocked"])
             let ruleID = try #require(rule.string("id"))
             let topUp = try await api.call(
-                .post, "/resellers/\(victim.resellerID)/top-ups", key: api.adminKey, body: ["amount": "10", "paymentReference": "walk"],
+                .post, "/resellers/\(victim.resellerID)/top-ups", key: api.adminKey,
+                body: ["amount": "10", "paymentReference": "walk"],
                 headers: LedgerAPITests.key())
             let transferID = try #require((topUp["transfer"] as? [String: Any])?["id"] as? String)
             let accountID = try #require(
-                try await LedgerAPITests.wallet(api, key: victim.subAccountKey, kind: "sub_account_wallet")["id"] as? String)
+                try await LedgerAPITests.wallet(api, key: victim.subAccountKey, kind: "sub_account_wallet")["id"]
+                    as? String)
             // Contacts: one of the victim's contacts in one of its groups.
-            let contactID = try await api.contact(victim.subAccountID, "31612345678", name: "Victim contact", key: victim.subAccountKey)
+            let contactID = try await api.contact(
+                victim.subAccountID, "31612345678", name: "Victim contact", key: victim.subAccountKey)
             let groupID = try await api.group(victim.subAccountID, "Victim group", key: victim.subAccountKey)
             let membership = try await api.call(
-                .post, "/sub-accounts/\(victim.subAccountID)/contact-groups/\(groupID)/members", key: victim.subAccountKey, body: ["contactIds": [contactID]])
+                .post, "/sub-accounts/\(victim.subAccountID)/contact-groups/\(groupID)/members",
+                key: victim.subAccountKey, body: ["contactIds": [contactID]])
             try #require(membership.status == .ok)
             // Upstream connections are the admin's: to resellers and sub-accounts they do not exist.
             let connections = try await api.call(.get, "/upstream-connections", key: api.adminKey)
             let connectionID = try #require(connections.items.first?["id"] as? String)
             // Messages: a scheduled send of the victim's.
-            let sent = try await api.send(victim, [
-                "sender": "Jansen", "text": "Hi", "recipients": ["31612345678"], "scheduleAt": Date().addingTimeInterval(3_600).formatted(.iso8601),
-            ])
+            let sent = try await api.send(
+                victim,
+                [
+                    "sender": "Jansen", "text": "Hi", "recipients": ["31612345678"],
+                    "scheduleAt": Date().addingTimeInterval(3_600).formatted(.iso8601),
+                ])
             try #require(sent.status == .created, "\(sent.json)")
             let batchID = try #require(sent.string("batchId"))
             let messageID = try #require((sent["messages"] as? [[String: Any]])?.first?["id"] as? String)
@@ -193,10 +224,13 @@ import Contacts
                 body: ["url": "http://93.184.216.34/hook", "eventTypes": ["account.blocked"]])
             try #require(webhook.status == .created, "\(webhook.json)")
             let webhookID = try #require((webhook["webhook"] as? [String: Any])?["id"] as? String)
-            try await api.pool.query("""
+            try await api.pool.query(
+                """
                 SELECT webhook_emit('account.blocked', \(UUID(uuidString: victim.resellerID)!), \(UUID(uuidString: victim.subAccountID)!), '{}')
                 """)
-            let deliveryID = try #require(try await api.pool.query("SELECT id FROM webhook_delivery").first(as: UUID.self)).uuidString.lowercased()
+            let deliveryID = try #require(
+                try await api.pool.query("SELECT id FROM webhook_delivery").first(as: UUID.self)
+            ).uuidString.lowercased()
             let fixtures = [
                 "messageId": messageID, "batchId": batchID, "webhookId": webhookID, "deliveryId": deliveryID,
                 // The upstream's delivery callback is no tenant's: any caller with a wrong token gets 404.
@@ -219,12 +253,16 @@ import Contacts
                 }
                 for (who, key) in [("reseller", intruder.resellerKey), ("sub-account", intruder.subAccountKey)] {
                     // Every call carries an Idempotency-Key so money operations get as far as their tenant check.
-                    let reply = if let csv = operation.csv {
-                        try await api.call(operation.method, path, key: key, csv: csv)
-                    } else {
-                        try await api.call(operation.method, path, key: key, body: operation.body, headers: LedgerAPITests.key())
-                    }
-                    #expect(reply.status == .notFound, "\(who) of another tenant: \(operation) answered \(reply.status.code) \(reply.json)")
+                    let reply =
+                        if let csv = operation.csv {
+                            try await api.call(operation.method, path, key: key, csv: csv)
+                        } else {
+                            try await api.call(
+                                operation.method, path, key: key, body: operation.body, headers: LedgerAPITests.key())
+                        }
+                    #expect(
+                        reply.status == .notFound,
+                        "\(who) of another tenant: \(operation) answered \(reply.status.code) \(reply.json)")
                     #expect(reply.string("code") == "not_found", "\(operation)")
                     #expect(reply["id"] == nil && reply["items"] == nil, "\(operation) leaked data")
                 }
@@ -233,30 +271,53 @@ import Contacts
             for list in ["/sub-accounts", "/sender-names", "/audit-log?limit=200", "/api-keys", "/accounts"] {
                 let reply = try await api.call(.get, list, key: intruder.resellerKey)
                 #expect(reply.status == .ok, "\(list)")
-                let ids = reply.items.flatMap { [$0["id"], $0["resellerId"], $0["targetId"], $0["subAccountId"]].compactMap { $0 as? String } }
-                for victimID in [victim.resellerID, victim.subAccountID, senderNameID, victim.subAccountKeyID, victim.resellerKeyID, accountID] {
+                let ids = reply.items.flatMap {
+                    [$0["id"], $0["resellerId"], $0["targetId"], $0["subAccountId"]].compactMap { $0 as? String }
+                }
+                for victimID in [
+                    victim.resellerID, victim.subAccountID, senderNameID, victim.subAccountKeyID, victim.resellerKeyID,
+                    accountID,
+                ] {
                     #expect(!ids.contains(victimID), "\(list) shows \(victimID)")
                 }
             }
             // Nothing of the victim changed.
-            #expect(try await api.call(.get, "/resellers/\(victim.resellerID)", key: api.adminKey).string("status") == "active")
+            #expect(
+                try await api.call(.get, "/resellers/\(victim.resellerID)", key: api.adminKey).string("status")
+                    == "active")
             let account = try await api.call(.get, "/sub-accounts/\(victim.subAccountID)", key: victim.resellerKey)
             #expect(account.string("status") == "active" && account.string("name") == "Victim customer")
             #expect(try await api.call(.get, "/me", key: victim.subAccountKey).status == .ok)
-            #expect(try await api.call(.get, "/sender-names/\(senderNameID)", key: victim.resellerKey).string("status") == "pending")
+            #expect(
+                try await api.call(.get, "/sender-names/\(senderNameID)", key: victim.resellerKey).string("status")
+                    == "pending")
             #expect(try await api.call(.get, "/sender-name-rules", key: api.adminKey).items.count == 1)
             let victimWallet = try await LedgerAPITests.wallet(api, key: victim.resellerKey, kind: "reseller_wallet")
-            #expect(victimWallet["balance"] as? String == walletBefore["balance"] as? String && victimWallet["creditLimit"] == nil)
-            #expect(try await api.pool.query("SELECT count(*) FROM ledger_transfer").first(as: Int.self) == transfersBefore)
-            let message = try await api.call(.get, "/sub-accounts/\(victim.subAccountID)/messages/\(messageID)", key: victim.subAccountKey)
+            #expect(
+                victimWallet["balance"] as? String == walletBefore["balance"] as? String
+                    && victimWallet["creditLimit"] == nil)
+            #expect(
+                try await api.pool.query("SELECT count(*) FROM ledger_transfer").first(as: Int.self) == transfersBefore)
+            let message = try await api.call(
+                .get, "/sub-accounts/\(victim.subAccountID)/messages/\(messageID)", key: victim.subAccountKey)
             #expect(message.string("status") == "scheduled" && message.string("text") == "Hi")
-            let contact = try await api.call(.get, "/sub-accounts/\(victim.subAccountID)/contacts/\(contactID)", key: victim.subAccountKey)
-            #expect(contact.string("name") == "Victim contact" && (contact["groups"] as? [[String: Any]])?.first?["name"] as? String == "Victim group")
-            let counts = [try await api.count("contact"), try await api.count("contact_group"), try await api.count("contact_group_member")]
+            let contact = try await api.call(
+                .get, "/sub-accounts/\(victim.subAccountID)/contacts/\(contactID)", key: victim.subAccountKey)
+            #expect(
+                contact.string("name") == "Victim contact"
+                    && (contact["groups"] as? [[String: Any]])?.first?["name"] as? String == "Victim group")
+            let counts = [
+                try await api.count("contact"), try await api.count("contact_group"),
+                try await api.count("contact_group_member"),
+            ]
             #expect(counts == [1, 1, 1])
-            #expect(try await api.expand(victim.subAccountID, "victim group") == .members([try PhoneNumber(parsing: "31612345678")]))
+            #expect(
+                try await api.expand(victim.subAccountID, "victim group")
+                    == .members([try PhoneNumber(parsing: "31612345678")]))
             let victimWebhook = try await api.call(.get, "/webhooks/\(webhookID)", key: victim.subAccountKey)
-            #expect(victimWebhook.string("status") == "active" && victimWebhook.string("url") == "http://93.184.216.34/hook")
+            #expect(
+                victimWebhook.string("status") == "active" && victimWebhook.string("url") == "http://93.184.216.34/hook"
+            )
             #expect(try await api.count("webhook_delivery") == 1)
             let connection = try await api.call(.get, "/upstream-connections/\(connectionID)", key: api.adminKey)
             #expect(connection.string("status") == "active" && connection["concurrency"] as? Int == 4)

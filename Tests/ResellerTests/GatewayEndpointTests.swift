@@ -1,20 +1,19 @@
 import AsyncHTTPClient
+import CompatibleGateway
 import Foundation
 import Gateway1601
 import Gateway1601Simulator
 import HTTPTypes
 import HummingbirdTesting
+import Ledger
 import NIOCore
 import NIOHTTP1
 import PostgresLibpq
+import ResellerApp
+import ResellerCore
 import SMSCore
 import ServiceTestSupport
 import Testing
-
-import ResellerCore
-import Ledger
-import CompatibleGateway
-import ResellerApp
 
 /// The 1601-compatible endpoint against the simulator: the same requests to both, with the same state on both sides,
 /// must get the same answers; then what only our side can show (the ledger, encodings, the password limits).
@@ -38,7 +37,9 @@ import ResellerApp
         var blocked: String
 
         /// `klantuser=…&klantpwd=…` for the main account.
-        var login: String { "klantuser=\(FormEncoding.percentEncode(tenant.username))&klantpwd=\(FormEncoding.percentEncode(password))" }
+        var login: String {
+            "klantuser=\(FormEncoding.percentEncode(tenant.username))&klantpwd=\(FormEncoding.percentEncode(password))"
+        }
     }
 
     static let password = "sup3r secret"
@@ -46,7 +47,8 @@ import ResellerApp
 
     /// GET (parameters in the query) or POST (a form body) of `query`, already encoded, to `base + path`.
     static func call(
-        _ base: String, _ query: String, path: String = GatewayCall.gatewayPath, post: Bool = false, headers: [(String, String)] = [],
+        _ base: String, _ query: String, path: String = GatewayCall.gatewayPath, post: Bool = false,
+        headers: [(String, String)] = [],
         contentType: String = "application/x-www-form-urlencoded; charset=utf-8", client: HTTPClient = .shared
     ) async throws -> Answer {
         var request = HTTPClientRequest(url: base + path + (post || query.isEmpty ? "" : "?" + query))
@@ -58,31 +60,42 @@ import ResellerApp
         }
         let response = try await client.execute(request, timeout: .seconds(30))
         let body = try await response.body.collect(upTo: 1 << 22)
-        return Answer(status: Int(response.status.code), text: String(buffer: body), retryAfter: response.headers.first(name: "Retry-After"))
+        return Answer(
+            status: Int(response.status.code), text: String(buffer: body),
+            retryAfter: response.headers.first(name: "Retry-After"))
     }
 
     /// Our tenant (credits, prices, the sender `Jansen`, groups, two blocked siblings) and a simulator set up alike.
-    static func withWorld(configure: @escaping @Sendable (inout AppConfiguration) -> Void = { _ in }, _ body: @Sendable @escaping (World) async throws -> Void) async throws {
+    static func withWorld(
+        configure: @escaping @Sendable (inout AppConfiguration) -> Void = { _ in },
+        _ body: @Sendable @escaping (World) async throws -> Void
+    ) async throws {
         try await TenancyHarness.run(configure: configure) { api in
             let priced = try await api.sendingTenant("Compat", credits: "10")
             let tenant = priced.tenant
             // Russia takes no long messages on our upstream connection, as on the simulator (119).
-            let connection = try #require(try await api.call(.get, "/upstream-connections", key: api.adminKey).items.first)
+            let connection = try #require(
+                try await api.call(.get, "/upstream-connections", key: api.adminKey).items.first)
             let patched = try await api.call(
-                .patch, "/upstream-connections/\(try #require(connection["id"] as? String))", key: api.adminKey, body: ["singlePartCountries": ["7"]])
+                .patch, "/upstream-connections/\(try #require(connection["id"] as? String))", key: api.adminKey,
+                body: ["singlePartCountries": ["7"]])
             try #require(patched.status == .ok, "\(patched.json)")
             let klanten = try await api.group(tenant.subAccountID, "klanten", key: tenant.subAccountKey)
             var members: [String] = []
-            for number in groupMembers { members.append(try await api.contact(tenant.subAccountID, number, key: tenant.subAccountKey)) }
+            for number in groupMembers {
+                members.append(try await api.contact(tenant.subAccountID, number, key: tenant.subAccountKey))
+            }
             let added = try await api.call(
-                .post, "/sub-accounts/\(tenant.subAccountID)/contact-groups/\(klanten)/members", key: tenant.subAccountKey, body: ["contactIds": members])
+                .post, "/sub-accounts/\(tenant.subAccountID)/contact-groups/\(klanten)/members",
+                key: tenant.subAccountKey, body: ["contactIds": members])
             try #require(added.status == .ok, "\(added.json)")
             _ = try await api.group(tenant.subAccountID, "leeg", key: tenant.subAccountKey)
             var siblings: [String] = []
             for status in ["blocked_payment", "blocked"] {
                 let username = "compat-\(status)-\(UUID().uuidString.prefix(6))"
                 let account = try await api.call(
-                    .post, "/sub-accounts", key: tenant.resellerKey, body: ["name": status, "username": username, "password": password])
+                    .post, "/sub-accounts", key: tenant.resellerKey,
+                    body: ["name": status, "username": username, "password": password])
                 try #require(account.status == .created, "\(account.json)")
                 let blocked = try await api.call(
                     .post, "/sub-accounts/\(try #require(account.string("id")))/block", key: tenant.resellerKey,
@@ -96,7 +109,8 @@ import ResellerApp
             configuration.delivery.automatic = false
             configuration.accounts = [
                 SimulatedAccount(
-                    username: tenant.username, password: password, credits: 10, groups: ["klanten": groupMembers, "leeg": []],
+                    username: tenant.username, password: password, credits: 10,
+                    groups: ["klanten": groupMembers, "leeg": []],
                     blockedSenders: ["Blocked"]),
                 SimulatedAccount(username: siblings[0], password: password, status: .blockedPayment),
                 SimulatedAccount(username: siblings[1], password: password, status: .blocked),
@@ -109,22 +123,28 @@ import ResellerApp
             ]
             let simulator = GatewaySimulator(configuration: configuration, logger: HTTPSkeletonTests.logger)
             try await withRunning([simulator]) {
-                try await body(World(
-                    api: api, tenant: tenant, ours: "http://127.0.0.1:\(try #require(api.client.port))", simulator: try await simulator.baseURL(),
-                    password: password, payBlocked: siblings[0], blocked: siblings[1]))
+                try await body(
+                    World(
+                        api: api, tenant: tenant, ours: "http://127.0.0.1:\(try #require(api.client.port))",
+                        simulator: try await simulator.baseURL(),
+                        password: password, payBlocked: siblings[0], blocked: siblings[1]))
             }
         }
     }
 
     /// Sends `query` to both sides (by default as a GET, then the same as a POST form: only for requests that change
     /// nothing) and expects the same answer from each.
-    static func expectSame(_ world: World, _ query: String, _ expected: String? = nil, path: String = GatewayCall.gatewayPath,
-                           methods: [Bool] = [false, true], sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    static func expectSame(
+        _ world: World, _ query: String, _ expected: String? = nil, path: String = GatewayCall.gatewayPath,
+        methods: [Bool] = [false, true], sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws {
         for post in methods {
             let ours = try await call(world.ours, query, path: path, post: post)
             let theirs = try await call(world.simulator, query, path: path, post: post)
             #expect(ours == theirs, "\(post ? "POST" : "GET") \(query)", sourceLocation: sourceLocation)
-            if let expected { #expect(ours.text == expected, "\(post ? "POST" : "GET") \(query)", sourceLocation: sourceLocation) }
+            if let expected {
+                #expect(ours.text == expected, "\(post ? "POST" : "GET") \(query)", sourceLocation: sourceLocation)
+            }
         }
     }
 
@@ -142,8 +162,14 @@ import ResellerApp
                 ("klantuser=\(world.tenant.username)&klantpwd=", "ERROR 101"),
                 ("klantuser=\(world.tenant.username)&klantpwd=wrong", "ERROR 104"),
                 ("klantuser=nobody-\(UUID().uuidString.prefix(6))&klantpwd=x", "ERROR 104"),
-                ("klantuser=\(world.payBlocked)&klantpwd=\(FormEncoding.percentEncode(world.password))&bericht=x", "ERROR 115"),
-                ("klantuser=\(world.blocked)&klantpwd=\(FormEncoding.percentEncode(world.password))&bericht=x", "ERROR 116"),
+                (
+                    "klantuser=\(world.payBlocked)&klantpwd=\(FormEncoding.percentEncode(world.password))&bericht=x",
+                    "ERROR 115"
+                ),
+                (
+                    "klantuser=\(world.blocked)&klantpwd=\(FormEncoding.percentEncode(world.password))&bericht=x",
+                    "ERROR 116"
+                ),
                 ("klantuser=\(world.blocked)&klantpwd=wrong", "ERROR 104"),
                 // The send's checks, one at a time.
                 ("\(login)&naar=31612345678&afzender=Jansen", "ERROR 102"),
@@ -166,8 +192,14 @@ import ResellerApp
                 ("\(login)&bericht=Hallo&naar=31612345678&afzender=Jansen%20en%20Zonen", "ERROR 111"),
                 ("\(login)&bericht=Hallo&naar=31612345678&afzender=Jan%24", "ERROR 113"),
                 ("\(login)&bericht=Hallo&naar=31612345678&afzender=Blocked", "ERROR 117"),
-                ("\(login)&afzender=Jansen&naar=31612345678&bericht=\(String(repeating: "a", count: 161))", "ERROR 105"),
-                ("\(login)&afzender=Jansen&naar=31612345678&type=long&bericht=\(String(repeating: "a", count: 460))", "ERROR 118"),
+                (
+                    "\(login)&afzender=Jansen&naar=31612345678&bericht=\(String(repeating: "a", count: 161))",
+                    "ERROR 105"
+                ),
+                (
+                    "\(login)&afzender=Jansen&naar=31612345678&type=long&bericht=\(String(repeating: "a", count: 460))",
+                    "ERROR 118"
+                ),
                 ("\(login)&afzender=Jansen&naar=79161234567&type=long&bericht=\(long)", "ERROR 119"),
                 ("\(send)&naar=31612345678&datum=202001011200", "ERROR 121"),
                 ("\(send)&naar=31612345678&datum=20261301", "ERROR 121"),
@@ -181,7 +213,10 @@ import ResellerApp
                 ("\(login)&bericht=\(long)&naar=31612345678&afzender=", "ERROR 109"),
                 ("\(login)&bericht=\(long)&naar=79161234567&afzender=Jansen&datum=202001011200", "ERROR 105"),
                 ("\(login)&bericht=\(long)&type=long&naar=79161234567&afzender=Jansen&datum=202001011200", "ERROR 119"),
-                ("\(send)&naar=\(Array(repeating: "31612345678", count: 140).joined(separator: ","))&datum=202001011200", "ERROR 121"),
+                (
+                    "\(send)&naar=\(Array(repeating: "31612345678", count: 140).joined(separator: ","))&datum=202001011200",
+                    "ERROR 121"
+                ),
                 // The other actions' errors.
                 ("\(login)&action=rapport", "ERROR 123"),
                 ("\(login)&action=rapport&aantal=", "ERROR 123"),
@@ -218,10 +253,12 @@ import ResellerApp
         try await Self.withWorld { world in
             let login = world.login
             let sha1 = "klantuser=\(world.tenant.username)&klantpwd=\(PasswordHasher.sha1Hex(world.password))"
-            let sha1Upper = "klantuser=\(world.tenant.username)&klantpwd=\(PasswordHasher.sha1Hex(world.password).uppercased())"
+            let sha1Upper =
+                "klantuser=\(world.tenant.username)&klantpwd=\(PasswordHasher.sha1Hex(world.password).uppercased())"
 
             // test=ja: every check, a bare OK, nothing stored or charged (also with delivery and outboxid).
-            try await Self.expectSame(world, "\(login)&afzender=Jansen&bericht=Test&naar=31612345678&test=ja&delivery=ja&outboxid=ja", "OK")
+            try await Self.expectSame(
+                world, "\(login)&afzender=Jansen&bericht=Test&naar=31612345678&test=ja&delivery=ja&outboxid=ja", "OK")
             try await Self.expectSame(world, "\(sha1)&afzender=Jansen&bericht=Test&naar=31612345678&test=ja", "OK")
             try await Self.expectSame(world, "\(sha1Upper)&afzender=Jansen&bericht=Test&naar=31612345678&test=ja", "OK")
             try await Self.expectSame(world, "\(login)&action=credits", "10")
@@ -236,23 +273,29 @@ import ResellerApp
                 ("\(login)&afzender=Jansen&bericht=Derde&naar=31612345681", 0),
                 ("\(login)&afzender=Jansen&bericht=Stil&naar=31612345682&logging=nee&delivery=ja", 1),
                 ("\(login)&afzender=Jansen&bericht=Groep&naar=groep&groep=klanten&delivery=ja&type=long", 2),
-                ("\(login)&afzender=Jansen&bericht=\(String(repeating: "b", count: 200))&naar=447911123456&delivery=ja&type=long&referentie=\(String(repeating: "r", count: 80))", 1),
+                (
+                    "\(login)&afzender=Jansen&bericht=\(String(repeating: "b", count: 200))&naar=447911123456&delivery=ja&type=long&referentie=\(String(repeating: "r", count: 80))",
+                    1
+                ),
             ]
             for (index, (query, ids)) in sends.enumerated() {
                 let post = index.isMultiple(of: 2)
                 let ours = try await Self.call(world.ours, query, post: post)
                 let theirs = try await Self.call(world.simulator, query, post: post)
                 #expect(ours.status == 200 && theirs.status == 200)
-                let ourParsed = try GatewayAnswer.parseOK(ours.text), theirParsed = try GatewayAnswer.parseOK(theirs.text)
+                let ourParsed = try GatewayAnswer.parseOK(ours.text)
+                let theirParsed = try GatewayAnswer.parseOK(theirs.text)
                 #expect(ourParsed.count == ids && theirParsed.count == ids, "\(ours) / \(theirs)")
                 ourIDs += ourParsed
                 theirIDs += theirParsed
             }
             // Our ids are the messages' numbers, in the order of the recipients.
-            let numbered = try await world.api.pool.query("""
+            let numbered = try await world.api.pool.query(
+                """
                 SELECT m.gateway_id::text FROM message m JOIN message_batch b ON b.id = m.batch_id
                 WHERE b.delivery_reports ORDER BY m.accepted_at, m.position
-                """).decode(String.self)
+                """
+            ).decode(String.self)
             #expect(numbered == ourIDs)
             #expect(try await world.api.pool.query("SELECT count(*) FROM message").first(as: Int.self) == 8)
 
@@ -273,15 +316,21 @@ import ResellerApp
                 #expect(normalized(ours.text) == normalized(theirs.text), "\(ours.text)\n---\n\(theirs.text)")
                 #expect(ours.text.split(separator: "\n").count == (aantal == "3" ? 4 : 8))
             }
-            let table = try GatewayAnswer.parseReportTable(try await Self.call(world.ours, "\(login)&action=rapport&aantal=100").text)
-            #expect(table.first?.reference == String(repeating: "r", count: 75) && table.allSatisfy { $0.status == .none })
+            let table = try GatewayAnswer.parseReportTable(
+                try await Self.call(world.ours, "\(login)&action=rapport&aantal=100").text)
+            #expect(
+                table.first?.reference == String(repeating: "r", count: 75) && table.allSatisfy { $0.status == .none })
             #expect(!table.contains { $0.recipient == "31612345682" })
             #expect(Set(table.map(\.smsID)).isSuperset(of: ourIDs.filter { $0 != ourIDs[3] }))
 
             // Delivery status of each message, by its own side's id: nothing has reached the network yet.
             for (ours, theirs) in zip(ourIDs, theirIDs) {
-                let mine = try await Self.call(world.ours, "\(login)&smsid=\(ours)&datum=ja", path: GatewayCall.reportPath)
-                #expect(mine == (try await Self.call(world.simulator, "\(login)&smsid=\(theirs)&datum=ja", path: GatewayCall.reportPath)))
+                let mine = try await Self.call(
+                    world.ours, "\(login)&smsid=\(ours)&datum=ja", path: GatewayCall.reportPath)
+                #expect(
+                    mine
+                        == (try await Self.call(
+                            world.simulator, "\(login)&smsid=\(theirs)&datum=ja", path: GatewayCall.reportPath)))
                 #expect(mine.text == "NONE")
             }
         }
@@ -291,15 +340,19 @@ import ResellerApp
         try await Self.withWorld { world in
             let login = world.login
             let tomorrow = GatewayDateTime(Date().addingTimeInterval(86_400))
-            let datum = GatewayDateTime(year: tomorrow.year, month: tomorrow.month, day: tomorrow.day, hour: 12, minute: 0)!.scheduleText
+            let datum = GatewayDateTime(
+                year: tomorrow.year, month: tomorrow.month, day: tomorrow.day, hour: 12, minute: 0)!.scheduleText
             let schedule = "\(login)&afzender=Jansen&bericht=Later&datum=\(datum)"
 
             // With outboxid=ja the answer is the outbox id (even with delivery=ja); without it, as for any send.
-            let ours = try await Self.call(world.ours, "\(schedule)&naar=31612345678,31612345679&outboxid=ja&delivery=ja")
-            let theirs = try await Self.call(world.simulator, "\(schedule)&naar=31612345678,31612345679&outboxid=ja&delivery=ja")
+            let ours = try await Self.call(
+                world.ours, "\(schedule)&naar=31612345678,31612345679&outboxid=ja&delivery=ja")
+            let theirs = try await Self.call(
+                world.simulator, "\(schedule)&naar=31612345678,31612345679&outboxid=ja&delivery=ja")
             let ourOutbox = try #require(try GatewayAnswer.parseOK(ours.text).first)
             let theirOutbox = try #require(try GatewayAnswer.parseOK(theirs.text).first)
-            #expect(try GatewayAnswer.parseOK(ours.text).count == 1 && (try GatewayAnswer.parseOK(theirs.text).count) == 1)
+            #expect(
+                try GatewayAnswer.parseOK(ours.text).count == 1 && (try GatewayAnswer.parseOK(theirs.text).count) == 1)
             try await Self.expectSame(world, "\(schedule)&naar=31612345690", "OK", methods: [false])
             try await Self.expectSame(world, "\(schedule)&naar=31612345691,31612345692", "OK", methods: [true])
             // Charged (reserved) at acceptance on both sides: 5 × 0.0725.
@@ -309,11 +362,14 @@ import ResellerApp
             // The current minute is sent at once, and still answered with an outbox id on both sides.
             if Calendar.current.component(.second, from: Date()) >= 57 { try await Task.sleep(for: .seconds(4)) }
             let now = GatewayDateTime(Date())
-            let thisMinute = "\(login)&afzender=Jansen&bericht=Nu&naar=31612345699&outboxid=ja&datum=\(now.scheduleText)"
+            let thisMinute =
+                "\(login)&afzender=Jansen&bericht=Nu&naar=31612345699&outboxid=ja&datum=\(now.scheduleText)"
             let ourNow = try GatewayAnswer.parseOK(try await Self.call(world.ours, thisMinute).text)
             let theirNow = try GatewayAnswer.parseOK(try await Self.call(world.simulator, thisMinute).text)
             #expect(ourNow.count == 1 && theirNow.count == 1)
-            #expect(try await world.api.pool.query("SELECT status FROM message WHERE recipient = '31612345699'").first(as: String.self) == "queued")
+            #expect(
+                try await world.api.pool.query("SELECT status FROM message WHERE recipient = '31612345699'").first(
+                    as: String.self) == "queued")
             // The simulator sends it when its outbox is next checked (every 250 ms).
             try await eventually("the simulator sent it") {
                 try await Self.call(world.simulator, "\(login)&action=rapport&aantal=10").text.contains("31612345699")
@@ -323,23 +379,30 @@ import ResellerApp
             // By outbox id: both messages of that send; a second time there is nothing left (122).
             let wallet = try await world.api.walletState(world.tenant.subAccountID)
             #expect(try await Self.call(world.ours, "\(login)&action=verwijderbericht&id=\(ourOutbox)").text == "OK")
-            #expect(try await Self.call(world.simulator, "\(login)&action=verwijderbericht&id=\(theirOutbox)").text == "OK")
-            #expect(try await Self.call(world.ours, "\(login)&action=verwijderbericht&id=\(ourOutbox)").text == "ERROR 122")
-            #expect(try await Self.call(world.simulator, "\(login)&action=verwijderbericht&id=\(theirOutbox)").text == "ERROR 122")
+            #expect(
+                try await Self.call(world.simulator, "\(login)&action=verwijderbericht&id=\(theirOutbox)").text == "OK")
+            #expect(
+                try await Self.call(world.ours, "\(login)&action=verwijderbericht&id=\(ourOutbox)").text == "ERROR 122")
+            #expect(
+                try await Self.call(world.simulator, "\(login)&action=verwijderbericht&id=\(theirOutbox)").text
+                    == "ERROR 122")
             try await Self.expectSame(world, "\(login)&action=credits", "9.71")
             // The refund is in the ledger: both reservations of each removed message voided, the wallet back by 2 × 0.0725.
             let afterID = try await world.api.walletState(world.tenant.subAccountID)
             #expect(afterID.available - wallet.available == 1_450 && wallet.pending - afterID.pending == 1_450)
-            let voided = try await world.api.pool.query("""
+            let voided = try await world.api.pool.query(
+                """
                 SELECT m.status, r.state, w.state FROM message m
                 JOIN message_batch b ON b.id = m.batch_id
                 JOIN ledger_transfer r ON r.id = m.retail_reservation_id JOIN ledger_transfer w ON w.id = m.wholesale_reservation_id
                 WHERE b.outbox_id = \(Int64(ourOutbox)!)
-                """).decode((String, String, String).self)
+                """
+            ).decode((String, String, String).self)
             #expect(voided.count == 2 && voided.allSatisfy { $0 == ("cancelled", "voided", "voided") })
 
             // By number, written any way a number may be written: that number's scheduled message only.
-            try await Self.expectSame(world, "\(login)&action=verwijderbericht&naar=%2B31%206%201234%205690", "OK", methods: [true])
+            try await Self.expectSame(
+                world, "\(login)&action=verwijderbericht&naar=%2B31%206%201234%205690", "OK", methods: [true])
             try await Self.expectSame(world, "\(login)&action=verwijderbericht&naar=31612345690", "ERROR 122")
             try await Self.expectSame(world, "\(login)&action=credits", "9.7825")
             // The rest of the outbox at once; then it is empty.
@@ -348,12 +411,17 @@ import ResellerApp
             try await Self.expectSame(world, "\(login)&action=credits", "9.9275")
             let after = try await world.api.walletState(world.tenant.subAccountID)
             #expect(after.available == 99_275 && after.pending == 725)
-            #expect(try await world.api.pool.query("SELECT count(*) FROM message WHERE status <> 'cancelled'").first(as: Int.self) == 1)
+            #expect(
+                try await world.api.pool.query("SELECT count(*) FROM message WHERE status <> 'cancelled'").first(
+                    as: Int.self) == 1)
             // The audit log names the batch an outbox id removed.
-            #expect(try await world.api.pool.query("""
-                SELECT count(*) FROM audit_log a JOIN message_batch b ON b.id::text = a.target_id
-                WHERE a.action = 'message.cancel' AND b.outbox_id = \(Int64(ourOutbox)!)
-                """).first(as: Int.self) == 1)
+            #expect(
+                try await world.api.pool.query(
+                    """
+                    SELECT count(*) FROM audit_log a JOIN message_batch b ON b.id::text = a.target_id
+                    WHERE a.action = 'message.cancel' AND b.outbox_id = \(Int64(ourOutbox)!)
+                    """
+                ).first(as: Int.self) == 1)
             #expect(try await world.api.auditCount(action: "message.cancel") == 3)
         }
     }
@@ -363,20 +431,25 @@ import ResellerApp
             let send = "\(world.login)&afzender=Jansen&naar=31612345678"
             // Decoded exactly once: %2525 is "%25", + is a space and %2B a plus; UTF-8 arrives as itself.
             let accepted: [(String, String)] = [
-                ("caf%C3%A9%20%E2%82%AC5", "café €5"), ("100%25", "100%"), ("%2525", "%25"), ("a+b%2Bc", "a b+c"), ("%F0%9F%98%80", "😀"),
+                ("caf%C3%A9%20%E2%82%AC5", "café €5"), ("100%25", "100%"), ("%2525", "%25"), ("a+b%2Bc", "a b+c"),
+                ("%F0%9F%98%80", "😀"),
             ]
             for (encoded, text) in accepted {
                 for post in [false, true] {
                     let answer = try await Self.call(world.ours, "\(send)&bericht=\(encoded)", post: post)
                     #expect(answer.text == "OK", "\(encoded)")
-                    let stored = try await world.api.pool.query("SELECT text FROM message_batch ORDER BY accepted_at DESC LIMIT 1").first(as: String.self)
+                    let stored = try await world.api.pool.query(
+                        "SELECT text FROM message_batch ORDER BY accepted_at DESC LIMIT 1"
+                    ).first(as: String.self)
                     #expect(stored == text)
                 }
             }
             // A reference is cut to 75 characters as PostgreSQL counts them (combining marks included).
             let combining = String(repeating: "e%CC%81", count: 80)
             #expect(try await Self.call(world.ours, "\(send)&bericht=Hallo&referentie=\(combining)").text == "OK")
-            let reference = try await world.api.pool.query("SELECT reference FROM message_batch ORDER BY accepted_at DESC LIMIT 1").first(as: String.self)
+            let reference = try await world.api.pool.query(
+                "SELECT reference FROM message_batch ORDER BY accepted_at DESC LIMIT 1"
+            ).first(as: String.self)
             #expect(reference?.unicodeScalars.count == 75)
             let count = try await world.api.sendRowCounts()[1]
             // Broken encodings get the code of the check they fail, and nothing is stored: Latin-1 bytes, a cut UTF-8
@@ -403,7 +476,9 @@ import ResellerApp
             }
             // A bare or bad escape cannot even be put into a URL; in a form body it is refused the same way.
             for bad in ["100%", "%ZZ", "%4"] {
-                #expect(try await Self.call(world.ours, "\(send)&bericht=\(bad)", post: true) == Answer(status: 200, text: "ERROR 102"))
+                #expect(
+                    try await Self.call(world.ours, "\(send)&bericht=\(bad)", post: true)
+                        == Answer(status: 200, text: "ERROR 102"))
             }
             #expect(try await world.api.sendRowCounts()[1] == count)
             // A body that is not a form is refused as such.
@@ -419,8 +494,13 @@ import ResellerApp
             #expect(bareAnswer.status == .ok && bareText == "9.2025")
             // Too much at once: more than 10 000 numbers, or a body over 1 MiB, is refused whole.
             let numbers = Array(repeating: "31612345678", count: 10_001).joined(separator: ",")
-            #expect(try await Self.call(world.ours, "\(world.login)&afzender=Jansen&bericht=Hallo&naar=\(numbers)", post: true).status == 413)
-            #expect(try await Self.call(world.ours, "\(send)&bericht=\(String(repeating: "a", count: 1 << 20))", post: true).status == 413)
+            #expect(
+                try await Self.call(
+                    world.ours, "\(world.login)&afzender=Jansen&bericht=Hallo&naar=\(numbers)", post: true
+                ).status == 413)
+            #expect(
+                try await Self.call(world.ours, "\(send)&bericht=\(String(repeating: "a", count: 1 << 20))", post: true)
+                    .status == 413)
             // Query and body together: the query's parameters come first, as on the simulator.
             var mixed = HTTPClientRequest(url: world.ours + GatewayCall.gatewayPath + "?\(world.login)&action=credits")
             mixed.method = .POST
@@ -436,14 +516,19 @@ import ResellerApp
             let username = world.tenant.username
             func attempt(_ password: String, from address: String, user: String? = nil) async throws -> Answer {
                 try await Self.call(
-                    world.ours, "klantuser=\(user ?? username)&klantpwd=\(FormEncoding.percentEncode(password))&action=credits",
+                    world.ours,
+                    "klantuser=\(user ?? username)&klantpwd=\(FormEncoding.percentEncode(password))&action=credits",
                     headers: [("X-Forwarded-For", "198.18.0.1, \(address)")])
             }
             // The owner logs in from its server.
             #expect(try await attempt(world.password, from: "192.0.2.10") == Answer(status: 200, text: "10"))
 
             // Ten wrong passwords for the username from ten addresses: each is checked and refused as usual …
-            for index in 1...10 { #expect(try await attempt("guess\(index)", from: "203.0.113.\(index)") == Answer(status: 200, text: "ERROR 104")) }
+            for index in 1...10 {
+                #expect(
+                    try await attempt("guess\(index)", from: "203.0.113.\(index)")
+                        == Answer(status: 200, text: "ERROR 104"))
+            }
             // … then the username is closed to addresses it never logged in from, the right password included (429,
             // the answer a wrong password gets, and when to come back) …
             let closed = try await attempt(world.password, from: "203.0.113.99")
@@ -451,18 +536,26 @@ import ResellerApp
             // … while its owner's address keeps working at once.
             #expect(try await attempt(world.password, from: "192.0.2.10") == Answer(status: 200, text: "10"))
             // The SHA-1 form of the password is the password too.
-            #expect(try await attempt(PasswordHasher.sha1Hex(world.password), from: "192.0.2.10") == Answer(status: 200, text: "10"))
+            #expect(
+                try await attempt(PasswordHasher.sha1Hex(world.password), from: "192.0.2.10")
+                    == Answer(status: 200, text: "10"))
 
             // Twenty wrong passwords from one address, spread over usernames, close that address to everyone …
             for index in 1...20 {
-                #expect(try await attempt("wrong", from: "198.51.100.7", user: "nobody-\(index)") == Answer(status: 200, text: "ERROR 104"))
+                #expect(
+                    try await attempt("wrong", from: "198.51.100.7", user: "nobody-\(index)")
+                        == Answer(status: 200, text: "ERROR 104"))
             }
             let sibling = try await world.api.sibling(of: world.tenant, name: "Neighbour")
-            let siblingName = try #require(try await world.api.pool.query(
-                "SELECT username FROM sub_account WHERE id = \(UUID(uuidString: sibling.id)!)").first(as: String.self))
+            let siblingName = try #require(
+                try await world.api.pool.query(
+                    "SELECT username FROM sub_account WHERE id = \(UUID(uuidString: sibling.id)!)"
+                ).first(as: String.self))
             #expect(try await attempt(world.password, from: "198.51.100.7", user: siblingName).status == 429)
             // … but not the addresses next to it.
-            #expect(try await attempt(world.password, from: "198.51.100.8", user: siblingName) == Answer(status: 200, text: "0"))
+            #expect(
+                try await attempt(world.password, from: "198.51.100.8", user: siblingName)
+                    == Answer(status: 200, text: "0"))
             // Without a trusted proxy in front, X-Forwarded-For is ignored: the peer's address counts (tested by the
             // unit test of the throttle below; here every request comes from 127.0.0.1, a trusted proxy).
         }
@@ -473,56 +566,83 @@ import ResellerApp
             let tenant = try await api.sendingTenant("Reported", credits: "1").tenant
             let login = "klantuser=\(tenant.username)&klantpwd=\(FormEncoding.percentEncode(Self.password))"
             let ours = "http://127.0.0.1:\(try #require(api.client.port))"
-            let sent = try await Self.call(ours, "\(login)&afzender=Jansen&bericht=Hoi&naar=31612345678,31612345679&delivery=ja&referentie=order-9")
+            let sent = try await Self.call(
+                ours, "\(login)&afzender=Jansen&bericht=Hoi&naar=31612345678,31612345679&delivery=ja&referentie=order-9"
+            )
             let ids = try GatewayAnswer.parseOK(sent.text)
             #expect(ids.count == 2)
-            let rows = try await api.pool.query("SELECT id, gateway_id::text FROM message ORDER BY position").decode((UUID, String).self)
+            let rows = try await api.pool.query("SELECT id, gateway_id::text FROM message ORDER BY position").decode(
+                (UUID, String).self)
             #expect(rows.map(\.1) == ids)
             try await eventually("submitted") {
-                try await api.pool.query("SELECT count(*) FROM message WHERE status = 'submitted'").first(as: Int.self) == 2
+                try await api.pool.query("SELECT count(*) FROM message WHERE status = 'submitted'").first(as: Int.self)
+                    == 2
             }
             func status(_ id: String) async throws -> String {
                 try await Self.call(ours, "\(login)&smsid=\(id)&datum=ja", path: GatewayCall.reportPath).text
             }
             #expect(try await status(ids[0]) == "SUBMITTED")
-            #expect(try await Self.call(ours, "\(login)&smsid=\(ids[0])", path: GatewayCall.reportPath).text == "SUBMITTED")
+            #expect(
+                try await Self.call(ours, "\(login)&smsid=\(ids[0])", path: GatewayCall.reportPath).text == "SUBMITTED")
 
             // The upstream reports through the connection's callback: BUFFERED (dated when it reached us), then the end.
-            let connection = try #require(try await api.call(.get, "/upstream-connections", key: api.adminKey).items.first)
+            let connection = try #require(
+                try await api.call(.get, "/upstream-connections", key: api.adminKey).items.first)
             let callbackPath = try #require(connection["callbackPath"] as? String)
-            let upstreamID = try #require(try await api.pool.query("SELECT upstream_id FROM message WHERE id = \(rows[0].0)").first(as: String.self))
+            let upstreamID = try #require(
+                try await api.pool.query("SELECT upstream_id FROM message WHERE id = \(rows[0].0)").first(
+                    as: String.self))
             let reference = rows[0].0.uuidString.lowercased()
-            #expect(try await DeliveryReportTests.report(api, callbackPath, smsID: upstreamID, status: "BUFFERED", reference: reference).status == .ok)
+            #expect(
+                try await DeliveryReportTests.report(
+                    api, callbackPath, smsID: upstreamID, status: "BUFFERED", reference: reference
+                ).status == .ok)
             let buffered = try GatewayAnswer.parseDeliveryReport(try await status(ids[0]))
             #expect(buffered.status == .buffered && buffered.updatedAt != nil)
-            #expect(try await Self.call(ours, "\(login)&smsid=\(ids[0])", path: GatewayCall.reportPath).text == "BUFFERED")
-            #expect(try await DeliveryReportTests.report(
-                api, callbackPath, smsID: upstreamID, status: "DELIVERED", reference: reference, datum: "20261126102310").status == .ok)
+            #expect(
+                try await Self.call(ours, "\(login)&smsid=\(ids[0])", path: GatewayCall.reportPath).text == "BUFFERED")
+            #expect(
+                try await DeliveryReportTests.report(
+                    api, callbackPath, smsID: upstreamID, status: "DELIVERED", reference: reference,
+                    datum: "20261126102310"
+                ).status == .ok)
             #expect(try await status(ids[0]) == "DELIVERED 26/11/2026 10:23:10")
             #expect(try await status(ids[1]) == "SUBMITTED")
 
             let table = try await Self.call(ours, "\(login)&action=rapport&aantal=5").text
-            #expect(table == """
-                smsid;naar;status;datum;referentie
-                \(ids[1]);31612345679;SUBMITTED;;order-9
-                \(ids[0]);31612345678;DELIVERED;26/11/2026 10:23:10;order-9
-                """)
+            #expect(
+                table == """
+                    smsid;naar;status;datum;referentie
+                    \(ids[1]);31612345679;SUBMITTED;;order-9
+                    \(ids[0]);31612345678;DELIVERED;26/11/2026 10:23:10;order-9
+                    """)
             // The REST API knows the messages by the same numbers, and a scheduled REST send's outbox number works here.
-            let read = try await api.call(.get, "/sub-accounts/\(tenant.subAccountID)/messages/\(rows[0].0.uuidString.lowercased())", key: tenant.subAccountKey)
+            let read = try await api.call(
+                .get, "/sub-accounts/\(tenant.subAccountID)/messages/\(rows[0].0.uuidString.lowercased())",
+                key: tenant.subAccountKey)
             #expect(read["gatewayId"] as? Int == Int(ids[0]))
-            let later = try await api.send(tenant, [
-                "sender": "Jansen", "text": "Later", "recipients": ["31612345670"], "scheduleAt": Date().addingTimeInterval(3_600).formatted(.iso8601),
-            ])
+            let later = try await api.send(
+                tenant,
+                [
+                    "sender": "Jansen", "text": "Later", "recipients": ["31612345670"],
+                    "scheduleAt": Date().addingTimeInterval(3_600).formatted(.iso8601),
+                ])
             let outboxID = try #require(later["outboxId"] as? Int)
             #expect(try await Self.call(ours, "\(login)&action=verwijderbericht&id=\(outboxID)").text == "OK")
             // Each request was counted under its operation.
             var metrics = HTTPClientRequest(url: ours + "/metrics")
             metrics.method = .GET
-            let exposition = String(buffer: try await HTTPClient.shared.execute(metrics, timeout: .seconds(10)).body.collect(upTo: 1 << 22))
-            #expect(exposition.contains(#"operation="gateway1601",status="200""#) && exposition.contains(#"operation="gateway1601Report",status="200""#))
+            let exposition = String(
+                buffer: try await HTTPClient.shared.execute(metrics, timeout: .seconds(10)).body.collect(upTo: 1 << 22))
+            #expect(
+                exposition.contains(#"operation="gateway1601",status="200""#)
+                    && exposition.contains(#"operation="gateway1601Report",status="200""#))
             // Charged for the delivered message only so far: 1 − 2 × 0.0725 reserved, one of them now posted.
             #expect(try await Self.call(ours, "\(login)&action=credits").text == "0.855")
-            #expect(try await DeliveryReportTests.ledger(api, rows[0].0.uuidString.lowercased()).states == ["posted", "posted"])
+            #expect(
+                try await DeliveryReportTests.ledger(api, rows[0].0.uuidString.lowercased()).states == [
+                    "posted", "posted",
+                ])
         }
     }
 
@@ -531,12 +651,17 @@ import ResellerApp
             let victim = try await api.sendingTenant("Victim", credits: "1").tenant
             let intruder = try await api.sendingTenant("Intruder", credits: "1").tenant
             let ours = "http://127.0.0.1:\(try #require(api.client.port))"
-            func login(_ tenant: TenancyHarness.Tenant) -> String { "klantuser=\(tenant.username)&klantpwd=\(FormEncoding.percentEncode(Self.password))" }
+            func login(_ tenant: TenancyHarness.Tenant) -> String {
+                "klantuser=\(tenant.username)&klantpwd=\(FormEncoding.percentEncode(Self.password))"
+            }
             let tomorrow = GatewayDateTime(Date().addingTimeInterval(86_400))
-            let datum = GatewayDateTime(year: tomorrow.year, month: tomorrow.month, day: tomorrow.day, hour: 9, minute: 30)!.scheduleText
-            let scheduled = try await Self.call(ours, "\(login(victim))&afzender=Jansen&bericht=Later&naar=31612345678&datum=\(datum)&outboxid=ja")
+            let datum = GatewayDateTime(
+                year: tomorrow.year, month: tomorrow.month, day: tomorrow.day, hour: 9, minute: 30)!.scheduleText
+            let scheduled = try await Self.call(
+                ours, "\(login(victim))&afzender=Jansen&bericht=Later&naar=31612345678&datum=\(datum)&outboxid=ja")
             let outboxID = try #require(try GatewayAnswer.parseOK(scheduled.text).first)
-            let sent = try await Self.call(ours, "\(login(victim))&afzender=Jansen&bericht=Nu&naar=31612345679&delivery=ja")
+            let sent = try await Self.call(
+                ours, "\(login(victim))&afzender=Jansen&bericht=Nu&naar=31612345679&delivery=ja")
             let messageID = try #require(try GatewayAnswer.parseOK(sent.text).first)
 
             for (query, expected) in [
@@ -548,17 +673,27 @@ import ResellerApp
             ] {
                 #expect(try await Self.call(ours, query).text == expected, "\(query)")
             }
-            #expect(try await Self.call(ours, "\(login(intruder))&smsid=\(messageID)&datum=ja", path: GatewayCall.reportPath).text == "NONE")
+            #expect(
+                try await Self.call(
+                    ours, "\(login(intruder))&smsid=\(messageID)&datum=ja", path: GatewayCall.reportPath
+                ).text == "NONE")
             // Without credentials nobody is told anything (unlike the upstream's example URL).
             #expect(try await Self.call(ours, "smsid=\(messageID)", path: GatewayCall.reportPath).text == "ERROR 100")
             // The victim's messages are as they were.
-            #expect(try await api.pool.query("SELECT status FROM message ORDER BY accepted_at").decode(String.self) == ["scheduled", "queued"])
-            #expect(try await Self.call(ours, "\(login(victim))&smsid=\(messageID)", path: GatewayCall.reportPath).text == "NONE")
+            #expect(
+                try await api.pool.query("SELECT status FROM message ORDER BY accepted_at").decode(String.self) == [
+                    "scheduled", "queued",
+                ])
+            #expect(
+                try await Self.call(ours, "\(login(victim))&smsid=\(messageID)", path: GatewayCall.reportPath).text
+                    == "NONE")
             #expect(try await Self.call(ours, "\(login(victim))&action=verwijderbericht&id=\(outboxID)").text == "OK")
         }
     }
 
-    @Test func guessesSentAllAtOnceAreCountedBeforeTheyAreCheckedWhileTheOwnersParallelLoginsShareOneCheck() async throws {
+    @Test func guessesSentAllAtOnceAreCountedBeforeTheyAreCheckedWhileTheOwnersParallelLoginsShareOneCheck()
+        async throws
+    {
         // A slow hash, as in production, and a client with a connection per request, so that checks overlap.
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
@@ -568,17 +703,24 @@ import ResellerApp
                 let login = "klantuser=\(world.tenant.username)&action=credits&klantpwd="
                 // 40 guesses at once from one client: only 10 (the username's limit) are checked, the rest refused unchecked.
                 let guesses = try await withThrowingTaskGroup(of: Answer.self) { group in
-                    for index in 0..<40 { group.addTask { try await Self.call(world.ours, login + "guess\(index)", client: client) } }
+                    for index in 0..<40 {
+                        group.addTask { try await Self.call(world.ours, login + "guess\(index)", client: client) }
+                    }
                     return try await group.reduce(into: []) { $0.append($1) }
                 }
-                #expect(guesses.filter { $0.status == 200 }.count == 10 && guesses.filter { $0.status == 429 }.count == 30)
+                #expect(
+                    guesses.filter { $0.status == 200 }.count == 10 && guesses.filter { $0.status == 429 }.count == 30)
                 #expect(guesses.allSatisfy { $0.text == "ERROR 104" })
             }
             try await Self.withWorld(configure: { $0.passwordIterations = 100_000 }) { world in
                 // 30 requests of one integration at once, before its password was ever checked: one slow check serves
                 // them all, so none of them is refused (30 separate checks would pass the address's limit of 20).
                 let answers = try await withThrowingTaskGroup(of: Answer.self) { group in
-                    for _ in 0..<30 { group.addTask { try await Self.call(world.ours, "\(world.login)&action=credits", client: client) } }
+                    for _ in 0..<30 {
+                        group.addTask {
+                            try await Self.call(world.ours, "\(world.login)&action=credits", client: client)
+                        }
+                    }
                     return try await group.reduce(into: []) { $0.append($1) }
                 }
                 #expect(answers.allSatisfy { $0 == Answer(status: 200, text: "10") }, "\(answers)")
@@ -590,18 +732,27 @@ import ResellerApp
         try await client.shutdown()
     }
 
-    @Test func aNulByteAndMultipartFormsAreReadAsTheUpstreamsPHPWouldWithoutLettingAnythingBrokenThrough() async throws {
+    @Test func aNulByteAndMultipartFormsAreReadAsTheUpstreamsPHPWouldWithoutLettingAnythingBrokenThrough() async throws
+    {
         try await Self.withWorld { world in
             // NUL ends C strings: refused in texts, and a username with one is no username (counted against the address).
-            #expect(try await Self.call(world.ours, "\(world.login)&afzender=Jansen&naar=31612345678&bericht=a%00b").text == "ERROR 102")
-            #expect(try await Self.call(world.ours, "klantuser=\(world.tenant.username)%00x&klantpwd=\(FormEncoding.percentEncode(world.password))").text
-                == "ERROR 104")
+            #expect(
+                try await Self.call(world.ours, "\(world.login)&afzender=Jansen&naar=31612345678&bericht=a%00b").text
+                    == "ERROR 102")
+            #expect(
+                try await Self.call(
+                    world.ours,
+                    "klantuser=\(world.tenant.username)%00x&klantpwd=\(FormEncoding.percentEncode(world.password))"
+                ).text
+                    == "ERROR 104")
             // multipart/form-data (PHP's curl with an array of fields): raw UTF-8 values, no percent-decoding.
             func multipart(_ fields: [(String, [UInt8])]) async throws -> Answer {
                 let boundary = "----sms\(UUID().uuidString.prefix(8))"
                 var body: [UInt8] = []
                 for (name, value) in fields {
-                    body += Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(name)\"\r\n\r\n".utf8) + value + Array("\r\n".utf8)
+                    body +=
+                        Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(name)\"\r\n\r\n".utf8) + value
+                        + Array("\r\n".utf8)
                 }
                 body += Array("--\(boundary)--\r\n".utf8)
                 var request = HTTPClientRequest(url: world.ours + GatewayCall.gatewayPath)
@@ -609,27 +760,43 @@ import ResellerApp
                 request.headers.add(name: "Content-Type", value: "multipart/form-data; boundary=\(boundary)")
                 request.body = .bytes(ByteBuffer(bytes: body))
                 let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
-                return Answer(status: Int(response.status.code), text: String(buffer: try await response.body.collect(upTo: 4096)))
+                return Answer(
+                    status: Int(response.status.code), text: String(buffer: try await response.body.collect(upTo: 4096))
+                )
             }
-            let credentials: [(String, [UInt8])] = [("klantuser", Array(world.tenant.username.utf8)), ("klantpwd", Array(world.password.utf8))]
-            let sent = try await multipart(credentials + [
-                ("afzender", Array("Jansen".utf8)), ("naar", Array("31612345678".utf8)), ("bericht", Array("café 100%25 a+b".utf8)),
-                ("delivery", Array("ja".utf8)),
-            ])
+            let credentials: [(String, [UInt8])] = [
+                ("klantuser", Array(world.tenant.username.utf8)), ("klantpwd", Array(world.password.utf8)),
+            ]
+            let sent = try await multipart(
+                credentials + [
+                    ("afzender", Array("Jansen".utf8)), ("naar", Array("31612345678".utf8)),
+                    ("bericht", Array("café 100%25 a+b".utf8)),
+                    ("delivery", Array("ja".utf8)),
+                ])
             let sentIDs = try GatewayAnswer.parseOK(sent.text)
             #expect(sent.status == 200 && sentIDs.count == 1, "\(sent)")
-            let stored = try await world.api.pool.query("SELECT text FROM message_batch ORDER BY accepted_at DESC LIMIT 1").first(as: String.self)
+            let stored = try await world.api.pool.query(
+                "SELECT text FROM message_batch ORDER BY accepted_at DESC LIMIT 1"
+            ).first(as: String.self)
             #expect(stored == "café 100%25 a+b")
-            #expect(try await multipart(credentials + [("action", Array("credits".utf8))]) == Answer(status: 200, text: "9.9275"))
+            #expect(
+                try await multipart(credentials + [("action", Array("credits".utf8))])
+                    == Answer(status: 200, text: "9.9275"))
             // Latin-1 bytes in a multipart value are refused like a bad escape in a form.
-            #expect(try await multipart(credentials + [("afzender", Array("Jansen".utf8)), ("naar", Array("31612345678".utf8)), ("bericht", [0x63, 0x61, 0x66, 0xE9])])
-                == Answer(status: 200, text: "ERROR 102"))
+            #expect(
+                try await multipart(
+                    credentials + [
+                        ("afzender", Array("Jansen".utf8)), ("naar", Array("31612345678".utf8)),
+                        ("bericht", [0x63, 0x61, 0x66, 0xE9]),
+                    ])
+                    == Answer(status: 200, text: "ERROR 102"))
             #expect(try await world.api.sendRowCounts()[1] == 1)
             // A multipart body without its closing delimiter is no body.
             var broken = HTTPClientRequest(url: world.ours + GatewayCall.gatewayPath)
             broken.method = .POST
             broken.headers.add(name: "Content-Type", value: "multipart/form-data; boundary=x")
-            broken.body = .bytes(ByteBuffer(string: "--x\r\nContent-Disposition: form-data; name=\"klantuser\"\r\n\r\nabc\r\n"))
+            broken.body = .bytes(
+                ByteBuffer(string: "--x\r\nContent-Disposition: form-data; name=\"klantuser\"\r\n\r\nabc\r\n"))
             #expect(try await HTTPClient.shared.execute(broken, timeout: .seconds(10)).status == .badRequest)
         }
     }
@@ -639,12 +806,20 @@ import ResellerApp
         let proxy = try SocketAddress(ipAddress: "10.1.2.3", port: 4000)
         let stranger = try SocketAddress(ipAddress: "192.0.2.9", port: 4000)
         // From a trusted proxy: the last hop that is not one of the proxies.
-        #expect(GatewayEndpoint.clientAddress(peer: proxy, forwardedFor: ["198.51.100.1, 203.0.113.5, 10.9.9.9"], trustedProxies: proxies) == "203.0.113.5")
-        #expect(GatewayEndpoint.clientAddress(peer: proxy, forwardedFor: ["198.51.100.1", "203.0.113.6"], trustedProxies: proxies) == "203.0.113.6")
+        #expect(
+            GatewayEndpoint.clientAddress(
+                peer: proxy, forwardedFor: ["198.51.100.1, 203.0.113.5, 10.9.9.9"], trustedProxies: proxies)
+                == "203.0.113.5")
+        #expect(
+            GatewayEndpoint.clientAddress(
+                peer: proxy, forwardedFor: ["198.51.100.1", "203.0.113.6"], trustedProxies: proxies) == "203.0.113.6")
         #expect(GatewayEndpoint.clientAddress(peer: proxy, forwardedFor: [], trustedProxies: proxies) == "10.1.2.3")
         // From anyone else, or without trusted proxies, X-Forwarded-For is ignored: a client cannot pick its address.
-        #expect(GatewayEndpoint.clientAddress(peer: stranger, forwardedFor: ["203.0.113.5"], trustedProxies: proxies) == "192.0.2.9")
-        #expect(GatewayEndpoint.clientAddress(peer: proxy, forwardedFor: ["203.0.113.5"], trustedProxies: []) == "10.1.2.3")
+        #expect(
+            GatewayEndpoint.clientAddress(peer: stranger, forwardedFor: ["203.0.113.5"], trustedProxies: proxies)
+                == "192.0.2.9")
+        #expect(
+            GatewayEndpoint.clientAddress(peer: proxy, forwardedFor: ["203.0.113.5"], trustedProxies: []) == "10.1.2.3")
         // One IPv6 client holds a /64: its addresses count together; an IPv4-mapped address counts as the IPv4 one.
         #expect(LoginThrottle.addressKey("2001:db8:1:2::1") == LoginThrottle.addressKey("2001:db8:1:2:ffff::9"))
         #expect(LoginThrottle.addressKey("2001:db8:1:2::1") != LoginThrottle.addressKey("2001:db8:1:3::1"))
@@ -653,14 +828,16 @@ import ResellerApp
     }
 
     @Test func aTrustedProxyThatIsNoAddressRangeStopsTheStart() throws {
-        var configuration = HTTPSkeletonTests.configuration(try PostgresConfiguration(url: "postgresql://nobody@127.0.0.1:1/none"))
+        var configuration = HTTPSkeletonTests.configuration(
+            try PostgresConfiguration(url: "postgresql://nobody@127.0.0.1:1/none"))
         configuration.trustedProxies = ["10.0.0.0/8", "proxy.example"]
         #expect(throws: ConfigurationError.self) { _ = try buildApplication(configuration: configuration) }
         #expect(try GatewayEndpointSettings.ranges(["10.0.0.0/8", "::1"]) == [IPRange("10.0.0.0/8"), IPRange("::1")])
     }
 
     @Test func theThrottleCountsWindowsAndForgetsThem() {
-        let throttle = LoginThrottle(settings: LoginThrottleSettings(failuresPerAddress: 3, failuresPerUsername: 2, window: .seconds(60)))
+        let throttle = LoginThrottle(
+            settings: LoginThrottleSettings(failuresPerAddress: 3, failuresPerUsername: 2, window: .seconds(60)))
         let start = ContinuousClock.now
         // A right password: taken, then given back, and the address becomes known for the username.
         #expect(throttle.reserve(username: "Anna", address: "10.0.0.1", now: start) == nil)

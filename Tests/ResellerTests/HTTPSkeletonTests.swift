@@ -1,16 +1,15 @@
 import Foundation
+import Gateway1601Simulator
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Logging
+import Messaging
 import PostgresLibpq
 import PostgresTestSupport
-import Testing
-import Gateway1601Simulator
-
-import ResellerCore
-import Messaging
 import ResellerApp
+import ResellerCore
+import Testing
 
 @Suite struct HTTPSkeletonTests {
     static func configuration(_ database: PostgresConfiguration) -> AppConfiguration {
@@ -33,7 +32,8 @@ import ResellerApp
 
     static var logger: Logger {
         var logger = Logger(label: "test.http")
-        logger.logLevel = ProcessInfo.processInfo.environment["TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
+        logger.logLevel =
+            ProcessInfo.processInfo.environment["TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
         return logger
     }
 
@@ -78,7 +78,9 @@ import ResellerApp
                 }
 
                 // A request id with characters outside the safe set is replaced, not echoed.
-                try await client.execute(uri: "/health/live", method: .get, headers: [HTTPField.Name("X-Request-Id")!: "bad id\u{7F}"]) { response in
+                try await client.execute(
+                    uri: "/health/live", method: .get, headers: [HTTPField.Name("X-Request-Id")!: "bad id\u{7F}"]
+                ) { response in
                     #expect(response.headers[HTTPField.Name("X-Request-Id")!] != "bad id\u{7F}")
                 }
 
@@ -88,7 +90,8 @@ import ResellerApp
                     #expect(text.contains(#"http_requests_total{operation="getLiveness",status="200"} 2"#))
                     #expect(text.contains(#"http_requests_total{operation="getReadiness",status="200"} 1"#))
                     #expect(text.contains(#"http_requests_total{operation="unmatched",status="404"} 1"#))
-                    #expect(text.contains(#"http_request_duration_seconds_bucket{operation="getReadiness",le="+Inf"} 1"#))
+                    #expect(
+                        text.contains(#"http_request_duration_seconds_bucket{operation="getReadiness",le="+Inf"} 1"#))
                     #expect(text.contains(#"db_pool_connections{state="leased"} 0.0"#))
                     #expect(text.contains(#"db_pool_connections{state="idle"}"#))
                 }

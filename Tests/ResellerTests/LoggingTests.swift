@@ -1,9 +1,8 @@
 import Foundation
 import Logging
+import ResellerApp
 import Synchronization
 import Testing
-
-import ResellerApp
 
 @Suite struct LoggingTests {
     final class Lines: Sendable {

@@ -1,13 +1,12 @@
+import CompatibleGateway
 import Foundation
-import PostgresLibpq
-import SMSCore
-import Testing
-
-import ResellerCore
 import Ledger
 import Messaging
-import CompatibleGateway
+import PostgresLibpq
 import ResellerApp
+import ResellerCore
+import SMSCore
+import Testing
 
 /// Accepted messages written straight into the database the way the send path writes them — a batch, one message per
 /// recipient with its two reservations (made by `ledger_reserve`), one outbox row each — so that dispatcher tests can
@@ -32,24 +31,34 @@ enum MessageFixtures {
 
     /// Makes the tenant with plain SQL (the triggers open its ledger accounts) and gives both wallets `credits`.
     static func tenant(pool: PostgresPool, name: String = "Dispatch", credits: Int64 = 100) async throws -> Tenant {
-        let reseller = try #require(try await pool.query("INSERT INTO reseller (name) VALUES (\(name)) RETURNING id").first(as: UUID.self))
-        let subAccount = try #require(try await pool.query("""
-            INSERT INTO sub_account (reseller_id, name, username, password_salt, password_iterations, password_hash)
-            VALUES (\(reseller), \("\(name) customer"), \("\(name.lowercased())-\(UUID().uuidString.prefix(8))"), \(Data([1])), 1, \(Data([1])))
-            RETURNING id
-            """).first(as: UUID.self))
+        let reseller = try #require(
+            try await pool.query("INSERT INTO reseller (name) VALUES (\(name)) RETURNING id").first(as: UUID.self))
+        let subAccount = try #require(
+            try await pool.query(
+                """
+                INSERT INTO sub_account (reseller_id, name, username, password_salt, password_iterations, password_hash)
+                VALUES (\(reseller), \("\(name) customer"), \("\(name.lowercased())-\(UUID().uuidString.prefix(8))"), \(Data([1])), 1, \(Data([1])))
+                RETURNING id
+                """
+            ).first(as: UUID.self))
         let ledger = LedgerRepository(pool: pool)
-        func account(_ kind: LedgerAccountKind, sub: UUID? = nil, reseller owner: UUID? = reseller) async throws -> UUID {
+        func account(_ kind: LedgerAccountKind, sub: UUID? = nil, reseller owner: UUID? = reseller) async throws -> UUID
+        {
             try #require(try await ledger.account(kind: kind, resellerID: owner, subAccountID: sub)?.id)
         }
         let tenant = Tenant(
-            resellerID: reseller, subAccountID: subAccount, subAccountWallet: try await account(.subAccountWallet, sub: subAccount),
+            resellerID: reseller, subAccountID: subAccount,
+            subAccountWallet: try await account(.subAccountWallet, sub: subAccount),
             resellerRevenue: try await account(.resellerRevenue), resellerWallet: try await account(.resellerWallet),
             platformRevenue: try await account(.platformRevenue))
         let amount = Money(credits: credits).minorUnits
         _ = try await ledger.apply([
-            .posted(from: try await account(.platformFunding, reseller: nil), to: tenant.resellerWallet, amount: amount, code: "top_up", by: "test"),
-            .posted(from: try await account(.resellerIssuance), to: tenant.subAccountWallet, amount: amount, code: "credit_transfer", by: "test"),
+            .posted(
+                from: try await account(.platformFunding, reseller: nil), to: tenant.resellerWallet, amount: amount,
+                code: "top_up", by: "test"),
+            .posted(
+                from: try await account(.resellerIssuance), to: tenant.subAccountWallet, amount: amount,
+                code: "credit_transfer", by: "test"),
         ])
         return tenant
     }
@@ -68,10 +77,12 @@ enum MessageFixtures {
         let messages = recipients.map { _ in UUID() }
         let parts = long ? max(1, (text.count + 152) / 153) : 1
         return try await pool.withTransaction { connection in
-            let scheduleAt = try await connection.query(
-                "SELECT now() + make_interval(secs => \(scheduleIn?.inSeconds))"
-            ).first(as: Date?.self) ?? nil
-            try await connection.query("""
+            let scheduleAt =
+                try await connection.query(
+                    "SELECT now() + make_interval(secs => \(scheduleIn?.inSeconds))"
+                ).first(as: Date?.self) ?? nil
+            try await connection.query(
+                """
                 INSERT INTO message_batch (reseller_id, id, sub_account_id, sender, text, encoding, length, parts, long, schedule_at,
                                            recipient_count, message_count, retail_total, wholesale_total, created_by)
                 VALUES (\(tenant.resellerID), \(batch), \(tenant.subAccountID), \(sender), \(text), 'gsm7', \(text.count), \(parts), \(long),
@@ -79,28 +90,43 @@ enum MessageFixtures {
                         \(wholesale * Int64(recipients.count)), 'test')
                 """)
             // The reservations: each message's legs are linked.
-            var ids: [UUID] = [], debits: [UUID] = [], credits: [UUID] = [], amounts: [Int64] = [], links: [UUID] = []
-            var codes: [String] = [], references: [String] = []
-            var retailIDs: [UUID?] = [], wholesaleIDs: [UUID?] = []
+            var ids: [UUID] = []
+            var debits: [UUID] = []
+            var credits: [UUID] = []
+            var amounts: [Int64] = []
+            var links: [UUID] = []
+            var codes: [String] = []
+            var references: [String] = []
+            var retailIDs: [UUID?] = []
+            var wholesaleIDs: [UUID?] = []
             for message in messages {
                 let link = UUID()
                 func leg(_ amount: Int64, from: UUID, to: UUID, code: String) -> UUID? {
                     guard amount > 0 else { return nil }
                     let id = UUID()
-                    ids.append(id); debits.append(from); credits.append(to); amounts.append(amount); links.append(link)
-                    codes.append(code); references.append(message.apiString)
+                    ids.append(id)
+                    debits.append(from)
+                    credits.append(to)
+                    amounts.append(amount)
+                    links.append(link)
+                    codes.append(code)
+                    references.append(message.apiString)
                     return id
                 }
-                retailIDs.append(leg(retail, from: tenant.subAccountWallet, to: tenant.resellerRevenue, code: "send_retail"))
-                wholesaleIDs.append(leg(wholesale, from: tenant.resellerWallet, to: tenant.platformRevenue, code: "send_wholesale"))
+                retailIDs.append(
+                    leg(retail, from: tenant.subAccountWallet, to: tenant.resellerRevenue, code: "send_retail"))
+                wholesaleIDs.append(
+                    leg(wholesale, from: tenant.resellerWallet, to: tenant.platformRevenue, code: "send_wholesale"))
             }
-            try await connection.query("""
+            try await connection.query(
+                """
                 SELECT ledger_reserve(\(ids), \(debits), \(credits), \(amounts), \(links), \(codes),
                                       \(ids.map { _ in tenant.resellerID }), \(ids.map { _ in tenant.subAccountID }), \(references),
                                       \(ids.map { _ in "test" }), \(ids.map { _ -> String? in nil }))
                 """)
             let status = scheduleAt == nil ? "queued" : "scheduled"
-            try await connection.query("""
+            try await connection.query(
+                """
                 INSERT INTO message (reseller_id, id, sub_account_id, batch_id, position, recipient, country, retail_price, wholesale_price,
                                      upstream_cost, retail_version_id, wholesale_version_id, upstream_cost_version_id,
                                      retail_reservation_id, wholesale_reservation_id, status, schedule_at, accepted_at, status_at)
@@ -109,7 +135,8 @@ enum MessageFixtures {
                        \(status), \(scheduleAt), now(), now()
                 FROM unnest(\(messages), \(recipients), \(retailIDs), \(wholesaleIDs)) WITH ORDINALITY AS u (id, recipient, retail, wholesale, position)
                 """)
-            try await connection.query("""
+            try await connection.query(
+                """
                 INSERT INTO message_outbox (message_id, reseller_id, connection_id, due_at, deadline_at)
                 SELECT u.id, \(tenant.resellerID), effective_upstream_connection(\(tenant.resellerID)), coalesce(\(scheduleAt), now()),
                        coalesce(\(scheduleAt), now()) + make_interval(secs => \(deadlineIn.inSeconds))
@@ -121,9 +148,11 @@ enum MessageFixtures {
 
     /// The four running sums of each account, to compare before and after.
     static func balances(pool: PostgresPool, _ accounts: [UUID]) async throws -> [UUID: [Int64]] {
-        let rows = try await pool.query("""
+        let rows = try await pool.query(
+            """
             SELECT id, debits_pending, debits_posted, credits_pending, credits_posted FROM ledger_account WHERE id = ANY(\(accounts))
-            """).decode((UUID, Int64, Int64, Int64, Int64).self)
+            """
+        ).decode((UUID, Int64, Int64, Int64, Int64).self)
         return Dictionary(uniqueKeysWithValues: rows.map { ($0.0, [$0.1, $0.2, $0.3, $0.4]) })
     }
 }

@@ -1,17 +1,20 @@
 import Crypto
 import Foundation
+import ResellerCore
 import Testing
 import _CryptoExtras
-
-import ResellerCore
 
 @Suite struct PasswordHasherTests {
     /// RFC 7914 §11: PBKDF2-HMAC-SHA256, P = "passwd", S = "salt", c = 1, dkLen = 64.
     @Test func pbkdf2MatchesTheRFC7914Vector() throws {
         let key = try KDF.Insecure.PBKDF2.deriveKey(
-            from: Data("passwd".utf8), salt: Data("salt".utf8), using: .sha256, outputByteCount: 64, unsafeUncheckedRounds: 1)
+            from: Data("passwd".utf8), salt: Data("salt".utf8), using: .sha256, outputByteCount: 64,
+            unsafeUncheckedRounds: 1)
         let hex = key.withUnsafeBytes { $0.map { String(format: "%02x", $0) }.joined() }
-        #expect(hex == "55ac046e56e3089fec1691c22544b605f94185216dde0465e68b9d57c20dacbc49ca9cccf179b645991664b39d77ef317c71b845b1e30bd509112041d3a19783")
+        #expect(
+            hex
+                == "55ac046e56e3089fec1691c22544b605f94185216dde0465e68b9d57c20dacbc49ca9cccf179b645991664b39d77ef317c71b845b1e30bd509112041d3a19783"
+        )
     }
 
     @Test func verifiesThePasswordAndItsSHA1HexButNothingElse() async throws {

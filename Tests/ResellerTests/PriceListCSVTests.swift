@@ -1,9 +1,8 @@
 import Foundation
+import Pricing
+import ResellerCore
 import SMSCore
 import Testing
-
-import ResellerCore
-import Pricing
 
 @Suite struct PriceListCSVTests {
     func read(_ text: String) -> PriceEntryCollector {
@@ -17,7 +16,9 @@ import Pricing
     }
 
     @Test func readsQuotesBOMCRLFBlankLinesAndAnyColumnOrder() throws {
-        let collector = read("\u{FEFF}status , Prefix,price\r\n\r\nsellable,31,\"0.0725\"\r\n  forbidden , 7 ,  \r\n\"not_sellable\",\"44\",\"\"\r\n")
+        let collector = read(
+            "\u{FEFF}status , Prefix,price\r\n\r\nsellable,31,\"0.0725\"\r\n  forbidden , 7 ,  \r\n\"not_sellable\",\"44\",\"\"\r\n"
+        )
         #expect(collector.errors.isEmpty, "\(collector.errors)")
         let entries = try collector.result(emptyField: "file")
         #expect(entries.map(\.prefix) == ["31", "7", "44"])
@@ -30,11 +31,15 @@ import Pricing
 
     @Test func statusColumnIsOptionalAndDefaultsToSellable() throws {
         let entries = try read("prefix,price\n44,0.04\n").result(emptyField: "file")
-        #expect(entries == [PriceEntryInput(prefix: "44", price: Money(minorUnits: 400), status: .sellable, source: .csv(line: 2))])
+        #expect(
+            entries == [
+                PriceEntryInput(prefix: "44", price: Money(minorUnits: 400), status: .sellable, source: .csv(line: 2))
+            ])
     }
 
     @Test func reportsEveryBadLineWithItsNumberAndColumn() {
-        let collector = read("""
+        let collector = read(
+            """
             prefix,price,status
             31,0.0725,sellable
             44,0.07251,sellable
@@ -108,7 +113,10 @@ import Pricing
     }
 
     @Test func prefixesMustStartWithACallingCode() {
-        for valid in ["1", "1876", "44", "4479", "7", "76", "77", "31612", "999999999999999".replacingOccurrences(of: "9", with: "3")] {
+        for valid in [
+            "1", "1876", "44", "4479", "7", "76", "77", "31612",
+            "999999999999999".replacingOccurrences(of: "9", with: "3"),
+        ] {
             #expect(PriceRules.prefixError(valid) == nil, "\(valid)")
         }
         for invalid in ["", "4", "28", "88", "0044", "+44", "44 79", "4a", "1234567890123456", "٣١"] {
@@ -117,9 +125,13 @@ import Pricing
     }
 
     @Test func exportLinesAreTheImportFormat() throws {
-        #expect(PriceListCSV.line(prefix: "4479", price: Money(minorUnits: 550), status: .sellable) == "4479,0.0550,sellable\n")
+        #expect(
+            PriceListCSV.line(prefix: "4479", price: Money(minorUnits: 550), status: .sellable)
+                == "4479,0.0550,sellable\n")
         #expect(PriceListCSV.line(prefix: "7", price: nil, status: .forbidden) == "7,,forbidden\n")
-        let entries = try read(PriceListCSV.header + "\n" + PriceListCSV.line(prefix: "7", price: nil, status: .forbidden)).result(emptyField: "file")
+        let entries = try read(
+            PriceListCSV.header + "\n" + PriceListCSV.line(prefix: "7", price: nil, status: .forbidden)
+        ).result(emptyField: "file")
         #expect(entries.first?.status == .forbidden && entries.first?.price == nil)
     }
 }

@@ -1,16 +1,19 @@
 import Foundation
 import HTTPTypes
+import Ledger
+import ResellerCore
 import SMSCore
 import Testing
-
-import ResellerCore
-import Ledger
 
 @Suite(.timeLimit(.minutes(3))) struct SenderNameTests {
     @Test func everySenderRuleAnswersItsGatewayCodeAtTheBoundaries() async throws {
         try await TenancyHarness.run { api in
             let tenant = try await api.onboard("Rules")
-            #expect(try await api.call(.post, "/sender-name-rules", key: api.adminKey, body: ["name": "Bank", "kind": "blocked", "reason": "phishing"]).status == .created)
+            #expect(
+                try await api.call(
+                    .post, "/sender-name-rules", key: api.adminKey,
+                    body: ["name": "Bank", "kind": "blocked", "reason": "phishing"]
+                ).status == .created)
             let cases: [(String, Int?)] = [
                 ("", 109), ("   ", 109),
                 ("ABCDEFGHIJK", nil), ("ABCDEFGHIJKL", 111),
@@ -32,8 +35,12 @@ import Ledger
                 }
             }
             // The same name twice while pending is a conflict; only sub-accounts request names.
-            #expect(try await api.call(.post, "/sender-names", key: tenant.subAccountKey, body: ["name": "ABCDEFGHIJK"]).status == .conflict)
-            #expect(try await api.call(.post, "/sender-names", key: tenant.resellerKey, body: ["name": "Other"]).status == .forbidden)
+            #expect(
+                try await api.call(.post, "/sender-names", key: tenant.subAccountKey, body: ["name": "ABCDEFGHIJK"])
+                    .status == .conflict)
+            #expect(
+                try await api.call(.post, "/sender-names", key: tenant.resellerKey, body: ["name": "Other"]).status
+                    == .forbidden)
             #expect(try await api.call(.get, "/sender-names?status=pending", key: tenant.resellerKey).items.count == 3)
         }
     }
@@ -43,23 +50,35 @@ import Ledger
             let tenant = try await api.onboard("Decide")
             let repository = SenderNameRepository(pool: api.pool)
             let subAccountID = try #require(UUID(uuidString: tenant.subAccountID))
-            #expect(try await api.call(.post, "/sender-name-rules", key: api.adminKey, body: ["name": "PayPal", "kind": "protected"]).status == .created)
+            #expect(
+                try await api.call(
+                    .post, "/sender-name-rules", key: api.adminKey, body: ["name": "PayPal", "kind": "protected"]
+                ).status == .created)
 
             // Plain name: the reseller approves; the sub-account itself may not.
             let shop = try await api.call(.post, "/sender-names", key: tenant.subAccountKey, body: ["name": "Shop"])
             let shopID = try #require(shop.string("id"))
             #expect(try await repository.sendCheck(subAccountID: subAccountID, sender: "Shop")?.rawValue == 117)
-            #expect(try await api.call(.post, "/sender-names/\(shopID)/approve", key: tenant.subAccountKey).status == .forbidden)
+            #expect(
+                try await api.call(.post, "/sender-names/\(shopID)/approve", key: tenant.subAccountKey).status
+                    == .forbidden)
             var reply = try await api.call(.post, "/sender-names/\(shopID)/approve", key: tenant.resellerKey)
             #expect(reply.status == .ok)
             #expect(reply.string("status") == "approved")
             #expect(try await repository.sendCheck(subAccountID: subAccountID, sender: "Shop") == nil)
-            #expect(try await repository.sendCheck(subAccountID: subAccountID, sender: "Shop!!!!!!!!!")?.rawValue == 111)
+            #expect(
+                try await repository.sendCheck(subAccountID: subAccountID, sender: "Shop!!!!!!!!!")?.rawValue == 111)
 
             // Revoking needs a reason, and sends are refused again.
-            #expect(try await api.call(.post, "/sender-names/\(shopID)/revoke", key: tenant.resellerKey, body: [:]).status == .badRequest)
-            #expect(try await api.call(.post, "/sender-names/\(shopID)/revoke", key: tenant.resellerKey, body: ["reason": ""]).status == .unprocessableContent)
-            reply = try await api.call(.post, "/sender-names/\(shopID)/revoke", key: tenant.resellerKey, body: ["reason": "customer left"])
+            #expect(
+                try await api.call(.post, "/sender-names/\(shopID)/revoke", key: tenant.resellerKey, body: [:]).status
+                    == .badRequest)
+            #expect(
+                try await api.call(
+                    .post, "/sender-names/\(shopID)/revoke", key: tenant.resellerKey, body: ["reason": ""]
+                ).status == .unprocessableContent)
+            reply = try await api.call(
+                .post, "/sender-names/\(shopID)/revoke", key: tenant.resellerKey, body: ["reason": "customer left"])
             #expect(reply.string("status") == "revoked")
             #expect(reply.string("reason") == "customer left")
             #expect(try await repository.sendCheck(subAccountID: subAccountID, sender: "Shop")?.rawValue == 117)
@@ -70,7 +89,9 @@ import Ledger
             let paypalID = try #require(paypal.string("id"))
             reply = try await api.call(.post, "/sender-names/\(paypalID)/approve", key: tenant.resellerKey)
             #expect(reply.string("status") == "pending_admin")
-            #expect(try await api.call(.post, "/sender-names/\(paypalID)/approve", key: tenant.resellerKey).status == .conflict)
+            #expect(
+                try await api.call(.post, "/sender-names/\(paypalID)/approve", key: tenant.resellerKey).status
+                    == .conflict)
             #expect(try await api.call(.get, "/sender-names?status=pending_admin", key: api.adminKey).items.count == 1)
             reply = try await api.call(.post, "/sender-names/\(paypalID)/approve", key: api.adminKey)
             #expect(reply.string("status") == "approved")
@@ -78,12 +99,18 @@ import Ledger
             // Rejection with a reason; a rejected name cannot be approved afterwards.
             let other = try await api.call(.post, "/sender-names", key: tenant.subAccountKey, body: ["name": "Other"])
             let otherID = try #require(other.string("id"))
-            reply = try await api.call(.post, "/sender-names/\(otherID)/reject", key: tenant.resellerKey, body: ["reason": "not your brand"])
+            reply = try await api.call(
+                .post, "/sender-names/\(otherID)/reject", key: tenant.resellerKey, body: ["reason": "not your brand"])
             #expect(reply.string("status") == "rejected")
-            #expect(try await api.call(.post, "/sender-names/\(otherID)/approve", key: tenant.resellerKey).status == .conflict)
+            #expect(
+                try await api.call(.post, "/sender-names/\(otherID)/approve", key: tenant.resellerKey).status
+                    == .conflict)
 
             // Every decision is in the audit log.
-            for action in ["sender_name.request", "sender_name.approve", "sender_name.reject", "sender_name.revoke", "sender_name_rule.create"] {
+            for action in [
+                "sender_name.request", "sender_name.approve", "sender_name.reject", "sender_name.revoke",
+                "sender_name_rule.create",
+            ] {
                 #expect(try await api.auditCount(action: action) > 0, "\(action)")
             }
             #expect(try await api.auditCount(action: "sender_name.approve") == 3)

@@ -2,14 +2,13 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Ledger
 import Logging
 import PostgresLibpq
 import PostgresTestSupport
-import Testing
-
-import ResellerCore
-import Ledger
 import ResellerApp
+import ResellerCore
+import Testing
 
 /// One answer of the API: status, headers and the JSON body (empty for no body).
 struct Reply: @unchecked Sendable {
@@ -50,7 +49,8 @@ struct TenancyHarness: Sendable {
     /// Sends a request with an optional bearer key and JSON body.
     @discardableResult
     func call(
-        _ method: HTTPRequest.Method, _ path: String, key: String?, body: [String: Any]? = nil, headers extra: HTTPFields = [:]
+        _ method: HTTPRequest.Method, _ path: String, key: String?, body: [String: Any]? = nil,
+        headers extra: HTTPFields = [:]
     ) async throws -> Reply {
         var headers = extra
         if let key { headers[.authorization] = "Bearer \(key)" }
@@ -62,7 +62,8 @@ struct TenancyHarness: Sendable {
         let response = try await client.executeRequest(uri: path, method: method, headers: headers, body: buffer)
         let data = Data(response.body.readableBytesView)
         let isJSON = response.headers[.contentType]?.contains("json") ?? false
-        let json = !isJSON || data.isEmpty ? [:] : (try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:])
+        let json =
+            !isJSON || data.isEmpty ? [:] : (try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:])
         return Reply(status: response.status, headers: response.headers, json: json)
     }
 
@@ -78,25 +79,33 @@ struct TenancyHarness: Sendable {
     }
 
     func onboard(_ name: String) async throws -> Tenant {
-        let reseller = try await call(.post, "/resellers", key: adminKey, body: ["name": name, "contactEmail": "ops@\(name.lowercased()).example"])
+        let reseller = try await call(
+            .post, "/resellers", key: adminKey,
+            body: ["name": name, "contactEmail": "ops@\(name.lowercased()).example"])
         try #require(reseller.status == .created, "onboarding \(name): \(reseller.json)")
         let resellerID = try #require(reseller.string("id"))
-        let resellerKey = try await call(.post, "/resellers/\(resellerID)/api-keys", key: adminKey, body: ["name": "main"])
+        let resellerKey = try await call(
+            .post, "/resellers/\(resellerID)/api-keys", key: adminKey, body: ["name": "main"])
         try #require(resellerKey.status == .created)
         let secret = try #require(resellerKey.string("secret"))
         let username = "\(name.lowercased())-customer-\(UUID().uuidString.prefix(8))"
-        let account = try await call(.post, "/sub-accounts", key: secret, body: ["name": "\(name) customer", "username": username, "password": "sup3r secret"])
+        let account = try await call(
+            .post, "/sub-accounts", key: secret,
+            body: ["name": "\(name) customer", "username": username, "password": "sup3r secret"])
         try #require(account.status == .created, "sub-account for \(name): \(account.json)")
         let accountID = try #require(account.string("id"))
-        let accountKey = try await call(.post, "/sub-accounts/\(accountID)/api-keys", key: secret, body: ["name": "app"])
+        let accountKey = try await call(
+            .post, "/sub-accounts/\(accountID)/api-keys", key: secret, body: ["name": "app"])
         try #require(accountKey.status == .created)
         return Tenant(
-            resellerID: resellerID, resellerKey: secret, resellerKeyID: try #require((resellerKey["key"] as? [String: Any])?["id"] as? String),
+            resellerID: resellerID, resellerKey: secret,
+            resellerKeyID: try #require((resellerKey["key"] as? [String: Any])?["id"] as? String),
             subAccountID: accountID, subAccountKey: try #require(accountKey.string("secret")),
             subAccountKeyID: try #require((accountKey["key"] as? [String: Any])?["id"] as? String), username: username)
     }
 
     func auditCount(action: String? = nil) async throws -> Int {
-        try await pool.query("SELECT count(*) FROM audit_log WHERE \(action)::text IS NULL OR action = \(action)::text").first(as: Int.self) ?? 0
+        try await pool.query("SELECT count(*) FROM audit_log WHERE \(action)::text IS NULL OR action = \(action)::text")
+            .first(as: Int.self) ?? 0
     }
 }

@@ -1,12 +1,11 @@
 import Foundation
 import HTTPTypes
-import PostgresLibpq
-import Testing
-
-import ResellerCore
 import Ledger
 import Messaging
+import PostgresLibpq
 import ResellerApp
+import ResellerCore
+import Testing
 
 @Suite(.timeLimit(.minutes(3))) struct TenancyTests {
     @Test func missingWrongAndRevokedKeysAnswer401WithABearerChallenge() async throws {
@@ -21,7 +20,9 @@ import ResellerApp
             }
             #expect(try await api.call(.get, "/me", key: tenant.subAccountKey).status == .ok)
             // The reseller revokes its customer's key: it fails at once.
-            #expect(try await api.call(.delete, "/api-keys/\(tenant.subAccountKeyID)", key: tenant.resellerKey).status == .noContent)
+            #expect(
+                try await api.call(.delete, "/api-keys/\(tenant.subAccountKeyID)", key: tenant.resellerKey).status
+                    == .noContent)
             let revoked = try await api.call(.get, "/me", key: tenant.subAccountKey)
             #expect(revoked.status == .unauthorized)
             // Health and metrics stay public.
@@ -37,42 +38,58 @@ import ResellerApp
             let s = "/sub-accounts/\(tenant.subAccountID)"
             let block: [String: Any] = ["status": "blocked", "reason": "test"]
             // (method, path, body, expected status for admin, reseller, sub-account)
-            let matrix: [(HTTPRequest.Method, String, [String: Any]?, HTTPResponse.Status, HTTPResponse.Status, HTTPResponse.Status)] = [
-                (.get, "/me", nil, .ok, .ok, .ok),
-                (.get, "/api-keys", nil, .ok, .ok, .ok),
-                (.get, "/resellers", nil, .ok, .forbidden, .forbidden),
-                (.post, "/resellers", ["name": "Other"], .created, .forbidden, .forbidden),
-                (.get, r, nil, .ok, .ok, .forbidden),
-                (.patch, r, ["name": "Matrix BV"], .ok, .forbidden, .forbidden),
-                (.get, "\(r)/api-keys", nil, .ok, .forbidden, .forbidden),
-                (.post, "\(r)/block", block, .ok, .forbidden, .forbidden),
-                (.post, "\(r)/unblock", [:], .ok, .forbidden, .forbidden),
-                (.get, "/sub-accounts", nil, .ok, .ok, .forbidden),
-                (.post, "/sub-accounts", ["name": "x", "username": "matrix-\(UUID().uuidString.prefix(6))", "password": "password1"], .forbidden, .created, .forbidden),
-                (.get, s, nil, .ok, .ok, .ok),
-                (.patch, s, ["name": "Renamed"], .forbidden, .ok, .forbidden),
-                (.post, "\(s)/block", block, .forbidden, .ok, .forbidden),
-                (.post, "\(s)/unblock", [:], .forbidden, .ok, .forbidden),
-                (.get, "\(s)/api-keys", nil, .forbidden, .ok, .forbidden),
-                (.post, "\(s)/api-keys", ["name": "k"], .forbidden, .created, .forbidden),
-                (.get, "/audit-log", nil, .ok, .ok, .forbidden),
-                (.get, "/sender-names", nil, .ok, .ok, .ok),
-                (.post, "/sender-names", ["name": "Matrix"], .forbidden, .forbidden, .created),
-                (.get, "/sender-name-rules", nil, .ok, .forbidden, .forbidden),
-                (.post, "/sender-name-rules", ["name": "Matrix Bank", "kind": "blocked"], .created, .forbidden, .forbidden),
-            ]
+            let matrix:
+                [(
+                    HTTPRequest.Method, String, [String: Any]?, HTTPResponse.Status, HTTPResponse.Status,
+                    HTTPResponse.Status
+                )] = [
+                    (.get, "/me", nil, .ok, .ok, .ok),
+                    (.get, "/api-keys", nil, .ok, .ok, .ok),
+                    (.get, "/resellers", nil, .ok, .forbidden, .forbidden),
+                    (.post, "/resellers", ["name": "Other"], .created, .forbidden, .forbidden),
+                    (.get, r, nil, .ok, .ok, .forbidden),
+                    (.patch, r, ["name": "Matrix BV"], .ok, .forbidden, .forbidden),
+                    (.get, "\(r)/api-keys", nil, .ok, .forbidden, .forbidden),
+                    (.post, "\(r)/block", block, .ok, .forbidden, .forbidden),
+                    (.post, "\(r)/unblock", [:], .ok, .forbidden, .forbidden),
+                    (.get, "/sub-accounts", nil, .ok, .ok, .forbidden),
+                    (
+                        .post, "/sub-accounts",
+                        ["name": "x", "username": "matrix-\(UUID().uuidString.prefix(6))", "password": "password1"],
+                        .forbidden, .created, .forbidden
+                    ),
+                    (.get, s, nil, .ok, .ok, .ok),
+                    (.patch, s, ["name": "Renamed"], .forbidden, .ok, .forbidden),
+                    (.post, "\(s)/block", block, .forbidden, .ok, .forbidden),
+                    (.post, "\(s)/unblock", [:], .forbidden, .ok, .forbidden),
+                    (.get, "\(s)/api-keys", nil, .forbidden, .ok, .forbidden),
+                    (.post, "\(s)/api-keys", ["name": "k"], .forbidden, .created, .forbidden),
+                    (.get, "/audit-log", nil, .ok, .ok, .forbidden),
+                    (.get, "/sender-names", nil, .ok, .ok, .ok),
+                    (.post, "/sender-names", ["name": "Matrix"], .forbidden, .forbidden, .created),
+                    (.get, "/sender-name-rules", nil, .ok, .forbidden, .forbidden),
+                    (
+                        .post, "/sender-name-rules", ["name": "Matrix Bank", "kind": "blocked"], .created, .forbidden,
+                        .forbidden
+                    ),
+                ]
             for (method, path, body, admin, reseller, subAccount) in matrix {
-                for (role, key, expected) in [("admin", api.adminKey, admin), ("reseller", tenant.resellerKey, reseller), ("sub_account", tenant.subAccountKey, subAccount)] {
+                for (role, key, expected) in [
+                    ("admin", api.adminKey, admin), ("reseller", tenant.resellerKey, reseller),
+                    ("sub_account", tenant.subAccountKey, subAccount),
+                ] {
                     let reply = try await api.call(method, path, key: key, body: body)
                     #expect(reply.status == expected, "\(role) \(method) \(path): \(reply.json)")
                     if expected == .forbidden { #expect(reply.string("code") == "forbidden") }
                 }
             }
             // A principal of the same reseller that is not the target: another sub-account sees nothing of its sibling.
-            let sibling = try await api.call(.post, "/sub-accounts", key: tenant.resellerKey,
-                                             body: ["name": "y", "username": "sibling-\(UUID().uuidString.prefix(6))", "password": "password1"])
+            let sibling = try await api.call(
+                .post, "/sub-accounts", key: tenant.resellerKey,
+                body: ["name": "y", "username": "sibling-\(UUID().uuidString.prefix(6))", "password": "password1"])
             let siblingID = try #require(sibling.string("id"))
-            #expect(try await api.call(.get, "/sub-accounts/\(siblingID)", key: tenant.subAccountKey).status == .notFound)
+            #expect(
+                try await api.call(.get, "/sub-accounts/\(siblingID)", key: tenant.subAccountKey).status == .notFound)
         }
     }
 
@@ -84,8 +101,9 @@ import ResellerApp
             let subAccountID = try #require(UUID(uuidString: tenant.subAccountID))
 
             // The customer itself was blocked by its reseller: that stays its own status.
-            var reply = try await api.call(.post, "/resellers/\(tenant.resellerID)/block", key: api.adminKey,
-                                           body: ["status": "blocked_payment", "reason": "invoice overdue"])
+            var reply = try await api.call(
+                .post, "/resellers/\(tenant.resellerID)/block", key: api.adminKey,
+                body: ["status": "blocked_payment", "reason": "invoice overdue"])
             #expect(reply.status == .ok)
             #expect(reply.string("status") == "blocked_payment")
             #expect(reply.string("statusReason") == "invoice overdue")
@@ -96,13 +114,17 @@ import ResellerApp
             #expect(reply["effectiveGatewayCode"] as? Int == 115)
             #expect(try await repository.effectiveStatus(subAccountID: subAccountID) == .blockedPayment)
 
-            reply = try await api.call(.post, "/resellers/\(tenant.resellerID)/block", key: api.adminKey, body: ["status": "blocked", "reason": "abuse"])
+            reply = try await api.call(
+                .post, "/resellers/\(tenant.resellerID)/block", key: api.adminKey,
+                body: ["status": "blocked", "reason": "abuse"])
             #expect(reply.status == .ok)
             reply = try await api.call(.get, path, key: tenant.subAccountKey)
             #expect(reply.string("effectiveStatus") == "blocked")
             #expect(reply["effectiveGatewayCode"] as? Int == 116)
             // The sub-account row itself was never rewritten.
-            #expect(try await api.pool.query("SELECT status FROM sub_account WHERE id = \(subAccountID)").first(as: String.self) == "active")
+            #expect(
+                try await api.pool.query("SELECT status FROM sub_account WHERE id = \(subAccountID)").first(
+                    as: String.self) == "active")
 
             reply = try await api.call(.post, "/resellers/\(tenant.resellerID)/unblock", key: api.adminKey)
             #expect(reply.status == .ok)
@@ -111,14 +133,28 @@ import ResellerApp
             #expect(reply["effectiveGatewayCode"] == nil)
 
             // A sub-account blocked by its reseller stays blocked when the reseller is unblocked.
-            #expect(try await api.call(.post, "\(path)/block", key: tenant.resellerKey, body: ["status": "blocked_payment", "reason": "unpaid"]).status == .ok)
-            #expect(try await api.call(.post, "/resellers/\(tenant.resellerID)/block", key: api.adminKey, body: ["status": "blocked", "reason": "x"]).status == .ok)
+            #expect(
+                try await api.call(
+                    .post, "\(path)/block", key: tenant.resellerKey,
+                    body: ["status": "blocked_payment", "reason": "unpaid"]
+                ).status == .ok)
+            #expect(
+                try await api.call(
+                    .post, "/resellers/\(tenant.resellerID)/block", key: api.adminKey,
+                    body: ["status": "blocked", "reason": "x"]
+                ).status == .ok)
             #expect(try await api.call(.get, path, key: tenant.resellerKey).string("effectiveStatus") == "blocked")
-            #expect(try await api.call(.post, "/resellers/\(tenant.resellerID)/unblock", key: api.adminKey).status == .ok)
-            #expect(try await api.call(.get, path, key: tenant.resellerKey).string("effectiveStatus") == "blocked_payment")
+            #expect(
+                try await api.call(.post, "/resellers/\(tenant.resellerID)/unblock", key: api.adminKey).status == .ok)
+            #expect(
+                try await api.call(.get, path, key: tenant.resellerKey).string("effectiveStatus") == "blocked_payment")
 
             // Closing is final: keys stop working, and unblocking a closed reseller is a conflict.
-            #expect(try await api.call(.post, "/resellers/\(tenant.resellerID)/close", key: api.adminKey, body: ["reason": "contract ended"]).status == .ok)
+            #expect(
+                try await api.call(
+                    .post, "/resellers/\(tenant.resellerID)/close", key: api.adminKey,
+                    body: ["reason": "contract ended"]
+                ).status == .ok)
             #expect(try await api.call(.get, "/me", key: tenant.resellerKey).status == .unauthorized)
             #expect(try await repository.effectiveStatus(subAccountID: subAccountID) == .blocked)
             let conflict = try await api.call(.post, "/resellers/\(tenant.resellerID)/unblock", key: api.adminKey)
@@ -136,7 +172,10 @@ import ResellerApp
             #expect(try await api.auditCount(action: "sub_account.create") == 1)
 
             let path = "/sub-accounts/\(tenant.subAccountID)"
-            #expect(try await api.call(.post, "\(path)/block", key: tenant.resellerKey, body: ["status": "blocked", "reason": "spam"]).status == .ok)
+            #expect(
+                try await api.call(
+                    .post, "\(path)/block", key: tenant.resellerKey, body: ["status": "blocked", "reason": "spam"]
+                ).status == .ok)
             let log = try await api.call(.get, "/audit-log?action=sub_account.block", key: tenant.resellerKey)
             #expect(log.status == .ok)
             let entry = try #require(log.items.first)
@@ -152,12 +191,18 @@ import ResellerApp
             // Failed mutations write nothing: a taken username, an illegal status change, invalid input.
             // Asking for the status an account already has changes nothing and records nothing either.
             let before = try await api.auditCount()
-            #expect(try await api.call(.post, "/resellers/\(tenant.resellerID)/unblock", key: api.adminKey).status == .ok)
-            #expect(try await api.call(.post, "/sub-accounts", key: tenant.resellerKey,
-                                       body: ["name": "dup", "username": tenant.username.uppercased(), "password": "password1"]).status == .conflict)
+            #expect(
+                try await api.call(.post, "/resellers/\(tenant.resellerID)/unblock", key: api.adminKey).status == .ok)
+            #expect(
+                try await api.call(
+                    .post, "/sub-accounts", key: tenant.resellerKey,
+                    body: ["name": "dup", "username": tenant.username.uppercased(), "password": "password1"]
+                ).status == .conflict)
             #expect(try await api.call(.post, "\(path)/close", key: tenant.resellerKey).status == .ok)
             #expect(try await api.call(.post, "\(path)/unblock", key: tenant.resellerKey).status == .conflict)
-            #expect(try await api.call(.post, "/resellers", key: api.adminKey, body: ["name": ""]).status == .unprocessableContent)
+            #expect(
+                try await api.call(.post, "/resellers", key: api.adminKey, body: ["name": ""]).status
+                    == .unprocessableContent)
             #expect(try await api.auditCount() == before + 1)
 
             // A reseller reads only its own tenant's entries; the admin reads everything.
@@ -177,7 +222,8 @@ import ResellerApp
     @Test func eachMutatingOperationWritesExactlyOneAuditRowNamingItsAction() async throws {
         try await TenancyHarness.run { api in
             let tenant = try await api.onboard("Each")
-            let rule = try await api.call(.post, "/sender-name-rules", key: api.adminKey, body: ["name": "Each Bank", "kind": "protected"])
+            let rule = try await api.call(
+                .post, "/sender-name-rules", key: api.adminKey, body: ["name": "Each Bank", "kind": "protected"])
             let ruleID = try #require(rule.string("id"))
             let r = "/resellers/\(tenant.resellerID)"
             let s = "/sub-accounts/\(tenant.subAccountID)"
@@ -197,10 +243,13 @@ import ResellerApp
             ]
             for (role, method, path, body, action) in steps {
                 let before = try await api.auditCount()
-                let reply = try await api.call(method, path, key: role == "admin" ? api.adminKey : tenant.resellerKey, body: body)
+                let reply = try await api.call(
+                    method, path, key: role == "admin" ? api.adminKey : tenant.resellerKey, body: body)
                 #expect(reply.status.kind == .successful, "\(action): \(reply.status.code) \(reply.json)")
                 #expect(try await api.auditCount() == before + 1, "\(action)")
-                let newest = try await api.pool.query("SELECT action, actor_role FROM audit_log ORDER BY id DESC LIMIT 1").first(as: (String, String).self)
+                let newest = try await api.pool.query(
+                    "SELECT action, actor_role FROM audit_log ORDER BY id DESC LIMIT 1"
+                ).first(as: (String, String).self)
                 #expect(newest?.0 == action)
                 #expect(newest?.1 == role)
             }
@@ -215,7 +264,10 @@ import ResellerApp
             let statuses = try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
                 for key in [first.resellerKey, second.resellerKey] {
                     group.addTask {
-                        try await api.call(.post, "/sub-accounts", key: key, body: ["name": "race", "username": username, "password": "password1"]).status
+                        try await api.call(
+                            .post, "/sub-accounts", key: key,
+                            body: ["name": "race", "username": username, "password": "password1"]
+                        ).status
                     }
                 }
                 return try await group.reduce(into: []) { $0.append($1) }
@@ -229,15 +281,20 @@ import ResellerApp
     @Test func validationErrorsAre422NamingTheFieldAndUnknownFieldsAreRejected() async throws {
         try await TenancyHarness.run { api in
             let tenant = try await api.onboard("Valid")
-            var reply = try await api.call(.post, "/sub-accounts", key: tenant.resellerKey,
-                                           body: ["name": " ", "username": "a b", "password": "short", "defaultSender": "ThisIsTooLong"])
+            var reply = try await api.call(
+                .post, "/sub-accounts", key: tenant.resellerKey,
+                body: ["name": " ", "username": "a b", "password": "short", "defaultSender": "ThisIsTooLong"])
             #expect(reply.status == .unprocessableContent)
             #expect(reply.string("code") == "validation_failed")
             let errors = try #require(reply["errors"] as? [[String: Any]])
-            #expect(Set(errors.compactMap { $0["field"] as? String }) == ["/name", "/username", "/password", "/defaultSender"])
+            #expect(
+                Set(errors.compactMap { $0["field"] as? String }) == [
+                    "/name", "/username", "/password", "/defaultSender",
+                ])
             #expect(errors.first { $0["field"] as? String == "/defaultSender" }?["gatewayCode"] as? Int == 111)
 
-            reply = try await api.call(.post, "/resellers", key: api.adminKey, body: ["name": "X", "contactEmail": "nope"])
+            reply = try await api.call(
+                .post, "/resellers", key: api.adminKey, body: ["name": "X", "contactEmail": "nope"])
             #expect(reply.status == .unprocessableContent)
             #expect((reply["errors"] as? [[String: Any]])?.first?["field"] as? String == "/contactEmail")
 
@@ -254,13 +311,17 @@ import ResellerApp
     @Test func resellerListingPagesWithACursorAndFilters() async throws {
         try await TenancyHarness.run { api in
             for index in 0..<5 {
-                #expect(try await api.call(.post, "/resellers", key: api.adminKey, body: ["name": "Page \(index)"]).status == .created)
+                #expect(
+                    try await api.call(.post, "/resellers", key: api.adminKey, body: ["name": "Page \(index)"]).status
+                        == .created)
             }
-            #expect(try await api.call(.post, "/resellers", key: api.adminKey, body: ["name": "Zebra"]).status == .created)
+            #expect(
+                try await api.call(.post, "/resellers", key: api.adminKey, body: ["name": "Zebra"]).status == .created)
             var seen: [String] = []
             var cursor: String?
             repeat {
-                let reply = try await api.call(.get, "/resellers?limit=2&name=page" + (cursor.map { "&cursor=\($0)" } ?? ""), key: api.adminKey)
+                let reply = try await api.call(
+                    .get, "/resellers?limit=2&name=page" + (cursor.map { "&cursor=\($0)" } ?? ""), key: api.adminKey)
                 #expect(reply.status == .ok)
                 seen += reply.items.compactMap { $0["id"] as? String }
                 cursor = reply.string("nextCursor")
@@ -268,7 +329,11 @@ import ResellerApp
             #expect(seen.count == 5)
             #expect(Set(seen).count == 5)
             let blockedID = seen[0]
-            #expect(try await api.call(.post, "/resellers/\(blockedID)/block", key: api.adminKey, body: ["status": "blocked", "reason": "r"]).status == .ok)
+            #expect(
+                try await api.call(
+                    .post, "/resellers/\(blockedID)/block", key: api.adminKey,
+                    body: ["status": "blocked", "reason": "r"]
+                ).status == .ok)
             let blocked = try await api.call(.get, "/resellers?status=blocked", key: api.adminKey)
             #expect(blocked.items.compactMap { $0["id"] as? String } == [blockedID])
         }
@@ -287,8 +352,12 @@ import ResellerApp
             #expect(list.items.allSatisfy { $0["secret"] == nil && ($0["prefix"] as? String)?.count == 16 })
             #expect(list.items.contains { $0["lastUsedAt"] is String })
             // The reseller sees its customer's keys; the stored hash is SHA-256 of the secret.
-            #expect(try await api.call(.get, "/sub-accounts/\(tenant.subAccountID)/api-keys", key: tenant.resellerKey).items.count == 2)
-            let stored = try await api.pool.query("SELECT count(*) FROM api_key WHERE secret_sha256 = \(APIKeySecret.hash(secret))").first(as: Int.self)
+            #expect(
+                try await api.call(.get, "/sub-accounts/\(tenant.subAccountID)/api-keys", key: tenant.resellerKey).items
+                    .count == 2)
+            let stored = try await api.pool.query(
+                "SELECT count(*) FROM api_key WHERE secret_sha256 = \(APIKeySecret.hash(secret))"
+            ).first(as: Int.self)
             #expect(stored == 1)
             // A sub-account cannot revoke its reseller's key (not visible: 404).
             #expect(try await api.call(.delete, "/api-keys/\(tenant.resellerKeyID)", key: secret).status == .notFound)

@@ -1,8 +1,7 @@
 import Foundation
 import HTTPTypes
-import Testing
-
 import Ledger
+import Testing
 
 /// Text limits are checked as PostgreSQL counts them, and text that cannot be stored is refused: a 422 naming the
 /// field, never a CHECK violation (500).
@@ -18,24 +17,32 @@ import Ledger
             var reply = try await api.call(.post, "/resellers", key: api.adminKey, body: ["name": decomposed])
             #expect(reply.status == .unprocessableContent, "\(reply.json)")
             #expect((reply["errors"] as? [[String: Any]])?.first?["field"] as? String == "/name")
-            reply = try await api.call(.patch, "/resellers/\(tenant.resellerID)", key: api.adminKey, body: ["name": decomposed])
+            reply = try await api.call(
+                .patch, "/resellers/\(tenant.resellerID)", key: api.adminKey, body: ["name": decomposed])
             #expect(reply.status == .unprocessableContent, "\(reply.json)")
-            reply = try await api.call(.post, "/api-keys", key: tenant.resellerKey, body: ["name": String(repeating: "e\u{301}", count: 60)])
+            reply = try await api.call(
+                .post, "/api-keys", key: tenant.resellerKey, body: ["name": String(repeating: "e\u{301}", count: 60)])
             #expect(reply.status == .unprocessableContent, "\(reply.json)")
             #expect((reply["errors"] as? [[String: Any]])?.first?["field"] as? String == "/name")
-            reply = try await api.call(.post, "/sub-accounts", key: tenant.resellerKey,
-                                       body: ["name": decomposed, "username": "lengths-\(UUID().uuidString.prefix(6))", "password": "password1"])
+            reply = try await api.call(
+                .post, "/sub-accounts", key: tenant.resellerKey,
+                body: [
+                    "name": decomposed, "username": "lengths-\(UUID().uuidString.prefix(6))", "password": "password1",
+                ])
             #expect(reply.status == .unprocessableContent, "\(reply.json)")
-            reply = try await api.call(.post, "/resellers", key: api.adminKey,
-                                       body: ["name": "x", "contactEmail": "a@b.c" + String(repeating: "\u{301}", count: 400)])
+            reply = try await api.call(
+                .post, "/resellers", key: api.adminKey,
+                body: ["name": "x", "contactEmail": "a@b.c" + String(repeating: "\u{301}", count: 400)])
             #expect(reply.status == .unprocessableContent, "\(reply.json)")
             #expect((reply["errors"] as? [[String: Any]])?.first?["field"] as? String == "/contactEmail")
             // A NUL would be cut off silently by the driver (text parameters are C strings).
-            reply = try await api.call(.post, "/resellers", key: api.adminKey, body: ["name": "x", "contactEmail": "a@b.c\u{0}evil"])
+            reply = try await api.call(
+                .post, "/resellers", key: api.adminKey, body: ["name": "x", "contactEmail": "a@b.c\u{0}evil"])
             #expect(reply.status == .unprocessableContent, "\(reply.json)")
             #expect(try await api.auditCount() == before)
             // The limits themselves still hold: 100 scalars is a valid key name.
-            reply = try await api.call(.post, "/api-keys", key: tenant.resellerKey, body: ["name": String(repeating: "e\u{301}", count: 50)])
+            reply = try await api.call(
+                .post, "/api-keys", key: tenant.resellerKey, body: ["name": String(repeating: "e\u{301}", count: 50)])
             #expect(reply.status == .created, "\(reply.json)")
         }
     }

@@ -1,14 +1,13 @@
 import Foundation
 import Gateway1601
 import Logging
+import Messaging
 import PostgresLibpq
 import PostgresTestSupport
+import ResellerApp
+import ResellerCore
 import SMSCore
 import Testing
-
-import ResellerCore
-import Messaging
-import ResellerApp
 
 /// Upstream connections below the API: the credential cipher, the repository's hooks for the dispatcher (which
 /// connection sends for a reseller, pausing after a gateway error), the client cache and the bootstrap under
@@ -33,8 +32,10 @@ import ResellerApp
 
     @Test func theDispatcherFindsItsConnectionAndPausesItOnAccountErrorsOnly() async throws {
         try await Self.withDatabase { pool in
-            let repository = UpstreamConnectionRepository(pool: pool, cipher: try UpstreamCredentialCipher(base64Key: Self.key))
-            let reseller = try await ResellerRepository(pool: pool).create(name: "Hooks", contactEmail: nil, refundPolicy: nil, by: .cli)
+            let repository = UpstreamConnectionRepository(
+                pool: pool, cipher: try UpstreamCredentialCipher(base64Key: Self.key))
+            let reseller = try await ResellerRepository(pool: pool).create(
+                name: "Hooks", contactEmail: nil, refundPolicy: nil, by: .cli)
             // Nothing configured: nothing sends.
             #expect(try await repository.connection(forReseller: reseller.id) == nil)
             #expect(try await repository.sendingPolicy(forReseller: reseller.id).segmentation == .standard)
@@ -53,27 +54,47 @@ import ResellerApp
             #expect(try await repository.sendingPolicy(forReseller: reseller.id).segmentation == narrow.segmentation)
             #expect(try connection.credentials() == GatewayCredentials(username: "acme", password: "n4rrow"))
             let configuration = try connection.gatewayConfiguration()
-            #expect(configuration.baseURL == "http://gateway.example" && configuration.method == .post && configuration.requestTimeout == .seconds(15))
+            #expect(
+                configuration.baseURL == "http://gateway.example" && configuration.method == .post
+                    && configuration.requestTimeout == .seconds(15))
 
             // Transient and message-level failures never pause; an account-level one pauses once, audited as the dispatcher.
-            for error: Gateway1601Error in [.timeout, .connectionFailed("refused"), .httpStatus(503), .gateway(.maintenance), .gateway(.invalidMobileNumber)] {
+            for error: Gateway1601Error in [
+                .timeout, .connectionFailed("refused"), .httpStatus(503), .gateway(.maintenance),
+                .gateway(.invalidMobileNumber),
+            ] {
                 #expect(try await repository.pause(id: own.id, after: error) == nil, "\(error)")
             }
-            guard case .paused(let paused) = try await repository.pause(id: own.id, after: .gateway(.accountBlockedForPayment)) else {
+            guard
+                case .paused(let paused) = try await repository.pause(
+                    id: own.id, after: .gateway(.accountBlockedForPayment))
+            else {
                 throw Failure("not paused")
             }
             #expect(paused.status == .paused && paused.pauseCode == 115 && paused.pausedBy == "system:dispatcher")
-            guard case .alreadyPaused = try await repository.pause(id: own.id, after: .httpStatus(403)) else { throw Failure("paused twice") }
+            guard case .alreadyPaused = try await repository.pause(id: own.id, after: .httpStatus(403)) else {
+                throw Failure("paused twice")
+            }
             #expect(try await repository.connection(forReseller: reseller.id)?.isPaused == true)
-            let audit = try await pool.query("""
+            let audit = try await pool.query(
+                """
                 SELECT actor, actor_role, target_id FROM audit_log WHERE action = 'upstream_connection.pause'
-                """).decode((String, String, String).self)
-            #expect(audit.count == 1 && audit.first?.0 == "system:dispatcher" && audit.first?.1 == "system" && audit.first?.2 == own.id.apiString)
-            guard case .resumed(let resumed) = try await repository.resume(id: own.id, by: .cli) else { throw Failure("not resumed") }
+                """
+            ).decode((String, String, String).self)
+            #expect(
+                audit.count == 1 && audit.first?.0 == "system:dispatcher" && audit.first?.1 == "system"
+                    && audit.first?.2 == own.id.apiString)
+            guard case .resumed(let resumed) = try await repository.resume(id: own.id, by: .cli) else {
+                throw Failure("not resumed")
+            }
             #expect(resumed.status == .active && resumed.pauseCode == nil && resumed.pausedBy == nil)
-            guard case .notPaused = try await repository.resume(id: own.id, by: .cli) else { throw Failure("resumed twice") }
+            guard case .notPaused = try await repository.resume(id: own.id, by: .cli) else {
+                throw Failure("resumed twice")
+            }
             // A malformed answer pauses too, without a code.
-            guard case .paused(let malformed) = try await repository.pause(id: own.id, after: .malformedAnswer("<html>")) else { throw Failure("not paused") }
+            guard
+                case .paused(let malformed) = try await repository.pause(id: own.id, after: .malformedAnswer("<html>"))
+            else { throw Failure("not paused") }
             #expect(malformed.pauseCode == nil && malformed.pauseReason?.contains("not understood") == true)
 
             // Unassigned and without a default: nothing again.
@@ -86,11 +107,16 @@ import ResellerApp
 
     @Test func clientsAreSharedPerConnectionAndRebuiltWhenTheirSettingsChange() async throws {
         try await Self.withDatabase { pool in
-            let repository = UpstreamConnectionRepository(pool: pool, cipher: try UpstreamCredentialCipher(base64Key: Self.key))
+            let repository = UpstreamConnectionRepository(
+                pool: pool, cipher: try UpstreamCredentialCipher(base64Key: Self.key))
             let clients = UpstreamClients(logger: Self.logger)
-            let id = try #require(try await repository.create(Self.settings("Cached", password: "s3cret-pass"), by: .cli)).id
+            let id = try #require(
+                try await repository.create(Self.settings("Cached", password: "s3cret-pass"), by: .cli)
+            ).id
             let first = try clients.client(for: try #require(try await repository.connection(id: id)))
-            #expect(first.configuration.credentials.password == "s3cret-pass" && first.configuration.requestTimeout == .seconds(15))
+            #expect(
+                first.configuration.credentials.password == "s3cret-pass"
+                    && first.configuration.requestTimeout == .seconds(15))
             _ = try await repository.update(id: id, by: .cli) { current in
                 var settings = UpstreamConnectionSettings(current)
                 settings.concurrency = 9
@@ -105,7 +131,9 @@ import ResellerApp
                 return settings
             }
             let rebuilt = try clients.client(for: try #require(try await repository.connection(id: id)))
-            #expect(rebuilt.configuration.credentials.password == "rotated-pass" && rebuilt.configuration.requestTimeout == .seconds(2))
+            #expect(
+                rebuilt.configuration.credentials.password == "rotated-pass"
+                    && rebuilt.configuration.requestTimeout == .seconds(2))
             #expect(clients.count == 1)
             // An instance with another key cannot build a client for it, and says why.
             let other = UpstreamConnectionRepository(pool: pool, cipher: .unencrypted)
@@ -116,19 +144,20 @@ import ResellerApp
 
     @Test func instancesStartingTogetherCreateOneDefaultConnection() async throws {
         try await Self.withDatabase { pool in
-                let repository = UpstreamConnectionRepository(pool: pool)
-                let created = try await withThrowingTaskGroup(of: Bool.self) { group in
-                    for index in 0..<6 {
-                        group.addTask {
-                            let settings = UpstreamConnectionSettings(name: "instance \(index)", baseURL: "http://gateway.example", username: "u", password: "p")
-                            return try await repository.bootstrapDefault(settings) != nil
-                        }
+            let repository = UpstreamConnectionRepository(pool: pool)
+            let created = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for index in 0..<6 {
+                    group.addTask {
+                        let settings = UpstreamConnectionSettings(
+                            name: "instance \(index)", baseURL: "http://gateway.example", username: "u", password: "p")
+                        return try await repository.bootstrapDefault(settings) != nil
                     }
-                    return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
                 }
-                #expect(created == 1)
-                #expect(try await pool.query("SELECT count(*) FROM upstream_connection").first(as: Int.self) == 1)
-                #expect(try await repository.defaultConnection() != nil)
+                return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+            }
+            #expect(created == 1)
+            #expect(try await pool.query("SELECT count(*) FROM upstream_connection").first(as: Int.self) == 1)
+            #expect(try await repository.defaultConnection() != nil)
         }
     }
 
@@ -140,7 +169,9 @@ import ResellerApp
         #expect(try cipher.open(sealed, connectionID: id) == "pässwörd")
         #expect(try cipher.seal("pässwörd", connectionID: id) != sealed)
         #expect(throws: UpstreamCredentialCipher.Failure.corrupt) { try cipher.open(sealed, connectionID: UUID()) }
-        #expect(throws: UpstreamCredentialCipher.Failure.keyMissing) { try UpstreamCredentialCipher.unencrypted.open(sealed, connectionID: id) }
+        #expect(throws: UpstreamCredentialCipher.Failure.keyMissing) {
+            try UpstreamCredentialCipher.unencrypted.open(sealed, connectionID: id)
+        }
         let other = try UpstreamCredentialCipher(base64Key: Data(repeating: 1, count: 32).base64EncodedString())
         #expect(throws: UpstreamCredentialCipher.Failure.wrongKey) { try other.open(sealed, connectionID: id) }
         var tampered = sealed
@@ -149,11 +180,18 @@ import ResellerApp
         // Without a key the password is kept as it is, and a keyed cipher still reads it.
         let plain = try UpstreamCredentialCipher.unencrypted.seal("plain", connectionID: id)
         #expect(plain == Data([0]) + Data("plain".utf8))
-        #expect(try cipher.open(plain, connectionID: id) == "plain" && cipher.needsSealing(plain) && !cipher.needsSealing(sealed))
+        #expect(
+            try cipher.open(plain, connectionID: id) == "plain" && cipher.needsSealing(plain)
+                && !cipher.needsSealing(sealed))
         // URL-safe base64 without padding is a key too; anything but 32 bytes is not.
-        let urlSafe = Self.key.replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        let urlSafe = Self.key.replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
         #expect(try UpstreamCredentialCipher(base64Key: urlSafe).open(sealed, connectionID: id) == "pässwörd")
-        #expect(throws: UpstreamCredentialCipher.InvalidKey.self) { try UpstreamCredentialCipher(base64Key: "c2hvcnQ=") }
-        #expect(throws: UpstreamCredentialCipher.InvalidKey.self) { try UpstreamCredentialCipher(base64Key: "not base64 at all!") }
+        #expect(throws: UpstreamCredentialCipher.InvalidKey.self) {
+            try UpstreamCredentialCipher(base64Key: "c2hvcnQ=")
+        }
+        #expect(throws: UpstreamCredentialCipher.InvalidKey.self) {
+            try UpstreamCredentialCipher(base64Key: "not base64 at all!")
+        }
     }
 }

@@ -3,23 +3,25 @@ import SMSCore
 import Testing
 
 @Suite struct MoneyParsingTests {
-    @Test(arguments: [
-        ("12", 120_000), ("12.5", 125_000), ("12.50", 125_000), ("12.5000", 125_000), ("0.0725", 725),
-        ("0.0001", 1), ("+1", 10_000), ("+0.0001", 1), ("0", 0), ("0.0", 0), ("+0", 0),
-        ("007.5", 75_000), ("0000000000000000000012", 120_000), ("00.0725", 725),
-        ("-0", 0), ("-0.0000", 0),  // minus zero is zero, so it passes even where negatives are refused
-        ("999999999.9999", 9_999_999_999_999), ("1000000000", 10_000_000_000_000),
-        ("1000000000.0000", 10_000_000_000_000), ("+1000000000.0000", 10_000_000_000_000),
-    ] as [(String, Int64)])
+    @Test(
+        arguments: [
+            ("12", 120_000), ("12.5", 125_000), ("12.50", 125_000), ("12.5000", 125_000), ("0.0725", 725),
+            ("0.0001", 1), ("+1", 10_000), ("+0.0001", 1), ("0", 0), ("0.0", 0), ("+0", 0),
+            ("007.5", 75_000), ("0000000000000000000012", 120_000), ("00.0725", 725),
+            ("-0", 0), ("-0.0000", 0),  // minus zero is zero, so it passes even where negatives are refused
+            ("999999999.9999", 9_999_999_999_999), ("1000000000", 10_000_000_000_000),
+            ("1000000000.0000", 10_000_000_000_000), ("+1000000000.0000", 10_000_000_000_000),
+        ] as [(String, Int64)])
     func accepts(text: String, minorUnits: Int64) throws {
         #expect(try Money(parsing: text).minorUnits == minorUnits)
         #expect(try Money(parsing: text, allowNegative: true).minorUnits == minorUnits)
     }
 
-    @Test(arguments: [
-        ("-3.0725", -30_725), ("-12", -120_000), ("-0.0001", -1), ("-0012.5", -125_000),
-        ("-1000000000.0000", -10_000_000_000_000),
-    ] as [(String, Int64)])
+    @Test(
+        arguments: [
+            ("-3.0725", -30_725), ("-12", -120_000), ("-0.0001", -1), ("-0012.5", -125_000),
+            ("-1000000000.0000", -10_000_000_000_000),
+        ] as [(String, Int64)])
     func negativeAmountsNeedAllowNegative(text: String, minorUnits: Int64) throws {
         #expect(try Money(parsing: text, allowNegative: true).minorUnits == minorUnits)
         #expect(throws: Money.ParseError.negative) { try Money(parsing: text) }
@@ -58,7 +60,9 @@ import Testing
         #expect(throws: Money.ParseError.outOfRange) { try Money(parsing: "-" + nines, allowNegative: true) }
         #expect(throws: Money.ParseError.outOfRange) { try Money(parsing: "-" + nines) }
         #expect(throws: Money.ParseError.outOfRange) { try Money(parsing: nines + ".9999") }
-        #expect(throws: Money.ParseError.tooPrecise) { try Money(parsing: "1." + String(repeating: "0", count: 10_000)) }
+        #expect(throws: Money.ParseError.tooPrecise) {
+            try Money(parsing: "1." + String(repeating: "0", count: 10_000))
+        }
         #expect(throws: Money.ParseError.notANumber) { try Money(parsing: nines + "x") }
     }
 
@@ -131,12 +135,13 @@ import Testing
 }
 
 @Suite struct MoneyFormattingTests {
-    @Test(arguments: [
-        (0, "0.0000"), (1, "0.0001"), (-1, "-0.0001"), (725, "0.0725"), (-725, "-0.0725"), (9_999, "0.9999"),
-        (10_000, "1.0000"), (-10_000, "-1.0000"), (125_000, "12.5000"), (-30_725, "-3.0725"),
-        (10_000_000_000_000, "1000000000.0000"), (-10_000_000_000_000, "-1000000000.0000"),
-        (Int64.max, "922337203685477.5807"), (Int64.min, "-922337203685477.5808"),
-    ] as [(Int64, String)])
+    @Test(
+        arguments: [
+            (0, "0.0000"), (1, "0.0001"), (-1, "-0.0001"), (725, "0.0725"), (-725, "-0.0725"), (9_999, "0.9999"),
+            (10_000, "1.0000"), (-10_000, "-1.0000"), (125_000, "12.5000"), (-30_725, "-3.0725"),
+            (10_000_000_000_000, "1000000000.0000"), (-10_000_000_000_000, "-1000000000.0000"),
+            (Int64.max, "922337203685477.5807"), (Int64.min, "-922337203685477.5808"),
+        ] as [(Int64, String)])
     func description(minorUnits: Int64, text: String) {
         #expect(Money(minorUnits: minorUnits).description == text)
     }
@@ -195,10 +200,11 @@ import Testing
         #expect(try JSONDecoder().decode(Line.self, from: Data(json.utf8)) == line)
     }
 
-    @Test(arguments: [
-        (#"["12"]"#, 120_000), (#"["12.5"]"#, 125_000), (#"["0.0725"]"#, 725), (#"["-3.0725"]"#, -30_725),
-        (#"["+1"]"#, 10_000),
-    ] as [(String, Int64)])
+    @Test(
+        arguments: [
+            (#"["12"]"#, 120_000), (#"["12.5"]"#, 125_000), (#"["0.0725"]"#, 725), (#"["-3.0725"]"#, -30_725),
+            (#"["+1"]"#, 10_000),
+        ] as [(String, Int64)])
     func decodesDecimalStrings(json: String, minorUnits: Int64) throws {
         let decoded = try JSONDecoder().decode([Money].self, from: Data(json.utf8))
         #expect(decoded.map(\.minorUnits) == [minorUnits])

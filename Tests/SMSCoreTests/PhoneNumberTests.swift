@@ -39,7 +39,9 @@ import Testing
         let nines = String(repeating: "9", count: 10_000)
         #expect(throws: PhoneNumber.ParseError.tooLong) { try PhoneNumber(parsing: nines) }
         // Sixteen digits, however they are spaced.
-        #expect(throws: PhoneNumber.ParseError.tooLong) { try PhoneNumber(parsing: "+" + String(repeating: "1 ", count: 16)) }
+        #expect(throws: PhoneNumber.ParseError.tooLong) {
+            try PhoneNumber(parsing: "+" + String(repeating: "1 ", count: 16))
+        }
     }
 
     @Test func lengthLimitsAreE164s() {

@@ -15,29 +15,32 @@ private let gsmExtensionCharacters: [Character] = ["€", "[", "]", "{", "}", "^
 @Suite struct SegmentCounterBoundaryTests {
     let counter = SegmentCounter()
 
-    @Test(arguments: [
-        (1, 1, nil, nil), (160, 1, nil, nil), (161, 2, .messageTooLongForSinglePart, nil),
-        (306, 2, .messageTooLongForSinglePart, nil), (307, 3, .messageTooLongForSinglePart, nil),
-        (459, 3, .messageTooLongForSinglePart, nil), (460, 4, .messageTooLongForSinglePart, .messageTooLong),
-    ] as [(Int, Int, GatewayErrorCode?, GatewayErrorCode?)])
+    @Test(
+        arguments: [
+            (1, 1, nil, nil), (160, 1, nil, nil), (161, 2, .messageTooLongForSinglePart, nil),
+            (306, 2, .messageTooLongForSinglePart, nil), (307, 3, .messageTooLongForSinglePart, nil),
+            (459, 3, .messageTooLongForSinglePart, nil), (460, 4, .messageTooLongForSinglePart, .messageTooLong),
+        ] as [(Int, Int, GatewayErrorCode?, GatewayErrorCode?)])
     func gsm7(length: Int, parts: Int, withoutLong: GatewayErrorCode?, withLong: GatewayErrorCode?) {
         let text = String(repeating: "a", count: length)
         let segmentation = counter.segment(text)
         #expect(segmentation.encoding == .gsm7)
         #expect(segmentation.length == length)
         #expect(segmentation.partCount == parts)
-        let expectedSizes = parts == 1 ? [length] : Array(repeating: 153, count: parts - 1) + [length - 153 * (parts - 1)]
+        let expectedSizes =
+            parts == 1 ? [length] : Array(repeating: 153, count: parts - 1) + [length - 153 * (parts - 1)]
         #expect(segmentation.parts.map(\.count) == expectedSizes)
         #expect(segmentation.parts.joined() == text)
         #expect(counter.lengthError(for: text, longAllowed: false) == withoutLong)
         #expect(counter.lengthError(for: text, longAllowed: true) == withLong)
     }
 
-    @Test(arguments: [
-        (1, 1, nil, nil), (70, 1, nil, nil), (71, 2, .messageTooLongForSinglePart, nil),
-        (134, 2, .messageTooLongForSinglePart, nil), (135, 3, .messageTooLongForSinglePart, nil),
-        (201, 3, .messageTooLongForSinglePart, nil), (202, 4, .messageTooLongForSinglePart, .messageTooLong),
-    ] as [(Int, Int, GatewayErrorCode?, GatewayErrorCode?)])
+    @Test(
+        arguments: [
+            (1, 1, nil, nil), (70, 1, nil, nil), (71, 2, .messageTooLongForSinglePart, nil),
+            (134, 2, .messageTooLongForSinglePart, nil), (135, 3, .messageTooLongForSinglePart, nil),
+            (201, 3, .messageTooLongForSinglePart, nil), (202, 4, .messageTooLongForSinglePart, .messageTooLong),
+        ] as [(Int, Int, GatewayErrorCode?, GatewayErrorCode?)])
     func ucs2(length: Int, parts: Int, withoutLong: GatewayErrorCode?, withLong: GatewayErrorCode?) {
         let text = String(repeating: "Ж", count: length)
         let segmentation = counter.segment(text)
@@ -175,17 +178,18 @@ private let gsmExtensionCharacters: [Character] = ["€", "[", "]", "{", "}", "^
         #expect(Set(gsmExtensionCharacters.flatMap(\.unicodeScalars)) == GSMAlphabet.extended)
     }
 
-    @Test(arguments: [
-        ("Caf\u{E9}", MessageEncoding.gsm7, 4),  // precomposed é is in the alphabet
-        ("Cafe\u{301}", .ucs2, 5),  // e + COMBINING ACUTE ACCENT: U+0301 is not, and nothing is normalised
-        ("\u{C7}a va", .gsm7, 5),  // capital Ç is in the GSM 03.38 table
-        ("\u{E7}a va", .ucs2, 5),  // small ç is not
-        ("\u{E8}\u{F9}\u{EC}\u{F2}\u{E0}", .gsm7, 5), ("\u{E1}", .ucs2, 1), ("\u{EB}", .ucs2, 1),
-        ("ÄÖÑÜäöñüÅåÆæØøßÉ", .gsm7, 16), ("ΔΦΓΛΩΠΨΣΘΞ", .gsm7, 10), ("£$¥¤§¿¡@_", .gsm7, 9),
-        ("α", .ucs2, 1), ("Ё", .ucs2, 1), ("`", .ucs2, 1), ("\t", .ucs2, 1), ("°", .ucs2, 1),
-        ("\u{201C}quoted\u{201D}", .ucs2, 8), ("en\u{2013}dash", .ucs2, 7), ("a\u{A0}b", .ucs2, 3),
-        ("Dag Jose, café à 5 € {ok}", .gsm7, 28), ("line\r\nbreak", .gsm7, 11), ("ĳs", .ucs2, 2),
-    ] as [(String, MessageEncoding, Int)])
+    @Test(
+        arguments: [
+            ("Caf\u{E9}", MessageEncoding.gsm7, 4),  // precomposed é is in the alphabet
+            ("Cafe\u{301}", .ucs2, 5),  // e + COMBINING ACUTE ACCENT: U+0301 is not, and nothing is normalised
+            ("\u{C7}a va", .gsm7, 5),  // capital Ç is in the GSM 03.38 table
+            ("\u{E7}a va", .ucs2, 5),  // small ç is not
+            ("\u{E8}\u{F9}\u{EC}\u{F2}\u{E0}", .gsm7, 5), ("\u{E1}", .ucs2, 1), ("\u{EB}", .ucs2, 1),
+            ("ÄÖÑÜäöñüÅåÆæØøßÉ", .gsm7, 16), ("ΔΦΓΛΩΠΨΣΘΞ", .gsm7, 10), ("£$¥¤§¿¡@_", .gsm7, 9),
+            ("α", .ucs2, 1), ("Ё", .ucs2, 1), ("`", .ucs2, 1), ("\t", .ucs2, 1), ("°", .ucs2, 1),
+            ("\u{201C}quoted\u{201D}", .ucs2, 8), ("en\u{2013}dash", .ucs2, 7), ("a\u{A0}b", .ucs2, 3),
+            ("Dag Jose, café à 5 € {ok}", .gsm7, 28), ("line\r\nbreak", .gsm7, 11), ("ĳs", .ucs2, 2),
+        ] as [(String, MessageEncoding, Int)])
     func alphabetDecidesTheEncoding(text: String, encoding: MessageEncoding, length: Int) {
         let segmentation = counter.segment(text)
         #expect(segmentation.encoding == encoding)
@@ -209,17 +213,21 @@ private let gsmExtensionCharacters: [Character] = ["€", "[", "]", "{", "}", "^
     )
 
     @Test func standardIsTheGatewaysLimits() {
-        #expect(SegmentationPolicy.standard == SegmentationPolicy(
-            gsmSinglePart: 160, gsmConcatenatedPart: 153, ucs2SinglePart: 70, ucs2ConcatenatedPart: 67, maximumParts: 3
-        ))
+        #expect(
+            SegmentationPolicy.standard
+                == SegmentationPolicy(
+                    gsmSinglePart: 160, gsmConcatenatedPart: 153, ucs2SinglePart: 70, ucs2ConcatenatedPart: 67,
+                    maximumParts: 3
+                ))
         #expect(SegmentCounter().policy == .standard)
     }
 
-    @Test(arguments: [
-        ("a", 100, 1, nil), ("a", 101, 2, nil), ("a", 180, 2, nil), ("a", 181, 3, nil), ("a", 450, 5, nil),
-        ("a", 451, 6, .messageTooLong), ("Ж", 40, 1, nil), ("Ж", 41, 2, nil), ("Ж", 70, 2, nil), ("Ж", 71, 3, nil),
-        ("Ж", 175, 5, nil), ("Ж", 176, 6, .messageTooLong),
-    ] as [(String, Int, Int, GatewayErrorCode?)])
+    @Test(
+        arguments: [
+            ("a", 100, 1, nil), ("a", 101, 2, nil), ("a", 180, 2, nil), ("a", 181, 3, nil), ("a", 450, 5, nil),
+            ("a", 451, 6, .messageTooLong), ("Ж", 40, 1, nil), ("Ж", 41, 2, nil), ("Ж", 70, 2, nil), ("Ж", 71, 3, nil),
+            ("Ж", 175, 5, nil), ("Ж", 176, 6, .messageTooLong),
+        ] as [(String, Int, Int, GatewayErrorCode?)])
     func partSizesAndMaximumAreRespected(character: String, length: Int, parts: Int, withLong: GatewayErrorCode?) {
         let counter = SegmentCounter(policy: policy)
         let text = String(repeating: character, count: length)
@@ -233,7 +241,8 @@ private let gsmExtensionCharacters: [Character] = ["€", "[", "]", "{", "}", "^
 
     @Test func escapePairsAndSurrogatesRespectCustomPartSizes() {
         let counter = SegmentCounter(
-            policy: SegmentationPolicy(gsmSinglePart: 10, gsmConcatenatedPart: 8, ucs2SinglePart: 6, ucs2ConcatenatedPart: 5)
+            policy: SegmentationPolicy(
+                gsmSinglePart: 10, gsmConcatenatedPart: 8, ucs2SinglePart: 6, ucs2ConcatenatedPart: 5)
         )
         #expect(counter.segment("aaaaaaa€bb").parts == ["aaaaaaa", "€bb"])
         #expect(counter.segment("ЖЖЖЖ😀ЖЖ").parts == ["ЖЖЖЖ", "😀ЖЖ"])

@@ -1,5 +1,5 @@
-import SMSCore
 import ResellerCore
+import SMSCore
 
 /// Which refusal a send that fails checks gets: the REST API reports every request-level problem with its field; the
 /// 1601-compatible endpoint answers the first failing check in the upstream's order, as `ERROR <code>`.
@@ -27,20 +27,28 @@ package enum RefusalOrder: Sendable, Equatable {
     private static func restRefusal(of plan: SendPlan, skipInvalidRecipients: Bool) -> DomainError? {
         if plan.recipients.count > SendPlanner.maximumRecipients {
             // Only a group can get here: listed recipients are limited before planning.
-            return .validation([.init(
-                field: "/group",
-                message: "its members with the listed recipients make \(plan.recipients.count) recipients; at most \(SendPlanner.maximumRecipients) per send")])
+            return .validation([
+                .init(
+                    field: "/group",
+                    message:
+                        "its members with the listed recipients make \(plan.recipients.count) recipients; at most \(SendPlanner.maximumRecipients) per send"
+                )
+            ])
         }
         if let first = plan.checks.first {
             switch first.subject {
             case .account:
                 return DomainError(.forbidden, code: "account_blocked", detail: first.message, gatewayCode: first.code)
             case .balance:
-                return DomainError(.insufficientCredits, code: "insufficient_credits", detail: first.message, gatewayCode: first.code)
+                return DomainError(
+                    .insufficientCredits, code: "insufficient_credits", detail: first.message, gatewayCode: first.code)
             case .sender, .text, .recipients, .group, .schedule:
                 return DomainError(
-                    .unprocessable, code: "send_refused", detail: "The send was refused: \(first.message).", gatewayCode: first.code,
-                    fieldErrors: plan.checks.map { DomainError.FieldError(field: $0.field ?? "", message: $0.message, gatewayCode: $0.code) })
+                    .unprocessable, code: "send_refused", detail: "The send was refused: \(first.message).",
+                    gatewayCode: first.code,
+                    fieldErrors: plan.checks.map {
+                        DomainError.FieldError(field: $0.field ?? "", message: $0.message, gatewayCode: $0.code)
+                    })
             }
         }
         let invalid = plan.recipients.filter { $0.error != nil }
@@ -52,36 +60,46 @@ package enum RefusalOrder: Sendable, Equatable {
                 gatewayCode: invalid.first?.error ?? .recipientEmpty,
                 fieldErrors: invalid.prefix(1_000).compactMap { recipient in
                     recipient.error.map {
-                        DomainError.FieldError(field: "/recipients/\(recipient.index)", message: "\(recipient.input): \($0.meaning)", gatewayCode: $0)
+                        DomainError.FieldError(
+                            field: "/recipients/\(recipient.index)", message: "\(recipient.input): \($0.meaning)",
+                            gatewayCode: $0)
                     }
                 })
         }
         return nil
     }
 
-    private static func upstreamRefusal(of plan: SendPlan, senderMalformed: Bool, scheduleInvalid: Bool) -> DomainError? {
+    private static func upstreamRefusal(of plan: SendPlan, senderMalformed: Bool, scheduleInvalid: Bool) -> DomainError?
+    {
         if plan.recipients.count > SendPlanner.maximumRecipients {
             return DomainError(
                 .tooLarge, code: "too_many_recipients",
                 detail: "the group and the numbers make more than \(SendPlanner.maximumRecipients) recipients")
         }
-        return firstUpstreamCode(of: plan, senderMalformed: senderMalformed, scheduleInvalid: scheduleInvalid).map { code in
+        return firstUpstreamCode(of: plan, senderMalformed: senderMalformed, scheduleInvalid: scheduleInvalid).map {
+            code in
             DomainError(.unprocessable, code: "send_refused", detail: code.meaning, gatewayCode: code)
         }
     }
 
-    private static func firstUpstreamCode(of plan: SendPlan, senderMalformed: Bool, scheduleInvalid: Bool) -> GatewayErrorCode? {
+    private static func firstUpstreamCode(of plan: SendPlan, senderMalformed: Bool, scheduleInvalid: Bool)
+        -> GatewayErrorCode?
+    {
         let checks = plan.checks
         if let blocked = checks.first(where: { $0.subject == .account }) { return blocked.code }
         if let group = checks.first(where: { $0.subject == .group }) { return group.code }
-        if let recipient = plan.recipients.lazy.compactMap(\.error).first(where: { $0 != .longMessagesNotOfferedForCountry }) {
+        if let recipient = plan.recipients.lazy.compactMap(\.error).first(where: {
+            $0 != .longMessagesNotOfferedForCountry
+        }) {
             // A "number" without a digit (`+`, `-`) is not a number to the upstream (the planner calls it empty).
             return recipient == .recipientEmpty ? .invalidMobileNumber : recipient
         }
         if senderMalformed { return .senderHasSpecialCharacters }
         if let sender = checks.first(where: { $0.subject == .sender }) { return sender.code }
         if let length = checks.first(where: { $0.subject == .text }) { return length.code }
-        if plan.recipients.contains(where: { $0.error == .longMessagesNotOfferedForCountry }) { return .longMessagesNotOfferedForCountry }
+        if plan.recipients.contains(where: { $0.error == .longMessagesNotOfferedForCountry }) {
+            return .longMessagesNotOfferedForCountry
+        }
         if scheduleInvalid || checks.contains(where: { $0.subject == .schedule }) { return .scheduleDateInvalid }
         return checks.first?.code
     }

@@ -1,8 +1,8 @@
 import Foundation
 import Gateway1601
+import Ledger
 import PostgresLibpq
 import ResellerCore
-import Ledger
 
 /// A delivery report as received from an upstream connection (a callback, later also a poll).
 package struct IncomingReport: Sendable {
@@ -20,7 +20,10 @@ package struct IncomingReport: Sendable {
     package var reference: String?
     package var source: Source
 
-    package init(connectionID: UUID, smsID: String, status: DeliveryStatus, reportedAt: Date? = nil, reference: String? = nil, source: Source) {
+    package init(
+        connectionID: UUID, smsID: String, status: DeliveryStatus, reportedAt: Date? = nil, reference: String? = nil,
+        source: Source
+    ) {
         self.connectionID = connectionID
         self.smsID = smsID
         self.status = status
@@ -77,9 +80,13 @@ package struct DeliveryReportRepository: Sendable {
 
         enum CodingKeys: String, CodingKey {
             case id, status
-            case resellerID = "reseller_id", subAccountID = "sub_account_id", upstreamID = "upstream_id"
-            case upstreamConnectionID = "upstream_connection_id", retailReservationID = "retail_reservation_id"
-            case wholesaleReservationID = "wholesale_reservation_id", possiblySent = "possibly_sent"
+            case resellerID = "reseller_id"
+            case subAccountID = "sub_account_id"
+            case upstreamID = "upstream_id"
+            case upstreamConnectionID = "upstream_connection_id"
+            case retailReservationID = "retail_reservation_id"
+            case wholesaleReservationID = "wholesale_reservation_id"
+            case possiblySent = "possibly_sent"
         }
     }
 
@@ -103,23 +110,27 @@ package struct DeliveryReportRepository: Sendable {
             let ids = Array(Set(reports.compactMap { $0.reference.flatMap(UUID.init(uuidString:)) }))
             var messages: [UUID: MessageState] = [:]
             if !ids.isEmpty {
-                for message in try await connection.query("""
+                for message in try await connection.query(
+                    """
                     SELECT m.id, m.reseller_id, m.sub_account_id, m.status, m.upstream_id, m.upstream_connection_id,
                            m.retail_reservation_id, m.wholesale_reservation_id, o.possibly_sent
                     FROM message m LEFT JOIN message_outbox o ON o.message_id = m.id
                     WHERE m.id = ANY (\(ids)) ORDER BY m.id FOR UPDATE OF m
-                    """).decodeRecords(MessageState.self) {
+                    """
+                ).decodeRecords(MessageState.self) {
                     messages[message.id] = message
                 }
             }
-            let policies = try await RefundPolicyRepository.policies(for: messages.values.map { ($0.resellerID, $0.subAccountID) }, on: connection)
+            let policies = try await RefundPolicyRepository.policies(
+                for: messages.values.map { ($0.resellerID, $0.subAccountID) }, on: connection)
 
             var events: [(UUID, UUID, String, String)] = []  // reseller, message, status, detail
             var unmatched: [(IncomingReport, String)] = []
             for (index, report) in reports.enumerated() {
                 let detail = Self.detail(report)
                 guard let id = report.reference.flatMap(UUID.init(uuidString:)), var message = messages[id] else {
-                    unmatched.append((report, report.reference == nil ? "no referentie" : "no message with this referentie"))
+                    unmatched.append(
+                        (report, report.reference == nil ? "no referentie" : "no message with this referentie"))
                     outcomes[index] = .unmatched
                     continue
                 }
@@ -144,13 +155,21 @@ package struct DeliveryReportRepository: Sendable {
                     outcomes[index] = .unmatched
                     continue
                 }
-                events.append((message.resellerID, id, "report:\(report.status.rawValue.lowercased().replacingOccurrences(of: " ", with: "_"))", detail))
-                guard let reported = MessageStatus(report: report.status), let current = MessageStatus(rawValue: message.status) else {
+                events.append(
+                    (
+                        message.resellerID, id,
+                        "report:\(report.status.rawValue.lowercased().replacingOccurrences(of: " ", with: "_"))", detail
+                    ))
+                guard let reported = MessageStatus(report: report.status),
+                    let current = MessageStatus(rawValue: message.status)
+                else {
                     outcomes[index] = .recorded
                     continue
                 }
-                let policy = policies[message.subAccountID] ?? RefundPolicy(
-                    retail: RefundPolicy.defaultChargedStates, wholesale: RefundPolicy.defaultChargedStates)
+                let policy =
+                    policies[message.subAccountID]
+                    ?? RefundPolicy(
+                        retail: RefundPolicy.defaultChargedStates, wholesale: RefundPolicy.defaultChargedStates)
                 switch (current, reported) {
                 case (.queued, _), (.submitted, _):
                     try await Self.settle(message, as: reported, policy: policy, on: connection)
@@ -160,7 +179,8 @@ package struct DeliveryReportRepository: Sendable {
                     outcomes[index] = .recorded
                     continue
                 }
-                try await connection.query("""
+                try await connection.query(
+                    """
                     UPDATE message SET status = \(reported.rawValue), status_at = now(), reported_at = \(report.reportedAt),
                                        settled_at = coalesce(settled_at, now())
                     WHERE id = \(id)
@@ -171,13 +191,15 @@ package struct DeliveryReportRepository: Sendable {
                 outcomes[index] = .applied
             }
             if !events.isEmpty {
-                try await connection.query("""
+                try await connection.query(
+                    """
                     INSERT INTO message_event (reseller_id, message_id, status, detail)
                     SELECT * FROM unnest(\(events.map(\.0)), \(events.map(\.1)), \(events.map(\.2)), \(events.map(\.3)))
                     """)
             }
             if !unmatched.isEmpty {
-                try await connection.query("""
+                try await connection.query(
+                    """
                     INSERT INTO unmatched_delivery_report (connection_id, sms_id, status, reported_at, reference, reason)
                     SELECT * FROM unnest(\(unmatched.map(\.0.connectionID)), \(unmatched.map { String($0.0.smsID.prefix(100)) }),
                                          \(unmatched.map(\.0.status.rawValue)), \(unmatched.map(\.0.reportedAt)),
@@ -199,7 +221,8 @@ package struct DeliveryReportRepository: Sendable {
     /// submission, then after a doubling interval up to `cap`), moving their next poll forward in the same statement
     /// (`SKIP LOCKED`, so instances share the work).
     package func claimPolls(after: Duration, cap: Duration, limit: Int) async throws -> [PollCandidate] {
-        try await pool.query("""
+        try await pool.query(
+            """
             WITH due AS (
                 SELECT id FROM message
                 WHERE status = 'submitted' AND upstream_id IS NOT NULL AND upstream_connection_id IS NOT NULL
@@ -212,30 +235,37 @@ package struct DeliveryReportRepository: Sendable {
                 poll_attempts = m.poll_attempts + 1
             FROM due WHERE m.id = due.id
             RETURNING m.id, m.upstream_id, m.upstream_connection_id
-            """).decode((UUID, String, UUID).self).map { PollCandidate(messageID: $0.0, upstreamID: $0.1, connectionID: $0.2) }
+            """
+        ).decode((UUID, String, UUID).self).map { PollCandidate(messageID: $0.0, upstreamID: $0.1, connectionID: $0.2) }
     }
 
     /// Messages submitted more than `age` ago without a final report become `expired` and are settled by their
     /// policy for `expired` (by default refunded, as not delivered); at most `limit` per call. Returns how many.
     package func expire(olderThan age: Duration, limit: Int) async throws -> Int {
         try await pool.withTransaction { connection in
-            let expiring = try await connection.query("""
+            let expiring = try await connection.query(
+                """
                 SELECT m.id, m.reseller_id, m.sub_account_id, m.status, m.upstream_id, m.upstream_connection_id,
                        m.retail_reservation_id, m.wholesale_reservation_id, NULL::boolean AS possibly_sent
                 FROM message m
                 WHERE m.status = 'submitted' AND m.submitted_at <= now() - make_interval(secs => \(age.inSeconds))
                 ORDER BY m.submitted_at LIMIT \(limit)
                 FOR UPDATE SKIP LOCKED
-                """).decodeRecords(MessageState.self)
+                """
+            ).decodeRecords(MessageState.self)
             guard !expiring.isEmpty else { return 0 }
-            let policies = try await RefundPolicyRepository.policies(for: expiring.map { ($0.resellerID, $0.subAccountID) }, on: connection)
+            let policies = try await RefundPolicyRepository.policies(
+                for: expiring.map { ($0.resellerID, $0.subAccountID) }, on: connection)
             for message in expiring {
-                let policy = policies[message.subAccountID] ?? RefundPolicy(
-                    retail: RefundPolicy.defaultChargedStates, wholesale: RefundPolicy.defaultChargedStates)
+                let policy =
+                    policies[message.subAccountID]
+                    ?? RefundPolicy(
+                        retail: RefundPolicy.defaultChargedStates, wholesale: RefundPolicy.defaultChargedStates)
                 try await Self.settle(message, as: .expired, policy: policy, on: connection)
             }
             let ids = expiring.map(\.id)
-            try await connection.query("""
+            try await connection.query(
+                """
                 WITH expired AS (
                     UPDATE message SET status = 'expired', status_at = now(), settled_at = now() WHERE id = ANY (\(ids))
                     RETURNING reseller_id, id
@@ -252,27 +282,37 @@ package struct DeliveryReportRepository: Sendable {
         return "\(report.source.rawValue): \(report.status.rawValue) for \(report.smsID)\(when)"
     }
 
-    private static func reservations(_ message: MessageState, on connection: PostgresConnection) async throws -> [UUID: Reservation] {
+    private static func reservations(_ message: MessageState, on connection: PostgresConnection) async throws -> [UUID:
+        Reservation]
+    {
         let ids = [message.retailReservationID, message.wholesaleReservationID].compactMap { $0 }
         guard !ids.isEmpty else { return [:] }
         var result: [UUID: Reservation] = [:]
-        for row in try await connection.query("""
+        for row in try await connection.query(
+            """
             SELECT id, debit_account_id, credit_account_id, amount, state FROM ledger_transfer WHERE id = ANY (\(ids)) ORDER BY id FOR UPDATE
-            """).decode((UUID, UUID, UUID, Int64, String).self) {
+            """
+        ).decode((UUID, UUID, UUID, Int64, String).self) {
             result[row.0] = Reservation(id: row.0, debit: row.1, credit: row.2, amount: row.3, state: row.4)
         }
         return result
     }
 
     /// Posts or voids each pending reservation of `message` by the policy for `state`.
-    private static func settle(_ message: MessageState, as state: MessageStatus, policy: RefundPolicy, on connection: PostgresConnection) async throws {
+    private static func settle(
+        _ message: MessageState, as state: MessageStatus, policy: RefundPolicy, on connection: PostgresConnection
+    ) async throws {
         let reservations = try await reservations(message, on: connection)
         var transfers: [TransferRequest] = []
-        for (id, charged) in [(message.retailReservationID, policy.retail.contains(state)), (message.wholesaleReservationID, policy.wholesale.contains(state))] {
+        for (id, charged) in [
+            (message.retailReservationID, policy.retail.contains(state)),
+            (message.wholesaleReservationID, policy.wholesale.contains(state)),
+        ] {
             guard let id, reservations[id]?.state == "pending" else { continue }
-            transfers.append(charged
-                ? .post(id, code: "message_\(state.rawValue)", by: actor)
-                : .void(id, code: "message_\(state.rawValue)", by: actor))
+            transfers.append(
+                charged
+                    ? .post(id, code: "message_\(state.rawValue)", by: actor)
+                    : .void(id, code: "message_\(state.rawValue)", by: actor))
         }
         if !transfers.isEmpty { _ = try await LedgerRepository.apply(transfers, linked: false, on: connection) }
     }
@@ -284,21 +324,28 @@ package struct DeliveryReportRepository: Sendable {
         _ message: MessageState, policy: RefundPolicy, after previous: MessageStatus, on connection: PostgresConnection
     ) async throws {
         let reservations = try await reservations(message, on: connection)
-        for (id, layer) in [(message.retailReservationID, policy.retail), (message.wholesaleReservationID, policy.wholesale)] {
+        for (id, layer) in [
+            (message.retailReservationID, policy.retail), (message.wholesaleReservationID, policy.wholesale),
+        ] {
             guard let id, let reservation = reservations[id],
-                  layer.contains(.delivered), !layer.contains(previous), reservation.state == "voided" || reservation.state == "expired"
+                layer.contains(.delivered), !layer.contains(previous),
+                reservation.state == "voided" || reservation.state == "expired"
             else { continue }
             try await connection.query("SAVEPOINT late_delivery")
             do {
-                _ = try await LedgerRepository.apply([
-                    .posted(
-                        from: reservation.debit, to: reservation.credit, amount: reservation.amount, code: "late_delivery", by: actor,
-                        resellerID: message.resellerID, subAccountID: message.subAccountID, reference: message.id.apiString),
-                ], on: connection)
+                _ = try await LedgerRepository.apply(
+                    [
+                        .posted(
+                            from: reservation.debit, to: reservation.credit, amount: reservation.amount,
+                            code: "late_delivery", by: actor,
+                            resellerID: message.resellerID, subAccountID: message.subAccountID,
+                            reference: message.id.apiString)
+                    ], on: connection)
                 try await connection.query("RELEASE SAVEPOINT late_delivery")
             } catch let failure as LedgerFailure where failure.reason == .insufficientFunds {
                 try await connection.query("ROLLBACK TO SAVEPOINT late_delivery")
-                try await connection.query("""
+                try await connection.query(
+                    """
                     INSERT INTO message_event (reseller_id, message_id, status, detail)
                     VALUES (\(message.resellerID), \(message.id), 'late_delivery_not_charged',
                             \("the account cannot cover \(Money(reservation.amount)) credits"))

@@ -15,7 +15,10 @@ package struct GatewayMessageState: Decodable, Sendable {
 
     package enum CodingKeys: String, CodingKey {
         case recipient, status, reference
-        case gatewayID = "gateway_id", statusAt = "status_at", lastReport = "last_report", lastReportAt = "last_report_at"
+        case gatewayID = "gateway_id"
+        case statusAt = "status_at"
+        case lastReport = "last_report"
+        case lastReportAt = "last_report_at"
     }
 }
 
@@ -43,19 +46,23 @@ package struct GatewayMessageRepository: Sendable {
     /// The newest `limit` messages sent with logging on, newest first (within a send, the last recipient first, as the
     /// numbers go); scheduled and cancelled ones were never sent.
     package func recent(subAccountID: UUID, limit: Int) async throws -> [GatewayMessageState] {
-        try await pool.query("""
+        try await pool.query(
+            """
             SELECT \(unescaped: Self.columns) FROM \(unescaped: Self.sources)
             WHERE m.sub_account_id = \(subAccountID) AND b.logging AND m.status NOT IN ('scheduled', 'cancelled')
             ORDER BY m.accepted_at DESC, m.gateway_id DESC
             LIMIT \(limit)
-            """).decodeRecords(GatewayMessageState.self)
+            """
+        ).decodeRecords(GatewayMessageState.self)
     }
 
     /// The sub-account's message with this number, if it has one.
     package func find(subAccountID: UUID, gatewayID: Int64) async throws -> GatewayMessageState? {
-        try await pool.query("""
+        try await pool.query(
+            """
             SELECT \(unescaped: Self.columns) FROM \(unescaped: Self.sources)
             WHERE m.gateway_id = \(gatewayID) AND m.sub_account_id = \(subAccountID)
-            """).decodeRecords(GatewayMessageState.self).first
+            """
+        ).decodeRecords(GatewayMessageState.self).first
     }
 }

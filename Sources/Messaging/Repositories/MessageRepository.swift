@@ -1,9 +1,9 @@
-import Foundation
-import PostgresLibpq
-import SMSCore
-import ResellerCore
-import Ledger
 import Contacts
+import Foundation
+import Ledger
+import PostgresLibpq
+import ResellerCore
+import SMSCore
 
 /// A message with what its batch shares, as stored.
 package struct MessageRecord: Decodable, Sendable {
@@ -44,14 +44,28 @@ package struct MessageRecord: Decodable, Sendable {
 
     package enum CodingKeys: String, CodingKey {
         case id, position, recipient, country, sender, text, encoding, parts, long, reference, status
-        case resellerID = "reseller_id", subAccountID = "sub_account_id", batchID = "batch_id", callbackURL = "callback_url"
+        case resellerID = "reseller_id"
+        case subAccountID = "sub_account_id"
+        case batchID = "batch_id"
+        case callbackURL = "callback_url"
         case gatewayID = "gateway_id"
-        case groupName = "group_name", retailPrice = "retail_price", wholesalePrice = "wholesale_price", upstreamCost = "upstream_cost"
-        case retailVersionID = "retail_version_id", wholesaleVersionID = "wholesale_version_id"
-        case upstreamCostVersionID = "upstream_cost_version_id", retailReservationID = "retail_reservation_id"
-        case wholesaleReservationID = "wholesale_reservation_id", statusCode = "status_code", statusDetail = "status_detail"
-        case scheduleAt = "schedule_at", upstreamConnectionID = "upstream_connection_id", upstreamID = "upstream_id"
-        case acceptedAt = "accepted_at", statusAt = "status_at", submittedAt = "submitted_at"
+        case groupName = "group_name"
+        case retailPrice = "retail_price"
+        case wholesalePrice = "wholesale_price"
+        case upstreamCost = "upstream_cost"
+        case retailVersionID = "retail_version_id"
+        case wholesaleVersionID = "wholesale_version_id"
+        case upstreamCostVersionID = "upstream_cost_version_id"
+        case retailReservationID = "retail_reservation_id"
+        case wholesaleReservationID = "wholesale_reservation_id"
+        case statusCode = "status_code"
+        case statusDetail = "status_detail"
+        case scheduleAt = "schedule_at"
+        case upstreamConnectionID = "upstream_connection_id"
+        case upstreamID = "upstream_id"
+        case acceptedAt = "accepted_at"
+        case statusAt = "status_at"
+        case submittedAt = "submitted_at"
     }
 }
 
@@ -91,9 +105,15 @@ package struct BatchSummaryRecord: Sendable {
 
         package enum CodingKeys: String, CodingKey {
             case id, sender, text, encoding, length, parts, long, reference
-            case subAccountID = "sub_account_id", groupName = "group_name", scheduleAt = "schedule_at"
-            case recipientCount = "recipient_count", messageCount = "message_count", retailTotal = "retail_total"
-            case wholesaleTotal = "wholesale_total", createdBy = "created_by", acceptedAt = "accepted_at"
+            case subAccountID = "sub_account_id"
+            case groupName = "group_name"
+            case scheduleAt = "schedule_at"
+            case recipientCount = "recipient_count"
+            case messageCount = "message_count"
+            case retailTotal = "retail_total"
+            case wholesaleTotal = "wholesale_total"
+            case createdBy = "created_by"
+            case acceptedAt = "accepted_at"
         }
     }
 
@@ -114,7 +134,10 @@ package struct MessageFilter: Sendable {
     package var after: (acceptedAt: Date, id: UUID)?
     package var limit: Int
 
-    package init(status: MessageStatus? = nil, acceptedFrom: Date? = nil, acceptedBefore: Date? = nil, recipient: String? = nil, reference: String? = nil, batchID: UUID? = nil, after: (acceptedAt: Date, id: UUID)? = nil, limit: Int) {
+    package init(
+        status: MessageStatus? = nil, acceptedFrom: Date? = nil, acceptedBefore: Date? = nil, recipient: String? = nil,
+        reference: String? = nil, batchID: UUID? = nil, after: (acceptedAt: Date, id: UUID)? = nil, limit: Int
+    ) {
         self.status = status
         self.acceptedFrom = acceptedFrom
         self.acceptedBefore = acceptedBefore
@@ -174,23 +197,28 @@ package struct MessageRepository: Sendable {
         """
 
     package func find(id: UUID, subAccountID: UUID) async throws -> MessageRecord? {
-        try await pool.query("""
+        try await pool.query(
+            """
             SELECT \(unescaped: Self.columns) FROM message m JOIN message_batch b ON b.reseller_id = m.reseller_id AND b.id = m.batch_id
             WHERE m.id = \(id) AND m.sub_account_id = \(subAccountID)
-            """).decodeRecords(MessageRecord.self).first
+            """
+        ).decodeRecords(MessageRecord.self).first
     }
 
     package func events(messageID: UUID, subAccountID: UUID) async throws -> [MessageEventRecord] {
-        try await pool.query("""
+        try await pool.query(
+            """
             SELECT e.status, e.code, e.detail, e.occurred_at
             FROM message m JOIN message_event e ON e.message_id = m.id
             WHERE m.id = \(messageID) AND m.sub_account_id = \(subAccountID)
             ORDER BY e.seq
-            """).decodeRecords(MessageEventRecord.self)
+            """
+        ).decodeRecords(MessageEventRecord.self)
     }
 
     package func list(subAccountID: UUID, filter: MessageFilter) async throws -> [MessageRecord] {
-        try await pool.query("""
+        try await pool.query(
+            """
             SELECT \(unescaped: Self.columns) FROM message m JOIN message_batch b ON b.reseller_id = m.reseller_id AND b.id = m.batch_id
             WHERE m.sub_account_id = \(subAccountID)
               AND (\(filter.status?.rawValue)::text IS NULL OR m.status = \(filter.status?.rawValue)::text)
@@ -203,22 +231,28 @@ package struct MessageRepository: Sendable {
                    OR (m.accepted_at, m.id) < (\(filter.after?.acceptedAt)::timestamptz, \(filter.after?.id)::uuid))
             ORDER BY m.accepted_at DESC, m.id DESC
             LIMIT \(filter.limit)
-            """).decodeRecords(MessageRecord.self)
+            """
+        ).decodeRecords(MessageRecord.self)
     }
 
     package func batch(id: UUID, subAccountID: UUID) async throws -> BatchSummaryRecord? {
-        guard let batch = try await pool.query("""
-            SELECT id, sub_account_id, sender, text, encoding, length, parts, long, reference, group_name, schedule_at,
-                   recipient_count, message_count, retail_total, wholesale_total, created_by, accepted_at
-            FROM message_batch WHERE id = \(id) AND sub_account_id = \(subAccountID)
-            """).decodeRecords(BatchSummaryRecord.Batch.self).first
+        guard
+            let batch = try await pool.query(
+                """
+                SELECT id, sub_account_id, sender, text, encoding, length, parts, long, reference, group_name, schedule_at,
+                       recipient_count, message_count, retail_total, wholesale_total, created_by, accepted_at
+                FROM message_batch WHERE id = \(id) AND sub_account_id = \(subAccountID)
+                """
+            ).decodeRecords(BatchSummaryRecord.Batch.self).first
         else { return nil }
-        let statuses = try await pool.query("""
+        let statuses = try await pool.query(
+            """
             SELECT status, count(*)::bigint, sum(retail_price)::bigint FROM message
             WHERE reseller_id = (SELECT reseller_id FROM message_batch WHERE id = \(id)) AND batch_id = \(id)
               AND sub_account_id = \(subAccountID)
             GROUP BY status ORDER BY status
-            """).decode((String, Int, Int64).self).map { (status: $0.0, count: $0.1, retail: $0.2) }
+            """
+        ).decode((String, Int, Int64).self).map { (status: $0.0, count: $0.1, retail: $0.2) }
         return BatchSummaryRecord(batch: batch, statuses: statuses)
     }
 
@@ -229,21 +263,26 @@ package struct MessageRepository: Sendable {
     /// The outbox rows go first, with the same lock order as a dispatcher's claim (outbox, then message), and the
     /// delete's condition is re-checked on rows a claim has just changed, so a cancel and a claim never both win.
     package static func cancel(
-        subAccountID: UUID, resellerID: UUID, selection: CancelSelection, by actor: AuditActor, on connection: PostgresConnection
+        subAccountID: UUID, resellerID: UUID, selection: CancelSelection, by actor: AuditActor,
+        on connection: PostgresConnection
     ) async throws -> CancelResult {
-        var (messageID, batchID, onlyScheduled, recipient): (UUID?, UUID?, Bool, String?) = switch selection {
-        case .message(let id): (id, nil, false, nil)
-        case .batch(let id): (nil, id, false, nil)
-        case .allScheduled, .scheduledInOutbox: (nil, nil, true, nil)
-        case .scheduledTo(let number): (nil, nil, true, number)
-        }
+        var (messageID, batchID, onlyScheduled, recipient): (UUID?, UUID?, Bool, String?) =
+            switch selection {
+            case .message(let id): (id, nil, false, nil)
+            case .batch(let id): (nil, id, false, nil)
+            case .allScheduled, .scheduledInOutbox: (nil, nil, true, nil)
+            case .scheduledTo(let number): (nil, nil, true, number)
+            }
         if case .scheduledInOutbox(let number) = selection {
-            batchID = try await connection.query("""
+            batchID = try await connection.query(
+                """
                 SELECT id FROM message_batch WHERE outbox_id = \(number) AND sub_account_id = \(subAccountID) AND reseller_id = \(resellerID)
-                """).first(as: UUID.self)
+                """
+            ).first(as: UUID.self)
             guard batchID != nil else { return CancelResult(cancelled: [], refunded: .zero, notCancelled: []) }
         }
-        let deleted = try await connection.query("""
+        let deleted = try await connection.query(
+            """
             DELETE FROM message_outbox o USING message m
             WHERE m.id = o.message_id AND m.reseller_id = \(resellerID) AND m.sub_account_id = \(subAccountID)
               AND (\(messageID)::uuid IS NULL OR m.id = \(messageID)::uuid)
@@ -252,12 +291,14 @@ package struct MessageRepository: Sendable {
               AND (\(recipient)::text IS NULL OR m.recipient = \(recipient)::text)
               AND m.status IN ('scheduled', 'queued') AND NOT o.possibly_sent
             RETURNING o.message_id
-            """).decode(UUID.self)
+            """
+        ).decode(UUID.self)
         var voids: [TransferRequest] = []
         var refunded = Money.zero
         var cancelled: [UUID] = []
         if !deleted.isEmpty {
-            let rows = try await connection.query("""
+            let rows = try await connection.query(
+                """
                 WITH changed AS (
                     UPDATE message SET status = 'cancelled', status_at = now()
                     WHERE reseller_id = \(resellerID) AND id = ANY (\(deleted))
@@ -267,17 +308,20 @@ package struct MessageRepository: Sendable {
                     SELECT reseller_id, id, 'cancelled', \("cancelled by \(actor.actor)") FROM changed
                 )
                 SELECT id, retail_reservation_id, wholesale_reservation_id, retail_price FROM changed ORDER BY id
-                """).decode((UUID, UUID?, UUID?, Int64).self)
+                """
+            ).decode((UUID, UUID?, UUID?, Int64).self)
             for row in rows {
                 cancelled.append(row.0)
                 refunded = refunded + Money(row.3)
                 for reservation in [row.1, row.2].compactMap({ $0 }) {
-                    voids.append(.void(reservation, code: "message_cancelled", by: actor.actor, requestID: actor.requestID))
+                    voids.append(
+                        .void(reservation, code: "message_cancelled", by: actor.actor, requestID: actor.requestID))
                 }
             }
             if !voids.isEmpty { _ = try await LedgerRepository.apply(voids, linked: false, on: connection) }
         }
-        let others = try await connection.query("""
+        let others = try await connection.query(
+            """
             SELECT m.id, m.status, o.possibly_sent FROM message m LEFT JOIN message_outbox o ON o.message_id = m.id
             WHERE m.reseller_id = \(resellerID) AND m.sub_account_id = \(subAccountID)
               AND (\(messageID)::uuid IS NULL OR m.id = \(messageID)::uuid)
@@ -286,24 +330,28 @@ package struct MessageRepository: Sendable {
               AND (m.status <> 'cancelled' OR \(messageID)::uuid IS NOT NULL) AND m.id <> ALL (\(cancelled))
             ORDER BY m.id
             LIMIT 1000
-            """).decode((UUID, String, Bool?).self)
+            """
+        ).decode((UUID, String, Bool?).self)
         let notCancelled = others.map { row in
             let status = MessageStatus(rawValue: row.1) ?? .failed
-            let reason = row.2 == true
+            let reason =
+                row.2 == true
                 ? "already handed to the upstream gateway (the dispatcher has claimed it)"
                 : status.isFinal ? "already \(status.rawValue)" : "already handed to the upstream gateway"
             return CancelResult.NotCancelled(id: row.0, status: status, reason: reason)
         }
         let result = CancelResult(cancelled: cancelled, refunded: refunded, notCancelled: notCancelled)
         if !cancelled.isEmpty {
-            let target: (type: String, id: String) = switch selection {
-            case .message(let id): ("message", id.apiString)
-            case .batch(let id): ("message_batch", id.apiString)
-            case .allScheduled, .scheduledTo: ("sub_account", subAccountID.apiString)
-            case .scheduledInOutbox: ("message_batch", batchID!.apiString)
-            }
+            let target: (type: String, id: String) =
+                switch selection {
+                case .message(let id): ("message", id.apiString)
+                case .batch(let id): ("message_batch", id.apiString)
+                case .allScheduled, .scheduledTo: ("sub_account", subAccountID.apiString)
+                case .scheduledInOutbox: ("message_batch", batchID!.apiString)
+                }
             try await AuditRepository.record(
-                on: connection, by: actor, action: "message.cancel", targetType: target.type, targetID: target.id, resellerID: resellerID,
+                on: connection, by: actor, action: "message.cancel", targetType: target.type, targetID: target.id,
+                resellerID: resellerID,
                 before: nil, after: ["cancelled": cancelled.count.description, "refunded": refunded.description])
         }
         return result

@@ -1,7 +1,7 @@
 import Foundation
+import Ledger
 import PostgresLibpq
 import ResellerCore
-import Ledger
 
 /// A message claimed from the outbox, with what its send needs.
 package struct ClaimedMessage: Decodable, Sendable, Equatable {
@@ -24,8 +24,11 @@ package struct ClaimedMessage: Decodable, Sendable, Equatable {
 
     package enum CodingKeys: String, CodingKey {
         case recipient, sender, text, long, status, attempt
-        case messageID = "message_id", resellerID = "reseller_id", subAccountID = "sub_account_id"
-        case deadlineAt = "deadline_at", wasPossiblySent = "was_possibly_sent"
+        case messageID = "message_id"
+        case resellerID = "reseller_id"
+        case subAccountID = "sub_account_id"
+        case deadlineAt = "deadline_at"
+        case wasPossiblySent = "was_possibly_sent"
     }
 }
 
@@ -74,7 +77,10 @@ package struct RecordedResults: Sendable, Equatable {
     package var stale: Int = 0
     package var voidedReservations: Int = 0
 
-    package init(submitted: Int = 0, lateSubmissions: Int = 0, failed: Int = 0, expired: Int = 0, retried: Int = 0, released: Int = 0, discarded: Int = 0, stale: Int = 0, voidedReservations: Int = 0) {
+    package init(
+        submitted: Int = 0, lateSubmissions: Int = 0, failed: Int = 0, expired: Int = 0, retried: Int = 0,
+        released: Int = 0, discarded: Int = 0, stale: Int = 0, voidedReservations: Int = 0
+    ) {
         self.submitted = submitted
         self.lateSubmissions = lateSubmissions
         self.failed = failed
@@ -114,8 +120,10 @@ package struct OutboxRepository: Sendable {
     /// `possibly_sent`, and `due_at = now() + lease`. Due scheduled messages become queued in the same statement (with
     /// their `queued` event): the schedule is released by the claim itself. Oldest due first. Nothing while the
     /// connection is paused, so that a pause by one instance stops the others' next claims at once.
-    package func claim(connectionID: UUID, limit: Int, lease: Duration, worker: String) async throws -> [ClaimedMessage] {
-        try await pool.query("""
+    package func claim(connectionID: UUID, limit: Int, lease: Duration, worker: String) async throws -> [ClaimedMessage]
+    {
+        try await pool.query(
+            """
             WITH due AS (
                 SELECT message_id, due_at, possibly_sent FROM message_outbox
                 WHERE connection_id = \(connectionID) AND due_at <= now()
@@ -143,7 +151,8 @@ package struct OutboxRepository: Sendable {
             JOIN message m ON m.id = c.message_id
             JOIN message_batch b ON b.reseller_id = m.reseller_id AND b.id = m.batch_id
             ORDER BY c.due_at, c.message_id
-            """).decodeRecords(ClaimedMessage.self)
+            """
+        ).decodeRecords(ClaimedMessage.self)
     }
 
     /// Records `results` of `worker`'s claims in one transaction (see the type's documentation for who may record
@@ -157,10 +166,12 @@ package struct OutboxRepository: Sendable {
             // Lock every row concerned in id order (concurrent recorders and claims cannot deadlock on them), and
             // learn who holds each and whether its deadline has passed.
             let ids = results.map(\.messageID)
-            let rows = try await connection.query("""
+            let rows = try await connection.query(
+                """
                 SELECT message_id, leased_by, attempts, deadline_at <= now() FROM message_outbox
                 WHERE message_id = ANY(\(ids)) ORDER BY message_id FOR UPDATE
-                """).decode((UUID, String?, Int, Bool).self)
+                """
+            ).decode((UUID, String?, Int, Bool).self)
             var holders: [UUID: (worker: String?, attempt: Int, pastDeadline: Bool)] = [:]
             for row in rows { holders[row.0] = (row.1, row.2, row.3) }
 
@@ -174,7 +185,8 @@ package struct OutboxRepository: Sendable {
                     submitted.append((result, upstreamID, connectionID))
                     continue
                 }
-                guard let holder = holders[result.messageID], holder.worker == worker, holder.attempt == result.attempt else {
+                guard let holder = holders[result.messageID], holder.worker == worker, holder.attempt == result.attempt
+                else {
                     recorded.stale += 1
                     continue
                 }
@@ -184,7 +196,11 @@ package struct OutboxRepository: Sendable {
                     failed.append((result.messageID, code, detail))
                 case .retry(let code, let error, let possiblySent, let delay):
                     if holder.pastDeadline {
-                        failed.append((result.messageID, code, "retry deadline passed after \(result.attempt) attempts; last: \(error)"))
+                        failed.append(
+                            (
+                                result.messageID, code,
+                                "retry deadline passed after \(result.attempt) attempts; last: \(error)"
+                            ))
                         recorded.expired += 1
                     } else {
                         retried.append((result.messageID, code, error, possiblySent, delay))
@@ -197,7 +213,8 @@ package struct OutboxRepository: Sendable {
             }
 
             if !submitted.isEmpty {
-                let statuses = try await connection.query("""
+                let statuses = try await connection.query(
+                    """
                     WITH u AS (
                         SELECT * FROM unnest(\(submitted.map { $0.0.messageID }), \(submitted.map { $0.upstreamID }),
                                              \(submitted.map { $0.connectionID }), \(submitted.map { $0.0.attempt }))
@@ -220,13 +237,15 @@ package struct OutboxRepository: Sendable {
                     FROM u JOIN message m ON m.id = u.id
                     WHERE u.id NOT IN (SELECT id FROM updated)
                     RETURNING status
-                    """).decode(String.self)
+                    """
+                ).decode(String.self)
                 recorded.submitted = statuses.count(where: { $0 == "submitted" })
                 recorded.lateSubmissions = statuses.count - recorded.submitted
             }
 
             if !failed.isEmpty {
-                let reservations = try await connection.query("""
+                let reservations = try await connection.query(
+                    """
                     WITH u AS (
                         SELECT u.id, u.code, left(u.detail, 500) AS detail
                         FROM unnest(\(failed.map { $0.id }), \(failed.map { $0.code }), \(failed.map { $0.detail })) AS u (id, code, detail)
@@ -241,24 +260,29 @@ package struct OutboxRepository: Sendable {
                         SELECT reseller_id, id, 'failed', code, detail FROM updated
                     )
                     SELECT id, retail_reservation_id, wholesale_reservation_id FROM updated
-                    """).decode((UUID, UUID?, UUID?).self)
+                    """
+                ).decode((UUID, UUID?, UUID?).self)
                 recorded.failed = reservations.count
                 let reservationIDs = reservations.flatMap { [$0.1, $0.2].compactMap { $0 } }
                 if !reservationIDs.isEmpty {
                     // Only reservations still pending (a timeout may have expired one), locked so that expiry skips them.
-                    let pending = try await connection.query("""
+                    let pending = try await connection.query(
+                        """
                         SELECT id FROM ledger_transfer WHERE id = ANY(\(reservationIDs)) AND state = 'pending' ORDER BY id FOR UPDATE
-                        """).decode(UUID.self)
+                        """
+                    ).decode(UUID.self)
                     if !pending.isEmpty {
                         _ = try await LedgerRepository.apply(
-                            pending.map { .void($0, code: "message_failed", by: Self.actor) }, linked: false, on: connection)
+                            pending.map { .void($0, code: "message_failed", by: Self.actor) }, linked: false,
+                            on: connection)
                     }
                     recorded.voidedReservations = pending.count
                 }
             }
 
             if !retried.isEmpty {
-                try await connection.query("""
+                try await connection.query(
+                    """
                     WITH u AS (
                         SELECT u.id, u.code, left(u.error, 400) AS error, u.possibly_sent, u.delay
                         FROM unnest(\(retried.map { $0.id }), \(retried.map { $0.code }), \(retried.map { $0.error }),
@@ -281,7 +305,8 @@ package struct OutboxRepository: Sendable {
             }
 
             if !released.isEmpty {
-                try await connection.query("""
+                try await connection.query(
+                    """
                     UPDATE message_outbox o
                     SET due_at = now(), attempts = o.attempts - u.undo, possibly_sent = u.possibly_sent, leased_by = NULL,
                         last_error = coalesce(left(u.error, 500), o.last_error)

@@ -42,10 +42,14 @@ package struct RefundPolicyRepository: Sendable {
     }
 
     private static func rows(resellerIDs: [UUID], on connection: PostgresConnection) async throws -> [Row] {
-        try await connection.query("""
+        try await connection.query(
+            """
             SELECT reseller_id, sub_account_id, layer, charged_states FROM refund_policy WHERE reseller_id = ANY (\(resellerIDs))
-            """).decode((UUID, UUID?, String, [String]).self).map {
-            Row(resellerID: $0.0, subAccountID: $0.1, layer: $0.2, chargedStates: Set($0.3.compactMap(MessageStatus.init(rawValue:))))
+            """
+        ).decode((UUID, UUID?, String, [String]).self).map {
+            Row(
+                resellerID: $0.0, subAccountID: $0.1, layer: $0.2,
+                chargedStates: Set($0.3.compactMap(MessageStatus.init(rawValue:))))
         }
     }
 
@@ -64,7 +68,9 @@ package struct RefundPolicyRepository: Sendable {
 
     /// The policies settling messages of these (reseller, sub-account) pairs, by sub-account, inside the caller's
     /// transaction.
-    package static func policies(for owners: [(UUID, UUID)], on connection: PostgresConnection) async throws -> [UUID: RefundPolicy] {
+    package static func policies(for owners: [(UUID, UUID)], on connection: PostgresConnection) async throws -> [UUID:
+        RefundPolicy]
+    {
         guard !owners.isEmpty else { return [:] }
         let rows = try await rows(resellerIDs: Array(Set(owners.map(\.0))), on: connection)
         var result: [UUID: RefundPolicy] = [:]
@@ -79,8 +85,10 @@ package struct RefundPolicyRepository: Sendable {
     /// The reseller's retail default and the admin's wholesale policy for it.
     package func reseller(_ resellerID: UUID) async throws -> (retail: PolicyInForce, wholesale: PolicyInForce) {
         let rows = try await pool.withConnection { try await Self.rows(resellerIDs: [resellerID], on: $0) }
-        return (Self.inForce(rows, resellerID: resellerID, subAccountID: nil, layer: .retail),
-                Self.inForce(rows, resellerID: resellerID, subAccountID: nil, layer: .wholesale))
+        return (
+            Self.inForce(rows, resellerID: resellerID, subAccountID: nil, layer: .retail),
+            Self.inForce(rows, resellerID: resellerID, subAccountID: nil, layer: .wholesale)
+        )
     }
 
     /// The retail policy in force for a sub-account.
@@ -96,35 +104,43 @@ package struct RefundPolicyRepository: Sendable {
         try await pool.withTransaction { connection in
             // The reseller row first: concurrent first-time sets of one policy then queue instead of colliding.
             try await connection.query("SELECT 1 FROM reseller WHERE id = \(resellerID) FOR UPDATE")
-            let before = try await connection.query("""
+            let before = try await connection.query(
+                """
                 SELECT charged_states FROM refund_policy
                 WHERE reseller_id = \(resellerID) AND layer = \(layer.rawValue) AND sub_account_id IS NOT DISTINCT FROM \(subAccountID)::uuid
                 FOR UPDATE
-                """).first(as: [String].self).map { Set($0.compactMap(MessageStatus.init(rawValue:))) }
+                """
+            ).first(as: [String].self).map { Set($0.compactMap(MessageStatus.init(rawValue:))) }
             guard before != states else { return }
             let sorted = states.map { $0.map(\.rawValue).sorted() }
             if let sorted {
                 if before == nil {
-                    try await connection.query("""
+                    try await connection.query(
+                        """
                         INSERT INTO refund_policy (reseller_id, sub_account_id, layer, charged_states, updated_by)
                         VALUES (\(resellerID), \(subAccountID), \(layer.rawValue), \(sorted), \(actor.actor))
                         """)
                 } else {
-                    try await connection.query("""
+                    try await connection.query(
+                        """
                         UPDATE refund_policy SET charged_states = \(sorted), updated_by = \(actor.actor), updated_at = now()
                         WHERE reseller_id = \(resellerID) AND layer = \(layer.rawValue) AND sub_account_id IS NOT DISTINCT FROM \(subAccountID)::uuid
                         """)
                 }
             } else {
-                try await connection.query("""
+                try await connection.query(
+                    """
                     DELETE FROM refund_policy
                     WHERE reseller_id = \(resellerID) AND layer = \(layer.rawValue) AND sub_account_id IS NOT DISTINCT FROM \(subAccountID)::uuid
                     """)
             }
             try await AuditRepository.record(
                 on: connection, by: actor, action: sorted == nil ? "refund_policy.clear" : "refund_policy.set",
-                targetType: subAccountID == nil ? "reseller" : "sub_account", targetID: subAccountID ?? resellerID, resellerID: resellerID,
-                before: before.map { ["layer": layer.rawValue, "chargedStates": $0.map(\.rawValue).sorted().joined(separator: ",")] } ?? [:],
+                targetType: subAccountID == nil ? "reseller" : "sub_account", targetID: subAccountID ?? resellerID,
+                resellerID: resellerID,
+                before: before.map {
+                    ["layer": layer.rawValue, "chargedStates": $0.map(\.rawValue).sorted().joined(separator: ",")]
+                } ?? [:],
                 after: sorted.map { ["layer": layer.rawValue, "chargedStates": $0.joined(separator: ",")] } ?? [:])
         }
     }

@@ -1,9 +1,9 @@
 import Foundation
 import Ledger
 import PostgresLibpq
-import SMSCore
-import ResellerCore
 import Pricing
+import ResellerCore
+import SMSCore
 
 /// The statements of the send path's write (`SendService`), each inside the caller's transaction.
 enum SendRepository {
@@ -21,8 +21,11 @@ enum SendRepository {
 
     /// The wallets of `subAccountIDs`, and the wallets and revenue accounts of `resellerIDs`, locked in id order as
     /// every ledger path locks.
-    static func lockAccounts(subAccountIDs: [UUID], resellerIDs: [UUID], on connection: PostgresConnection) async throws -> [LockedAccount] {
-        try await connection.query("""
+    static func lockAccounts(subAccountIDs: [UUID], resellerIDs: [UUID], on connection: PostgresConnection) async throws
+        -> [LockedAccount]
+    {
+        try await connection.query(
+            """
             SELECT id, kind, COALESCE(sub_account_id, reseller_id),
                    credits_posted - debits_posted - debits_pending + COALESCE(credit_limit, 0), debits_must_not_exceed_credits
             FROM ledger_account
@@ -30,7 +33,8 @@ enum SendRepository {
                OR (kind IN ('reseller_wallet', 'reseller_revenue', 'platform_revenue') AND reseller_id = ANY (\(resellerIDs))
                    AND sub_account_id IS NULL)
             ORDER BY id FOR UPDATE
-            """).decode((UUID, String, UUID, Int64, Bool).self).compactMap { row in
+            """
+        ).decode((UUID, String, UUID, Int64, Bool).self).compactMap { row in
             LedgerAccountKind(rawValue: row.1).map {
                 LockedAccount(id: row.0, kind: $0, owner: row.2, spendable: row.3, restricted: row.4)
             }
@@ -39,12 +43,16 @@ enum SendRepository {
 
     /// The effective status of each sub-account (its reseller's block counts), read after the account locks so that a
     /// block committed before them is seen; a block that comes later waits for this transaction (`FOR SHARE`).
-    static func lockStatuses(subAccountIDs: [UUID], on connection: PostgresConnection) async throws -> [UUID: AccountStatus] {
+    static func lockStatuses(subAccountIDs: [UUID], on connection: PostgresConnection) async throws -> [UUID:
+        AccountStatus]
+    {
         var statuses: [UUID: AccountStatus] = [:]
-        for row in try await connection.query("""
+        for row in try await connection.query(
+            """
             SELECT s.id, effective_account_status(r.status, s.status) FROM sub_account s JOIN reseller r ON r.id = s.reseller_id
             WHERE s.id = ANY (\(subAccountIDs)) ORDER BY s.id FOR SHARE OF s, r
-            """).decode((UUID, String).self) {
+            """
+        ).decode((UUID, String).self) {
             statuses[row.0] = AccountStatus(rawValue: row.1)
         }
         return statuses
@@ -56,15 +64,22 @@ enum SendRepository {
     static func lockIdempotencyKeys(
         _ requests: [Idempotency.Request], on connection: PostgresConnection
     ) async throws -> [(locked: Bool, stored: IdempotencyRecord?)] {
-        try await connection.query("""
+        try await connection.query(
+            """
             SELECT pg_try_advisory_xact_lock(hashtextextended(u.scope || chr(31) || u.key, 1601)),
                    r.operation, r.request_hash, r.status_code, r.response::text
             FROM unnest(\(requests.map(\.scope)), \(requests.map(\.key))) WITH ORDINALITY AS u (scope, key, n)
             LEFT JOIN idempotency_record r ON r.scope = u.scope AND r.key = u.key
             ORDER BY u.n
-            """).decode((Bool, String?, Data?, Int?, String?).self).map { row in
-            guard let operation = row.1, let hash = row.2, let status = row.3, let response = row.4 else { return (row.0, nil) }
-            return (row.0, IdempotencyRecord(operation: operation, requestHash: hash, statusCode: status, response: response))
+            """
+        ).decode((Bool, String?, Data?, Int?, String?).self).map { row in
+            guard let operation = row.1, let hash = row.2, let status = row.3, let response = row.4 else {
+                return (row.0, nil)
+            }
+            return (
+                row.0,
+                IdempotencyRecord(operation: operation, requestHash: hash, statusCode: status, response: response)
+            )
         }
     }
 
@@ -72,10 +87,12 @@ enum SendRepository {
     static func allocateNumbers(
         messages: Int, outboxes: Int, on connection: PostgresConnection
     ) async throws -> (messages: [Int64], outboxes: [Int64]) {
-        let numbers = try await connection.query("""
+        let numbers = try await connection.query(
+            """
             SELECT ARRAY(SELECT nextval('message_gateway_id_seq') FROM generate_series(1, \(messages))),
                    ARRAY(SELECT nextval('message_batch_outbox_id_seq') FROM generate_series(1, \(outboxes)))
-            """).first(as: ([Int64], [Int64]).self)
+            """
+        ).first(as: ([Int64], [Int64]).self)
         return numbers.map { (messages: $0.0, outboxes: $0.1) } ?? ([], [])
     }
 
@@ -83,12 +100,14 @@ enum SendRepository {
     /// rows in one statement, then the idempotency records.
     static func insert(_ rows: SendRows, on connection: PostgresConnection) async throws {
         if !rows.transferIDs.isEmpty {
-            try await connection.query("""
+            try await connection.query(
+                """
                 SELECT ledger_reserve(\(rows.transferIDs), \(rows.debits), \(rows.credits), \(rows.amounts), \(rows.links), \(rows.codes), \(rows.transferResellers),
                                       \(rows.transferSubAccounts), \(rows.transferRefs), \(rows.transferActors), \(rows.transferRequests))
                 """)
         }
-        try await connection.query("""
+        try await connection.query(
+            """
             WITH b AS (
                 SELECT * FROM unnest(\(rows.batchResellers), \(rows.batchIDs), \(rows.batchSubAccounts), \(rows.senders), \(rows.texts), \(rows.encodings), \(rows.lengths),
                                      \(rows.parts), \(rows.longs), \(rows.references), \(rows.callbacks), \(rows.groups), \(rows.schedules), \(rows.recipientCounts),
@@ -129,7 +148,8 @@ enum SendRepository {
             FROM m JOIN connections c ON c.r = m.reseller_id
             """)
         if !rows.scopes.isEmpty {
-            try await connection.query("""
+            try await connection.query(
+                """
                 INSERT INTO idempotency_record (scope, key, operation, request_hash, status_code, response)
                 SELECT u.scope, u.key, u.operation, decode(u.hash, 'hex'), 201, u.response::jsonb
                 FROM unnest(\(rows.scopes), \(rows.keys), \(rows.operations), \(rows.hashes), \(rows.responses)) AS u (scope, key, operation, hash, response)
@@ -142,29 +162,44 @@ enum SendRepository {
 struct SendRows {
     // Reservations (ledger_reserve).
     var transferIDs: [UUID] = [], debits: [UUID] = [], credits: [UUID] = [], amounts: [Int64] = [], links: [UUID?] = []
-    var codes: [String] = [], transferResellers: [UUID] = [], transferSubAccounts: [UUID] = [], transferRefs: [String] = []
+    var codes: [String] = [], transferResellers: [UUID] = [], transferSubAccounts: [UUID] = [],
+        transferRefs: [String] = []
     var transferActors: [String] = [], transferRequests: [String?] = []
     // Batches.
-    var batchResellers: [UUID] = [], batchIDs: [UUID] = [], batchSubAccounts: [UUID] = [], senders: [String] = [], texts: [String] = []
+    var batchResellers: [UUID] = [], batchIDs: [UUID] = [], batchSubAccounts: [UUID] = [], senders: [String] = [],
+        texts: [String] = []
     var encodings: [String] = [], lengths: [Int] = [], parts: [Int] = [], longs: [Bool] = [], references: [String?] = []
     var callbacks: [String?] = [], groups: [String?] = [], schedules: [Date?] = [], recipientCounts: [Int] = []
     var messageCounts: [Int] = [], retailTotals: [Int64] = [], wholesaleTotals: [Int64] = [], actors: [String] = []
-    var requestIDs: [String?] = [], acceptedAts: [Date] = [], statuses: [String] = [], dueAts: [Date] = [], deadlines: [Date] = []
+    var requestIDs: [String?] = [], acceptedAts: [Date] = [], statuses: [String] = [], dueAts: [Date] = [],
+        deadlines: [Date] = []
     var outboxIDs: [Int64?] = [], deliveryReports: [Bool] = [], loggings: [Bool] = []
     // Messages and their outbox rows; what a batch's messages share is joined from the batch arrays.
-    var messageIDs: [UUID] = [], gatewayIDs: [Int64] = [], messageBatches: [UUID] = [], positions: [Int] = [], recipients: [String] = []
+    var messageIDs: [UUID] = [], gatewayIDs: [Int64] = [], messageBatches: [UUID] = [], positions: [Int] = [],
+        recipients: [String] = []
     var countries: [String] = [], retailPrices: [Int64] = [], wholesalePrices: [Int64] = [], costs: [Int64] = []
-    var retailVersions: [UUID] = [], wholesaleVersions: [UUID] = [], costVersions: [UUID] = [], retailReservations: [UUID?] = []
+    var retailVersions: [UUID] = [], wholesaleVersions: [UUID] = [], costVersions: [UUID] = [],
+        retailReservations: [UUID?] = []
     var wholesaleReservations: [UUID?] = []
     // Idempotency records.
-    var scopes: [String] = [], keys: [String] = [], operations: [String] = [], hashes: [String] = [], responses: [String] = []
+    var scopes: [String] = [], keys: [String] = [], operations: [String] = [], hashes: [String] = [],
+        responses: [String] = []
 
     private mutating func reserve(
-        _ id: UUID, from debit: UUID, to credit: UUID, amount: Int64, link: UUID?, code: String, plan: SendPlan, message: UUID, actor: AuditActor
+        _ id: UUID, from debit: UUID, to credit: UUID, amount: Int64, link: UUID?, code: String, plan: SendPlan,
+        message: UUID, actor: AuditActor
     ) {
-        transferIDs.append(id); debits.append(debit); credits.append(credit); amounts.append(amount); links.append(link)
-        codes.append(code); transferResellers.append(plan.resellerID); transferSubAccounts.append(plan.subAccountID)
-        transferRefs.append(message.apiString); transferActors.append(actor.actor); transferRequests.append(actor.requestID)
+        transferIDs.append(id)
+        debits.append(debit)
+        credits.append(credit)
+        amounts.append(amount)
+        links.append(link)
+        codes.append(code)
+        transferResellers.append(plan.resellerID)
+        transferSubAccounts.append(plan.subAccountID)
+        transferRefs.append(message.apiString)
+        transferActors.append(actor.actor)
+        transferRequests.append(actor.requestID)
     }
 
     /// Adds one accepted send; returns its answer.
@@ -185,7 +220,9 @@ struct SendRows {
         for recipient in plan.recipients {
             guard let price = recipient.price, recipient.error == nil else {
                 let code = recipient.error ?? .countryNotOffered
-                refused.append(RefusedRecipient(index: recipient.index, input: recipient.input, code: code.rawValue, message: code.meaning))
+                refused.append(
+                    RefusedRecipient(
+                        index: recipient.index, input: recipient.input, code: code.rawValue, message: code.meaning))
                 continue
             }
             let id = UUID.timeOrdered(at: now)
@@ -197,39 +234,76 @@ struct SendRows {
             let wholesaleReservation = wholesale > 0 ? UUID.timeOrdered(at: now) : nil
             let link = retailReservation != nil && wholesaleReservation != nil ? UUID.timeOrdered(at: now) : nil
             if let retailReservation {
-                reserve(retailReservation, from: wallet, to: revenue, amount: retail, link: link, code: "send_retail", plan: plan, message: id,
-                        actor: submission.actor)
+                reserve(
+                    retailReservation, from: wallet, to: revenue, amount: retail, link: link, code: "send_retail",
+                    plan: plan, message: id,
+                    actor: submission.actor)
             }
             if let wholesaleReservation {
-                reserve(wholesaleReservation, from: resellerWallet, to: platformRevenue, amount: wholesale, link: link, code: "send_wholesale",
-                        plan: plan, message: id, actor: submission.actor)
+                reserve(
+                    wholesaleReservation, from: resellerWallet, to: platformRevenue, amount: wholesale, link: link,
+                    code: "send_wholesale",
+                    plan: plan, message: id, actor: submission.actor)
             }
-            messageIDs.append(id); gatewayIDs.append(gatewayID); messageBatches.append(batchID); positions.append(recipient.index); recipients.append(price.number.digits)
-            countries.append(price.country.code); retailPrices.append(retail); wholesalePrices.append(wholesale)
-            costs.append((price.upstreamCost.pricePerPart * parts).minorUnits); retailVersions.append(price.retail.versionID)
-            wholesaleVersions.append(price.wholesale.versionID); costVersions.append(price.upstreamCost.versionID)
-            retailReservations.append(retailReservation); wholesaleReservations.append(wholesaleReservation)
-            messages.append(AcceptedMessage(
-                id: id, gatewayID: gatewayID, index: recipient.index, number: price.number.digits, country: price.country.code, parts: parts,
-                price: Money(retail)))
+            messageIDs.append(id)
+            gatewayIDs.append(gatewayID)
+            messageBatches.append(batchID)
+            positions.append(recipient.index)
+            recipients.append(price.number.digits)
+            countries.append(price.country.code)
+            retailPrices.append(retail)
+            wholesalePrices.append(wholesale)
+            costs.append((price.upstreamCost.pricePerPart * parts).minorUnits)
+            retailVersions.append(price.retail.versionID)
+            wholesaleVersions.append(price.wholesale.versionID)
+            costVersions.append(price.upstreamCost.versionID)
+            retailReservations.append(retailReservation)
+            wholesaleReservations.append(wholesaleReservation)
+            messages.append(
+                AcceptedMessage(
+                    id: id, gatewayID: gatewayID, index: recipient.index, number: price.number.digits,
+                    country: price.country.code, parts: parts,
+                    price: Money(retail)))
         }
-        batchResellers.append(plan.resellerID); batchIDs.append(batchID); batchSubAccounts.append(plan.subAccountID)
-        senders.append(plan.sender ?? ""); texts.append(request.text); encodings.append(plan.segmentation.encoding.rawValue)
-        lengths.append(plan.segmentation.length); self.parts.append(parts); longs.append(request.long)
-        references.append(submission.options.reference); callbacks.append(submission.options.callbackURL); groups.append(request.groupName)
-        schedules.append(request.scheduleAt); recipientCounts.append(plan.recipients.count); messageCounts.append(messages.count)
-        retailTotals.append(plan.retailTotal.minorUnits); wholesaleTotals.append(plan.wholesaleTotal.minorUnits)
-        actors.append(submission.actor.actor); requestIDs.append(submission.actor.requestID); acceptedAts.append(now)
-        statuses.append(status.rawValue); dueAts.append(timing.due); deadlines.append(timing.deadline)
-        outboxIDs.append(outboxID); deliveryReports.append(submission.options.deliveryReports); loggings.append(submission.options.logging)
+        batchResellers.append(plan.resellerID)
+        batchIDs.append(batchID)
+        batchSubAccounts.append(plan.subAccountID)
+        senders.append(plan.sender ?? "")
+        texts.append(request.text)
+        encodings.append(plan.segmentation.encoding.rawValue)
+        lengths.append(plan.segmentation.length)
+        self.parts.append(parts)
+        longs.append(request.long)
+        references.append(submission.options.reference)
+        callbacks.append(submission.options.callbackURL)
+        groups.append(request.groupName)
+        schedules.append(request.scheduleAt)
+        recipientCounts.append(plan.recipients.count)
+        messageCounts.append(messages.count)
+        retailTotals.append(plan.retailTotal.minorUnits)
+        wholesaleTotals.append(plan.wholesaleTotal.minorUnits)
+        actors.append(submission.actor.actor)
+        requestIDs.append(submission.actor.requestID)
+        acceptedAts.append(now)
+        statuses.append(status.rawValue)
+        dueAts.append(timing.due)
+        deadlines.append(timing.deadline)
+        outboxIDs.append(outboxID)
+        deliveryReports.append(submission.options.deliveryReports)
+        loggings.append(submission.options.logging)
         return AcceptedBatch(
-            batchID: batchID, outboxID: outboxID, subAccountID: plan.subAccountID, acceptedAt: now, scheduleAt: request.scheduleAt, status: status,
-            sender: plan.sender ?? "", encoding: plan.segmentation.encoding, parts: parts, reference: submission.options.reference,
+            batchID: batchID, outboxID: outboxID, subAccountID: plan.subAccountID, acceptedAt: now,
+            scheduleAt: request.scheduleAt, status: status,
+            sender: plan.sender ?? "", encoding: plan.segmentation.encoding, parts: parts,
+            reference: submission.options.reference,
             retailTotal: plan.retailTotal, messages: messages, refused: refused)
     }
 
     mutating func idempotency(_ request: Idempotency.Request, response: String) {
-        scopes.append(request.scope); keys.append(request.key); operations.append(request.operation)
-        hashes.append(request.hash.map { String(format: "%02x", $0) }.joined()); responses.append(response)
+        scopes.append(request.scope)
+        keys.append(request.key)
+        operations.append(request.operation)
+        hashes.append(request.hash.map { String(format: "%02x", $0) }.joined())
+        responses.append(response)
     }
 }

@@ -1,8 +1,8 @@
 import Foundation
 import Gateway1601
 import PostgresLibpq
-import SMSCore
 import ResellerCore
+import SMSCore
 
 /// Whether a connection may send.
 package enum UpstreamConnectionStatus: String, Codable, Sendable {
@@ -46,13 +46,27 @@ package struct UpstreamConnectionRecord: Codable, Sendable, Equatable {
 
     package enum CodingKeys: String, CodingKey {
         case id, name, username, concurrency, status
-        case baseURL = "base_url", passwordEncrypted = "password_encrypted", passwordChangedAt = "password_changed_at"
-        case gsmSinglePart = "gsm_single_part", gsmConcatenatedPart = "gsm_concatenated_part"
-        case ucs2SinglePart = "ucs2_single_part", ucs2ConcatenatedPart = "ucs2_concatenated_part", maximumParts = "maximum_parts"
-        case rateLimitPerSecond = "rate_limit_per_second", requestTimeoutMilliseconds = "request_timeout_ms", singlePartCountries = "single_part_countries", callbackToken = "callback_token"
-        case pauseReason = "pause_reason", pauseCode = "pause_code", pausedAt = "paused_at", pausedBy = "paused_by"
-        case isDefault = "is_default", assignedResellers = "assigned_resellers"
-        case createdBy = "created_by", createdAt = "created_at", updatedAt = "updated_at"
+        case baseURL = "base_url"
+        case passwordEncrypted = "password_encrypted"
+        case passwordChangedAt = "password_changed_at"
+        case gsmSinglePart = "gsm_single_part"
+        case gsmConcatenatedPart = "gsm_concatenated_part"
+        case ucs2SinglePart = "ucs2_single_part"
+        case ucs2ConcatenatedPart = "ucs2_concatenated_part"
+        case maximumParts = "maximum_parts"
+        case rateLimitPerSecond = "rate_limit_per_second"
+        case requestTimeoutMilliseconds = "request_timeout_ms"
+        case singlePartCountries = "single_part_countries"
+        case callbackToken = "callback_token"
+        case pauseReason = "pause_reason"
+        case pauseCode = "pause_code"
+        case pausedAt = "paused_at"
+        case pausedBy = "paused_by"
+        case isDefault = "is_default"
+        case assignedResellers = "assigned_resellers"
+        case createdBy = "created_by"
+        case createdAt = "created_at"
+        case updatedAt = "updated_at"
     }
 
     /// The part sizes and maximum parts of this connection.
@@ -84,8 +98,10 @@ package struct UpstreamConnectionSettings: Sendable, Equatable {
     package var singlePartCountries: [String] = []
 
     package init(
-        name: String, baseURL: String, username: String, password: String?, segmentation: SegmentationPolicy = .standard,
-        concurrency: Int = 4, rateLimitPerSecond: Int = 20, requestTimeoutMilliseconds: Int = 15_000, singlePartCountries: [String] = []
+        name: String, baseURL: String, username: String, password: String?,
+        segmentation: SegmentationPolicy = .standard,
+        concurrency: Int = 4, rateLimitPerSecond: Int = 20, requestTimeoutMilliseconds: Int = 15_000,
+        singlePartCountries: [String] = []
     ) {
         self.singlePartCountries = singlePartCountries
         self.name = name
@@ -101,9 +117,11 @@ package struct UpstreamConnectionSettings: Sendable, Equatable {
     /// The settings of `record`, keeping its password.
     package init(_ record: UpstreamConnectionRecord) {
         self.init(
-            name: record.name, baseURL: record.baseURL, username: record.username, password: nil, segmentation: record.segmentationPolicy,
+            name: record.name, baseURL: record.baseURL, username: record.username, password: nil,
+            segmentation: record.segmentationPolicy,
             concurrency: record.concurrency, rateLimitPerSecond: record.rateLimitPerSecond,
-            requestTimeoutMilliseconds: record.requestTimeoutMilliseconds, singlePartCountries: record.singlePartCountries)
+            requestTimeoutMilliseconds: record.requestTimeoutMilliseconds,
+            singlePartCountries: record.singlePartCountries)
     }
 }
 
@@ -120,7 +138,8 @@ package struct UpstreamConnection: Sendable {
 
     /// The credentials to send; fails when the password is encrypted under a key this instance does not have.
     package func credentials() throws(UpstreamCredentialCipher.Failure) -> GatewayCredentials {
-        GatewayCredentials(username: record.username, password: try cipher.open(storedPassword, connectionID: record.id))
+        GatewayCredentials(
+            username: record.username, password: try cipher.open(storedPassword, connectionID: record.id))
     }
 
     /// The client settings of this connection (POST, its request timeout).
@@ -199,10 +218,14 @@ package struct UpstreamConnectionRepository: Sendable {
         c.created_by, c.created_at, c.updated_at
         """
 
-    private static func find(on connection: PostgresConnection, id: UUID, lock: Bool = false) async throws -> UpstreamConnectionRecord? {
-        try await connection.query("""
+    private static func find(on connection: PostgresConnection, id: UUID, lock: Bool = false) async throws
+        -> UpstreamConnectionRecord?
+    {
+        try await connection.query(
+            """
             SELECT \(unescaped: columns) FROM upstream_connection c WHERE c.id = \(id) \(unescaped: lock ? "FOR UPDATE OF c" : "")
-            """).decodeRecords(UpstreamConnectionRecord.self).first
+            """
+        ).decodeRecords(UpstreamConnectionRecord.self).first
     }
 
     package func find(id: UUID) async throws -> UpstreamConnectionRecord? {
@@ -210,23 +233,30 @@ package struct UpstreamConnectionRepository: Sendable {
     }
 
     /// One page ordered by id, after the id `cursor`.
-    package func list(status: UpstreamConnectionStatus?, after cursor: UUID?, limit: Int) async throws -> [UpstreamConnectionRecord] {
-        try await pool.query("""
+    package func list(status: UpstreamConnectionStatus?, after cursor: UUID?, limit: Int) async throws
+        -> [UpstreamConnectionRecord]
+    {
+        try await pool.query(
+            """
             SELECT \(unescaped: Self.columns) FROM upstream_connection c
             WHERE (\(status?.rawValue)::text IS NULL OR c.status = \(status?.rawValue)::text)
               AND (\(cursor)::uuid IS NULL OR c.id > \(cursor)::uuid)
             ORDER BY c.id
             LIMIT \(limit)
-            """).decodeRecords(UpstreamConnectionRecord.self)
+            """
+        ).decodeRecords(UpstreamConnectionRecord.self)
     }
 
     /// Creates a connection (active, not the default); nil when the name is taken.
-    package func create(_ settings: UpstreamConnectionSettings, by actor: AuditActor) async throws -> UpstreamConnectionRecord? {
+    package func create(_ settings: UpstreamConnectionSettings, by actor: AuditActor) async throws
+        -> UpstreamConnectionRecord?
+    {
         do {
             return try await pool.withTransaction { connection in
                 let record = try await Self.insert(settings, cipher: cipher, on: connection, by: actor)
                 try await AuditRepository.record(
-                    on: connection, by: actor, action: "upstream_connection.create", targetType: "upstream_connection", targetID: record.id,
+                    on: connection, by: actor, action: "upstream_connection.create", targetType: "upstream_connection",
+                    targetID: record.id,
                     resellerID: nil, before: nil, after: record)
                 return record
             }
@@ -236,12 +266,14 @@ package struct UpstreamConnectionRepository: Sendable {
     }
 
     private static func insert(
-        _ settings: UpstreamConnectionSettings, cipher: UpstreamCredentialCipher, on connection: PostgresConnection, by actor: AuditActor
+        _ settings: UpstreamConnectionSettings, cipher: UpstreamCredentialCipher, on connection: PostgresConnection,
+        by actor: AuditActor
     ) async throws -> UpstreamConnectionRecord {
         let id = UUID()
         let secret = try cipher.seal(settings.password ?? "", connectionID: id)
         let policy = settings.segmentation
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO upstream_connection (
                 id, name, base_url, username, password_secret, gsm_single_part, gsm_concatenated_part, ucs2_single_part,
                 ucs2_concatenated_part, maximum_parts, concurrency, rate_limit_per_second, request_timeout_ms, single_part_countries,
@@ -268,7 +300,8 @@ package struct UpstreamConnectionRepository: Sendable {
                 if settings == UpstreamConnectionSettings(before) { return .updated(before) }
                 let secret = try settings.password.map { try cipher.seal($0, connectionID: id) }
                 let policy = settings.segmentation
-                try await connection.query("""
+                try await connection.query(
+                    """
                     UPDATE upstream_connection SET
                         name = \(settings.name), base_url = \(settings.baseURL), username = \(settings.username),
                         password_secret = coalesce(\(secret)::bytea, password_secret),
@@ -282,7 +315,8 @@ package struct UpstreamConnectionRepository: Sendable {
                     """)
                 let after = try await Self.find(on: connection, id: id)!
                 try await AuditRepository.record(
-                    on: connection, by: actor, action: "upstream_connection.update", targetType: "upstream_connection", targetID: id,
+                    on: connection, by: actor, action: "upstream_connection.update", targetType: "upstream_connection",
+                    targetID: id,
                     resellerID: nil, before: before, after: after)
                 return .updated(after)
             }
@@ -296,18 +330,22 @@ package struct UpstreamConnectionRepository: Sendable {
     /// Pauses a connection: nothing is sent through it until it is resumed. Idempotent: pausing a paused connection
     /// changes and records nothing and keeps the first reason. `code` is the 1601 error that caused it, if any.
     /// The dispatcher calls it with the default actor, `system:dispatcher`.
-    package func pause(id: UUID, reason: String, code: GatewayErrorCode?, by actor: AuditActor = .dispatcher) async throws -> UpstreamPauseOutcome {
+    package func pause(id: UUID, reason: String, code: GatewayErrorCode?, by actor: AuditActor = .dispatcher)
+        async throws -> UpstreamPauseOutcome
+    {
         try await pool.withTransaction { connection in
             guard let before = try await Self.find(on: connection, id: id, lock: true) else { return .notFound }
             if before.status == .paused { return .alreadyPaused(before) }
-            try await connection.query("""
+            try await connection.query(
+                """
                 UPDATE upstream_connection SET status = 'paused', pause_reason = \(String(reason.prefix(500))), pause_code = \(code?.rawValue),
                     paused_at = now(), paused_by = \(actor.actor)
                 WHERE id = \(id)
                 """)
             let after = try await Self.find(on: connection, id: id)!
             try await AuditRepository.record(
-                on: connection, by: actor, action: "upstream_connection.pause", targetType: "upstream_connection", targetID: id,
+                on: connection, by: actor, action: "upstream_connection.pause", targetType: "upstream_connection",
+                targetID: id,
                 resellerID: nil, before: before, after: after)
             return .paused(after)
         }
@@ -315,7 +353,9 @@ package struct UpstreamConnectionRepository: Sendable {
 
     /// Pauses the connection when `error`'s disposition says so (account-level codes 100 101 104 108 115 116, HTTP
     /// statuses other than 5xx, answers that are not the protocol, unusable settings); nil for any other error.
-    package func pause(id: UUID, after error: Gateway1601Error, by actor: AuditActor = .dispatcher) async throws -> UpstreamPauseOutcome? {
+    package func pause(id: UUID, after error: Gateway1601Error, by actor: AuditActor = .dispatcher) async throws
+        -> UpstreamPauseOutcome?
+    {
         guard error.disposition == .pauseConnection else { return nil }
         let code: GatewayErrorCode? = if case .gateway(let code) = error { code } else { nil }
         let reason = code.map { "ERROR \($0.rawValue): \($0.meaning)" } ?? error.description
@@ -327,13 +367,15 @@ package struct UpstreamConnectionRepository: Sendable {
         try await pool.withTransaction { connection in
             guard let before = try await Self.find(on: connection, id: id, lock: true) else { return .notFound }
             guard before.status == .paused else { return .notPaused(before) }
-            try await connection.query("""
+            try await connection.query(
+                """
                 UPDATE upstream_connection SET status = 'active', pause_reason = NULL, pause_code = NULL, paused_at = NULL, paused_by = NULL
                 WHERE id = \(id)
                 """)
             let after = try await Self.find(on: connection, id: id)!
             try await AuditRepository.record(
-                on: connection, by: actor, action: "upstream_connection.resume", targetType: "upstream_connection", targetID: id,
+                on: connection, by: actor, action: "upstream_connection.resume", targetType: "upstream_connection",
+                targetID: id,
                 resellerID: nil, before: before, after: after)
             return .resumed(after)
         }
@@ -343,9 +385,11 @@ package struct UpstreamConnectionRepository: Sendable {
 
     /// The platform default, if there is one.
     package func defaultConnection() async throws -> UpstreamConnectionRecord? {
-        try await pool.query("""
+        try await pool.query(
+            """
             SELECT \(unescaped: Self.columns) FROM upstream_connection c JOIN upstream_connection_default d ON d.connection_id = c.id
-            """).decodeRecords(UpstreamConnectionRecord.self).first
+            """
+        ).decodeRecords(UpstreamConnectionRecord.self).first
     }
 
     /// Makes `connectionID` the platform default (nil: no default). The caller has checked that it exists. Setting what
@@ -356,11 +400,15 @@ package struct UpstreamConnectionRepository: Sendable {
         }
     }
 
-    private static func setDefault(connectionID: UUID?, on connection: PostgresConnection, by actor: AuditActor) async throws -> UpstreamConnectionRecord? {
-        let before = try await connection.query("SELECT connection_id FROM upstream_connection_default FOR UPDATE").first(as: UUID.self)
+    private static func setDefault(connectionID: UUID?, on connection: PostgresConnection, by actor: AuditActor)
+        async throws -> UpstreamConnectionRecord?
+    {
+        let before = try await connection.query("SELECT connection_id FROM upstream_connection_default FOR UPDATE")
+            .first(as: UUID.self)
         if before != connectionID {
             if let connectionID {
-                try await connection.query("""
+                try await connection.query(
+                    """
                     INSERT INTO upstream_connection_default (connection_id, assigned_by) VALUES (\(connectionID), \(actor.actor))
                     ON CONFLICT (singleton) DO UPDATE SET connection_id = excluded.connection_id, assigned_by = excluded.assigned_by, assigned_at = now()
                     """)
@@ -368,7 +416,8 @@ package struct UpstreamConnectionRepository: Sendable {
                 try await connection.query("DELETE FROM upstream_connection_default")
             }
             try await AuditRepository.record(
-                on: connection, by: actor, action: connectionID == nil ? "upstream_connection_default.clear" : "upstream_connection_default.set",
+                on: connection, by: actor,
+                action: connectionID == nil ? "upstream_connection_default.clear" : "upstream_connection_default.set",
                 targetType: "upstream_connection_default", targetID: "platform", resellerID: nil,
                 before: DefaultAssignment(connectionId: before), after: DefaultAssignment(connectionId: connectionID))
         }
@@ -376,16 +425,24 @@ package struct UpstreamConnectionRepository: Sendable {
         return try await find(on: connection, id: connectionID)
     }
 
-    private static func assignment(on connection: PostgresConnection, resellerID: UUID) async throws -> UpstreamAssignmentRecord? {
-        guard let row = try await connection.query("""
-            SELECT effective_upstream_connection(r.id),
-                   EXISTS (SELECT 1 FROM reseller_upstream_connection a WHERE a.reseller_id = r.id)
-            FROM reseller r WHERE r.id = \(resellerID)
-            """).first(as: (UUID?, Bool).self)
+    private static func assignment(on connection: PostgresConnection, resellerID: UUID) async throws
+        -> UpstreamAssignmentRecord?
+    {
+        guard
+            let row = try await connection.query(
+                """
+                SELECT effective_upstream_connection(r.id),
+                       EXISTS (SELECT 1 FROM reseller_upstream_connection a WHERE a.reseller_id = r.id)
+                FROM reseller r WHERE r.id = \(resellerID)
+                """
+            ).first(as: (UUID?, Bool).self)
         else { return nil }
-        guard let connectionID = row.0 else { return UpstreamAssignmentRecord(resellerID: resellerID, source: .none, connection: nil) }
+        guard let connectionID = row.0 else {
+            return UpstreamAssignmentRecord(resellerID: resellerID, source: .none, connection: nil)
+        }
         return UpstreamAssignmentRecord(
-            resellerID: resellerID, source: row.1 ? .own : .default, connection: try await find(on: connection, id: connectionID))
+            resellerID: resellerID, source: row.1 ? .own : .default,
+            connection: try await find(on: connection, id: connectionID))
     }
 
     /// Which connection the reseller sends through; nil when there is no such reseller.
@@ -395,12 +452,16 @@ package struct UpstreamConnectionRepository: Sendable {
 
     /// Gives a reseller its own connection (nil: the platform default applies again). The caller has checked that the
     /// reseller and the connection exist. Assigning what is already assigned changes and records nothing.
-    package func assign(resellerID: UUID, connectionID: UUID?, by actor: AuditActor) async throws -> UpstreamAssignmentRecord? {
+    package func assign(resellerID: UUID, connectionID: UUID?, by actor: AuditActor) async throws
+        -> UpstreamAssignmentRecord?
+    {
         try await pool.withTransaction { connection in
             try await ResellerAssignment.set(
                 connectionID,
-                .init(table: "reseller_upstream_connection", column: "connection_id", setAction: "reseller.upstream_connection.assign",
-                      clearAction: "reseller.upstream_connection.unassign", auditField: "connectionId"),
+                .init(
+                    table: "reseller_upstream_connection", column: "connection_id",
+                    setAction: "reseller.upstream_connection.assign",
+                    clearAction: "reseller.upstream_connection.unassign", auditField: "connectionId"),
                 resellerID: resellerID, by: actor, on: connection)
             return try await Self.assignment(on: connection, resellerID: resellerID)
         }
@@ -423,41 +484,55 @@ package struct UpstreamConnectionRepository: Sendable {
     private func connections(_ rows: PostgresRows) throws -> [UpstreamConnection] {
         let records = try rows.decodeRecords(UpstreamConnectionRecord.self)
         let secrets = try rows.decodeRecords(SecretRow.self)
-        return zip(records, secrets).map { UpstreamConnection(record: $0, storedPassword: $1.passwordSecret, cipher: cipher) }
+        return zip(records, secrets).map {
+            UpstreamConnection(record: $0, storedPassword: $1.passwordSecret, cipher: cipher)
+        }
     }
 
     /// The connection that sends for `resellerID`: its own, else the platform default; nil when there is neither. A
     /// paused connection is returned too (check ``UpstreamConnection/isPaused``): its messages stay queued.
     package func connection(forReseller resellerID: UUID) async throws -> UpstreamConnection? {
-        try connections(try await pool.query("""
-            SELECT \(unescaped: Self.secretColumns) FROM upstream_connection c WHERE c.id = effective_upstream_connection(\(resellerID))
-            """)).first
+        try connections(
+            try await pool.query(
+                """
+                SELECT \(unescaped: Self.secretColumns) FROM upstream_connection c WHERE c.id = effective_upstream_connection(\(resellerID))
+                """)
+        ).first
     }
 
     /// How the reseller's messages are segmented and where long ones may go: from its effective connection, else the
     /// standard segmentation with no country restricted.
     package func sendingPolicy(forReseller resellerID: UUID) async throws -> SendingPolicy {
         // Every send plans with this: only the columns it needs, one index probe.
-        guard let row = try await pool.query("""
-            SELECT gsm_single_part, gsm_concatenated_part, ucs2_single_part, ucs2_concatenated_part, maximum_parts,
-                   single_part_countries
-            FROM upstream_connection WHERE id = effective_upstream_connection(\(resellerID))
-            """).first(as: (Int, Int, Int, Int, Int, [String]).self)
+        guard
+            let row = try await pool.query(
+                """
+                SELECT gsm_single_part, gsm_concatenated_part, ucs2_single_part, ucs2_concatenated_part, maximum_parts,
+                       single_part_countries
+                FROM upstream_connection WHERE id = effective_upstream_connection(\(resellerID))
+                """
+            ).first(as: (Int, Int, Int, Int, Int, [String]).self)
         else { return SendingPolicy(segmentation: .standard, singlePartCountries: []) }
         return SendingPolicy(
             segmentation: SegmentationPolicy(
-                gsmSinglePart: row.0, gsmConcatenatedPart: row.1, ucs2SinglePart: row.2, ucs2ConcatenatedPart: row.3, maximumParts: row.4),
+                gsmSinglePart: row.0, gsmConcatenatedPart: row.1, ucs2SinglePart: row.2, ucs2ConcatenatedPart: row.3,
+                maximumParts: row.4),
             singlePartCountries: Set(row.5))
     }
 
     /// One connection with its stored password.
     package func connection(id: UUID) async throws -> UpstreamConnection? {
-        try connections(try await pool.query("SELECT \(unescaped: Self.secretColumns) FROM upstream_connection c WHERE c.id = \(id)")).first
+        try connections(
+            try await pool.query(
+                "SELECT \(unescaped: Self.secretColumns) FROM upstream_connection c WHERE c.id = \(id)")
+        ).first
     }
 
     /// Every connection with its stored password (start-up checks).
     package func allConnections() async throws -> [UpstreamConnection] {
-        try connections(try await pool.query("SELECT \(unescaped: Self.secretColumns) FROM upstream_connection c ORDER BY c.created_at, c.id"))
+        try connections(
+            try await pool.query(
+                "SELECT \(unescaped: Self.secretColumns) FROM upstream_connection c ORDER BY c.created_at, c.id"))
     }
 
     /// Id, name and whether paused, of every connection (for the `upstream_connection_paused` gauge).
@@ -473,17 +548,23 @@ package struct UpstreamConnectionRepository: Sendable {
     package func bootstrapDefault(_ settings: UpstreamConnectionSettings) async throws -> UpstreamConnectionRecord? {
         try await pool.withTransaction { connection in
             // One instance at a time decides; the others then see its connection.
-            try await connection.query("SELECT pg_advisory_xact_lock(hashtext('sms-reseller upstream_connection bootstrap'))")
-            guard try await connection.query("SELECT NOT EXISTS (SELECT 1 FROM upstream_connection)").first(as: Bool.self) == true else {
+            try await connection.query(
+                "SELECT pg_advisory_xact_lock(hashtext('sms-reseller upstream_connection bootstrap'))")
+            guard
+                try await connection.query("SELECT NOT EXISTS (SELECT 1 FROM upstream_connection)").first(as: Bool.self)
+                    == true
+            else {
                 return nil
             }
             let created = try await Self.insert(settings, cipher: cipher, on: connection, by: .bootstrap)
-            try await connection.query("""
+            try await connection.query(
+                """
                 INSERT INTO upstream_connection_default (connection_id, assigned_by) VALUES (\(created.id), \(AuditActor.bootstrap.actor))
                 """)
             let record = try await Self.find(on: connection, id: created.id)!
             try await AuditRepository.record(
-                on: connection, by: .bootstrap, action: "upstream_connection.bootstrap", targetType: "upstream_connection", targetID: record.id,
+                on: connection, by: .bootstrap, action: "upstream_connection.bootstrap",
+                targetType: "upstream_connection", targetID: record.id,
                 resellerID: nil, before: nil, after: record)
             return record
         }
@@ -494,18 +575,22 @@ package struct UpstreamConnectionRepository: Sendable {
     package func sealPlaintextPasswords() async throws -> [String] {
         guard cipher.encrypts else { return [] }
         return try await pool.withTransaction { connection in
-            let rows = try connections(try await connection.query("""
-                SELECT \(unescaped: Self.secretColumns) FROM upstream_connection c WHERE get_byte(c.password_secret, 0) = 0 FOR UPDATE OF c
-                """))
+            let rows = try connections(
+                try await connection.query(
+                    """
+                    SELECT \(unescaped: Self.secretColumns) FROM upstream_connection c WHERE get_byte(c.password_secret, 0) = 0 FOR UPDATE OF c
+                    """))
             var sealed: [String] = []
             for row in rows {
                 let password = try row.cipher.open(row.storedPassword, connectionID: row.id)
                 let secret = try cipher.seal(password, connectionID: row.id)
                 // The password itself is unchanged: password_changed_at stays.
-                try await connection.query("UPDATE upstream_connection SET password_secret = \(secret) WHERE id = \(row.id)")
+                try await connection.query(
+                    "UPDATE upstream_connection SET password_secret = \(secret) WHERE id = \(row.id)")
                 let after = try await Self.find(on: connection, id: row.id)!
                 try await AuditRepository.record(
-                    on: connection, by: .bootstrap, action: "upstream_connection.seal_password", targetType: "upstream_connection",
+                    on: connection, by: .bootstrap, action: "upstream_connection.seal_password",
+                    targetType: "upstream_connection",
                     targetID: row.id, resellerID: nil, before: row.record, after: after)
                 sealed.append(row.record.name)
             }

@@ -15,10 +15,12 @@ package final class DeliveryReports: Sendable {
         committer = GroupCommitter(maximumInFlight: 1, maximumGroup: 500) { reports in
             do {
                 return try await repository.apply(reports).map { .success($0) }
-            } catch where reports.count > 1 {
+            } catch  where reports.count > 1 {
                 var results: [Result<ReportOutcome, any Error>] = []
                 for report in reports {
-                    do { results.append(.success(try await repository.apply([report])[0])) } catch { results.append(.failure(error)) }
+                    do { results.append(.success(try await repository.apply([report])[0])) } catch {
+                        results.append(.failure(error))
+                    }
                 }
                 return results
             } catch {

@@ -1,11 +1,11 @@
 import Foundation
 import Gateway1601
+import Ledger
 import Logging
 import PostgresLibpq
+import ResellerCore
 import ServiceLifecycle
 import Synchronization
-import ResellerCore
-import Ledger
 
 /// How the dispatcher runs; the application's configuration says what each means and sets its default.
 package struct DispatcherSettings: Sendable {
@@ -23,9 +23,10 @@ package struct DispatcherSettings: Sendable {
     package func lease(requestTimeout: Duration) -> Duration { max(lease, requestTimeout * 2) }
 
     /// How long after a claim its messages may still start: a call started later might outlive the lease.
-    package func startWindow(requestTimeout: Duration) -> Duration { (lease(requestTimeout: requestTimeout) - requestTimeout) / 2 }
+    package func startWindow(requestTimeout: Duration) -> Duration {
+        (lease(requestTimeout: requestTimeout) - requestTimeout) / 2
+    }
 }
-
 
 /// Sends queued messages upstream: the worker side of the transactional outbox (docs/sending.md, "Dispatch").
 ///
@@ -58,7 +59,8 @@ package final class Dispatcher: Service, Sendable {
     private let stopping = Atomic<Bool>(false)
 
     package init(
-        connections: UpstreamConnectionRepository, clients: UpstreamClients, signal: DispatchSignal, settings: DispatcherSettings,
+        connections: UpstreamConnectionRepository, clients: UpstreamClients, signal: DispatchSignal,
+        settings: DispatcherSettings,
         metrics: ServiceMetrics, logger: Logger
     ) {
         self.outbox = OutboxRepository(pool: connections.pool)
@@ -111,7 +113,9 @@ package final class Dispatcher: Service, Sendable {
                     }
                     if stopped { signal.wake() }
                     for (id, version) in active where lanes[id] == nil && unusable[id] != version {
-                        guard let connection = try await connections.connection(id: id), !connection.isPaused else { continue }
+                        guard let connection = try await connections.connection(id: id), !connection.isPaused else {
+                            continue
+                        }
                         let client: Gateway1601Client
                         do {
                             client = try clients.client(for: connection)
@@ -170,7 +174,8 @@ package final class Dispatcher: Service, Sendable {
                 let claimStarted = ContinuousClock.now
                 let claimed: [ClaimedMessage]
                 do {
-                    claimed = try await outbox.claim(connectionID: record.id, limit: claimSize, lease: lease, worker: settings.worker)
+                    claimed = try await outbox.claim(
+                        connectionID: record.id, limit: claimSize, lease: lease, worker: settings.worker)
                 } catch {
                     logDatabaseProblem(error, doing: "claiming messages")
                     idleSince = generation
@@ -195,19 +200,24 @@ package final class Dispatcher: Service, Sendable {
                     let message = claimed[index]
                     index += 1
                     guard message.status == "queued" else {
-                        logger.error("outbox row of a message that is not queued", metadata: ["message": "\(message.messageID)", "status": "\(message.status)"])
-                        recorder.submit([DispatchResult(messageID: message.messageID, attempt: message.attempt, outcome: .discarded)])
+                        logger.error(
+                            "outbox row of a message that is not queued",
+                            metadata: ["message": "\(message.messageID)", "status": "\(message.status)"])
+                        recorder.submit([
+                            DispatchResult(messageID: message.messageID, attempt: message.attempt, outcome: .discarded)
+                        ])
                         continue
                     }
                     running += 1
                     group.addTask { await self.send(message, through: lane, client: client, recorder: recorder) }
                 }
                 if index < claimed.count {
-                    recorder.submit(claimed[index...].map { message in
-                        DispatchResult(
-                            messageID: message.messageID, attempt: message.attempt,
-                            outcome: .released(attempted: false, possiblySent: message.wasPossiblySent, error: nil))
-                    })
+                    recorder.submit(
+                        claimed[index...].map { message in
+                            DispatchResult(
+                                messageID: message.messageID, attempt: message.attempt,
+                                outcome: .released(attempted: false, possiblySent: message.wasPossiblySent, error: nil))
+                        })
                 }
             }
         }
@@ -216,26 +226,35 @@ package final class Dispatcher: Service, Sendable {
     private func mayContinue(_ lane: Lane) -> Bool { !isStopping && lane.isRunning }
 
     /// One upstream call for one message, and its result handed to the recorder.
-    private func send(_ message: ClaimedMessage, through lane: Lane, client: Gateway1601Client, recorder: ResultRecorder) async {
+    private func send(
+        _ message: ClaimedMessage, through lane: Lane, client: Gateway1601Client, recorder: ResultRecorder
+    ) async {
         let connection = lane.connection.record
         let request = Gateway1601.SendRequest(
-            message: message.text, recipients: .numbers([message.recipient]), sender: message.sender, deliveryReport: true,
+            message: message.text, recipients: .numbers([message.recipient]), sender: message.sender,
+            deliveryReport: true,
             long: message.long, reference: message.messageID.apiString)
         let started = ContinuousClock.now
         let outcome: DispatchResult.Outcome
         do throws(Gateway1601Error) {
             let answer = try await client.send(request)
             // With delivery=ja and one number the client guarantees exactly one id.
-            guard let upstreamID = answer.messageIDs.first else { throw .malformedAnswer(GatewayAnswer.ok(answer.messageIDs)) }
-            metrics.recordUpstreamCall(connection: connection.name, result: "ok", duration: ContinuousClock.now - started)
+            guard let upstreamID = answer.messageIDs.first else {
+                throw .malformedAnswer(GatewayAnswer.ok(answer.messageIDs))
+            }
+            metrics.recordUpstreamCall(
+                connection: connection.name, result: "ok", duration: ContinuousClock.now - started)
             outcome = .submitted(upstreamID: upstreamID, connectionID: connection.id)
         } catch {
-            metrics.recordUpstreamCall(connection: connection.name, result: error.disposition.rawValue, duration: ContinuousClock.now - started)
+            metrics.recordUpstreamCall(
+                connection: connection.name, result: error.disposition.rawValue, duration: ContinuousClock.now - started
+            )
             let code: Int? = if case .gateway(let code) = error { code.rawValue } else { nil }
             // An earlier attempt that may have reached the upstream still may have, whatever this one's answer.
             let possiblySent = message.wasPossiblySent || error.mayHaveBeenProcessed
             let metadata: Logger.Metadata = [
-                "message": "\(message.messageID)", "attempt": "\(message.attempt)", "connection": "\(connection.name)", "error": "\(error)",
+                "message": "\(message.messageID)", "attempt": "\(message.attempt)", "connection": "\(connection.name)",
+                "error": "\(error)",
             ]
             switch error.disposition {
             case .failMessage:
@@ -247,7 +266,8 @@ package final class Dispatcher: Service, Sendable {
                     code: code, error: error.description, possiblySent: possiblySent,
                     delay: settings.backoff.delay(afterAttempt: message.attempt))
             case .pauseConnection:
-                outcome = await pause(lane, after: error, message: message, possiblySent: possiblySent, metadata: metadata)
+                outcome = await pause(
+                    lane, after: error, message: message, possiblySent: possiblySent, metadata: metadata)
             }
         }
         recorder.submit([DispatchResult(messageID: message.messageID, attempt: message.attempt, outcome: outcome)])
@@ -256,7 +276,8 @@ package final class Dispatcher: Service, Sendable {
     /// Pauses the lane's connection after an account-level error (before the message is handed back, so that no other
     /// instance claims it and hits the same error); when the pause cannot be written, the message is retried instead.
     private func pause(
-        _ lane: Lane, after error: Gateway1601Error, message: ClaimedMessage, possiblySent: Bool, metadata: Logger.Metadata
+        _ lane: Lane, after error: Gateway1601Error, message: ClaimedMessage, possiblySent: Bool,
+        metadata: Logger.Metadata
     ) async -> DispatchResult.Outcome {
         let connection = lane.connection.record
         do {
@@ -271,9 +292,11 @@ package final class Dispatcher: Service, Sendable {
             }
             return .released(attempted: true, possiblySent: possiblySent, error: error.description)
         } catch let failure {
-            logger.error("pausing the upstream connection failed", metadata: metadata.merging(["failure": "\(failure)"]) { $1 })
+            logger.error(
+                "pausing the upstream connection failed", metadata: metadata.merging(["failure": "\(failure)"]) { $1 })
             return .retry(
-                code: nil, error: error.description, possiblySent: possiblySent, delay: settings.backoff.delay(afterAttempt: message.attempt))
+                code: nil, error: error.description, possiblySent: possiblySent,
+                delay: settings.backoff.delay(afterAttempt: message.attempt))
         }
     }
 
@@ -374,7 +397,10 @@ package final class ResultRecorder: Sendable {
     /// The next batch; nil when finishing and nothing is left.
     private func next() async -> [DispatchResult]? {
         while true {
-            enum Step { case batch([DispatchResult]), done, wait }
+            enum Step {
+                case batch([DispatchResult])
+                case done, wait
+            }
             let step = state.withLock { state -> Step in
                 if !state.pending.isEmpty {
                     let batch = Array(state.pending.prefix(batchLimit))
@@ -416,12 +442,16 @@ package final class ResultRecorder: Sendable {
                     if batch.count > 1 {
                         for result in batch { await record([result]) }
                     } else {
-                        logger.error("dispatch result cannot be recorded: dropped", metadata: ["result": "\(batch)", "error": "\(error)"])
+                        logger.error(
+                            "dispatch result cannot be recorded: dropped",
+                            metadata: ["result": "\(batch)", "error": "\(error)"])
                     }
                     return
                 }
                 failures += 1
-                logger.warning("recording dispatch results failed; retrying", metadata: ["error": "\(error)", "results": "\(batch.count)"])
+                logger.warning(
+                    "recording dispatch results failed; retrying",
+                    metadata: ["error": "\(error)", "results": "\(batch.count)"])
                 try? await Task.sleep(for: min(.seconds(5), .milliseconds(50) * (1 << min(failures, 7))))
             }
         }
@@ -430,7 +460,9 @@ package final class ResultRecorder: Sendable {
     /// Whether retrying the same data unchanged can only fail again: data and integrity errors, SQL errors, ledger refusals.
     package static func isCausedByData(_ error: any Error) -> Bool {
         if error is LedgerFailure || error is DecodingError { return true }
-        guard let error = error as? PostgresError, error.kind == .server, let state = error.sqlState else { return false }
+        guard let error = error as? PostgresError, error.kind == .server, let state = error.sqlState else {
+            return false
+        }
         return ["22", "23", "42", "LE"].contains(String(state.prefix(2)))
     }
 
@@ -441,7 +473,9 @@ package final class ResultRecorder: Sendable {
                 metadata: ["count": "\(recorded.lateSubmissions)"])
         }
         if recorded.stale > 0 {
-            logger.warning("results of claims another worker has taken over were ignored", metadata: ["count": "\(recorded.stale)"])
+            logger.warning(
+                "results of claims another worker has taken over were ignored", metadata: ["count": "\(recorded.stale)"]
+            )
         }
         logger.debug(
             "dispatch results recorded",

@@ -2,8 +2,8 @@ import Foundation
 import Gateway1601
 import Logging
 import PostgresLibpq
-import ServiceLifecycle
 import ResellerCore
+import ServiceLifecycle
 
 /// The polling fallback for delivery reports: a submitted message with no final report `pollAfter` its submission is
 /// asked about through `gatewayrapport.php?smsid=…&datum=ja`, then again at doubling intervals (at most `pollCap`
@@ -18,7 +18,10 @@ package struct ReportPoller: Service {
         package var expireAfter: Duration = .seconds(72 * 3600)
         package var batchSize: Int = 100
 
-        package init(interval: Duration = .seconds(5), pollAfter: Duration = .seconds(30 * 60), pollCap: Duration = .seconds(6 * 3600), expireAfter: Duration = .seconds(72 * 3600), batchSize: Int = 100) {
+        package init(
+            interval: Duration = .seconds(5), pollAfter: Duration = .seconds(30 * 60),
+            pollCap: Duration = .seconds(6 * 3600), expireAfter: Duration = .seconds(72 * 3600), batchSize: Int = 100
+        ) {
             self.interval = interval
             self.pollAfter = pollAfter
             self.pollCap = pollCap
@@ -33,7 +36,10 @@ package struct ReportPoller: Service {
     package let settings: Settings
     package let logger: Logger
 
-    package init(reports: DeliveryReports, connections: UpstreamConnectionRepository, clients: UpstreamClients, settings: Settings, logger: Logger) {
+    package init(
+        reports: DeliveryReports, connections: UpstreamConnectionRepository, clients: UpstreamClients,
+        settings: Settings, logger: Logger
+    ) {
         self.reports = reports
         self.connections = connections
         self.clients = clients
@@ -53,11 +59,14 @@ package struct ReportPoller: Service {
     /// One round: poll what is due (a batch), then expire what is too old.
     package func runOnce() async {
         do {
-            let due = try await reports.repository.claimPolls(after: settings.pollAfter, cap: settings.pollCap, limit: settings.batchSize)
+            let due = try await reports.repository.claimPolls(
+                after: settings.pollAfter, cap: settings.pollCap, limit: settings.batchSize)
             var byConnection: [UUID: [DeliveryReportRepository.PollCandidate]] = [:]
             for candidate in due { byConnection[candidate.connectionID, default: []].append(candidate) }
             for (connectionID, candidates) in byConnection {
-                guard let connection = try await connections.connection(id: connectionID), !connection.isPaused else { continue }
+                guard let connection = try await connections.connection(id: connectionID), !connection.isPaused else {
+                    continue
+                }
                 let client = try clients.client(for: connection)
                 await withTaskGroup(of: Void.self) { group in
                     for candidate in candidates {
@@ -65,8 +74,11 @@ package struct ReportPoller: Service {
                     }
                 }
             }
-            let expired = try await reports.repository.expire(olderThan: settings.expireAfter, limit: settings.batchSize)
-            if expired > 0 { logger.notice("messages expired without a final report", metadata: ["count": "\(expired)"]) }
+            let expired = try await reports.repository.expire(
+                olderThan: settings.expireAfter, limit: settings.batchSize)
+            if expired > 0 {
+                logger.notice("messages expired without a final report", metadata: ["count": "\(expired)"])
+            }
         } catch let error as PostgresError where error.sqlState == "42P01" {
             logger.debug("report polling waits for the schema", metadata: ["error": "\(error)"])
         } catch {
@@ -79,12 +91,14 @@ package struct ReportPoller: Service {
         do {
             let answer = try await client.deliveryStatus(smsID: candidate.upstreamID, includeDate: true)
             guard answer.status != .none else { return }
-            _ = try await reports.receive(IncomingReport(
-                connectionID: candidate.connectionID, smsID: candidate.upstreamID, status: answer.status,
-                reportedAt: answer.updatedAt?.date(), reference: candidate.messageID.apiString, source: .poll))
+            _ = try await reports.receive(
+                IncomingReport(
+                    connectionID: candidate.connectionID, smsID: candidate.upstreamID, status: answer.status,
+                    reportedAt: answer.updatedAt?.date(), reference: candidate.messageID.apiString, source: .poll))
         } catch {
             // The claim already moved the next poll forward: the message is asked about again later.
-            logger.info("delivery status poll failed", metadata: ["smsid": "\(candidate.upstreamID)", "error": "\(error)"])
+            logger.info(
+                "delivery status poll failed", metadata: ["smsid": "\(candidate.upstreamID)", "error": "\(error)"])
         }
     }
 }

@@ -15,7 +15,7 @@ package final class SendCoalescer: Sendable {
         committer = GroupCommitter(maximumInFlight: maximumInFlight, maximumGroup: maximumGroup) { submissions in
             do {
                 return try await service.accept(submissions).map { .success($0) }
-            } catch where submissions.count > 1 {
+            } catch  where submissions.count > 1 {
                 return await service.acceptOneByOne(submissions)
             } catch {
                 return [.failure(error)]

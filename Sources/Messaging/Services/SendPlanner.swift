@@ -1,10 +1,10 @@
-import Foundation
-import PostgresLibpq
-import SMSCore
-import ResellerCore
-import Ledger
-import Pricing
 import Contacts
+import Foundation
+import Ledger
+import PostgresLibpq
+import Pricing
+import ResellerCore
+import SMSCore
 
 /// A would-be send, as a sub-account asks for it.
 package struct SendRequest: Sendable {
@@ -19,7 +19,10 @@ package struct SendRequest: Sendable {
     /// A group of the sub-account's address book (1601 `naar=groep&groep=`): its members are added after `recipients`.
     package var groupName: String? = nil
 
-    package init(sender: String? = nil, text: String, recipients: [String], long: Bool, scheduleAt: Date? = nil, groupName: String? = nil) {
+    package init(
+        sender: String? = nil, text: String, recipients: [String], long: Bool, scheduleAt: Date? = nil,
+        groupName: String? = nil
+    ) {
         self.sender = sender
         self.text = text
         self.recipients = recipients
@@ -131,18 +134,25 @@ package struct SendPlanner: Sendable {
 
     /// Nil when there is no such sub-account.
     package func plan(subAccountID: UUID, request: SendRequest, at instant: Date = Date()) async throws -> SendPlan? {
-        guard let account = try await SubAccountRepository(pool: pool).find(id: subAccountID, scope: .everything) else { return nil }
+        guard let account = try await SubAccountRepository(pool: pool).find(id: subAccountID, scope: .everything) else {
+            return nil
+        }
         return try await plan(account: account, request: request, at: instant)
     }
 
     /// Nil when the sub-account has gone (between reading `account` and planning).
-    package func plan(account: SubAccountRecord, request: SendRequest, at instant: Date = Date()) async throws -> SendPlan? {
+    package func plan(account: SubAccountRecord, request: SendRequest, at instant: Date = Date()) async throws
+        -> SendPlan?
+    {
         let subAccountID = account.id
         let sender = request.sender ?? account.defaultSender
 
-        let expansion: GroupExpansion? = if let groupName = request.groupName {
-            try await pool.withConnection { try await GroupRepository.expand(subAccountID: subAccountID, groupName: groupName, on: $0) }
-        } else { nil }
+        let expansion: GroupExpansion? =
+            if let groupName = request.groupName {
+                try await pool.withConnection {
+                    try await GroupRepository.expand(subAccountID: subAccountID, groupName: groupName, on: $0)
+                }
+            } else { nil }
         var inputs = request.recipients
         if case .members(let members) = expansion { inputs += members.map(\.digits) }
 
@@ -163,14 +173,19 @@ package struct SendPlanner: Sendable {
 
         // Independent reads, in parallel.
         async let senderError: GatewayErrorCode? =
-            if let sender { SenderNameRepository(pool: pool).sendCheck(subAccountID: subAccountID, sender: sender) } else { .senderEmpty }
+            if let sender {
+                SenderNameRepository(pool: pool).sendCheck(subAccountID: subAccountID, sender: sender)
+            } else { .senderEmpty }
         async let balanceRead = WalletBalance(try await LedgerRepository(pool: pool).wallet(subAccountID: subAccountID))
         async let resellerWalletRead = WalletBalance(
-            try await LedgerRepository(pool: pool).account(kind: .resellerWallet, resellerID: account.resellerID, subAccountID: nil))
+            try await LedgerRepository(pool: pool).account(
+                kind: .resellerWallet, resellerID: account.resellerID, subAccountID: nil))
         // Part sizes and the most parts come from the upstream connection that sends for the reseller (this reads
         // no credentials, so no cipher is needed).
-        async let policyRead = UpstreamConnectionRepository(pool: pool, cipher: .unencrypted).sendingPolicy(forReseller: account.resellerID)
-        async let resolutionRead = PriceResolver(pool: pool).resolve(subAccountID: subAccountID, numbers: numbers, at: instant)
+        async let policyRead = UpstreamConnectionRepository(pool: pool, cipher: .unencrypted).sendingPolicy(
+            forReseller: account.resellerID)
+        async let resolutionRead = PriceResolver(pool: pool).resolve(
+            subAccountID: subAccountID, numbers: numbers, at: instant)
         let (senderCheck, balance, resellerWallet, resolved, policy) =
             try await (senderError, balanceRead, resellerWalletRead, resolutionRead, policyRead)
         let segmentationPolicy = policy.segmentation
@@ -178,7 +193,10 @@ package struct SendPlanner: Sendable {
 
         var checks: [SendCheck] = []
         if let code = account.effectiveStatus.gatewayCode {
-            checks.append(SendCheck(code: code, subject: .account, message: "the account is \(account.effectiveStatus.rawValue): \(code.meaning)"))
+            checks.append(
+                SendCheck(
+                    code: code, subject: .account,
+                    message: "the account is \(account.effectiveStatus.rawValue): \(code.meaning)"))
         }
         if let code = senderCheck {
             checks.append(SendCheck(code: code, subject: .sender, message: code.meaning))
@@ -186,21 +204,28 @@ package struct SendPlanner: Sendable {
         let counter = SegmentCounter(policy: segmentationPolicy)
         let segmentation = counter.segment(request.text)
         if let code = counter.lengthError(for: request.text, longAllowed: request.long) {
-            let message = switch code {
-            case .messageTooLongForSinglePart: "\(segmentation.partCount) parts without long: \(code.meaning)"
-            case .messageTooLong: "\(segmentation.partCount) parts, at most \(segmentationPolicy.maximumParts): \(code.meaning)"
-            default: code.meaning
-            }
+            let message =
+                switch code {
+                case .messageTooLongForSinglePart: "\(segmentation.partCount) parts without long: \(code.meaning)"
+                case .messageTooLong:
+                    "\(segmentation.partCount) parts, at most \(segmentationPolicy.maximumParts): \(code.meaning)"
+                default: code.meaning
+                }
             checks.append(SendCheck(code: code, subject: .text, message: message))
         }
         if request.recipients.isEmpty, request.groupName == nil {
-            checks.append(SendCheck(code: .recipientEmpty, subject: .recipients, message: GatewayErrorCode.recipientEmpty.meaning))
+            checks.append(
+                SendCheck(code: .recipientEmpty, subject: .recipients, message: GatewayErrorCode.recipientEmpty.meaning)
+            )
         }
         if let code = expansion?.gatewayCode {
             checks.append(SendCheck(code: code, subject: .group, message: code.meaning))
         }
         if let scheduleAt = request.scheduleAt, scheduleAt < instant {
-            checks.append(SendCheck(code: .scheduleDateInvalid, subject: .schedule, message: "is in the past: \(GatewayErrorCode.scheduleDateInvalid.meaning)"))
+            checks.append(
+                SendCheck(
+                    code: .scheduleDateInvalid, subject: .schedule,
+                    message: "is in the past: \(GatewayErrorCode.scheduleDateInvalid.meaning)"))
         }
 
         let parts = segmentation.partCount
@@ -229,20 +254,29 @@ package struct SendPlanner: Sendable {
             }
         }
         if retailTotal > balance.spendable {
-            checks.append(SendCheck(
-                code: .insufficientCredits, subject: .balance,
-                message: "the messages cost \(retailTotal) credits; \(balance.spendable) can be spent: \(GatewayErrorCode.insufficientCredits.meaning)"))
+            checks.append(
+                SendCheck(
+                    code: .insufficientCredits, subject: .balance,
+                    message:
+                        "the messages cost \(retailTotal) credits; \(balance.spendable) can be spent: \(GatewayErrorCode.insufficientCredits.meaning)"
+                ))
         } else if wholesaleTotal > resellerWallet.spendable {
             // A send reserves the wholesale leg on the reseller's wallet too; its balance is the reseller's
             // business, so the sub-account learns only that the send cannot be paid for upstream of it.
-            checks.append(SendCheck(
-                code: .insufficientCredits, subject: .balance,
-                message: "the reseller's account cannot cover these messages: \(GatewayErrorCode.insufficientCredits.meaning)"))
+            checks.append(
+                SendCheck(
+                    code: .insufficientCredits, subject: .balance,
+                    message:
+                        "the reseller's account cannot cover these messages: \(GatewayErrorCode.insufficientCredits.meaning)"
+                ))
         }
         return SendPlan(
-            subAccountID: subAccountID, resellerID: account.resellerID, instant: instant, effectiveStatus: account.effectiveStatus,
-            sender: sender, segmentation: segmentation, checks: checks, recipients: recipients, resolution: resolution, balance: balance,
-            messageCount: messageCount, partCount: parts * messageCount, retailTotal: retailTotal, wholesaleTotal: wholesaleTotal,
+            subAccountID: subAccountID, resellerID: account.resellerID, instant: instant,
+            effectiveStatus: account.effectiveStatus,
+            sender: sender, segmentation: segmentation, checks: checks, recipients: recipients, resolution: resolution,
+            balance: balance,
+            messageCount: messageCount, partCount: parts * messageCount, retailTotal: retailTotal,
+            wholesaleTotal: wholesaleTotal,
             upstreamCostTotal: upstreamCostTotal)
     }
 }

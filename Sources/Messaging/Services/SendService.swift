@@ -1,10 +1,10 @@
 import Foundation
+import Ledger
 import Logging
 import PostgresLibpq
+import ResellerCore
 import SMSCore
 import Synchronization
-import ResellerCore
-import Ledger
 
 /// One send to accept: the request, its plan, who asked, and its idempotency key.
 package struct SendSubmission: Sendable {
@@ -14,7 +14,9 @@ package struct SendSubmission: Sendable {
     package var actor: AuditActor
     package var idempotency: Idempotency.Request?
 
-    package init(plan: SendPlan, request: SendRequest, options: SendOptions, actor: AuditActor, idempotency: Idempotency.Request?) {
+    package init(
+        plan: SendPlan, request: SendRequest, options: SendOptions, actor: AuditActor, idempotency: Idempotency.Request?
+    ) {
         self.plan = plan
         self.request = request
         self.options = options
@@ -47,18 +49,23 @@ package struct SendService: Sendable {
     package var retryDeadline: Duration = .seconds(86_400)
 
     /// The stored answer under the submission's key, if any: a replay, or 422 when the key was used for another request.
-    package static func replay(_ request: Idempotency.Request, on connection: PostgresConnection) async throws -> SendOutcome? {
-        guard let stored = try await IdempotencyRepository.find(scope: request.scope, key: request.key, on: connection) else { return nil }
+    package static func replay(_ request: Idempotency.Request, on connection: PostgresConnection) async throws
+        -> SendOutcome?
+    {
+        guard let stored = try await IdempotencyRepository.find(scope: request.scope, key: request.key, on: connection)
+        else { return nil }
         return try replay(stored, for: request)
     }
 
     private static func replay(_ stored: IdempotencyRecord, for request: Idempotency.Request) throws -> SendOutcome {
         guard stored.operation == request.operation, stored.requestHash == request.hash else {
-            return .refused(DomainError(
-                .unprocessable, code: "idempotency_key_reused",
-                detail: "This Idempotency-Key was used for a different request; use a new key for a new request."))
+            return .refused(
+                DomainError(
+                    .unprocessable, code: "idempotency_key_reused",
+                    detail: "This Idempotency-Key was used for a different request; use a new key for a new request."))
         }
-        return .accepted(try JSONDecoder.api.decode(AcceptedBatch.self, from: Data(stored.response.utf8)), replayed: true)
+        return .accepted(
+            try JSONDecoder.api.decode(AcceptedBatch.self, from: Data(stored.response.utf8)), replayed: true)
     }
 
     /// Accepts `submissions` (already planned, none refused by its plan) in one transaction: one outcome per
@@ -97,14 +104,18 @@ package struct SendService: Sendable {
     }
 
     /// Accepts `submissions` on `connection`, inside the caller's transaction.
-    package static func write(_ submissions: [SendSubmission], retryDeadline: Duration, on connection: PostgresConnection) async throws -> [SendOutcome] {
+    package static func write(
+        _ submissions: [SendSubmission], retryDeadline: Duration, on connection: PostgresConnection
+    ) async throws -> [SendOutcome] {
         var outcomes = [SendOutcome?](repeating: nil, count: submissions.count)
         let subAccountIDs = Array(Set(submissions.map(\.plan.subAccountID)))
         let resellerIDs = Array(Set(submissions.map(\.plan.resellerID)))
 
         // 1. Every account the sends touch, locked in id order (as every ledger path locks), with what each may spend.
         var accounts = Accounts()
-        for account in try await SendRepository.lockAccounts(subAccountIDs: subAccountIDs, resellerIDs: resellerIDs, on: connection) {
+        for account in try await SendRepository.lockAccounts(
+            subAccountIDs: subAccountIDs, resellerIDs: resellerIDs, on: connection)
+        {
             accounts.id[Accounts.key(account.kind, account.owner)] = account.id
             accounts.spendable[account.id] = account.spendable
             if account.restricted { accounts.restricted.insert(account.id) }
@@ -129,7 +140,8 @@ package struct SendService: Sendable {
                     outcomes[index] = .refused(Self.inProgress)
                 }
             }
-            let keys = try await SendRepository.lockIdempotencyKeys(lockable.map { submissions[$0].idempotency! }, on: connection)
+            let keys = try await SendRepository.lockIdempotencyKeys(
+                lockable.map { submissions[$0].idempotency! }, on: connection)
             for (index, key) in zip(lockable, keys) {
                 if !key.locked {
                     outcomes[index] = .refused(Self.inProgress)
@@ -144,29 +156,37 @@ package struct SendService: Sendable {
         for (index, submission) in submissions.enumerated() where outcomes[index] == nil {
             let plan = submission.plan
             guard let status = statuses[plan.subAccountID],
-                  let wallet = accounts.id(.subAccountWallet, plan.subAccountID),
-                  let resellerWallet = accounts.id(.resellerWallet, plan.resellerID),
-                  accounts.id(.resellerRevenue, plan.resellerID) != nil, accounts.id(.platformRevenue, plan.resellerID) != nil
+                let wallet = accounts.id(.subAccountWallet, plan.subAccountID),
+                let resellerWallet = accounts.id(.resellerWallet, plan.resellerID),
+                accounts.id(.resellerRevenue, plan.resellerID) != nil,
+                accounts.id(.platformRevenue, plan.resellerID) != nil
             else {
                 outcomes[index] = .refused(.notFound("No sub-account \(plan.subAccountID.apiString)."))
                 continue
             }
             if let code = status.gatewayCode {
-                outcomes[index] = .refused(DomainError(
-                    .forbidden, code: "account_blocked", detail: "the account is \(status.rawValue): \(code.meaning)", gatewayCode: code))
+                outcomes[index] = .refused(
+                    DomainError(
+                        .forbidden, code: "account_blocked",
+                        detail: "the account is \(status.rawValue): \(code.meaning)", gatewayCode: code))
                 continue
             }
             if status == .closed {
-                outcomes[index] = .refused(.conflict("Sub-account \(plan.subAccountID.apiString) is closed; it cannot send."))
+                outcomes[index] = .refused(
+                    .conflict("Sub-account \(plan.subAccountID.apiString) is closed; it cannot send."))
                 continue
             }
-            let retail = plan.retailTotal.minorUnits, wholesale = plan.wholesaleTotal.minorUnits
+            let retail = plan.retailTotal.minorUnits
+            let wholesale = plan.wholesaleTotal.minorUnits
             if accounts.restricted.contains(wallet), accounts.spendable[wallet, default: 0] < retail {
-                outcomes[index] = .refused(.insufficientCredits(
-                    "the messages cost \(plan.retailTotal) credits; \(Money(accounts.spendable[wallet, default: 0])) can be spent"))
+                outcomes[index] = .refused(
+                    .insufficientCredits(
+                        "the messages cost \(plan.retailTotal) credits; \(Money(accounts.spendable[wallet, default: 0])) can be spent"
+                    ))
                 continue
             }
-            if accounts.restricted.contains(resellerWallet), accounts.spendable[resellerWallet, default: 0] < wholesale {
+            if accounts.restricted.contains(resellerWallet), accounts.spendable[resellerWallet, default: 0] < wholesale
+            {
                 outcomes[index] = .refused(.insufficientCredits("the reseller's account cannot cover these messages"))
                 continue
             }
@@ -185,15 +205,19 @@ package struct SendService: Sendable {
         let messageCount = accepted.reduce(0) { $0 + submissions[$1].plan.messageCount }
         let numbers = try await SendRepository.allocateNumbers(
             messages: messageCount, outboxes: accepted.count(where: scheduled), on: connection)
-        var gatewayIDs = numbers.messages[...], outboxIDs = numbers.outboxes[...]
+        var gatewayIDs = numbers.messages[...]
+        var outboxIDs = numbers.outboxes[...]
         var rows = SendRows()
         for index in accepted {
             let submission = submissions[index]
             let plan = submission.plan
             let batch = rows.add(
-                submission, wallet: accounts.id(.subAccountWallet, plan.subAccountID)!, revenue: accounts.id(.resellerRevenue, plan.resellerID)!,
-                resellerWallet: accounts.id(.resellerWallet, plan.resellerID)!, platformRevenue: accounts.id(.platformRevenue, plan.resellerID)!,
-                gatewayIDs: gatewayIDs.prefix(plan.messageCount), outboxID: scheduled(index) ? outboxIDs.popFirst() : nil,
+                submission, wallet: accounts.id(.subAccountWallet, plan.subAccountID)!,
+                revenue: accounts.id(.resellerRevenue, plan.resellerID)!,
+                resellerWallet: accounts.id(.resellerWallet, plan.resellerID)!,
+                platformRevenue: accounts.id(.platformRevenue, plan.resellerID)!,
+                gatewayIDs: gatewayIDs.prefix(plan.messageCount),
+                outboxID: scheduled(index) ? outboxIDs.popFirst() : nil,
                 at: now, retryDeadline: retryDeadline)
             gatewayIDs = gatewayIDs.dropFirst(plan.messageCount)
             outcomes[index] = .accepted(batch, replayed: false)

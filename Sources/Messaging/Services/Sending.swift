@@ -1,7 +1,7 @@
 import Foundation
+import Ledger
 import PostgresLibpq
 import ResellerCore
-import Ledger
 import Webhooks
 
 /// What a send carries besides its request: what is kept with it and how its refusals are decided.
@@ -21,7 +21,8 @@ package struct SendOptions: Sendable {
     package var skipInvalidRecipients: Bool = false
 
     package init(
-        reference: String? = nil, callbackURL: String? = nil, deliveryReports: Bool = true, logging: Bool = true, outboxNumber: Bool = false,
+        reference: String? = nil, callbackURL: String? = nil, deliveryReports: Bool = true, logging: Bool = true,
+        outboxNumber: Bool = false,
         skipInvalidRecipients: Bool = false
     ) {
         self.reference = reference
@@ -57,7 +58,8 @@ package final class Sending: Sendable {
     package static let groupCommitLimit = 20
 
     package init(
-        pool: PostgresPool, retryDeadline: Duration, callbackPolicy: WebhookURLPolicy, wakeDispatcher: @escaping @Sendable () -> Void = {}
+        pool: PostgresPool, retryDeadline: Duration, callbackPolicy: WebhookURLPolicy,
+        wakeDispatcher: @escaping @Sendable () -> Void = {}
     ) {
         planner = SendPlanner(pool: pool)
         service = SendService(pool: pool, retryDeadline: retryDeadline)
@@ -84,9 +86,12 @@ package final class Sending: Sendable {
         guard let plan = try await planner.plan(account: account, request: request) else {
             return .refused(.notFound("No sub-account \(account.id.apiString)."))
         }
-        if let refusal = order.refusal(of: plan, skipInvalidRecipients: options.skipInvalidRecipients) { return .refused(refusal) }
+        if let refusal = order.refusal(of: plan, skipInvalidRecipients: options.skipInvalidRecipients) {
+            return .refused(refusal)
+        }
         guard case .commit(let idempotency) = mode else { return .checked(plan) }
-        return try await accept(SendSubmission(plan: plan, request: request, options: options, actor: actor, idempotency: idempotency))
+        return try await accept(
+            SendSubmission(plan: plan, request: request, options: options, actor: actor, idempotency: idempotency))
     }
 
     /// Accepts a planned submission its plan does not refuse; the accounts' status and funds are decided again under
@@ -95,13 +100,18 @@ package final class Sending: Sendable {
         let plan = submission.plan
         let outcome: SendOutcome
         do {
-            outcome = plan.messageCount <= Self.groupCommitLimit
+            outcome =
+                plan.messageCount <= Self.groupCommitLimit
                 ? try await coalescer.accept(submission)
                 : try await service.accept([submission])[0]
-        } catch let error as PostgresError where error.isUniqueViolation && error.constraint == "idempotency_record_pkey" {
+        } catch let error as PostgresError
+            where error.isUniqueViolation && error.constraint == "idempotency_record_pkey"
+        {
             // A duplicate committed between this send's key lookup and its key lock: answer what it stored.
             guard let idempotency = submission.idempotency,
-                  let replayed = try await service.pool.withConnection({ try await SendService.replay(idempotency, on: $0) })
+                let replayed = try await service.pool.withConnection({
+                    try await SendService.replay(idempotency, on: $0)
+                })
             else { throw error }
             return replayed
         }

@@ -3,9 +3,9 @@ import Foundation
 import Gateway1601
 import Logging
 import NIOCore
+import ResellerCore
 import ServiceLifecycle
 import Synchronization
-import ResellerCore
 
 /// One ``Gateway1601Client`` per upstream connection, all on one shared `HTTPClient` (so one connection pool per
 /// host), rebuilt when the connection's client settings change (base URL, username, password, timeout).
@@ -42,7 +42,9 @@ package final class UpstreamClients: Sendable {
 
     /// The client of `connection`, reused while its settings stay the same. Throws when its password cannot be opened
     /// (encrypted under a key this instance does not have).
-    package func client(for connection: UpstreamConnection) throws(UpstreamCredentialCipher.Failure) -> Gateway1601Client {
+    package func client(for connection: UpstreamConnection) throws(UpstreamCredentialCipher.Failure)
+        -> Gateway1601Client
+    {
         let configuration = try connection.gatewayConfiguration()
         let settings = ClientSettings(configuration)
         return entries.withLock { entries in

@@ -6,9 +6,12 @@ import ResellerCore
 extension APIHandlers {
     package func getMe(_ input: Operations.GetMe.Input) async throws -> Operations.GetMe.Output {
         let principal = try Access.principal()
-        return .ok(.init(body: .json(.init(
-            role: .init(rawValue: principal.role.rawValue)!, resellerId: principal.resellerID?.apiString,
-            subAccountId: principal.subAccountID?.apiString, keyId: principal.keyID.apiString))))
+        return .ok(
+            .init(
+                body: .json(
+                    .init(
+                        role: .init(rawValue: principal.role.rawValue)!, resellerId: principal.resellerID?.apiString,
+                        subAccountId: principal.subAccountID?.apiString, keyId: principal.keyID.apiString))))
     }
 
     package func listApiKeys(_ input: Operations.ListApiKeys.Input) async throws -> Operations.ListApiKeys.Output {
@@ -21,7 +24,8 @@ extension APIHandlers {
         let principal = try Access.principal()
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
         let name = try APIKeyRepository.validatedName(body.name)
-        let (key, secret) = try await apiKeys.create(owner: APIKeyOwner(principal), name: name, by: AuditActor(principal))
+        let (key, secret) = try await apiKeys.create(
+            owner: APIKeyOwner(principal), name: name, by: AuditActor(principal))
         return .created(.init(body: .json(.init(key: Self.schema(key), secret: secret))))
     }
 
@@ -34,7 +38,9 @@ extension APIHandlers {
         return .noContent(.init())
     }
 
-    package func listResellerApiKeys(_ input: Operations.ListResellerApiKeys.Input) async throws -> Operations.ListResellerApiKeys.Output {
+    package func listResellerApiKeys(_ input: Operations.ListResellerApiKeys.Input) async throws
+        -> Operations.ListResellerApiKeys.Output
+    {
         let id = try pathID(input.path.resellerId, "reseller")
         _ = try Access.requireReseller(id, roles: .admin)
         guard try await resellers.find(id: id) != nil else { throw APIProblem.notFound("No reseller \(id.apiString).") }
@@ -42,25 +48,33 @@ extension APIHandlers {
         return .ok(.init(body: .json(.init(items: keys.map(Self.schema)))))
     }
 
-    package func createResellerApiKey(_ input: Operations.CreateResellerApiKey.Input) async throws -> Operations.CreateResellerApiKey.Output {
+    package func createResellerApiKey(_ input: Operations.CreateResellerApiKey.Input) async throws
+        -> Operations.CreateResellerApiKey.Output
+    {
         let id = try pathID(input.path.resellerId, "reseller")
         let principal = try Access.requireReseller(id, roles: .admin)
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
         let name = try APIKeyRepository.validatedName(body.name)
-        guard let reseller = try await resellers.find(id: id) else { throw APIProblem.notFound("No reseller \(id.apiString).") }
+        guard let reseller = try await resellers.find(id: id) else {
+            throw APIProblem.notFound("No reseller \(id.apiString).")
+        }
         guard reseller.status != .closed else { throw APIProblem.conflict("The reseller is closed.") }
         let (key, secret) = try await apiKeys.create(owner: .reseller(id), name: name, by: AuditActor(principal))
         return .created(.init(body: .json(.init(key: Self.schema(key), secret: secret))))
     }
 
-    package func listSubAccountApiKeys(_ input: Operations.ListSubAccountApiKeys.Input) async throws -> Operations.ListSubAccountApiKeys.Output {
+    package func listSubAccountApiKeys(_ input: Operations.ListSubAccountApiKeys.Input) async throws
+        -> Operations.ListSubAccountApiKeys.Output
+    {
         let (_, account) = try await visibleSubAccount(input.path.subAccountId)
         let id = account.id
         let keys = try await apiKeys.list(owner: .subAccount(resellerID: account.resellerID, subAccountID: id))
         return .ok(.init(body: .json(.init(items: keys.map(Self.schema)))))
     }
 
-    package func createSubAccountApiKey(_ input: Operations.CreateSubAccountApiKey.Input) async throws -> Operations.CreateSubAccountApiKey.Output {
+    package func createSubAccountApiKey(_ input: Operations.CreateSubAccountApiKey.Input) async throws
+        -> Operations.CreateSubAccountApiKey.Output
+    {
         let (principal, account) = try await visibleSubAccount(input.path.subAccountId)
         let id = account.id
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }

@@ -11,9 +11,13 @@ extension APIHandlers {
         let cursor = validator.integerCursor(input.query.cursor)
         try validator.check()
         let rows = try await audit.list(
-            scope: principal.scope, action: input.query.action, targetID: input.query.targetId?.lowercased(), before: cursor, limit: limit + 1)
+            scope: principal.scope, action: input.query.action, targetID: input.query.targetId?.lowercased(),
+            before: cursor, limit: limit + 1)
         let page = Page(rows, limit: limit)
-        return .ok(.init(body: .json(.init(
-            items: try page.items.map(Self.schema), nextCursor: page.nextCursor { String($0.id) }))))
+        return .ok(
+            .init(
+                body: .json(
+                    .init(
+                        items: try page.items.map(Self.schema), nextCursor: page.nextCursor { String($0.id) }))))
     }
 }

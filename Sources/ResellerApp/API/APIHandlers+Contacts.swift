@@ -1,10 +1,10 @@
+import Contacts
 import Foundation
 import HTTPTypes
 import OpenAPIRuntime
 import ResellerAPI
-import SMSCore
 import ResellerCore
-import Contacts
+import SMSCore
 
 /// Contacts and groups: each sub-account's address book. The sub-account owns it and its reseller may act for it;
 /// the admin may read it; to everyone else it does not exist (404). Order of checks: 401, 404 (the sub-account, then
@@ -28,20 +28,28 @@ extension APIHandlers {
         }
         try validator.check()
         let name = input.query.name.flatMap { $0.isEmpty ? nil : $0 }
-        let rows = try await contacts.list(in: book, nameContains: name, numberContains: number, groupID: groupID, after: cursor, limit: limit + 1)
+        let rows = try await contacts.list(
+            in: book, nameContains: name, numberContains: number, groupID: groupID, after: cursor, limit: limit + 1)
         let page = Page(rows, limit: limit)
-        return .ok(.init(body: .json(.init(items: page.items.map(Self.schema), nextCursor: page.nextCursor { $0.id.apiString }))))
+        return .ok(
+            .init(
+                body: .json(.init(items: page.items.map(Self.schema), nextCursor: page.nextCursor { $0.id.apiString })))
+        )
     }
 
-    package func createContact(_ input: Operations.CreateContact.Input) async throws -> Operations.CreateContact.Output {
+    package func createContact(_ input: Operations.CreateContact.Input) async throws -> Operations.CreateContact.Output
+    {
         let (principal, book) = try await writableAddressBook(input.path.subAccountId)
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
         var validator = Validator()
         let number = validator.phoneNumber(body.number, field: "/number")
         let name = validator.text(body.name, field: "/name", maximum: ContactRules.maximumNameLength)
-        let reference = validator.text(body.reference, field: "/reference", maximum: ContactRules.maximumReferenceLength)
+        let reference = validator.text(
+            body.reference, field: "/reference", maximum: ContactRules.maximumReferenceLength)
         try validator.check()
-        switch try await contacts.create(in: book, number: number!, name: name, reference: reference, by: AuditActor(principal)) {
+        switch try await contacts.create(
+            in: book, number: number!, name: name, reference: reference, by: AuditActor(principal))
+        {
         case .done(let record): return .created(.init(body: .json(Self.schema(record))))
         case .numberTaken: throw Self.numberTaken(number!)
         case .notFound: throw APIProblem.notFound("No sub-account \(book.subAccountID.apiString).")
@@ -55,34 +63,45 @@ extension APIHandlers {
         return .ok(.init(body: .json(Self.schema(record))))
     }
 
-    package func updateContact(_ input: Operations.UpdateContact.Input) async throws -> Operations.UpdateContact.Output {
+    package func updateContact(_ input: Operations.UpdateContact.Input) async throws -> Operations.UpdateContact.Output
+    {
         let (principal, book, id) = try await writableContact(input.path.subAccountId, input.path.contactId)
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
         var validator = Validator()
         let number = validator.phoneNumber(body.number, field: "/number")
-        let name = body.name == "" ? "" : validator.text(body.name, field: "/name", maximum: ContactRules.maximumNameLength)
-        let reference = body.reference == "" ? "" : validator.text(body.reference, field: "/reference", maximum: ContactRules.maximumReferenceLength)
+        let name =
+            body.name == "" ? "" : validator.text(body.name, field: "/name", maximum: ContactRules.maximumNameLength)
+        let reference =
+            body.reference == ""
+            ? "" : validator.text(body.reference, field: "/reference", maximum: ContactRules.maximumReferenceLength)
         try validator.check()
-        switch try await contacts.update(id: id, in: book, number: number, name: name, reference: reference, by: AuditActor(principal)) {
+        switch try await contacts.update(
+            id: id, in: book, number: number, name: name, reference: reference, by: AuditActor(principal))
+        {
         case .done(let record): return .ok(.init(body: .json(Self.schema(record))))
         case .numberTaken: throw Self.numberTaken(number!)
         case .notFound: throw Self.noContact(id)
         }
     }
 
-    package func deleteContact(_ input: Operations.DeleteContact.Input) async throws -> Operations.DeleteContact.Output {
+    package func deleteContact(_ input: Operations.DeleteContact.Input) async throws -> Operations.DeleteContact.Output
+    {
         let (principal, book, id) = try await writableContact(input.path.subAccountId, input.path.contactId)
         guard try await contacts.delete(id: id, in: book, by: AuditActor(principal)) else { throw Self.noContact(id) }
         return .noContent(.init())
     }
 
-    package func importContacts(_ input: Operations.ImportContacts.Input) async throws -> Operations.ImportContacts.Output {
+    package func importContacts(_ input: Operations.ImportContacts.Input) async throws
+        -> Operations.ImportContacts.Output
+    {
         let (principal, book) = try await writableAddressBook(input.path.subAccountId)
         guard case .csv(let body) = input.body else { throw APIProblem.badRequest("text/csv body expected") }
         var bytes: [UInt8] = []
         for try await chunk in body {
             guard bytes.count + chunk.count <= ContactCSV.maximumBytes else {
-                throw APIProblem(.contentTooLarge, code: "payload_too_large", detail: "A contacts file is at most \(ContactCSV.maximumBytes >> 20) MiB.")
+                throw APIProblem(
+                    .contentTooLarge, code: "payload_too_large",
+                    detail: "A contacts file is at most \(ContactCSV.maximumBytes >> 20) MiB.")
             }
             bytes.append(contentsOf: chunk)
         }
@@ -90,16 +109,24 @@ extension APIHandlers {
         collector.read(bytes)
         let rows = try collector.result()
         let mode = ContactImportMode(rawValue: input.query.onExisting?.rawValue ?? "skip") ?? .skip
-        let report = try await contacts.importContacts(rows, columns: collector.columns, mode: mode, in: book, by: AuditActor(principal))
-        return .ok(.init(body: .json(.init(
-            onExisting: .init(rawValue: report.onExisting.rawValue)!, contacts: Int32(report.contacts), created: Int32(report.created),
-            updated: Int32(report.updated), unchanged: Int32(report.unchanged), groupsCreated: Int32(report.groupsCreated),
-            membershipsAdded: Int32(report.membershipsAdded)))))
+        let report = try await contacts.importContacts(
+            rows, columns: collector.columns, mode: mode, in: book, by: AuditActor(principal))
+        return .ok(
+            .init(
+                body: .json(
+                    .init(
+                        onExisting: .init(rawValue: report.onExisting.rawValue)!, contacts: Int32(report.contacts),
+                        created: Int32(report.created),
+                        updated: Int32(report.updated), unchanged: Int32(report.unchanged),
+                        groupsCreated: Int32(report.groupsCreated),
+                        membershipsAdded: Int32(report.membershipsAdded)))))
     }
 
     // MARK: - Groups
 
-    package func listContactGroups(_ input: Operations.ListContactGroups.Input) async throws -> Operations.ListContactGroups.Output {
+    package func listContactGroups(_ input: Operations.ListContactGroups.Input) async throws
+        -> Operations.ListContactGroups.Output
+    {
         let (_, book) = try await readableAddressBook(input.path.subAccountId)
         var validator = Validator()
         let limit = validator.limit(input.query.limit)
@@ -108,10 +135,15 @@ extension APIHandlers {
         let name = input.query.name.flatMap { $0.isEmpty ? nil : $0 }
         let rows = try await groups.list(in: book, nameContains: name, after: cursor, limit: limit + 1)
         let page = Page(rows, limit: limit)
-        return .ok(.init(body: .json(.init(items: page.items.map(Self.schema), nextCursor: page.nextCursor { $0.id.apiString }))))
+        return .ok(
+            .init(
+                body: .json(.init(items: page.items.map(Self.schema), nextCursor: page.nextCursor { $0.id.apiString })))
+        )
     }
 
-    package func createContactGroup(_ input: Operations.CreateContactGroup.Input) async throws -> Operations.CreateContactGroup.Output {
+    package func createContactGroup(_ input: Operations.CreateContactGroup.Input) async throws
+        -> Operations.CreateContactGroup.Output
+    {
         let (principal, book) = try await writableAddressBook(input.path.subAccountId)
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
         var validator = Validator()
@@ -124,14 +156,18 @@ extension APIHandlers {
         }
     }
 
-    package func getContactGroup(_ input: Operations.GetContactGroup.Input) async throws -> Operations.GetContactGroup.Output {
+    package func getContactGroup(_ input: Operations.GetContactGroup.Input) async throws
+        -> Operations.GetContactGroup.Output
+    {
         let (_, book) = try await readableAddressBook(input.path.subAccountId)
         let id = try pathID(input.path.groupId, "group")
         guard let record = try await groups.find(id: id, in: book) else { throw Self.noGroup(id) }
         return .ok(.init(body: .json(Self.schema(record))))
     }
 
-    package func renameContactGroup(_ input: Operations.RenameContactGroup.Input) async throws -> Operations.RenameContactGroup.Output {
+    package func renameContactGroup(_ input: Operations.RenameContactGroup.Input) async throws
+        -> Operations.RenameContactGroup.Output
+    {
         let (principal, book, id) = try await writableGroup(input.path.subAccountId, input.path.groupId)
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
         var validator = Validator()
@@ -144,13 +180,17 @@ extension APIHandlers {
         }
     }
 
-    package func deleteContactGroup(_ input: Operations.DeleteContactGroup.Input) async throws -> Operations.DeleteContactGroup.Output {
+    package func deleteContactGroup(_ input: Operations.DeleteContactGroup.Input) async throws
+        -> Operations.DeleteContactGroup.Output
+    {
         let (principal, book, id) = try await writableGroup(input.path.subAccountId, input.path.groupId)
         guard try await groups.delete(id: id, in: book, by: AuditActor(principal)) else { throw Self.noGroup(id) }
         return .noContent(.init())
     }
 
-    package func listContactGroupMembers(_ input: Operations.ListContactGroupMembers.Input) async throws -> Operations.ListContactGroupMembers.Output {
+    package func listContactGroupMembers(_ input: Operations.ListContactGroupMembers.Input) async throws
+        -> Operations.ListContactGroupMembers.Output
+    {
         let (_, book) = try await readableAddressBook(input.path.subAccountId)
         let id = try pathID(input.path.groupId, "group")
         guard try await groups.find(id: id, in: book) != nil else { throw Self.noGroup(id) }
@@ -158,12 +198,18 @@ extension APIHandlers {
         let limit = validator.limit(input.query.limit)
         let cursor = validator.uuidCursor(input.query.cursor)
         try validator.check()
-        let rows = try await contacts.list(in: book, nameContains: nil, numberContains: nil, groupID: id, after: cursor, limit: limit + 1)
+        let rows = try await contacts.list(
+            in: book, nameContains: nil, numberContains: nil, groupID: id, after: cursor, limit: limit + 1)
         let page = Page(rows, limit: limit)
-        return .ok(.init(body: .json(.init(items: page.items.map(Self.schema), nextCursor: page.nextCursor { $0.id.apiString }))))
+        return .ok(
+            .init(
+                body: .json(.init(items: page.items.map(Self.schema), nextCursor: page.nextCursor { $0.id.apiString })))
+        )
     }
 
-    package func addContactGroupMembers(_ input: Operations.AddContactGroupMembers.Input) async throws -> Operations.AddContactGroupMembers.Output {
+    package func addContactGroupMembers(_ input: Operations.AddContactGroupMembers.Input) async throws
+        -> Operations.AddContactGroupMembers.Output
+    {
         let (principal, book, id) = try await writableGroup(input.path.subAccountId, input.path.groupId)
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
         let contactIDs = try Self.validatedContactIDs(body.contactIds)
@@ -171,15 +217,19 @@ extension APIHandlers {
         case .changed(let change): return .ok(.init(body: .json(Self.schema(change))))
         case .notFound: throw Self.noGroup(id)
         case .unknownContacts(let indices):
-            throw APIProblem.validation(indices.map { .init(field: "/contactIds/\($0)", message: "is not a contact of this sub-account") })
+            throw APIProblem.validation(
+                indices.map { .init(field: "/contactIds/\($0)", message: "is not a contact of this sub-account") })
         }
     }
 
-    package func removeContactGroupMembers(_ input: Operations.RemoveContactGroupMembers.Input) async throws -> Operations.RemoveContactGroupMembers.Output {
+    package func removeContactGroupMembers(_ input: Operations.RemoveContactGroupMembers.Input) async throws
+        -> Operations.RemoveContactGroupMembers.Output
+    {
         let (principal, book, id) = try await writableGroup(input.path.subAccountId, input.path.groupId)
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
         let contactIDs = try Self.validatedContactIDs(body.contactIds)
-        switch try await groups.removeMembers(groupID: id, contactIDs: contactIDs, in: book, by: AuditActor(principal)) {
+        switch try await groups.removeMembers(groupID: id, contactIDs: contactIDs, in: book, by: AuditActor(principal))
+        {
         case .changed(let change): return .ok(.init(body: .json(Self.schema(change))))
         case .notFound: throw Self.noGroup(id)
         case .unknownContacts: throw APIProblem.internalError
@@ -208,7 +258,9 @@ extension APIHandlers {
     }
 
     /// A contact to change: 404 for the sub-account or the contact before 403 for the role.
-    private func writableContact(_ subAccountPathID: String, _ contactPathID: String) async throws -> (Principal, AddressBook, UUID) {
+    private func writableContact(_ subAccountPathID: String, _ contactPathID: String) async throws -> (
+        Principal, AddressBook, UUID
+    ) {
         let (principal, account) = try await findSubAccount(subAccountPathID)
         let id = try pathID(contactPathID, "contact")
         guard try await contacts.find(id: id, in: AddressBook(account)) != nil else { throw Self.noContact(id) }
@@ -216,7 +268,9 @@ extension APIHandlers {
     }
 
     /// A group to change: 404 for the sub-account or the group before 403 for the role.
-    private func writableGroup(_ subAccountPathID: String, _ groupPathID: String) async throws -> (Principal, AddressBook, UUID) {
+    private func writableGroup(_ subAccountPathID: String, _ groupPathID: String) async throws -> (
+        Principal, AddressBook, UUID
+    ) {
         let (principal, account) = try await findSubAccount(subAccountPathID)
         let id = try pathID(groupPathID, "group")
         guard try await groups.find(id: id, in: AddressBook(account)) != nil else { throw Self.noGroup(id) }
@@ -248,7 +302,11 @@ extension APIHandlers {
         }
         var ids: [UUID] = []
         for (index, text) in texts.prefix(ContactRules.maximumMembershipBatch).enumerated() {
-            if let id = UUID(uuidString: text) { ids.append(id) } else { validator.fail("/contactIds/\(index)", "is not a contact id") }
+            if let id = UUID(uuidString: text) {
+                ids.append(id)
+            } else {
+                validator.fail("/contactIds/\(index)", "is not a contact id")
+            }
         }
         try validator.check()
         return ids
@@ -271,7 +329,8 @@ extension APIHandlers {
 
     package static func schema(_ record: ContactRecord) -> Components.Schemas.Contact {
         .init(
-            id: record.id.apiString, resellerId: record.resellerID.apiString, subAccountId: record.subAccountID.apiString,
+            id: record.id.apiString, resellerId: record.resellerID.apiString,
+            subAccountId: record.subAccountID.apiString,
             number: record.number, name: record.name, reference: record.reference,
             groups: zip(record.groupIDs, record.groupNames).map { .init(id: $0.apiString, name: $1) },
             createdAt: record.createdAt, updatedAt: record.updatedAt)
@@ -279,8 +338,10 @@ extension APIHandlers {
 
     package static func schema(_ record: ContactGroupRecord) -> Components.Schemas.ContactGroup {
         .init(
-            id: record.id.apiString, resellerId: record.resellerID.apiString, subAccountId: record.subAccountID.apiString,
-            name: record.name, memberCount: Int32(record.memberCount), createdAt: record.createdAt, updatedAt: record.updatedAt)
+            id: record.id.apiString, resellerId: record.resellerID.apiString,
+            subAccountId: record.subAccountID.apiString,
+            name: record.name, memberCount: Int32(record.memberCount), createdAt: record.createdAt,
+            updatedAt: record.updatedAt)
     }
 
     package static func schema(_ change: MembershipChange) -> Components.Schemas.MembershipChange {

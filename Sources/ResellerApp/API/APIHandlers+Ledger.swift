@@ -1,9 +1,9 @@
 import Foundation
+import Ledger
 import PostgresLibpq
 import ResellerAPI
-import SMSCore
 import ResellerCore
-import Ledger
+import SMSCore
 
 /// The credit ledger: balances, transfers and statements for everyone in scope; top-ups and
 /// corrections by the admin; credit transfers to sub-accounts by their reseller.
@@ -13,7 +13,9 @@ extension APIHandlers {
 
     // MARK: - Reading
 
-    package func listLedgerAccounts(_ input: Operations.ListLedgerAccounts.Input) async throws -> Operations.ListLedgerAccounts.Output {
+    package func listLedgerAccounts(_ input: Operations.ListLedgerAccounts.Input) async throws
+        -> Operations.ListLedgerAccounts.Output
+    {
         let principal = try Access.principal()
         var validator = Validator()
         let limit = validator.limit(input.query.limit)
@@ -25,15 +27,22 @@ extension APIHandlers {
             scope: principal.scope, kind: input.query.kind.flatMap { LedgerAccountKind(rawValue: $0.rawValue) },
             resellerID: resellerID, subAccountID: subAccountID, after: cursor, limit: limit + 1)
         let page = Page(rows, limit: limit)
-        return .ok(.init(body: .json(.init(items: page.items.map(Self.schema), nextCursor: page.nextCursor { $0.id.apiString }))))
+        return .ok(
+            .init(
+                body: .json(.init(items: page.items.map(Self.schema), nextCursor: page.nextCursor { $0.id.apiString })))
+        )
     }
 
-    package func getLedgerAccount(_ input: Operations.GetLedgerAccount.Input) async throws -> Operations.GetLedgerAccount.Output {
+    package func getLedgerAccount(_ input: Operations.GetLedgerAccount.Input) async throws
+        -> Operations.GetLedgerAccount.Output
+    {
         let (_, account) = try await visibleAccount(input.path.accountId)
         return .ok(.init(body: .json(Self.schema(account))))
     }
 
-    package func listAccountTransfers(_ input: Operations.ListAccountTransfers.Input) async throws -> Operations.ListAccountTransfers.Output {
+    package func listAccountTransfers(_ input: Operations.ListAccountTransfers.Input) async throws
+        -> Operations.ListAccountTransfers.Output
+    {
         let (_, account) = try await visibleAccount(input.path.accountId)
         var validator = Validator()
         let limit = validator.limit(input.query.limit)
@@ -41,33 +50,50 @@ extension APIHandlers {
         try validator.check()
         let rows = try await ledger.transfers(accountID: account.id, before: cursor, limit: limit + 1)
         let page = Page(rows, limit: limit)
-        return .ok(.init(body: .json(.init(items: page.items.map(Self.schema), nextCursor: page.nextCursor { String($0.seq) }))))
+        return .ok(
+            .init(
+                body: .json(.init(items: page.items.map(Self.schema), nextCursor: page.nextCursor { String($0.seq) }))))
     }
 
-    package func getAccountStatement(_ input: Operations.GetAccountStatement.Input) async throws -> Operations.GetAccountStatement.Output {
+    package func getAccountStatement(_ input: Operations.GetAccountStatement.Input) async throws
+        -> Operations.GetAccountStatement.Output
+    {
         let (_, account) = try await visibleAccount(input.path.accountId)
         var validator = Validator()
         let limit = validator.limit(input.query.limit)
         let cursor = validator.integerCursor(input.query.cursor)
         if input.query.from >= input.query.to { validator.fail("to", "must be after from") }
         try validator.check()
-        guard let statement = try await ledger.statement(accountID: account.id, from: input.query.from, to: input.query.to, after: cursor, limit: limit)
+        guard
+            let statement = try await ledger.statement(
+                accountID: account.id, from: input.query.from, to: input.query.to, after: cursor, limit: limit)
         else { throw APIProblem.notFound("No account \(account.id.apiString).") }
-        return .ok(.init(body: .json(.init(
-            provisional: statement.provisional, account: Self.schema(statement.account), from: statement.from, to: statement.to,
-            openingBalance: Money(statement.openingBalance).description, totalDebits: Money(statement.totalDebits).description,
-            totalCredits: Money(statement.totalCredits).description, closingBalance: Money(statement.closingBalance).description,
-            lines: statement.lines.map { line in
-                .init(
-                    transferId: line.transfer.id.apiString, seq: line.transfer.seq, at: line.transfer.createdAt,
-                    kind: .init(rawValue: line.transfer.kind.rawValue)!, code: line.transfer.code, reference: line.transfer.reference,
-                    note: line.transfer.note, counterpartyAccountId: line.counterpartyAccountID.apiString,
-                    debit: Money(line.debit).description, credit: Money(line.credit).description, balance: Money(line.balance).description)
-            },
-            nextCursor: statement.nextCursor.map(String.init)))))
+        return .ok(
+            .init(
+                body: .json(
+                    .init(
+                        provisional: statement.provisional, account: Self.schema(statement.account),
+                        from: statement.from, to: statement.to,
+                        openingBalance: Money(statement.openingBalance).description,
+                        totalDebits: Money(statement.totalDebits).description,
+                        totalCredits: Money(statement.totalCredits).description,
+                        closingBalance: Money(statement.closingBalance).description,
+                        lines: statement.lines.map { line in
+                            .init(
+                                transferId: line.transfer.id.apiString, seq: line.transfer.seq,
+                                at: line.transfer.createdAt,
+                                kind: .init(rawValue: line.transfer.kind.rawValue)!, code: line.transfer.code,
+                                reference: line.transfer.reference,
+                                note: line.transfer.note, counterpartyAccountId: line.counterpartyAccountID.apiString,
+                                debit: Money(line.debit).description, credit: Money(line.credit).description,
+                                balance: Money(line.balance).description)
+                        },
+                        nextCursor: statement.nextCursor.map(String.init)))))
     }
 
-    package func listBalanceEvents(_ input: Operations.ListBalanceEvents.Input) async throws -> Operations.ListBalanceEvents.Output {
+    package func listBalanceEvents(_ input: Operations.ListBalanceEvents.Input) async throws
+        -> Operations.ListBalanceEvents.Output
+    {
         let (_, account) = try await visibleAccount(input.path.accountId)
         var validator = Validator()
         let limit = validator.limit(input.query.limit)
@@ -75,14 +101,18 @@ extension APIHandlers {
         try validator.check()
         let rows = try await ledger.events(accountID: account.id, before: cursor, limit: limit + 1)
         let page = Page(rows, limit: limit)
-        return .ok(.init(body: .json(.init(
-            items: page.items.map { event in
-                .init(
-                    id: event.id, accountId: event.accountID.apiString, kind: .init(rawValue: event.kind)!,
-                    available: Money(event.available).description, threshold: Money(event.threshold).description,
-                    transferId: event.transferID?.apiString, at: event.createdAt)
-            },
-            nextCursor: page.nextCursor { String($0.id) }))))
+        return .ok(
+            .init(
+                body: .json(
+                    .init(
+                        items: page.items.map { event in
+                            .init(
+                                id: event.id, accountId: event.accountID.apiString, kind: .init(rawValue: event.kind)!,
+                                available: Money(event.available).description,
+                                threshold: Money(event.threshold).description,
+                                transferId: event.transferID?.apiString, at: event.createdAt)
+                        },
+                        nextCursor: page.nextCursor { String($0.id) }))))
     }
 
     package func getTransfer(_ input: Operations.GetTransfer.Input) async throws -> Operations.GetTransfer.Output {
@@ -96,7 +126,8 @@ extension APIHandlers {
 
     // MARK: - Moving money
 
-    package func topUpReseller(_ input: Operations.TopUpReseller.Input) async throws -> Operations.TopUpReseller.Output {
+    package func topUpReseller(_ input: Operations.TopUpReseller.Input) async throws -> Operations.TopUpReseller.Output
+    {
         let resellerID = try pathID(input.path.resellerId, "reseller")
         let principal = try Access.requireReseller(resellerID, roles: .admin)
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
@@ -109,13 +140,17 @@ extension APIHandlers {
             principal: principal, key: input.headers.idempotencyKey, operation: "topUpReseller:\(resellerID.apiString)",
             body: ["amount": String(amount.minorUnits), "paymentReference": reference, "note": note ?? ""])
         let (result, replayed) = try await idempotency.run(request, status: 201) { connection in
-            Self.schema(try await LedgerService.topUp(
-                resellerID: resellerID, amount: amount, paymentReference: reference, note: note, by: AuditActor(principal), on: connection))
+            Self.schema(
+                try await LedgerService.topUp(
+                    resellerID: resellerID, amount: amount, paymentReference: reference, note: note,
+                    by: AuditActor(principal), on: connection))
         }
         return .created(.init(headers: .init(idempotentReplayed: replayed), body: .json(result)))
     }
 
-    package func adjustResellerWallet(_ input: Operations.AdjustResellerWallet.Input) async throws -> Operations.AdjustResellerWallet.Output {
+    package func adjustResellerWallet(_ input: Operations.AdjustResellerWallet.Input) async throws
+        -> Operations.AdjustResellerWallet.Output
+    {
         let resellerID = try pathID(input.path.resellerId, "reseller")
         let principal = try Access.requireReseller(resellerID, roles: .admin)
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
@@ -124,10 +159,13 @@ extension APIHandlers {
         let reason = validator.required(body.reason, field: "/reason", maximum: 1000)
         try validator.check()
         let request = try Idempotency.request(
-            principal: principal, key: input.headers.idempotencyKey, operation: "adjustResellerWallet:\(resellerID.apiString)",
+            principal: principal, key: input.headers.idempotencyKey,
+            operation: "adjustResellerWallet:\(resellerID.apiString)",
             body: ["amount": String(amount.minorUnits), "reason": reason])
         let (result, replayed) = try await idempotency.run(request, status: 201) { connection in
-            Self.schema(try await LedgerService.adjust(resellerID: resellerID, amount: amount, reason: reason, by: AuditActor(principal), on: connection))
+            Self.schema(
+                try await LedgerService.adjust(
+                    resellerID: resellerID, amount: amount, reason: reason, by: AuditActor(principal), on: connection))
         }
         return .created(.init(headers: .init(idempotentReplayed: replayed), body: .json(result)))
     }
@@ -144,16 +182,21 @@ extension APIHandlers {
         try validator.check()
         let direction: LedgerService.CreditDirection = body.direction == .toSubAccount ? .toSubAccount : .fromSubAccount
         let request = try Idempotency.request(
-            principal: principal, key: input.headers.idempotencyKey, operation: "transferSubAccountCredits:\(subAccount.id.apiString)",
+            principal: principal, key: input.headers.idempotencyKey,
+            operation: "transferSubAccountCredits:\(subAccount.id.apiString)",
             body: ["amount": String(amount.minorUnits), "direction": direction.rawValue, "note": note ?? ""])
         let (result, replayed) = try await idempotency.run(request, status: 201) { connection in
-            Self.schema(try await LedgerService.transferCredits(
-                subAccount: subAccount, amount: amount, direction: direction, note: note, by: AuditActor(principal), on: connection))
+            Self.schema(
+                try await LedgerService.transferCredits(
+                    subAccount: subAccount, amount: amount, direction: direction, note: note, by: AuditActor(principal),
+                    on: connection))
         }
         return .created(.init(headers: .init(idempotentReplayed: replayed), body: .json(result)))
     }
 
-    package func setCreditLimit(_ input: Operations.SetCreditLimit.Input) async throws -> Operations.SetCreditLimit.Output {
+    package func setCreditLimit(_ input: Operations.SetCreditLimit.Input) async throws
+        -> Operations.SetCreditLimit.Output
+    {
         let (principal, account) = try await visibleAccount(input.path.accountId)
         // The wallet's parent decides how far it may go below zero: the admin for resellers, the reseller for its customers.
         switch account.kind {
@@ -166,30 +209,39 @@ extension APIHandlers {
         let limit = validator.amount(body.creditLimit, field: "/creditLimit", allowZero: true)
         try validator.check()
         let request = try Idempotency.request(
-            principal: principal, key: input.headers.idempotencyKey, operation: "setCreditLimit:\(account.id.apiString)",
+            principal: principal, key: input.headers.idempotencyKey,
+            operation: "setCreditLimit:\(account.id.apiString)",
             body: ["creditLimit": String(limit.minorUnits)])
         let (result, replayed) = try await idempotency.run(request, status: 200) { connection in
-            Self.schema(try await LedgerService.setCreditLimit(account: account, limit: limit, by: AuditActor(principal), on: connection))
+            Self.schema(
+                try await LedgerService.setCreditLimit(
+                    account: account, limit: limit, by: AuditActor(principal), on: connection))
         }
         return .ok(.init(headers: .init(idempotentReplayed: replayed), body: .json(result)))
     }
 
-    package func setLowBalanceThreshold(_ input: Operations.SetLowBalanceThreshold.Input) async throws -> Operations.SetLowBalanceThreshold.Output {
+    package func setLowBalanceThreshold(_ input: Operations.SetLowBalanceThreshold.Input) async throws
+        -> Operations.SetLowBalanceThreshold.Output
+    {
         let (principal, account) = try await visibleAccount(input.path.accountId)
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
         var validator = Validator()
         let threshold = validator.amount(body.threshold, field: "/threshold", allowZero: true)
         try validator.check()
         let record = try await pool.withTransaction { connection in
-            try await LedgerService.setLowBalanceThreshold(account: account, threshold: threshold, by: AuditActor(principal), on: connection)
+            try await LedgerService.setLowBalanceThreshold(
+                account: account, threshold: threshold, by: AuditActor(principal), on: connection)
         }
         return .ok(.init(body: .json(Self.schema(record))))
     }
 
-    package func removeLowBalanceThreshold(_ input: Operations.RemoveLowBalanceThreshold.Input) async throws -> Operations.RemoveLowBalanceThreshold.Output {
+    package func removeLowBalanceThreshold(_ input: Operations.RemoveLowBalanceThreshold.Input) async throws
+        -> Operations.RemoveLowBalanceThreshold.Output
+    {
         let (principal, account) = try await visibleAccount(input.path.accountId)
         let record = try await pool.withTransaction { connection in
-            try await LedgerService.setLowBalanceThreshold(account: account, threshold: nil, by: AuditActor(principal), on: connection)
+            try await LedgerService.setLowBalanceThreshold(
+                account: account, threshold: nil, by: AuditActor(principal), on: connection)
         }
         return .ok(.init(body: .json(Self.schema(record))))
     }
@@ -217,12 +269,15 @@ extension APIHandlers {
 
     package static func schema(_ account: LedgerAccountRecord) -> Components.Schemas.LedgerAccount {
         .init(
-            id: account.id.apiString, kind: .init(rawValue: account.kind.rawValue)!, resellerId: account.resellerID?.apiString,
+            id: account.id.apiString, kind: .init(rawValue: account.kind.rawValue)!,
+            resellerId: account.resellerID?.apiString,
             subAccountId: account.subAccountID?.apiString, debitsPending: Money(account.debitsPending).description,
-            debitsPosted: Money(account.debitsPosted).description, creditsPending: Money(account.creditsPending).description,
+            debitsPosted: Money(account.debitsPosted).description,
+            creditsPending: Money(account.creditsPending).description,
             creditsPosted: Money(account.creditsPosted).description, balance: Money(account.balance).description,
             available: Money(account.available).description, spendable: Money(account.spendable).description,
-            creditLimit: account.creditLimit.map { Money($0).description }, overdraftAllowed: !account.debitsMustNotExceedCredits,
+            creditLimit: account.creditLimit.map { Money($0).description },
+            overdraftAllowed: !account.debitsMustNotExceedCredits,
             lowBalanceThreshold: account.lowBalanceThreshold.map { Money($0).description },
             belowLowBalanceThreshold: account.belowThreshold, updatedAt: account.updatedAt)
     }
@@ -232,9 +287,11 @@ extension APIHandlers {
             id: transfer.id.apiString, seq: transfer.seq, kind: .init(rawValue: transfer.kind.rawValue)!,
             state: transfer.state.map { .init(rawValue: $0.rawValue)! }, pendingId: transfer.pendingID?.apiString,
             linkedId: transfer.linkedID?.apiString, debitAccountId: transfer.debitAccountID.apiString,
-            creditAccountId: transfer.creditAccountID.apiString, amount: Money(transfer.amount).description, code: transfer.code,
+            creditAccountId: transfer.creditAccountID.apiString, amount: Money(transfer.amount).description,
+            code: transfer.code,
             reference: transfer.reference, note: transfer.note, resellerId: transfer.resellerID?.apiString,
-            subAccountId: transfer.subAccountID?.apiString, createdBy: transfer.createdBy, requestId: transfer.requestID,
+            subAccountId: transfer.subAccountID?.apiString, createdBy: transfer.createdBy,
+            requestId: transfer.requestID,
             timeoutAt: transfer.timeoutAt, createdAt: transfer.createdAt)
     }
 

@@ -1,11 +1,11 @@
 import Foundation
 import HTTPTypes
 import Logging
+import Messaging
 import OpenAPIRuntime
 import PostgresLibpq
 import ResellerAPI
 import ResellerCore
-import Messaging
 
 extension APIHandlers {
     package func getLiveness(_ input: Operations.GetLiveness.Input) async throws -> Operations.GetLiveness.Output {
@@ -37,12 +37,18 @@ extension APIHandlers {
         if let failure {
             logger.warning("not ready", metadata: ["check": "database", "reason": "\(failure)"])
             let problem = APIProblem(.serviceUnavailable, code: "not_ready", detail: "database: \(failure)")
-            return .serviceUnavailable(.init(body: .applicationProblemJson(problem.document(instance: "/health/ready", requestID: RequestScope.requestID))))
+            return .serviceUnavailable(
+                .init(
+                    body: .applicationProblemJson(
+                        problem.document(instance: "/health/ready", requestID: RequestScope.requestID))))
         }
-        return .ok(.init(body: .json(.init(
-            status: .ready,
-            checks: [.init(name: "database", status: .ok, durationMs: milliseconds)]
-        ))))
+        return .ok(
+            .init(
+                body: .json(
+                    .init(
+                        status: .ready,
+                        checks: [.init(name: "database", status: .ok, durationMs: milliseconds)]
+                    ))))
     }
 
     package func getMetrics(_ input: Operations.GetMetrics.Input) async throws -> Operations.GetMetrics.Output {

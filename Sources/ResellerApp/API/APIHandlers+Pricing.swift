@@ -1,11 +1,11 @@
-import Foundation
-import ResellerAPI
-import SMSCore
-import ResellerCore
-import Contacts
-import Messaging
 import CompatibleGateway
+import Contacts
+import Foundation
+import Messaging
 import Pricing
+import ResellerAPI
+import ResellerCore
+import SMSCore
 
 /// The pricing preview: a send checked and priced by `SendPlanner`, with no side effects.
 extension APIHandlers {
@@ -21,7 +21,8 @@ extension APIHandlers {
         }
         try validator.check()
         let request = SendRequest(
-            sender: body.sender, text: body.text, recipients: recipients, long: body.long ?? false, scheduleAt: body.scheduleAt,
+            sender: body.sender, text: body.text, recipients: recipients, long: body.long ?? false,
+            scheduleAt: body.scheduleAt,
             groupName: body.group?.trimmingCharacters(in: .whitespacesAndNewlines))
         guard let plan = try await sendPlanner.plan(subAccountID: account.id, request: request) else {
             throw APIProblem.notFound("No sub-account \(account.id.apiString).")
@@ -37,13 +38,16 @@ extension APIHandlers {
         return .init(
             subAccountId: plan.subAccountID.apiString, pricedAt: plan.instant, accepted: plan.isAccepted,
             gatewayCode: plan.gatewayCode.map { Int32($0.rawValue) },
-            errors: plan.checks.map { .init(gatewayCode: Int32($0.code.rawValue), field: $0.field, message: $0.message) },
+            errors: plan.checks.map {
+                .init(gatewayCode: Int32($0.code.rawValue), field: $0.field, message: $0.message)
+            },
             sender: plan.sender, encoding: encoding, length: Int32(plan.segmentation.length), parts: parts,
             recipients: plan.recipients.map { recipient in
                 .init(
                     index: Int32(recipient.index), input: recipient.input, number: recipient.number?.digits,
                     country: recipient.country.map(schema), encoding: encoding, parts: parts,
-                    pricePerPart: recipient.price?.retail.pricePerPart.description, price: recipient.retailPrice?.description,
+                    pricePerPart: recipient.price?.retail.pricePerPart.description,
+                    price: recipient.retailPrice?.description,
                     gatewayCode: recipient.error.map { Int32($0.rawValue) }, error: recipient.error?.meaning)
             },
             totals: .init(
@@ -52,7 +56,8 @@ extension APIHandlers {
                 retailTotal: plan.retailTotal.description),
             balance: .init(
                 available: plan.balance.available.description, creditLimit: plan.balance.creditLimit.description,
-                spendable: plan.balance.spendable.description, availableAfter: plan.availableAfter.description, sufficient: !insufficient,
+                spendable: plan.balance.spendable.description, availableAfter: plan.availableAfter.description,
+                sufficient: !insufficient,
                 gatewayCode: insufficient ? Int32(GatewayErrorCode.insufficientCredits.rawValue) : nil),
             pricing: .init(
                 retailPriceListId: plan.resolution.retail?.priceListID.apiString,

@@ -4,7 +4,9 @@ import ResellerCore
 
 /// Sub-accounts: a reseller manages its own; the admin may read them; a sub-account may read itself.
 extension APIHandlers {
-    package func listSubAccounts(_ input: Operations.ListSubAccounts.Input) async throws -> Operations.ListSubAccounts.Output {
+    package func listSubAccounts(_ input: Operations.ListSubAccounts.Input) async throws
+        -> Operations.ListSubAccounts.Output
+    {
         let principal = try Access.require(.admin, .reseller)
         var validator = Validator()
         let limit = validator.limit(input.query.limit)
@@ -12,13 +14,19 @@ extension APIHandlers {
         try validator.check()
         let status = input.query.status.flatMap { AccountStatus(rawValue: $0.rawValue) }
         let name = input.query.name.flatMap { $0.isEmpty ? nil : $0 }
-        let rows = try await subAccounts.list(scope: principal.scope, status: status, nameContains: name, after: cursor, limit: limit + 1)
+        let rows = try await subAccounts.list(
+            scope: principal.scope, status: status, nameContains: name, after: cursor, limit: limit + 1)
         let page = Page(rows, limit: limit)
-        return .ok(.init(body: .json(.init(
-            items: page.items.map(Self.schema), nextCursor: page.nextCursor { $0.id.apiString }))))
+        return .ok(
+            .init(
+                body: .json(
+                    .init(
+                        items: page.items.map(Self.schema), nextCursor: page.nextCursor { $0.id.apiString }))))
     }
 
-    package func createSubAccount(_ input: Operations.CreateSubAccount.Input) async throws -> Operations.CreateSubAccount.Output {
+    package func createSubAccount(_ input: Operations.CreateSubAccount.Input) async throws
+        -> Operations.CreateSubAccount.Output
+    {
         let principal = try Access.require(.reseller)
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
         var validator = Validator()
@@ -29,19 +37,23 @@ extension APIHandlers {
         try validator.check()
         let hash = try await passwordHasher.hash(password)
         switch try await subAccounts.create(
-            resellerID: principal.resellerID!, name: name, username: username, password: hash, defaultSender: sender, by: AuditActor(principal))
+            resellerID: principal.resellerID!, name: name, username: username, password: hash, defaultSender: sender,
+            by: AuditActor(principal))
         {
         case .created(let record): return .created(.init(body: .json(Self.schema(record))))
         case .usernameTaken: throw APIProblem.conflict("The username \(username) is taken.")
         }
     }
 
-    package func getSubAccount(_ input: Operations.GetSubAccount.Input) async throws -> Operations.GetSubAccount.Output {
+    package func getSubAccount(_ input: Operations.GetSubAccount.Input) async throws -> Operations.GetSubAccount.Output
+    {
         let (_, record) = try await findSubAccount(input.path.subAccountId)
         return .ok(.init(body: .json(Self.schema(record))))
     }
 
-    package func updateSubAccount(_ input: Operations.UpdateSubAccount.Input) async throws -> Operations.UpdateSubAccount.Output {
+    package func updateSubAccount(_ input: Operations.UpdateSubAccount.Input) async throws
+        -> Operations.UpdateSubAccount.Output
+    {
         let (principal, account) = try await visibleSubAccount(input.path.subAccountId)
         let id = account.id
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
@@ -51,13 +63,17 @@ extension APIHandlers {
         let sender = body.defaultSender == "" ? "" : validator.sender(body.defaultSender, field: "/defaultSender")
         try validator.check()
         let hash = if let password { try await passwordHasher.hash(password) } else { PasswordHasher.Hash?.none }
-        guard let record = try await subAccounts.update(
-            id: id, scope: principal.scope, name: name, password: hash, defaultSender: sender, by: AuditActor(principal))
+        guard
+            let record = try await subAccounts.update(
+                id: id, scope: principal.scope, name: name, password: hash, defaultSender: sender,
+                by: AuditActor(principal))
         else { throw APIProblem.notFound("No sub-account \(id.apiString).") }
         return .ok(.init(body: .json(Self.schema(record))))
     }
 
-    package func blockSubAccount(_ input: Operations.BlockSubAccount.Input) async throws -> Operations.BlockSubAccount.Output {
+    package func blockSubAccount(_ input: Operations.BlockSubAccount.Input) async throws
+        -> Operations.BlockSubAccount.Output
+    {
         let (principal, account) = try await visibleSubAccount(input.path.subAccountId)
         let id = account.id
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
@@ -69,20 +85,26 @@ extension APIHandlers {
         return .ok(.init(body: .json(Self.schema(try Self.changed(change, "sub-account", id)))))
     }
 
-    package func unblockSubAccount(_ input: Operations.UnblockSubAccount.Input) async throws -> Operations.UnblockSubAccount.Output {
+    package func unblockSubAccount(_ input: Operations.UnblockSubAccount.Input) async throws
+        -> Operations.UnblockSubAccount.Output
+    {
         let (principal, account) = try await visibleSubAccount(input.path.subAccountId)
         let id = account.id
-        let reason: String? = if case .json(let body) = input.body { try Self.validatedReason(body.reason, required: false) } else { nil }
+        let reason: String? =
+            if case .json(let body) = input.body { try Self.validatedReason(body.reason, required: false) } else { nil }
         let change = try await subAccounts.changeStatus(
             id: id, scope: principal.scope, to: .active, from: [.blockedPayment, .blocked], reason: reason,
             action: "sub_account.unblock", by: AuditActor(principal))
         return .ok(.init(body: .json(Self.schema(try Self.changed(change, "sub-account", id)))))
     }
 
-    package func closeSubAccount(_ input: Operations.CloseSubAccount.Input) async throws -> Operations.CloseSubAccount.Output {
+    package func closeSubAccount(_ input: Operations.CloseSubAccount.Input) async throws
+        -> Operations.CloseSubAccount.Output
+    {
         let (principal, account) = try await visibleSubAccount(input.path.subAccountId)
         let id = account.id
-        let reason: String? = if case .json(let body) = input.body { try Self.validatedReason(body.reason, required: false) } else { nil }
+        let reason: String? =
+            if case .json(let body) = input.body { try Self.validatedReason(body.reason, required: false) } else { nil }
         let change = try await subAccounts.changeStatus(
             id: id, scope: principal.scope, to: .closed, from: [.active, .blockedPayment, .blocked], reason: reason,
             action: "sub_account.close", by: AuditActor(principal))

@@ -1,15 +1,17 @@
 import Foundation
 import Gateway1601
 import Logging
-import ResellerAPI
-import SMSCore
-import ResellerCore
 import Messaging
+import ResellerAPI
+import ResellerCore
+import SMSCore
 
 /// Upstream connections: an admin resource. To anyone else a connection does not exist (404 on its paths, 403 on the
 /// lists); a reseller may read which connection it sends through (id, name, status), never its settings.
 extension APIHandlers {
-    package func listUpstreamConnections(_ input: Operations.ListUpstreamConnections.Input) async throws -> Operations.ListUpstreamConnections.Output {
+    package func listUpstreamConnections(_ input: Operations.ListUpstreamConnections.Input) async throws
+        -> Operations.ListUpstreamConnections.Output
+    {
         _ = try Access.require(.admin)
         var validator = Validator()
         let limit = validator.limit(input.query.limit)
@@ -18,10 +20,15 @@ extension APIHandlers {
         let status = input.query.status.flatMap { UpstreamConnectionStatus(rawValue: $0.rawValue) }
         let rows = try await upstreamConnections.list(status: status, after: cursor, limit: limit + 1)
         let page = Page(rows, limit: limit)
-        return .ok(.init(body: .json(.init(items: page.items.map(Self.schema), nextCursor: page.nextCursor { $0.id.apiString }))))
+        return .ok(
+            .init(
+                body: .json(.init(items: page.items.map(Self.schema), nextCursor: page.nextCursor { $0.id.apiString })))
+        )
     }
 
-    package func createUpstreamConnection(_ input: Operations.CreateUpstreamConnection.Input) async throws -> Operations.CreateUpstreamConnection.Output {
+    package func createUpstreamConnection(_ input: Operations.CreateUpstreamConnection.Input) async throws
+        -> Operations.CreateUpstreamConnection.Output
+    {
         let principal = try Access.require(.admin)
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
         let defaults = UpstreamConnectionSettings(name: "", baseURL: "", username: "", password: nil)
@@ -32,22 +39,28 @@ extension APIHandlers {
         guard let record = try await upstreamConnections.create(settings, by: AuditActor(principal)) else {
             throw APIProblem.conflict("An upstream connection named \(settings.name) exists already.")
         }
-        logger.notice("upstream connection created", metadata: ["connection": "\(record.name)", "id": "\(record.id.apiString)"])
+        logger.notice(
+            "upstream connection created", metadata: ["connection": "\(record.name)", "id": "\(record.id.apiString)"])
         return .created(.init(body: .json(Self.schema(record))))
     }
 
-    package func getUpstreamConnection(_ input: Operations.GetUpstreamConnection.Input) async throws -> Operations.GetUpstreamConnection.Output {
+    package func getUpstreamConnection(_ input: Operations.GetUpstreamConnection.Input) async throws
+        -> Operations.GetUpstreamConnection.Output
+    {
         let (_, id) = try adminConnectionID(input.path.connectionId)
         guard let record = try await upstreamConnections.find(id: id) else { throw Self.noConnection(id) }
         return .ok(.init(body: .json(Self.schema(record))))
     }
 
-    package func updateUpstreamConnection(_ input: Operations.UpdateUpstreamConnection.Input) async throws -> Operations.UpdateUpstreamConnection.Output {
+    package func updateUpstreamConnection(_ input: Operations.UpdateUpstreamConnection.Input) async throws
+        -> Operations.UpdateUpstreamConnection.Output
+    {
         let (principal, id) = try adminConnectionID(input.path.connectionId)
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
         let outcome = try await upstreamConnections.update(id: id, by: AuditActor(principal)) { current in
             try Self.upstreamSettings(
-                base: UpstreamConnectionSettings(current), name: body.name, baseUrl: body.baseUrl, username: body.username,
+                base: UpstreamConnectionSettings(current), name: body.name, baseUrl: body.baseUrl,
+                username: body.username,
                 password: body.password, segmentation: body.segmentation, concurrency: body.concurrency,
                 rateLimitPerSecond: body.rateLimitPerSecond, requestTimeoutMs: body.requestTimeoutMs,
                 singlePartCountries: body.singlePartCountries)
@@ -59,26 +72,35 @@ extension APIHandlers {
         }
     }
 
-    package func pauseUpstreamConnection(_ input: Operations.PauseUpstreamConnection.Input) async throws -> Operations.PauseUpstreamConnection.Output {
+    package func pauseUpstreamConnection(_ input: Operations.PauseUpstreamConnection.Input) async throws
+        -> Operations.PauseUpstreamConnection.Output
+    {
         let (principal, id) = try adminConnectionID(input.path.connectionId)
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
         let reason = try Self.validatedReason(body.reason, required: true) ?? ""
         switch try await upstreamConnections.pause(id: id, reason: reason, code: nil, by: AuditActor(principal)) {
         case .paused(let record):
-            logger.warning("upstream connection paused", metadata: ["connection": "\(record.name)", "reason": "\(reason)", "by": "\(principal.actor)"])
+            logger.warning(
+                "upstream connection paused",
+                metadata: ["connection": "\(record.name)", "reason": "\(reason)", "by": "\(principal.actor)"])
             return .ok(.init(body: .json(Self.schema(record))))
         case .alreadyPaused(let record):
-            throw APIProblem.conflict("The upstream connection is paused already (since \(record.pausedAt.map { APIDates.string(from: $0) } ?? "?")).")
+            throw APIProblem.conflict(
+                "The upstream connection is paused already (since \(record.pausedAt.map { APIDates.string(from: $0) } ?? "?"))."
+            )
         case .notFound:
             throw Self.noConnection(id)
         }
     }
 
-    package func resumeUpstreamConnection(_ input: Operations.ResumeUpstreamConnection.Input) async throws -> Operations.ResumeUpstreamConnection.Output {
+    package func resumeUpstreamConnection(_ input: Operations.ResumeUpstreamConnection.Input) async throws
+        -> Operations.ResumeUpstreamConnection.Output
+    {
         let (principal, id) = try adminConnectionID(input.path.connectionId)
         switch try await upstreamConnections.resume(id: id, by: AuditActor(principal)) {
         case .resumed(let record):
-            logger.notice("upstream connection resumed", metadata: ["connection": "\(record.name)", "by": "\(principal.actor)"])
+            logger.notice(
+                "upstream connection resumed", metadata: ["connection": "\(record.name)", "by": "\(principal.actor)"])
             return .ok(.init(body: .json(Self.schema(record))))
         case .notPaused:
             throw APIProblem.conflict("The upstream connection is active; only a paused connection can be resumed.")
@@ -87,12 +109,15 @@ extension APIHandlers {
         }
     }
 
-    package func checkUpstreamConnection(_ input: Operations.CheckUpstreamConnection.Input) async throws -> Operations.CheckUpstreamConnection.Output {
+    package func checkUpstreamConnection(_ input: Operations.CheckUpstreamConnection.Input) async throws
+        -> Operations.CheckUpstreamConnection.Output
+    {
         let (_, id) = try adminConnectionID(input.path.connectionId)
         guard let connection = try await upstreamConnections.connection(id: id) else { throw Self.noConnection(id) }
         let checkedAt = Date()
         let started = ContinuousClock.now
-        var result = Components.Schemas.UpstreamCheck(connectionId: id.apiString, ok: false, checkedAt: checkedAt, durationMs: 0)
+        var result = Components.Schemas.UpstreamCheck(
+            connectionId: id.apiString, ok: false, checkedAt: checkedAt, durationMs: 0)
         do {
             let credits = try await upstreamClients.client(for: connection).credits()
             result.ok = true
@@ -106,18 +131,26 @@ extension APIHandlers {
         result.durationMs = elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
         logger.info(
             "upstream connection checked",
-            metadata: ["connection": "\(connection.record.name)", "ok": "\(result.ok)", "error": "\(result.error?.message ?? "")"])
+            metadata: [
+                "connection": "\(connection.record.name)", "ok": "\(result.ok)",
+                "error": "\(result.error?.message ?? "")",
+            ])
         return .ok(.init(body: .json(result)))
     }
 
     // MARK: - The default and assignments
 
-    package func getDefaultUpstreamConnection(_ input: Operations.GetDefaultUpstreamConnection.Input) async throws -> Operations.GetDefaultUpstreamConnection.Output {
+    package func getDefaultUpstreamConnection(_ input: Operations.GetDefaultUpstreamConnection.Input) async throws
+        -> Operations.GetDefaultUpstreamConnection.Output
+    {
         _ = try Access.require(.admin)
-        return .ok(.init(body: .json(.init(connection: try await upstreamConnections.defaultConnection().map(Self.schema)))))
+        return .ok(
+            .init(body: .json(.init(connection: try await upstreamConnections.defaultConnection().map(Self.schema)))))
     }
 
-    package func setDefaultUpstreamConnection(_ input: Operations.SetDefaultUpstreamConnection.Input) async throws -> Operations.SetDefaultUpstreamConnection.Output {
+    package func setDefaultUpstreamConnection(_ input: Operations.SetDefaultUpstreamConnection.Input) async throws
+        -> Operations.SetDefaultUpstreamConnection.Output
+    {
         let principal = try Access.require(.admin)
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
         let connectionID = try await existingConnection(body.connectionId)
@@ -125,37 +158,51 @@ extension APIHandlers {
         return .ok(.init(body: .json(.init(connection: record.map(Self.schema)))))
     }
 
-    package func clearDefaultUpstreamConnection(_ input: Operations.ClearDefaultUpstreamConnection.Input) async throws -> Operations.ClearDefaultUpstreamConnection.Output {
+    package func clearDefaultUpstreamConnection(_ input: Operations.ClearDefaultUpstreamConnection.Input) async throws
+        -> Operations.ClearDefaultUpstreamConnection.Output
+    {
         let principal = try Access.require(.admin)
         _ = try await upstreamConnections.setDefault(connectionID: nil, by: AuditActor(principal))
         logger.warning("no default upstream connection any more", metadata: ["by": "\(principal.actor)"])
         return .ok(.init(body: .json(.init(connection: nil))))
     }
 
-    package func getResellerUpstreamConnection(_ input: Operations.GetResellerUpstreamConnection.Input) async throws -> Operations.GetResellerUpstreamConnection.Output {
+    package func getResellerUpstreamConnection(_ input: Operations.GetResellerUpstreamConnection.Input) async throws
+        -> Operations.GetResellerUpstreamConnection.Output
+    {
         let id = try pathID(input.path.resellerId, "reseller")
         _ = try Access.requireReseller(id, roles: .admin, .reseller)
-        guard let record = try await upstreamConnections.assignment(resellerID: id) else { throw APIProblem.notFound("No reseller \(id.apiString).") }
-        return .ok(.init(body: .json(Self.schema(record))))
-    }
-
-    package func assignResellerUpstreamConnection(_ input: Operations.AssignResellerUpstreamConnection.Input) async throws -> Operations.AssignResellerUpstreamConnection.Output {
-        let id = try pathID(input.path.resellerId, "reseller")
-        let principal = try Access.requireReseller(id, roles: .admin)
-        guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
-        guard try await resellers.find(id: id) != nil else { throw APIProblem.notFound("No reseller \(id.apiString).") }
-        let connectionID = try await existingConnection(body.connectionId)
-        guard let record = try await upstreamConnections.assign(resellerID: id, connectionID: connectionID, by: AuditActor(principal)) else {
+        guard let record = try await upstreamConnections.assignment(resellerID: id) else {
             throw APIProblem.notFound("No reseller \(id.apiString).")
         }
         return .ok(.init(body: .json(Self.schema(record))))
     }
 
-    package func unassignResellerUpstreamConnection(_ input: Operations.UnassignResellerUpstreamConnection.Input) async throws -> Operations.UnassignResellerUpstreamConnection.Output {
+    package func assignResellerUpstreamConnection(_ input: Operations.AssignResellerUpstreamConnection.Input)
+        async throws -> Operations.AssignResellerUpstreamConnection.Output
+    {
+        let id = try pathID(input.path.resellerId, "reseller")
+        let principal = try Access.requireReseller(id, roles: .admin)
+        guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
+        guard try await resellers.find(id: id) != nil else { throw APIProblem.notFound("No reseller \(id.apiString).") }
+        let connectionID = try await existingConnection(body.connectionId)
+        guard
+            let record = try await upstreamConnections.assign(
+                resellerID: id, connectionID: connectionID, by: AuditActor(principal))
+        else {
+            throw APIProblem.notFound("No reseller \(id.apiString).")
+        }
+        return .ok(.init(body: .json(Self.schema(record))))
+    }
+
+    package func unassignResellerUpstreamConnection(_ input: Operations.UnassignResellerUpstreamConnection.Input)
+        async throws -> Operations.UnassignResellerUpstreamConnection.Output
+    {
         let id = try pathID(input.path.resellerId, "reseller")
         let principal = try Access.requireReseller(id, roles: .admin)
         guard try await resellers.find(id: id) != nil,
-            let record = try await upstreamConnections.assign(resellerID: id, connectionID: nil, by: AuditActor(principal))
+            let record = try await upstreamConnections.assign(
+                resellerID: id, connectionID: nil, by: AuditActor(principal))
         else { throw APIProblem.notFound("No reseller \(id.apiString).") }
         return .ok(.init(body: .json(Self.schema(record))))
     }
@@ -170,7 +217,9 @@ extension APIHandlers {
         return (principal, id)
     }
 
-    private static func noConnection(_ id: UUID) -> APIProblem { APIProblem.notFound("No upstream connection \(id.apiString).") }
+    private static func noConnection(_ id: UUID) -> APIProblem {
+        APIProblem.notFound("No upstream connection \(id.apiString).")
+    }
 
     /// The id of an existing connection named in a body's `connectionId`, or 422.
     private func existingConnection(_ text: String) async throws -> UUID {
@@ -183,14 +232,17 @@ extension APIHandlers {
     /// `base` with the given fields validated and laid over it; 422 naming every invalid field.
     package static func upstreamSettings(
         base: UpstreamConnectionSettings, name: String?, baseUrl: String?, username: String?, password: String?,
-        segmentation: Components.Schemas.UpstreamSegmentationInput?, concurrency: Int32?, rateLimitPerSecond: Int32?, requestTimeoutMs: Int32?,
+        segmentation: Components.Schemas.UpstreamSegmentationInput?, concurrency: Int32?, rateLimitPerSecond: Int32?,
+        requestTimeoutMs: Int32?,
         singlePartCountries: [String]? = nil
     ) throws -> UpstreamConnectionSettings {
         var validator = Validator()
         var settings = base
         if let name, let value = validator.text(name, field: "/name", maximum: 100) { settings.name = value }
         if let baseUrl, let value = validator.upstreamBaseURL(baseUrl, field: "/baseUrl") { settings.baseURL = value }
-        if let username, let value = validator.text(username, field: "/username", maximum: 200) { settings.username = value }
+        if let username, let value = validator.text(username, field: "/username", maximum: 200) {
+            settings.username = value
+        }
         if let password {
             if !(1...200).contains(password.unicodeScalars.count) {
                 validator.fail("/password", "must be 1 to 200 characters")
@@ -212,27 +264,43 @@ extension APIHandlers {
             var valid = true
             for (field, value, range, path) in fields {
                 guard let value else { continue }
-                if let value = validator.integer(value, field: "/segmentation/\(field)", range: range) { policy[keyPath: path] = value } else { valid = false }
+                if let value = validator.integer(value, field: "/segmentation/\(field)", range: range) {
+                    policy[keyPath: path] = value
+                } else {
+                    valid = false
+                }
             }
             if valid {
                 if policy.gsmConcatenatedPart > policy.gsmSinglePart {
-                    validator.fail("/segmentation/gsmConcatenatedPart", "must not be larger than gsmSinglePart (\(policy.gsmSinglePart))")
+                    validator.fail(
+                        "/segmentation/gsmConcatenatedPart",
+                        "must not be larger than gsmSinglePart (\(policy.gsmSinglePart))")
                 }
                 if policy.ucs2ConcatenatedPart > policy.ucs2SinglePart {
-                    validator.fail("/segmentation/ucs2ConcatenatedPart", "must not be larger than ucs2SinglePart (\(policy.ucs2SinglePart))")
+                    validator.fail(
+                        "/segmentation/ucs2ConcatenatedPart",
+                        "must not be larger than ucs2SinglePart (\(policy.ucs2SinglePart))")
                 }
             }
             settings.segmentation = policy
         }
-        if let concurrency, let value = validator.integer(concurrency, field: "/concurrency", range: 1...64) { settings.concurrency = value }
-        if let rateLimitPerSecond, let value = validator.integer(rateLimitPerSecond, field: "/rateLimitPerSecond", range: 1...10_000) {
+        if let concurrency, let value = validator.integer(concurrency, field: "/concurrency", range: 1...64) {
+            settings.concurrency = value
+        }
+        if let rateLimitPerSecond,
+            let value = validator.integer(rateLimitPerSecond, field: "/rateLimitPerSecond", range: 1...10_000)
+        {
             settings.rateLimitPerSecond = value
         }
-        if let requestTimeoutMs, let value = validator.integer(requestTimeoutMs, field: "/requestTimeoutMs", range: 1_000...120_000) {
+        if let requestTimeoutMs,
+            let value = validator.integer(requestTimeoutMs, field: "/requestTimeoutMs", range: 1_000...120_000)
+        {
             settings.requestTimeoutMilliseconds = value
         }
         if let singlePartCountries {
-            if singlePartCountries.count > 1_000 { validator.fail("/singlePartCountries", "must have at most 1000 calling codes") }
+            if singlePartCountries.count > 1_000 {
+                validator.fail("/singlePartCountries", "must have at most 1000 calling codes")
+            }
             for (index, code) in singlePartCountries.enumerated() where CallingCode.lookup(code) == nil {
                 validator.fail("/singlePartCountries/\(index)", "\(code.prefix(20)) is not a calling code")
             }
@@ -256,7 +324,8 @@ extension APIHandlers {
             requestTimeoutMs: Int32(record.requestTimeoutMilliseconds), singlePartCountries: record.singlePartCountries,
             callbackPath: "/callbacks/1601/\(record.callbackToken)",
             status: .init(rawValue: record.status.rawValue)!,
-            pauseReason: record.pauseReason, pauseGatewayCode: record.pauseCode.map { Int32($0) }, pausedAt: record.pausedAt,
+            pauseReason: record.pauseReason, pauseGatewayCode: record.pauseCode.map { Int32($0) },
+            pausedAt: record.pausedAt,
             pausedBy: record.pausedBy, isDefault: record.isDefault, assignedResellers: Int32(record.assignedResellers),
             createdBy: record.createdBy, createdAt: record.createdAt, updatedAt: record.updatedAt)
     }
@@ -264,7 +333,9 @@ extension APIHandlers {
     package static func schema(_ record: UpstreamAssignmentRecord) -> Components.Schemas.ResellerUpstreamConnection {
         .init(
             resellerId: record.resellerID.apiString, source: .init(rawValue: record.source.rawValue)!,
-            connection: record.connection.map { .init(id: $0.id.apiString, name: $0.name, status: .init(rawValue: $0.status.rawValue)!) })
+            connection: record.connection.map {
+                .init(id: $0.id.apiString, name: $0.name, status: .init(rawValue: $0.status.rawValue)!)
+            })
     }
 
     package static func schema(_ error: Gateway1601Error) -> Components.Schemas.UpstreamCheckError {
@@ -283,11 +354,12 @@ extension APIHandlers {
         case .invalidRequest: result.kind = .invalidRequest
         case .invalidConfiguration: result.kind = .invalidConfiguration
         }
-        result.disposition = switch error.disposition {
-        case .retry: .retry
-        case .failMessage: .failMessage
-        case .pauseConnection: .pauseConnection
-        }
+        result.disposition =
+            switch error.disposition {
+            case .retry: .retry
+            case .failMessage: .failMessage
+            case .pauseConnection: .pauseConnection
+            }
         return result
     }
 }

@@ -9,24 +9,31 @@ import Webhooks
 extension APIHandlers {
     package var webhookEndpoints: WebhookEndpointRepository { WebhookEndpointRepository(pool: pool) }
 
-    package func listSubAccountWebhooks(_ input: Operations.ListSubAccountWebhooks.Input) async throws -> Operations.ListSubAccountWebhooks.Output {
+    package func listSubAccountWebhooks(_ input: Operations.ListSubAccountWebhooks.Input) async throws
+        -> Operations.ListSubAccountWebhooks.Output
+    {
         let (_, account) = try await findSubAccount(input.path.subAccountId)
         let items = try await webhookEndpoints.list(resellerID: account.resellerID, subAccountID: account.id)
         return .ok(.init(body: .json(.init(items: items.map(Self.schema)))))
     }
 
-    package func createSubAccountWebhook(_ input: Operations.CreateSubAccountWebhook.Input) async throws -> Operations.CreateSubAccountWebhook.Output {
+    package func createSubAccountWebhook(_ input: Operations.CreateSubAccountWebhook.Input) async throws
+        -> Operations.CreateSubAccountWebhook.Output
+    {
         let (principal, account) = try await findSubAccount(input.path.subAccountId)
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
         guard account.status != .closed else { throw APIProblem.conflict("The sub-account is closed.") }
         let (url, format, types, description) = try await validatedWebhook(body)
         let (record, secret) = try await webhookEndpoints.create(
-            resellerID: account.resellerID, subAccountID: account.id, url: url, format: format, eventTypes: types, description: description,
+            resellerID: account.resellerID, subAccountID: account.id, url: url, format: format, eventTypes: types,
+            description: description,
             by: AuditActor(principal))
         return .created(.init(body: .json(.init(webhook: Self.schema(record), secret: secret))))
     }
 
-    package func listResellerWebhooks(_ input: Operations.ListResellerWebhooks.Input) async throws -> Operations.ListResellerWebhooks.Output {
+    package func listResellerWebhooks(_ input: Operations.ListResellerWebhooks.Input) async throws
+        -> Operations.ListResellerWebhooks.Output
+    {
         let id = try pathID(input.path.resellerId, "reseller")
         _ = try Access.requireReseller(id, roles: .admin, .reseller)
         guard try await resellers.find(id: id) != nil else { throw APIProblem.notFound("No reseller \(id.apiString).") }
@@ -34,15 +41,20 @@ extension APIHandlers {
         return .ok(.init(body: .json(.init(items: items.map(Self.schema)))))
     }
 
-    package func createResellerWebhook(_ input: Operations.CreateResellerWebhook.Input) async throws -> Operations.CreateResellerWebhook.Output {
+    package func createResellerWebhook(_ input: Operations.CreateResellerWebhook.Input) async throws
+        -> Operations.CreateResellerWebhook.Output
+    {
         let id = try pathID(input.path.resellerId, "reseller")
         let principal = try Access.requireReseller(id, roles: .reseller)
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
-        guard let reseller = try await resellers.find(id: id) else { throw APIProblem.notFound("No reseller \(id.apiString).") }
+        guard let reseller = try await resellers.find(id: id) else {
+            throw APIProblem.notFound("No reseller \(id.apiString).")
+        }
         guard reseller.status != .closed else { throw APIProblem.conflict("The reseller is closed.") }
         let (url, format, types, description) = try await validatedWebhook(body)
         let (record, secret) = try await webhookEndpoints.create(
-            resellerID: id, subAccountID: nil, url: url, format: format, eventTypes: types, description: description, by: AuditActor(principal))
+            resellerID: id, subAccountID: nil, url: url, format: format, eventTypes: types, description: description,
+            by: AuditActor(principal))
         return .created(.init(body: .json(.init(webhook: Self.schema(record), secret: secret))))
     }
 
@@ -51,26 +63,33 @@ extension APIHandlers {
         return .ok(.init(body: .json(Self.schema(record))))
     }
 
-    package func updateWebhook(_ input: Operations.UpdateWebhook.Input) async throws -> Operations.UpdateWebhook.Output {
+    package func updateWebhook(_ input: Operations.UpdateWebhook.Input) async throws -> Operations.UpdateWebhook.Output
+    {
         let (principal, record) = try await findWebhook(input.path.webhookId)
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
         // The format is fixed: pending deliveries and the receiver's code are made for it.
         if let format = body.format, format.rawValue != record.format {
-            throw APIProblem.conflict("The webhook's format is \(record.format) and cannot be changed; register a new endpoint instead.")
+            throw APIProblem.conflict(
+                "The webhook's format is \(record.format) and cannot be changed; register a new endpoint instead.")
         }
         var validator = Validator()
         let description = validator.text(body.description, field: "/description", minimum: 0, maximum: 200)
         let types = body.eventTypes.map { Self.eventTypes($0, format: record.format, validator: &validator) }
         try validator.check()
         if let url = body.url { try await checkWebhookURL(url) }
-        let changes = WebhookEndpointRepository.Changes(url: body.url, eventTypes: types, description: description, status: body.status?.rawValue)
-        guard let updated = try await webhookEndpoints.update(id: record.id, scope: principal.scope, changes, by: AuditActor(principal)) else {
+        let changes = WebhookEndpointRepository.Changes(
+            url: body.url, eventTypes: types, description: description, status: body.status?.rawValue)
+        guard
+            let updated = try await webhookEndpoints.update(
+                id: record.id, scope: principal.scope, changes, by: AuditActor(principal))
+        else {
             throw APIProblem.notFound("No webhook \(record.id.apiString).")
         }
         return .ok(.init(body: .json(Self.schema(updated))))
     }
 
-    package func deleteWebhook(_ input: Operations.DeleteWebhook.Input) async throws -> Operations.DeleteWebhook.Output {
+    package func deleteWebhook(_ input: Operations.DeleteWebhook.Input) async throws -> Operations.DeleteWebhook.Output
+    {
         let (principal, record) = try await findWebhook(input.path.webhookId)
         guard try await webhookEndpoints.delete(id: record.id, scope: principal.scope, by: AuditActor(principal)) else {
             throw APIProblem.notFound("No webhook \(record.id.apiString).")
@@ -78,7 +97,9 @@ extension APIHandlers {
         return .noContent(.init())
     }
 
-    package func rotateWebhookSecret(_ input: Operations.RotateWebhookSecret.Input) async throws -> Operations.RotateWebhookSecret.Output {
+    package func rotateWebhookSecret(_ input: Operations.RotateWebhookSecret.Input) async throws
+        -> Operations.RotateWebhookSecret.Output
+    {
         let (principal, record) = try await findWebhook(input.path.webhookId)
         var hours = 24
         if case .json(let body) = input.body, let given = body.previousSecretValidHours {
@@ -87,22 +108,29 @@ extension APIHandlers {
             }
             hours = Int(given)
         }
-        guard let (rotated, secret) = try await webhookEndpoints.rotateSecret(
-            id: record.id, scope: principal.scope, previousValidFor: .seconds(hours * 3600), by: AuditActor(principal))
+        guard
+            let (rotated, secret) = try await webhookEndpoints.rotateSecret(
+                id: record.id, scope: principal.scope, previousValidFor: .seconds(hours * 3600),
+                by: AuditActor(principal))
         else { throw APIProblem.notFound("No webhook \(record.id.apiString).") }
         return .ok(.init(body: .json(.init(webhook: Self.schema(rotated), secret: secret))))
     }
 
-    package func listWebhookDeliveries(_ input: Operations.ListWebhookDeliveries.Input) async throws -> Operations.ListWebhookDeliveries.Output {
+    package func listWebhookDeliveries(_ input: Operations.ListWebhookDeliveries.Input) async throws
+        -> Operations.ListWebhookDeliveries.Output
+    {
         let (_, record) = try await findWebhook(input.path.webhookId)
         var validator = Validator()
         let limit = validator.limit(input.query.limit)
         try validator.check()
-        let items = try await webhookEndpoints.deliveries(endpointID: record.id, state: input.query.state?.rawValue, limit: limit)
+        let items = try await webhookEndpoints.deliveries(
+            endpointID: record.id, state: input.query.state?.rawValue, limit: limit)
         return .ok(.init(body: .json(.init(items: try items.map(Self.schema)))))
     }
 
-    package func redeliverWebhookDelivery(_ input: Operations.RedeliverWebhookDelivery.Input) async throws -> Operations.RedeliverWebhookDelivery.Output {
+    package func redeliverWebhookDelivery(_ input: Operations.RedeliverWebhookDelivery.Input) async throws
+        -> Operations.RedeliverWebhookDelivery.Output
+    {
         let (_, record) = try await findWebhook(input.path.webhookId)
         let deliveryID = try pathID(input.path.deliveryId, "delivery")
         guard record.status == "active" else { throw APIProblem.conflict("The webhook is disabled; enable it first.") }
@@ -112,25 +140,37 @@ extension APIHandlers {
         return .accepted(.init(body: .json(try Self.schema(delivery))))
     }
 
-    package func replayWebhookEvents(_ input: Operations.ReplayWebhookEvents.Input) async throws -> Operations.ReplayWebhookEvents.Output {
+    package func replayWebhookEvents(_ input: Operations.ReplayWebhookEvents.Input) async throws
+        -> Operations.ReplayWebhookEvents.Output
+    {
         let (_, record) = try await findWebhook(input.path.webhookId)
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
-        guard body.from < body.to else { throw APIProblem.validation([.init(field: "/to", message: "must be after from")]) }
+        guard body.from < body.to else {
+            throw APIProblem.validation([.init(field: "/to", message: "must be after from")])
+        }
         guard record.status == "active" else { throw APIProblem.conflict("The webhook is disabled; enable it first.") }
         guard let queued = try await webhookEndpoints.replay(record, from: body.from, to: body.to) else {
             throw APIProblem.validation([
-                .init(field: "/to", message: "the period holds more than \(WebhookEndpointRepository.replayLimit) events; replay a shorter one")
+                .init(
+                    field: "/to",
+                    message:
+                        "the period holds more than \(WebhookEndpointRepository.replayLimit) events; replay a shorter one"
+                )
             ])
         }
         return .accepted(.init(body: .json(.init(queued: Int32(queued)))))
     }
 
-    package func getWebhookSettings(_ input: Operations.GetWebhookSettings.Input) async throws -> Operations.GetWebhookSettings.Output {
+    package func getWebhookSettings(_ input: Operations.GetWebhookSettings.Input) async throws
+        -> Operations.GetWebhookSettings.Output
+    {
         _ = try Access.require(.admin)
         return .ok(.init(body: .json(.init(allowedRanges: try await webhookEndpoints.allowedRanges()))))
     }
 
-    package func setWebhookSettings(_ input: Operations.SetWebhookSettings.Input) async throws -> Operations.SetWebhookSettings.Output {
+    package func setWebhookSettings(_ input: Operations.SetWebhookSettings.Input) async throws
+        -> Operations.SetWebhookSettings.Output
+    {
         let principal = try Access.require(.admin)
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
         var validator = Validator()
@@ -160,11 +200,14 @@ extension APIHandlers {
 
     /// The URL, format, event types and description of a registration; a `1601` endpoint's types default to (and can
     /// only be) `message.status_changed`.
-    private func validatedWebhook(_ body: Components.Schemas.WebhookCreate) async throws -> (String, String, [String], String?) {
+    private func validatedWebhook(_ body: Components.Schemas.WebhookCreate) async throws -> (
+        String, String, [String], String?
+    ) {
         var validator = Validator()
         let format = body.format?.rawValue ?? Self.signedFormat
         let description = validator.text(body.description, field: "/description", minimum: 0, maximum: 200)
-        let types = format == Self.legacyFormat && body.eventTypes == nil
+        let types =
+            format == Self.legacyFormat && body.eventTypes == nil
             ? [Self.legacyEventType] : Self.eventTypes(body.eventTypes ?? [], format: format, validator: &validator)
         try validator.check()
         try await checkWebhookURL(body.url)
@@ -176,7 +219,9 @@ extension APIHandlers {
     /// The one event type old-style (1601) notifications exist for.
     package static let legacyEventType = "message.status_changed"
 
-    private static func eventTypes(_ types: [Components.Schemas.WebhookEventType], format: String, validator: inout Validator) -> [String] {
+    private static func eventTypes(
+        _ types: [Components.Schemas.WebhookEventType], format: String, validator: inout Validator
+    ) -> [String] {
         let names = Array(Set(types.map(\.rawValue))).sorted()
         if names.isEmpty {
             validator.fail("/eventTypes", "must name at least one event type")
@@ -193,18 +238,27 @@ extension APIHandlers {
 
     package static func schema(_ record: WebhookEndpointRecord) -> Components.Schemas.Webhook {
         .init(
-            id: record.id.apiString, resellerId: record.resellerID.apiString, subAccountId: record.subAccountID?.apiString, url: record.url,
-            format: .init(rawValue: record.format)!, eventTypes: record.eventTypes.compactMap(Components.Schemas.WebhookEventType.init(rawValue:)), description: record.description,
-            status: .init(rawValue: record.status)!, statusReason: record.statusReason, failingSince: record.failingSince,
-            previousSecretExpiresAt: record.previousSecretExpiresAt, createdAt: record.createdAt, updatedAt: record.updatedAt)
+            id: record.id.apiString, resellerId: record.resellerID.apiString,
+            subAccountId: record.subAccountID?.apiString, url: record.url,
+            format: .init(rawValue: record.format)!,
+            eventTypes: record.eventTypes.compactMap(Components.Schemas.WebhookEventType.init(rawValue:)),
+            description: record.description,
+            status: .init(rawValue: record.status)!, statusReason: record.statusReason,
+            failingSince: record.failingSince,
+            previousSecretExpiresAt: record.previousSecretExpiresAt, createdAt: record.createdAt,
+            updatedAt: record.updatedAt)
     }
 
     private static let attemptDecoder: JSONDecoder = {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .custom { decoder in
             let text = try decoder.singleValueContainer().decode(String.self)
-            guard let date = try? Date(text, strategy: .iso8601.year().month().day().time(includingFractionalSeconds: true)) else {
-                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a timestamp: \(text)"))
+            guard
+                let date = try? Date(
+                    text, strategy: .iso8601.year().month().day().time(includingFractionalSeconds: true))
+            else {
+                throw DecodingError.dataCorrupted(
+                    .init(codingPath: decoder.codingPath, debugDescription: "not a timestamp: \(text)"))
             }
             return date
         }
@@ -215,19 +269,23 @@ extension APIHandlers {
         let attempts = try attemptDecoder.decode([WebhookDeliveryRecord.Attempt].self, from: Data(record.log.utf8))
         let log: [Components.Schemas.WebhookAttempt] = attempts.map { attempt in
             Components.Schemas.WebhookAttempt(
-                attempt: Int32(attempt.attempt), attemptedAt: attempt.attemptedAt, statusCode: attempt.statusCode.map { Int32($0) },
+                attempt: Int32(attempt.attempt), attemptedAt: attempt.attemptedAt,
+                statusCode: attempt.statusCode.map { Int32($0) },
                 latencyMs: Int32(attempt.latencyMs), error: attempt.error)
         }
         guard let eventType = Components.Schemas.WebhookEventType(rawValue: record.eventType),
-              let state = Components.Schemas.WebhookDelivery.StatePayload(rawValue: record.state)
+            let state = Components.Schemas.WebhookDelivery.StatePayload(rawValue: record.state)
         else { throw APIProblem.internalError }
         let nextAttemptAt: Date? = record.state == "pending" ? record.dueAt : nil
         let lastStatusCode: Int32? = record.lastStatusCode.map { Int32($0) }
         let lastLatencyMs: Int32? = record.lastLatencyMs.map { Int32($0) }
         return Components.Schemas.WebhookDelivery(
-            id: record.id.apiString, webhookId: record.endpointID.apiString, eventId: record.eventID.apiString, eventType: eventType,
-            occurredAt: record.occurredAt, state: state, attempts: Int32(record.attempts), lastStatusCode: lastStatusCode,
-            lastLatencyMs: lastLatencyMs, lastError: record.lastError, nextAttemptAt: nextAttemptAt, giveUpAt: record.giveUpAt,
+            id: record.id.apiString, webhookId: record.endpointID.apiString, eventId: record.eventID.apiString,
+            eventType: eventType,
+            occurredAt: record.occurredAt, state: state, attempts: Int32(record.attempts),
+            lastStatusCode: lastStatusCode,
+            lastLatencyMs: lastLatencyMs, lastError: record.lastError, nextAttemptAt: nextAttemptAt,
+            giveUpAt: record.giveUpAt,
             createdAt: record.createdAt, finishedAt: record.finishedAt, log: log)
     }
 }

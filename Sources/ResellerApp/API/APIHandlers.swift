@@ -1,15 +1,17 @@
+import CompatibleGateway
 import Logging
+import Messaging
 import PostgresLibpq
 import ResellerAPI
 import ResellerCore
-import Messaging
-import CompatibleGateway
 
 /// Implements the generated `APIProtocol`: one extension file per area of `openapi.yaml`.
 /// Handlers validate input, call domain services and map results to the generated outputs;
 /// errors are thrown as `APIProblem` and rendered by `ProblemMiddleware`.
 package struct APIHandlers: APIProtocol {
-    package init(pool: PostgresPool, metrics: ServiceMetrics, logger: Logger, sending: Sending, deliveryReports: DeliveryReports) {
+    package init(
+        pool: PostgresPool, metrics: ServiceMetrics, logger: Logger, sending: Sending, deliveryReports: DeliveryReports
+    ) {
         self.pool = pool
         self.metrics = metrics
         self.logger = logger
@@ -36,5 +38,7 @@ package struct APIHandlers: APIProtocol {
     package var resellers: ResellerRepository { ResellerRepository(pool: pool) }
     package var subAccounts: SubAccountRepository { SubAccountRepository(pool: pool) }
     package var audit: AuditRepository { AuditRepository(pool: pool) }
-    package var upstreamConnections: UpstreamConnectionRepository { UpstreamConnectionRepository(pool: pool, cipher: upstreamCipher) }
+    package var upstreamConnections: UpstreamConnectionRepository {
+        UpstreamConnectionRepository(pool: pool, cipher: upstreamCipher)
+    }
 }

@@ -1,8 +1,8 @@
 import Foundation
 import OpenAPIRuntime
-import SMSCore
 import ResellerAPI
 import ResellerCore
+import SMSCore
 
 /// Records → the schemas of `openapi.yaml`.
 extension APIHandlers {
@@ -14,7 +14,8 @@ extension APIHandlers {
 
     package static func schema(_ key: APIKeyRecord) -> Components.Schemas.ApiKey {
         .init(
-            id: key.id.apiString, name: key.name, prefix: key.prefix, ownerKind: .init(rawValue: key.ownerKind.rawValue)!,
+            id: key.id.apiString, name: key.name, prefix: key.prefix,
+            ownerKind: .init(rawValue: key.ownerKind.rawValue)!,
             resellerId: key.resellerID?.apiString, subAccountId: key.subAccountID?.apiString, createdAt: key.createdAt,
             lastUsedAt: key.lastUsedAt, revokedAt: key.revokedAt)
     }
@@ -30,11 +31,13 @@ extension APIHandlers {
 
     package static func schema(_ account: SubAccountRecord) -> Components.Schemas.SubAccount {
         .init(
-            id: account.id.apiString, resellerId: account.resellerID.apiString, name: account.name, username: account.username,
+            id: account.id.apiString, resellerId: account.resellerID.apiString, name: account.name,
+            username: account.username,
             defaultSender: account.defaultSender, status: .init(rawValue: account.status.rawValue)!,
             effectiveStatus: .init(rawValue: account.effectiveStatus.rawValue)!,
             effectiveGatewayCode: account.effectiveStatus.gatewayCode.map { Int32($0.rawValue) },
-            statusReason: account.statusReason, statusChangedBy: account.statusChangedBy, statusChangedAt: account.statusChangedAt,
+            statusReason: account.statusReason, statusChangedBy: account.statusChangedBy,
+            statusChangedAt: account.statusChangedAt,
             createdAt: account.createdAt, updatedAt: account.updatedAt)
     }
 
@@ -42,9 +45,14 @@ extension APIHandlers {
         let decoder = JSONDecoder()
         return .init(
             id: entry.id, at: entry.at, actor: entry.actor, actorRole: .init(rawValue: entry.actorRole) ?? .system,
-            resellerId: entry.resellerID?.apiString, action: entry.action, targetType: entry.targetType, targetId: entry.targetID,
-            before: try entry.before.map { try decoder.decode(Components.Schemas.AuditEntry.BeforePayload.self, from: Data($0.utf8)) },
-            after: try entry.after.map { try decoder.decode(Components.Schemas.AuditEntry.AfterPayload.self, from: Data($0.utf8)) },
+            resellerId: entry.resellerID?.apiString, action: entry.action, targetType: entry.targetType,
+            targetId: entry.targetID,
+            before: try entry.before.map {
+                try decoder.decode(Components.Schemas.AuditEntry.BeforePayload.self, from: Data($0.utf8))
+            },
+            after: try entry.after.map {
+                try decoder.decode(Components.Schemas.AuditEntry.AfterPayload.self, from: Data($0.utf8))
+            },
             requestId: entry.requestID)
     }
 }

@@ -1,3 +1,4 @@
+import CompatibleGateway
 import Gateway1601
 import Logging
 import Messaging
@@ -5,7 +6,6 @@ import PostgresLibpq
 import ResellerCore
 import ServiceLifecycle
 import Webhooks
-import CompatibleGateway
 
 /// Everything the service needs to start, from flags or environment variables
 /// (see `sms-reseller serve --help` and docs/configuration.md).

@@ -1,12 +1,12 @@
+import CompatibleGateway
 import Foundation
 import HTTPTypes
 import Hummingbird
 import OpenAPIRuntime
 import PostgresLibpq
 import ResellerAPI
-import SMSCore
 import ResellerCore
-import CompatibleGateway
+import SMSCore
 
 /// An error that reaches the client as an RFC 9457 problem document.
 ///
@@ -33,7 +33,10 @@ package struct APIProblem: Error, Sendable, Equatable {
         }
     }
 
-    package init(_ status: HTTPResponse.Status, code: String, detail: String? = nil, gatewayCode: Int? = nil, fieldErrors: [FieldError] = []) {
+    package init(
+        _ status: HTTPResponse.Status, code: String, detail: String? = nil, gatewayCode: Int? = nil,
+        fieldErrors: [FieldError] = []
+    ) {
         self.status = status
         self.code = code
         self.detail = detail
@@ -41,33 +44,46 @@ package struct APIProblem: Error, Sendable, Equatable {
         self.fieldErrors = fieldErrors
     }
 
-    package static func notFound(_ detail: String) -> APIProblem { APIProblem(.notFound, code: "not_found", detail: detail) }
-    package static func badRequest(_ detail: String) -> APIProblem { APIProblem(.badRequest, code: "bad_request", detail: detail) }
-    package static func conflict(_ detail: String) -> APIProblem { APIProblem(.conflict, code: "conflict", detail: detail) }
+    package static func notFound(_ detail: String) -> APIProblem {
+        APIProblem(.notFound, code: "not_found", detail: detail)
+    }
+    package static func badRequest(_ detail: String) -> APIProblem {
+        APIProblem(.badRequest, code: "bad_request", detail: detail)
+    }
+    package static func conflict(_ detail: String) -> APIProblem {
+        APIProblem(.conflict, code: "conflict", detail: detail)
+    }
     package static func validation(_ errors: [FieldError]) -> APIProblem {
-        APIProblem(.unprocessableContent, code: "validation_failed", detail: errors.map { "\($0.field): \($0.message)" }.joined(separator: "; "), fieldErrors: errors)
+        APIProblem(
+            .unprocessableContent, code: "validation_failed",
+            detail: errors.map { "\($0.field): \($0.message)" }.joined(separator: "; "), fieldErrors: errors)
     }
     /// A domain refusal as the REST API answers it: its kind picks the status; code, detail, 1601 code and fields
     /// carry over.
     package init(_ refusal: DomainError) {
-        let status: HTTPResponse.Status = switch refusal.kind {
-        case .badRequest: .badRequest
-        case .unauthorized: .unauthorized
-        case .insufficientCredits: .paymentRequired
-        case .forbidden: .forbidden
-        case .notFound: .notFound
-        case .conflict: .conflict
-        case .tooLarge: .contentTooLarge
-        case .unprocessable: .unprocessableContent
-        }
+        let status: HTTPResponse.Status =
+            switch refusal.kind {
+            case .badRequest: .badRequest
+            case .unauthorized: .unauthorized
+            case .insufficientCredits: .paymentRequired
+            case .forbidden: .forbidden
+            case .notFound: .notFound
+            case .conflict: .conflict
+            case .tooLarge: .contentTooLarge
+            case .unprocessable: .unprocessableContent
+            }
         self.init(
             status, code: refusal.code, detail: refusal.detail, gatewayCode: refusal.gatewayCode?.rawValue,
-            fieldErrors: refusal.fieldErrors.map { FieldError(field: $0.field, message: $0.message, gatewayCode: $0.gatewayCode?.rawValue) })
+            fieldErrors: refusal.fieldErrors.map {
+                FieldError(field: $0.field, message: $0.message, gatewayCode: $0.gatewayCode?.rawValue)
+            })
     }
 
     package static let unauthorized = APIProblem(DomainError.unauthorized)
     package static func forbidden(_ detail: String) -> APIProblem { APIProblem(DomainError.forbidden(detail)) }
-    package static let internalError = APIProblem(.internalServerError, code: "internal_error", detail: "An unexpected error occurred; it has been logged with the request id.")
+    package static let internalError = APIProblem(
+        .internalServerError, code: "internal_error",
+        detail: "An unexpected error occurred; it has been logged with the request id.")
 
     /// The problem for any error: what handlers threw, what the OpenAPI runtime or the router
     /// reported, or an unexpected failure (500, details only in the log).
@@ -81,25 +97,33 @@ package struct APIProblem: Error, Sendable, Equatable {
             if let problem = serverError.underlyingError as? APIProblem { return problem }
             if let refusal = serverError.underlyingError as? DomainError { return APIProblem(refusal) }
             if serverError.underlyingError is DecodingError {
-                return APIProblem(.badRequest, code: "invalid_body", detail: "The request body does not match the schema: \(describe(serverError.underlyingError))")
+                return APIProblem(
+                    .badRequest, code: "invalid_body",
+                    detail: "The request body does not match the schema: \(describe(serverError.underlyingError))")
             }
             if serverError.httpStatus.kind == .clientError {
                 // The runtime's own request errors: missing or malformed parameters, wrong content type.
-                return APIProblem(serverError.httpStatus, code: serverError.httpStatus == .unsupportedMediaType ? "unsupported_media_type" : "bad_request",
-                                  detail: "\(serverError.causeDescription): \(serverError.underlyingError)")
+                return APIProblem(
+                    serverError.httpStatus,
+                    code: serverError.httpStatus == .unsupportedMediaType ? "unsupported_media_type" : "bad_request",
+                    detail: "\(serverError.causeDescription): \(serverError.underlyingError)")
             }
             return from(serverError.underlyingError)
         case let httpError as HTTPError:
-            let code: String = switch httpError.status {
-            case .notFound: "not_found"
-            case .methodNotAllowed: "method_not_allowed"
-            case .contentTooLarge: "payload_too_large"
-            case .badRequest: "bad_request"
-            default: httpError.status.kind == .serverError ? "internal_error" : "http_\(httpError.status.code)"
-            }
+            let code: String =
+                switch httpError.status {
+                case .notFound: "not_found"
+                case .methodNotAllowed: "method_not_allowed"
+                case .contentTooLarge: "payload_too_large"
+                case .badRequest: "bad_request"
+                default: httpError.status.kind == .serverError ? "internal_error" : "http_\(httpError.status.code)"
+                }
             return APIProblem(httpError.status, code: code, detail: httpError.body)
-        case let postgres as PostgresError where postgres.kind == .acquireTimeout || postgres.kind == .connection || postgres.kind == .poolClosed:
-            return APIProblem(.serviceUnavailable, code: "database_unavailable", detail: "The database is not reachable right now; retry later.")
+        case let postgres as PostgresError
+        where postgres.kind == .acquireTimeout || postgres.kind == .connection || postgres.kind == .poolClosed:
+            return APIProblem(
+                .serviceUnavailable, code: "database_unavailable",
+                detail: "The database is not reachable right now; retry later.")
         default:
             return internalError
         }
@@ -132,9 +156,12 @@ package struct APIProblem: Error, Sendable, Equatable {
             instance: instance,
             requestId: requestID,
             gatewayCode: gatewayCode.map { Int32($0) },
-            errors: fieldErrors.isEmpty ? nil : fieldErrors.map {
-                Components.Schemas.FieldError(field: $0.field, message: $0.message, gatewayCode: $0.gatewayCode.map { Int32($0) })
-            }
+            errors: fieldErrors.isEmpty
+                ? nil
+                : fieldErrors.map {
+                    Components.Schemas.FieldError(
+                        field: $0.field, message: $0.message, gatewayCode: $0.gatewayCode.map { Int32($0) })
+                }
         )
     }
 

@@ -13,18 +13,23 @@ import ResellerCore
 package struct AuthenticationMiddleware<Context: RequestContext>: RouterMiddleware {
     package let keys: APIKeyRepository
 
-    package func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    package func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
         guard let header = request.headers[.authorization] else {
             return try await next(request, context)
         }
         let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
         guard parts.count == 2, parts[0].lowercased() == "bearer" else { throw APIProblem.unauthorized }
         let secret = parts[1].trimmingCharacters(in: .whitespaces)
-        guard APIKeySecret.isWellFormed(secret), let principal = try await keys.authenticate(secretHash: APIKeySecret.hash(secret)) else {
+        guard APIKeySecret.isWellFormed(secret),
+            let principal = try await keys.authenticate(secretHash: APIKeySecret.hash(secret))
+        else {
             throw APIProblem.unauthorized
         }
         var context = context
-        context.logger[metadataKey: "principal"] = .string("\(principal.role.rawValue):\(principal.keyID.uuidString.lowercased())")
+        context.logger[metadataKey: "principal"] = .string(
+            "\(principal.role.rawValue):\(principal.keyID.uuidString.lowercased())")
         return try await AuthScope.$principal.withValue(principal) {
             try await next(request, context)
         }

@@ -11,7 +11,9 @@ package struct EmptyBodyMiddleware<Context: RequestContext>: RouterMiddleware {
     /// Bodies without a content type are read into memory up to this size to see whether they are empty.
     package static var maximumUntypedBody: Int { 1 << 20 }
 
-    package func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    package func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
         guard [.post, .put, .patch].contains(request.method), request.headers[.contentType] == nil else {
             return try await next(request, context)
         }

@@ -10,7 +10,9 @@ import Hummingbird
 package struct HeaderEncodingMiddleware<Context: RequestContext>: RouterMiddleware {
     package static var structuredHeaders: [HTTPField.Name] { [.contentDisposition] }
 
-    package func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    package func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
         var response = try await next(request, context)
         for name in Self.structuredHeaders {
             if let value = response.headers[name], value.contains("%"), let decoded = value.removingPercentEncoding {

@@ -16,7 +16,8 @@ package struct OperationMetricsMiddleware: ServerMiddleware {
         let started = ContinuousClock.now
         do {
             let (response, responseBody) = try await next(request, body, metadata)
-            metrics.recordRequest(operation: operationID, status: response.status.code, duration: ContinuousClock.now - started)
+            metrics.recordRequest(
+                operation: operationID, status: response.status.code, duration: ContinuousClock.now - started)
             return (response, responseBody)
         } catch {
             let status = APIProblem.from(error).status.code

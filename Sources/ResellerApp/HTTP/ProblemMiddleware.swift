@@ -9,7 +9,9 @@ import ResellerCore
 package struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
     package let metrics: ServiceMetrics
 
-    package func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    package func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
         let started = ContinuousClock.now
         do {
             return try await next(request, context)
@@ -21,9 +23,12 @@ package struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
                 metrics.recordRequest(operation: "unmatched", status: 404, duration: ContinuousClock.now - started)
             }
             if problem.status.kind == .serverError {
-                context.logger.error("request failed", metadata: ["error": "\(Self.loggable(error))", "status": "\(problem.status.code)"])
+                context.logger.error(
+                    "request failed",
+                    metadata: ["error": "\(Self.loggable(error))", "status": "\(problem.status.code)"])
             } else {
-                context.logger.debug("request refused", metadata: ["code": "\(problem.code)", "status": "\(problem.status.code)"])
+                context.logger.debug(
+                    "request refused", metadata: ["code": "\(problem.code)", "status": "\(problem.status.code)"])
             }
             var response = problem.response(instance: request.uri.path, requestID: RequestScope.requestID)
             if problem.status == .unauthorized { response.headers[.wwwAuthenticate] = "Bearer" }
@@ -39,7 +44,8 @@ package struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
 /// error are kept; the rest is `loggableDescription(of:)`.
 package func loggableAPIDescription(of error: any Error) -> String {
     if let serverError = error as? ServerError {
-        return "\(serverError.operationID): \(serverError.causeDescription): \(loggableAPIDescription(of: serverError.underlyingError))"
+        return
+            "\(serverError.operationID): \(serverError.causeDescription): \(loggableAPIDescription(of: serverError.underlyingError))"
     }
     return loggableDescription(of: error)
 }

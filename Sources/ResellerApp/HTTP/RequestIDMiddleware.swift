@@ -10,7 +10,9 @@ import ResellerCore
 package struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
     package static var headerName: HTTPField.Name { HTTPField.Name("X-Request-Id")! }
 
-    package func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    package func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
         let requestID = request.headers[Self.headerName].flatMap(Self.accept) ?? Self.generate()
         var context = context
         context.logger[metadataKey: "request_id"] = .string(requestID)
@@ -25,7 +27,8 @@ package struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
         guard (1...128).contains(value.utf8.count),
             value.utf8.allSatisfy({ byte in
                 switch byte {
-                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                    UInt8(ascii: "0")...UInt8(ascii: "9"),
                     UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: ":"), UInt8(ascii: "-"):
                     true
                 default:

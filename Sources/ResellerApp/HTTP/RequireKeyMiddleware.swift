@@ -6,7 +6,9 @@ import ResellerCore
 /// decoded: an anonymous caller learns nothing about required headers or body fields. The public
 /// operations are the ones `openapi.yaml` marks `security: []` (a test keeps the two lists equal).
 package struct RequireKeyMiddleware: ServerMiddleware {
-    package static let publicOperations: Set<String> = ["getLiveness", "getReadiness", "getMetrics", "receiveDeliveryReport"]
+    package static let publicOperations: Set<String> = [
+        "getLiveness", "getReadiness", "getMetrics", "receiveDeliveryReport",
+    ]
 
     package func intercept(
         _ request: HTTPRequest,

@@ -29,7 +29,8 @@ package enum APIKeySecret {
         secret.hasPrefix(scheme) && secret.utf8.count == scheme.utf8.count + 43
             && secret.utf8.dropFirst(scheme.utf8.count).allSatisfy { byte in
                 switch byte {
-                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                    UInt8(ascii: "0")...UInt8(ascii: "9"),
                     UInt8(ascii: "-"), UInt8(ascii: "_"):
                     true
                 default:

@@ -37,7 +37,8 @@ package struct PasswordHasher: Sendable {
 
     package static func derive(_ sha1Hex: String, salt: Data, iterations: Int) throws -> Data {
         let key = try KDF.Insecure.PBKDF2.deriveKey(
-            from: Data(sha1Hex.utf8), salt: salt, using: .sha256, outputByteCount: 32, unsafeUncheckedRounds: iterations)
+            from: Data(sha1Hex.utf8), salt: salt, using: .sha256, outputByteCount: 32, unsafeUncheckedRounds: iterations
+        )
         return key.withUnsafeBytes { Data($0) }
     }
 

@@ -70,7 +70,9 @@ package enum Access {
     /// sees only its own (others answer 404). Then the role must be one of `roles` (else 403).
     package static func requireReseller(_ id: UUID, roles: Role...) throws -> Principal {
         let principal = try principal()
-        if principal.role != .admin, principal.resellerID != id { throw DomainError.notFound("No reseller \(id.uuidString.lowercased()).") }
+        if principal.role != .admin, principal.resellerID != id {
+            throw DomainError.notFound("No reseller \(id.uuidString.lowercased()).")
+        }
         guard roles.contains(principal.role) else {
             throw DomainError.forbidden("This operation is not available to the \(principal.role.rawValue) role.")
         }

@@ -33,7 +33,9 @@ package struct UpstreamCredentialCipher: Sendable {
 
     /// A key that is not 32 bytes of base64.
     package struct InvalidKey: Error, CustomStringConvertible {
-        package var description: String { "UPSTREAM_CREDENTIALS_KEY must be 32 random bytes in base64 (e.g. `openssl rand -base64 32`)" }
+        package var description: String {
+            "UPSTREAM_CREDENTIALS_KEY must be 32 random bytes in base64 (e.g. `openssl rand -base64 32`)"
+        }
     }
 
     package static let plainMarker: UInt8 = 0
@@ -49,7 +51,9 @@ package struct UpstreamCredentialCipher: Sendable {
 
     private init(keyBytes: Data?) {
         self.keyBytes = keyBytes
-        self.keyID = keyBytes.map { Data(SHA256.hash(data: Data("sms-reseller upstream credentials key".utf8) + $0).prefix(8)) }
+        self.keyID = keyBytes.map {
+            Data(SHA256.hash(data: Data("sms-reseller upstream credentials key".utf8) + $0).prefix(8))
+        }
     }
 
     private var key: SymmetricKey? { keyBytes.map { SymmetricKey(data: $0) } }

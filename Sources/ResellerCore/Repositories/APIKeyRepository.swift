@@ -49,8 +49,12 @@ package struct APIKeyRecord: Codable, Sendable {
 
     package enum CodingKeys: String, CodingKey {
         case id, name, prefix
-        case ownerKind = "owner_kind", resellerID = "reseller_id", subAccountID = "sub_account_id", createdAt = "created_at"
-        case lastUsedAt = "last_used_at", revokedAt = "revoked_at"
+        case ownerKind = "owner_kind"
+        case resellerID = "reseller_id"
+        case subAccountID = "sub_account_id"
+        case createdAt = "created_at"
+        case lastUsedAt = "last_used_at"
+        case revokedAt = "revoked_at"
     }
 }
 
@@ -73,12 +77,14 @@ package struct APIKeyRepository: Sendable {
         self.lastUsedResolution = lastUsedResolution
     }
 
-    package static let columns = "id, owner_kind, reseller_id, sub_account_id, name, prefix, created_at, last_used_at, revoked_at"
+    package static let columns =
+        "id, owner_kind, reseller_id, sub_account_id, name, prefix, created_at, last_used_at, revoked_at"
 
     /// The principal for a secret's hash, or nil when no live key has it. A key stops working when
     /// revoked, and when its reseller or sub-account is closed.
     package func authenticate(secretHash: Data) async throws -> Principal? {
-        let row = try await pool.query("""
+        let row = try await pool.query(
+            """
             SELECT k.id, k.owner_kind, k.reseller_id, k.sub_account_id,
                    (k.last_used_at IS NULL OR k.last_used_at < now() - make_interval(secs => \(Double(lastUsedResolution.components.seconds)))) AS stale
             FROM api_key k
@@ -86,7 +92,8 @@ package struct APIKeyRepository: Sendable {
             LEFT JOIN sub_account s ON s.reseller_id = k.reseller_id AND s.id = k.sub_account_id
             WHERE k.secret_sha256 = \(secretHash) AND k.revoked_at IS NULL
               AND (r.id IS NULL OR r.status <> 'closed') AND (s.id IS NULL OR s.status <> 'closed')
-            """).first(as: (UUID, String, UUID?, UUID?, Bool).self)
+            """
+        ).first(as: (UUID, String, UUID?, UUID?, Bool).self)
         guard let (id, kind, resellerID, subAccountID, stale) = row, let role = Role(rawValue: kind) else { return nil }
         if stale {
             try await pool.query("UPDATE api_key SET last_used_at = now() WHERE id = \(id)")
@@ -95,13 +102,17 @@ package struct APIKeyRepository: Sendable {
     }
 
     /// Creates a key on the caller's transaction; returns it with its secret.
-    package static func create(on connection: PostgresConnection, owner: APIKeyOwner, name: String, by actor: AuditActor) async throws -> (APIKeyRecord, String) {
+    package static func create(
+        on connection: PostgresConnection, owner: APIKeyOwner, name: String, by actor: AuditActor
+    ) async throws -> (APIKeyRecord, String) {
         let secret = APIKeySecret.generate()
-        let record = try await connection.query("""
+        let record = try await connection.query(
+            """
             INSERT INTO api_key (owner_kind, reseller_id, sub_account_id, name, prefix, secret_sha256)
             VALUES (\(owner.kind.rawValue), \(owner.resellerID), \(owner.subAccountID), \(name), \(APIKeySecret.prefix(of: secret)), \(APIKeySecret.hash(secret)))
             RETURNING \(unescaped: columns)
-            """).decodeRecords(APIKeyRecord.self)[0]
+            """
+        ).decodeRecords(APIKeyRecord.self)[0]
         try await AuditRepository.record(
             on: connection, by: actor, action: "api_key.create", targetType: "api_key", targetID: record.id,
             resellerID: owner.resellerID, before: nil, after: record)
@@ -114,31 +125,38 @@ package struct APIKeyRepository: Sendable {
 
     /// The keys of exactly this owner, newest first.
     package func list(owner: APIKeyOwner) async throws -> [APIKeyRecord] {
-        try await pool.query("""
+        try await pool.query(
+            """
             SELECT \(unescaped: Self.columns) FROM api_key
             WHERE owner_kind = \(owner.kind.rawValue)
               AND reseller_id IS NOT DISTINCT FROM \(owner.resellerID)::uuid
               AND sub_account_id IS NOT DISTINCT FROM \(owner.subAccountID)::uuid
             ORDER BY created_at DESC, id
-            """).decodeRecords(APIKeyRecord.self)
+            """
+        ).decodeRecords(APIKeyRecord.self)
     }
 
     /// Revokes a key visible in `scope` (the admin: any; a reseller: its own and its sub-accounts';
     /// a sub-account: its own). False when there is no such key in scope.
     package func revoke(id: UUID, scope: TenantScope, by actor: AuditActor) async throws -> Bool {
         try await pool.withTransaction { connection in
-            guard let before = try await connection.query("""
-                SELECT \(unescaped: Self.columns) FROM api_key
-                WHERE id = \(id)
-                  AND (\(scope.resellerID)::uuid IS NULL OR reseller_id = \(scope.resellerID)::uuid)
-                  AND (\(scope.subAccountID)::uuid IS NULL OR sub_account_id = \(scope.subAccountID)::uuid)
-                FOR UPDATE
-                """).decodeRecords(APIKeyRecord.self).first
+            guard
+                let before = try await connection.query(
+                    """
+                    SELECT \(unescaped: Self.columns) FROM api_key
+                    WHERE id = \(id)
+                      AND (\(scope.resellerID)::uuid IS NULL OR reseller_id = \(scope.resellerID)::uuid)
+                      AND (\(scope.subAccountID)::uuid IS NULL OR sub_account_id = \(scope.subAccountID)::uuid)
+                    FOR UPDATE
+                    """
+                ).decodeRecords(APIKeyRecord.self).first
             else { return false }
             guard before.revokedAt == nil else { return true }
-            let after = try await connection.query("""
+            let after = try await connection.query(
+                """
                 UPDATE api_key SET revoked_at = now() WHERE id = \(id) RETURNING \(unescaped: Self.columns)
-                """).decodeRecords(APIKeyRecord.self)[0]
+                """
+            ).decodeRecords(APIKeyRecord.self)[0]
             try await AuditRepository.record(
                 on: connection, by: actor, action: "api_key.revoke", targetType: "api_key", targetID: id,
                 resellerID: before.resellerID, before: before, after: after)

@@ -39,7 +39,11 @@ package struct AuditEntryRecord: Decodable, Sendable {
 
     package enum CodingKeys: String, CodingKey {
         case id, at, actor, action, before, after
-        case actorRole = "actor_role", resellerID = "reseller_id", targetType = "target_type", targetID = "target_id", requestID = "request_id"
+        case actorRole = "actor_role"
+        case resellerID = "reseller_id"
+        case targetType = "target_type"
+        case targetID = "target_id"
+        case requestID = "request_id"
     }
 }
 
@@ -70,7 +74,8 @@ package struct AuditRepository: Sendable {
         resellerID: UUID?, before: (any Encodable)?, after: (any Encodable)?
     ) async throws {
         try await record(
-            on: connection, by: actor, action: action, targetType: targetType, targetID: targetID.uuidString.lowercased(),
+            on: connection, by: actor, action: action, targetType: targetType,
+            targetID: targetID.uuidString.lowercased(),
             resellerID: resellerID, before: before, after: after)
     }
 
@@ -81,7 +86,8 @@ package struct AuditRepository: Sendable {
     ) async throws {
         let beforeJSON = try json(before)
         let afterJSON = try json(after)
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO audit_log (actor, actor_role, reseller_id, action, target_type, target_id, before, after, request_id)
             VALUES (\(actor.actor), \(actor.role), \(resellerID), \(action), \(targetType), \(targetID),
                     \(beforeJSON)::jsonb, \(afterJSON)::jsonb, \(actor.requestID))
@@ -89,8 +95,11 @@ package struct AuditRepository: Sendable {
     }
 
     /// Newest first; `before` is the id of the last entry of the previous page.
-    package func list(scope: TenantScope, action: String?, targetID: String?, before cursor: Int64?, limit: Int) async throws -> [AuditEntryRecord] {
-        try await pool.query("""
+    package func list(scope: TenantScope, action: String?, targetID: String?, before cursor: Int64?, limit: Int)
+        async throws -> [AuditEntryRecord]
+    {
+        try await pool.query(
+            """
             SELECT id, at, actor, actor_role, reseller_id, action, target_type, target_id, before::text AS before, after::text AS after, request_id
             FROM audit_log
             WHERE (\(scope.resellerID)::uuid IS NULL OR reseller_id = \(scope.resellerID)::uuid)
@@ -99,6 +108,7 @@ package struct AuditRepository: Sendable {
               AND (\(cursor)::bigint IS NULL OR id < \(cursor)::bigint)
             ORDER BY id DESC
             LIMIT \(limit)
-            """).decodeRecords(AuditEntryRecord.self)
+            """
+        ).decodeRecords(AuditEntryRecord.self)
     }
 }

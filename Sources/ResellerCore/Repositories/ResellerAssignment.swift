@@ -23,13 +23,16 @@ package enum ResellerAssignment {
         }
     }
 
-    package static func set(_ value: UUID?, _ target: Target, resellerID: UUID, by actor: AuditActor, on connection: PostgresConnection) async throws {
+    package static func set(
+        _ value: UUID?, _ target: Target, resellerID: UUID, by actor: AuditActor, on connection: PostgresConnection
+    ) async throws {
         let before = try await connection.query(
             "SELECT \(unescaped: target.column) FROM \(unescaped: target.table) WHERE reseller_id = \(resellerID) FOR UPDATE"
         ).first(as: UUID.self)
         guard before != value else { return }
         if let value {
-            try await connection.query("""
+            try await connection.query(
+                """
                 INSERT INTO \(unescaped: target.table) (reseller_id, \(unescaped: target.column), assigned_by) VALUES (\(resellerID), \(value), \(actor.actor))
                 ON CONFLICT (reseller_id) DO UPDATE
                     SET \(unescaped: target.column) = excluded.\(unescaped: target.column), assigned_by = excluded.assigned_by, assigned_at = now()

@@ -16,8 +16,13 @@ package struct ResellerRecord: Codable, Sendable {
 
     package enum CodingKeys: String, CodingKey {
         case id, name, status
-        case contactEmail = "contact_email", refundPolicy = "refund_policy", statusReason = "status_reason"
-        case statusChangedBy = "status_changed_by", statusChangedAt = "status_changed_at", createdAt = "created_at", updatedAt = "updated_at"
+        case contactEmail = "contact_email"
+        case refundPolicy = "refund_policy"
+        case statusReason = "status_reason"
+        case statusChangedBy = "status_changed_by"
+        case statusChangedAt = "status_changed_at"
+        case createdAt = "created_at"
+        case updatedAt = "updated_at"
     }
 }
 
@@ -41,13 +46,17 @@ package struct ResellerRepository: Sendable {
         id, name, contact_email, refund_policy, status, status_reason, status_changed_by, status_changed_at, created_at, updated_at
         """
 
-    package func create(name: String, contactEmail: String?, refundPolicy: String?, by actor: AuditActor) async throws -> ResellerRecord {
+    package func create(name: String, contactEmail: String?, refundPolicy: String?, by actor: AuditActor) async throws
+        -> ResellerRecord
+    {
         try await pool.withTransaction { connection in
-            let record = try await connection.query("""
+            let record = try await connection.query(
+                """
                 INSERT INTO reseller (name, contact_email, refund_policy)
                 VALUES (\(name), \(contactEmail), coalesce(\(refundPolicy)::text, 'refund_undelivered'))
                 RETURNING \(unescaped: Self.columns)
-                """).decodeRecords(ResellerRecord.self)[0]
+                """
+            ).decodeRecords(ResellerRecord.self)[0]
             try await AuditRepository.record(
                 on: connection, by: actor, action: "reseller.create", targetType: "reseller", targetID: record.id,
                 resellerID: record.id, before: nil, after: record)
@@ -62,35 +71,48 @@ package struct ResellerRepository: Sendable {
     }
 
     package func find(id: UUID) async throws -> ResellerRecord? {
-        try await pool.query("SELECT \(unescaped: Self.columns) FROM reseller WHERE id = \(id)").decodeRecords(ResellerRecord.self).first
+        try await pool.query("SELECT \(unescaped: Self.columns) FROM reseller WHERE id = \(id)").decodeRecords(
+            ResellerRecord.self
+        ).first
     }
 
     /// One page ordered by id, after the id `cursor`.
-    package func list(status: AccountStatus?, nameContains: String?, after cursor: UUID?, limit: Int) async throws -> [ResellerRecord] {
-        try await pool.query("""
+    package func list(status: AccountStatus?, nameContains: String?, after cursor: UUID?, limit: Int) async throws
+        -> [ResellerRecord]
+    {
+        try await pool.query(
+            """
             SELECT \(unescaped: Self.columns) FROM reseller
             WHERE (\(status?.rawValue)::text IS NULL OR status = \(status?.rawValue)::text)
               AND (\(nameContains)::text IS NULL OR strpos(lower(name), lower(\(nameContains)::text)) > 0)
               AND (\(cursor)::uuid IS NULL OR id > \(cursor)::uuid)
             ORDER BY id
             LIMIT \(limit)
-            """).decodeRecords(ResellerRecord.self)
+            """
+        ).decodeRecords(ResellerRecord.self)
     }
 
     /// Sets the given fields; an empty `contactEmail` clears it. Nil when there is no such reseller.
-    package func update(id: UUID, name: String?, contactEmail: String?, refundPolicy: String?, by actor: AuditActor) async throws -> ResellerRecord? {
+    package func update(id: UUID, name: String?, contactEmail: String?, refundPolicy: String?, by actor: AuditActor)
+        async throws -> ResellerRecord?
+    {
         try await pool.withTransaction { connection in
-            guard let before = try await connection.query("SELECT \(unescaped: Self.columns) FROM reseller WHERE id = \(id) FOR UPDATE")
+            guard
+                let before = try await connection.query(
+                    "SELECT \(unescaped: Self.columns) FROM reseller WHERE id = \(id) FOR UPDATE"
+                )
                 .decodeRecords(ResellerRecord.self).first
             else { return nil }
-            let after = try await connection.query("""
+            let after = try await connection.query(
+                """
                 UPDATE reseller SET
                     name = coalesce(\(name)::text, name),
                     contact_email = CASE WHEN \(contactEmail)::text IS NULL THEN contact_email ELSE nullif(\(contactEmail)::text, '') END,
                     refund_policy = coalesce(\(refundPolicy)::text, refund_policy)
                 WHERE id = \(id)
                 RETURNING \(unescaped: Self.columns)
-                """).decodeRecords(ResellerRecord.self)[0]
+                """
+            ).decodeRecords(ResellerRecord.self)[0]
             try await AuditRepository.record(
                 on: connection, by: actor, action: "reseller.update", targetType: "reseller", targetID: id,
                 resellerID: id, before: before, after: after)
@@ -100,21 +122,27 @@ package struct ResellerRepository: Sendable {
 
     /// Moves a reseller to `status` when its current status is in `from`; a no-op when it is already there.
     package func changeStatus(
-        id: UUID, to status: AccountStatus, from allowed: Set<AccountStatus>, reason: String?, action: String, by actor: AuditActor
+        id: UUID, to status: AccountStatus, from allowed: Set<AccountStatus>, reason: String?, action: String,
+        by actor: AuditActor
     ) async throws -> StatusChange<ResellerRecord> {
         try await pool.withTransaction { connection in
-            guard let before = try await connection.query("SELECT \(unescaped: Self.columns) FROM reseller WHERE id = \(id) FOR UPDATE")
+            guard
+                let before = try await connection.query(
+                    "SELECT \(unescaped: Self.columns) FROM reseller WHERE id = \(id) FOR UPDATE"
+                )
                 .decodeRecords(ResellerRecord.self).first
             else { return .notFound }
             // Asking for the status it already has changes nothing and records nothing.
             if before.status == status { return .changed(before) }
             guard allowed.contains(before.status) else { return .conflict(before.status) }
-            let after = try await connection.query("""
+            let after = try await connection.query(
+                """
                 UPDATE reseller SET status = \(status.rawValue), status_reason = \(reason),
                     status_changed_by = \(actor.actor), status_changed_at = now()
                 WHERE id = \(id)
                 RETURNING \(unescaped: Self.columns)
-                """).decodeRecords(ResellerRecord.self)[0]
+                """
+            ).decodeRecords(ResellerRecord.self)[0]
             try await AuditRepository.record(
                 on: connection, by: actor, action: action, targetType: "reseller", targetID: id,
                 resellerID: id, before: before, after: after)

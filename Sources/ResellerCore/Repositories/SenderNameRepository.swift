@@ -18,8 +18,13 @@ package struct SenderNameRecord: Codable, Sendable {
 
     package enum CodingKeys: String, CodingKey {
         case id, name, status, reason
-        case resellerID = "reseller_id", subAccountID = "sub_account_id", requiresAdmin = "requires_admin", decidedBy = "decided_by"
-        case decidedAt = "decided_at", createdAt = "created_at", updatedAt = "updated_at"
+        case resellerID = "reseller_id"
+        case subAccountID = "sub_account_id"
+        case requiresAdmin = "requires_admin"
+        case decidedBy = "decided_by"
+        case decidedAt = "decided_at"
+        case createdAt = "created_at"
+        case updatedAt = "updated_at"
     }
 }
 
@@ -59,16 +64,21 @@ package struct SenderNameRepository: Sendable {
         self.pool = pool
     }
 
-    package static let columns = "id, reseller_id, sub_account_id, name, status, requires_admin, reason, decided_by, decided_at, created_at, updated_at"
+    package static let columns =
+        "id, reseller_id, sub_account_id, name, status, requires_admin, reason, decided_by, decided_at, created_at, updated_at"
     package static let ruleColumns = "id, name, kind, reason, created_at"
 
     package static func scoped(_ scope: TenantScope) -> PostgresQuery {
         "(\(scope.resellerID)::uuid IS NULL OR reseller_id = \(scope.resellerID)::uuid) AND (\(scope.subAccountID)::uuid IS NULL OR sub_account_id = \(scope.subAccountID)::uuid)"
     }
 
-    package static func rule(on connection: PostgresConnection, for name: String) async throws -> SenderNameRuleRecord.Kind? {
-        try await connection.query("SELECT kind FROM sender_name_rule WHERE name_key = \(SenderName.comparisonKey(name))")
-            .first(as: String.self).flatMap(SenderNameRuleRecord.Kind.init(rawValue:))
+    package static func rule(on connection: PostgresConnection, for name: String) async throws -> SenderNameRuleRecord
+        .Kind?
+    {
+        try await connection.query(
+            "SELECT kind FROM sender_name_rule WHERE name_key = \(SenderName.comparisonKey(name))"
+        )
+        .first(as: String.self).flatMap(SenderNameRuleRecord.Kind.init(rawValue:))
     }
 
     package enum RequestResult: Sendable {
@@ -80,18 +90,23 @@ package struct SenderNameRepository: Sendable {
     }
 
     /// Records a request of a name that passed the 1601 rules.
-    package func request(resellerID: UUID, subAccountID: UUID, name: String, by actor: AuditActor) async throws -> RequestResult {
+    package func request(resellerID: UUID, subAccountID: UUID, name: String, by actor: AuditActor) async throws
+        -> RequestResult
+    {
         do {
             return try await pool.withTransaction { connection in
                 let rule = try await Self.rule(on: connection, for: name)
                 if rule == .blocked { return .blocked }
-                let record = try await connection.query("""
+                let record = try await connection.query(
+                    """
                     INSERT INTO sender_name (reseller_id, sub_account_id, name, status, requires_admin)
                     VALUES (\(resellerID), \(subAccountID), \(name), 'pending', \(rule == .protected))
                     RETURNING \(unescaped: Self.columns)
-                    """).decodeRecords(SenderNameRecord.self)[0]
+                    """
+                ).decodeRecords(SenderNameRecord.self)[0]
                 try await AuditRepository.record(
-                    on: connection, by: actor, action: "sender_name.request", targetType: "sender_name", targetID: record.id,
+                    on: connection, by: actor, action: "sender_name.request", targetType: "sender_name",
+                    targetID: record.id,
                     resellerID: resellerID, before: nil, after: record)
                 return .requested(record)
             }
@@ -101,40 +116,54 @@ package struct SenderNameRepository: Sendable {
     }
 
     package func find(id: UUID, scope: TenantScope) async throws -> SenderNameRecord? {
-        try await pool.query("SELECT \(unescaped: Self.columns) FROM sender_name WHERE id = \(id) AND \(Self.scoped(scope))")
-            .decodeRecords(SenderNameRecord.self).first
+        try await pool.query(
+            "SELECT \(unescaped: Self.columns) FROM sender_name WHERE id = \(id) AND \(Self.scoped(scope))"
+        )
+        .decodeRecords(SenderNameRecord.self).first
     }
 
-    package func list(scope: TenantScope, status: SenderNameStatus?, after cursor: UUID?, limit: Int) async throws -> [SenderNameRecord] {
-        try await pool.query("""
+    package func list(scope: TenantScope, status: SenderNameStatus?, after cursor: UUID?, limit: Int) async throws
+        -> [SenderNameRecord]
+    {
+        try await pool.query(
+            """
             SELECT \(unescaped: Self.columns) FROM sender_name
             WHERE \(Self.scoped(scope))
               AND (\(status?.rawValue)::text IS NULL OR status = \(status?.rawValue)::text)
               AND (\(cursor)::uuid IS NULL OR id > \(cursor)::uuid)
             ORDER BY id
             LIMIT \(limit)
-            """).decodeRecords(SenderNameRecord.self)
+            """
+        ).decodeRecords(SenderNameRecord.self)
     }
 
     /// The new state of a decision, or the problem that refuses it.
-    package typealias Transition = @Sendable (SenderNameRecord, SenderNameRuleRecord.Kind?) throws -> (status: SenderNameStatus, requiresAdmin: Bool)
+    package typealias Transition =
+        @Sendable (SenderNameRecord, SenderNameRuleRecord.Kind?) throws -> (
+            status: SenderNameStatus, requiresAdmin: Bool
+        )
 
     /// Applies a decision to a name visible in `scope`; nil when there is none.
     package func decide(
         id: UUID, scope: TenantScope, reason: String?, action: String, by actor: AuditActor, transition: Transition
     ) async throws -> SenderNameRecord? {
         try await pool.withTransaction { connection in
-            guard let before = try await connection.query("""
-                SELECT \(unescaped: Self.columns) FROM sender_name WHERE id = \(id) AND \(Self.scoped(scope)) FOR UPDATE
-                """).decodeRecords(SenderNameRecord.self).first
+            guard
+                let before = try await connection.query(
+                    """
+                    SELECT \(unescaped: Self.columns) FROM sender_name WHERE id = \(id) AND \(Self.scoped(scope)) FOR UPDATE
+                    """
+                ).decodeRecords(SenderNameRecord.self).first
             else { return nil }
             let next = try transition(before, try await Self.rule(on: connection, for: before.name))
-            let after = try await connection.query("""
+            let after = try await connection.query(
+                """
                 UPDATE sender_name SET status = \(next.status.rawValue), requires_admin = \(next.requiresAdmin),
                     reason = \(reason), decided_by = \(actor.actor), decided_at = now()
                 WHERE reseller_id = \(before.resellerID) AND id = \(id)
                 RETURNING \(unescaped: Self.columns)
-                """).decodeRecords(SenderNameRecord.self)[0]
+                """
+            ).decodeRecords(SenderNameRecord.self)[0]
             try await AuditRepository.record(
                 on: connection, by: actor, action: action, targetType: "sender_name", targetID: id,
                 resellerID: before.resellerID, before: before, after: after)
@@ -146,30 +175,39 @@ package struct SenderNameRepository: Sendable {
     /// 117 when the name is on the platform blocklist or not approved for it, nil when it may be used.
     package func sendCheck(subAccountID: UUID, sender: String) async throws -> GatewayErrorCode? {
         if let error = SenderName.validationError(for: sender) { return error }
-        let allowed = try await pool.query("""
-            SELECT NOT EXISTS (SELECT 1 FROM sender_name_rule WHERE name_key = \(SenderName.comparisonKey(sender)) AND kind = 'blocked')
-               AND EXISTS (SELECT 1 FROM sender_name WHERE sub_account_id = \(subAccountID) AND lower(name) = lower(\(sender)) AND status = 'approved')
-            """).first(as: Bool.self) ?? false
+        let allowed =
+            try await pool.query(
+                """
+                SELECT NOT EXISTS (SELECT 1 FROM sender_name_rule WHERE name_key = \(SenderName.comparisonKey(sender)) AND kind = 'blocked')
+                   AND EXISTS (SELECT 1 FROM sender_name WHERE sub_account_id = \(subAccountID) AND lower(name) = lower(\(sender)) AND status = 'approved')
+                """
+            ).first(as: Bool.self) ?? false
         return allowed ? nil : .senderNotAllowed
     }
 
     // MARK: - The platform list
 
     package func rules() async throws -> [SenderNameRuleRecord] {
-        try await pool.query("SELECT \(unescaped: Self.ruleColumns) FROM sender_name_rule ORDER BY name_key").decodeRecords(SenderNameRuleRecord.self)
+        try await pool.query("SELECT \(unescaped: Self.ruleColumns) FROM sender_name_rule ORDER BY name_key")
+            .decodeRecords(SenderNameRuleRecord.self)
     }
 
     /// Nil when the name already has a rule.
-    package func createRule(name: String, kind: SenderNameRuleRecord.Kind, reason: String?, by actor: AuditActor) async throws -> SenderNameRuleRecord? {
+    package func createRule(name: String, kind: SenderNameRuleRecord.Kind, reason: String?, by actor: AuditActor)
+        async throws -> SenderNameRuleRecord?
+    {
         do {
             return try await pool.withTransaction { connection in
-                let record = try await connection.query("""
+                let record = try await connection.query(
+                    """
                     INSERT INTO sender_name_rule (name_key, name, kind, reason)
                     VALUES (\(SenderName.comparisonKey(name)), \(name), \(kind.rawValue), \(reason))
                     RETURNING \(unescaped: Self.ruleColumns)
-                    """).decodeRecords(SenderNameRuleRecord.self)[0]
+                    """
+                ).decodeRecords(SenderNameRuleRecord.self)[0]
                 try await AuditRepository.record(
-                    on: connection, by: actor, action: "sender_name_rule.create", targetType: "sender_name_rule", targetID: record.id,
+                    on: connection, by: actor, action: "sender_name_rule.create", targetType: "sender_name_rule",
+                    targetID: record.id,
                     resellerID: nil, before: nil, after: record)
                 return record
             }
@@ -181,11 +219,15 @@ package struct SenderNameRepository: Sendable {
     /// False when there is no such rule.
     package func deleteRule(id: UUID, by actor: AuditActor) async throws -> Bool {
         try await pool.withTransaction { connection in
-            guard let before = try await connection.query("DELETE FROM sender_name_rule WHERE id = \(id) RETURNING \(unescaped: Self.ruleColumns)")
+            guard
+                let before = try await connection.query(
+                    "DELETE FROM sender_name_rule WHERE id = \(id) RETURNING \(unescaped: Self.ruleColumns)"
+                )
                 .decodeRecords(SenderNameRuleRecord.self).first
             else { return false }
             try await AuditRepository.record(
-                on: connection, by: actor, action: "sender_name_rule.delete", targetType: "sender_name_rule", targetID: id,
+                on: connection, by: actor, action: "sender_name_rule.delete", targetType: "sender_name_rule",
+                targetID: id,
                 resellerID: nil, before: before, after: nil)
             return true
         }

@@ -18,9 +18,14 @@ package struct SubAccountRecord: Codable, Sendable {
 
     package enum CodingKeys: String, CodingKey {
         case id, name, username, status
-        case resellerID = "reseller_id", defaultSender = "default_sender", effectiveStatus = "effective_status"
-        case statusReason = "status_reason", statusChangedBy = "status_changed_by", statusChangedAt = "status_changed_at"
-        case createdAt = "created_at", updatedAt = "updated_at"
+        case resellerID = "reseller_id"
+        case defaultSender = "default_sender"
+        case effectiveStatus = "effective_status"
+        case statusReason = "status_reason"
+        case statusChangedBy = "status_changed_by"
+        case statusChangedAt = "status_changed_at"
+        case createdAt = "created_at"
+        case updatedAt = "updated_at"
     }
 }
 
@@ -50,15 +55,18 @@ package struct SubAccountRepository: Sendable {
     }
 
     package func create(
-        resellerID: UUID, name: String, username: String, password: PasswordHasher.Hash, defaultSender: String?, by actor: AuditActor
+        resellerID: UUID, name: String, username: String, password: PasswordHasher.Hash, defaultSender: String?,
+        by actor: AuditActor
     ) async throws -> CreateResult {
         do {
             return try await pool.withTransaction { connection in
-                let id = try await connection.query("""
+                let id = try await connection.query(
+                    """
                     INSERT INTO sub_account (reseller_id, name, username, password_salt, password_iterations, password_hash, default_sender)
                     VALUES (\(resellerID), \(name), \(username), \(password.salt), \(password.iterations), \(password.hash), \(defaultSender))
                     RETURNING id
-                    """).first(as: UUID.self)!
+                    """
+                ).first(as: UUID.self)!
                 let record = try await Self.find(on: connection, id: id, scope: .everything, lock: false)!
                 try await AuditRepository.record(
                     on: connection, by: actor, action: "sub_account.create", targetType: "sub_account", targetID: id,
@@ -70,11 +78,15 @@ package struct SubAccountRepository: Sendable {
         }
     }
 
-    package static func find(on connection: PostgresConnection, id: UUID, scope: TenantScope, lock: Bool) async throws -> SubAccountRecord? {
-        try await connection.query("""
+    package static func find(on connection: PostgresConnection, id: UUID, scope: TenantScope, lock: Bool) async throws
+        -> SubAccountRecord?
+    {
+        try await connection.query(
+            """
             SELECT \(unescaped: columns) FROM sub_account s JOIN reseller r ON r.id = s.reseller_id
             WHERE s.id = \(id) AND \(scoped(scope))\(unescaped: lock ? " FOR UPDATE OF s" : "")
-            """).decodeRecords(SubAccountRecord.self).first
+            """
+        ).decodeRecords(SubAccountRecord.self).first
     }
 
     package func find(id: UUID, scope: TenantScope) async throws -> SubAccountRecord? {
@@ -86,10 +98,13 @@ package struct SubAccountRepository: Sendable {
     package static func lockStatuses(subAccountID: UUID, on connection: PostgresConnection) async throws
         -> (subAccount: AccountStatus, reseller: AccountStatus)?
     {
-        guard let row = try await connection.query("""
-            SELECT s.status, r.status FROM sub_account s JOIN reseller r ON r.id = s.reseller_id
-            WHERE s.id = \(subAccountID) FOR SHARE OF s, r
-            """).first(as: (String, String).self),
+        guard
+            let row = try await connection.query(
+                """
+                SELECT s.status, r.status FROM sub_account s JOIN reseller r ON r.id = s.reseller_id
+                WHERE s.id = \(subAccountID) FOR SHARE OF s, r
+                """
+            ).first(as: (String, String).self),
             let subAccount = AccountStatus(rawValue: row.0), let reseller = AccountStatus(rawValue: row.1)
         else { return nil }
         return (subAccount, reseller)
@@ -98,15 +113,20 @@ package struct SubAccountRepository: Sendable {
     /// The effective status of a sub-account, for send paths: nil when it does not exist.
     /// `AccountStatus.gatewayCode` gives the 1601 error (115/116) to answer with.
     package func effectiveStatus(subAccountID: UUID) async throws -> AccountStatus? {
-        try await pool.query("""
+        try await pool.query(
+            """
             SELECT effective_account_status(r.status, s.status) FROM sub_account s JOIN reseller r ON r.id = s.reseller_id
             WHERE s.id = \(subAccountID)
-            """).first(as: String.self).flatMap(AccountStatus.init(rawValue:))
+            """
+        ).first(as: String.self).flatMap(AccountStatus.init(rawValue:))
     }
 
     /// One page ordered by id. Filtering by status filters on the sub-account's own status.
-    package func list(scope: TenantScope, status: AccountStatus?, nameContains: String?, after cursor: UUID?, limit: Int) async throws -> [SubAccountRecord] {
-        try await pool.query("""
+    package func list(
+        scope: TenantScope, status: AccountStatus?, nameContains: String?, after cursor: UUID?, limit: Int
+    ) async throws -> [SubAccountRecord] {
+        try await pool.query(
+            """
             SELECT \(unescaped: Self.columns) FROM sub_account s JOIN reseller r ON r.id = s.reseller_id
             WHERE \(Self.scoped(scope))
               AND (\(status?.rawValue)::text IS NULL OR s.status = \(status?.rawValue)::text)
@@ -114,16 +134,19 @@ package struct SubAccountRepository: Sendable {
               AND (\(cursor)::uuid IS NULL OR s.id > \(cursor)::uuid)
             ORDER BY s.id
             LIMIT \(limit)
-            """).decodeRecords(SubAccountRecord.self)
+            """
+        ).decodeRecords(SubAccountRecord.self)
     }
 
     /// Sets the given fields; an empty `defaultSender` clears it. Nil when not in scope.
     package func update(
-        id: UUID, scope: TenantScope, name: String?, password: PasswordHasher.Hash?, defaultSender: String?, by actor: AuditActor
+        id: UUID, scope: TenantScope, name: String?, password: PasswordHasher.Hash?, defaultSender: String?,
+        by actor: AuditActor
     ) async throws -> SubAccountRecord? {
         try await pool.withTransaction { connection in
             guard let before = try await Self.find(on: connection, id: id, scope: scope, lock: true) else { return nil }
-            try await connection.query("""
+            try await connection.query(
+                """
                 UPDATE sub_account SET
                     name = coalesce(\(name)::text, name),
                     password_salt = coalesce(\(password?.salt)::bytea, password_salt),
@@ -134,22 +157,27 @@ package struct SubAccountRepository: Sendable {
                 """)
             let after = try await Self.find(on: connection, id: id, scope: .everything, lock: false)!
             try await AuditRepository.record(
-                on: connection, by: actor, action: password == nil ? "sub_account.update" : "sub_account.update_password",
+                on: connection, by: actor,
+                action: password == nil ? "sub_account.update" : "sub_account.update_password",
                 targetType: "sub_account", targetID: id, resellerID: before.resellerID, before: before, after: after)
             return after
         }
     }
 
     package func changeStatus(
-        id: UUID, scope: TenantScope, to status: AccountStatus, from allowed: Set<AccountStatus>, reason: String?, action: String,
+        id: UUID, scope: TenantScope, to status: AccountStatus, from allowed: Set<AccountStatus>, reason: String?,
+        action: String,
         by actor: AuditActor
     ) async throws -> StatusChange<SubAccountRecord> {
         try await pool.withTransaction { connection in
-            guard let before = try await Self.find(on: connection, id: id, scope: scope, lock: true) else { return .notFound }
+            guard let before = try await Self.find(on: connection, id: id, scope: scope, lock: true) else {
+                return .notFound
+            }
             // Asking for the status it already has changes nothing and records nothing.
             if before.status == status { return .changed(before) }
             guard allowed.contains(before.status) else { return .conflict(before.status) }
-            try await connection.query("""
+            try await connection.query(
+                """
                 UPDATE sub_account SET status = \(status.rawValue), status_reason = \(reason),
                     status_changed_by = \(actor.actor), status_changed_at = now()
                 WHERE id = \(id)
@@ -169,21 +197,26 @@ package struct SubAccountRepository: Sendable {
             var hash: PasswordHasher.Hash
 
             enum CodingKeys: String, CodingKey {
-                case salt = "password_salt", iterations = "password_iterations", hash = "password_hash"
+                case salt = "password_salt"
+                case iterations = "password_iterations"
+                case hash = "password_hash"
             }
 
             init(from decoder: any Decoder) throws {
                 account = try SubAccountRecord(from: decoder)
                 let container = try decoder.container(keyedBy: CodingKeys.self)
                 hash = PasswordHasher.Hash(
-                    salt: try container.decode(Data.self, forKey: .salt), iterations: try container.decode(Int.self, forKey: .iterations),
+                    salt: try container.decode(Data.self, forKey: .salt),
+                    iterations: try container.decode(Int.self, forKey: .iterations),
                     hash: try container.decode(Data.self, forKey: .hash))
             }
         }
-        return try await pool.query("""
+        return try await pool.query(
+            """
             SELECT \(unescaped: Self.columns), s.password_salt, s.password_iterations, s.password_hash
             FROM sub_account s JOIN reseller r ON r.id = s.reseller_id
             WHERE lower(s.username) = lower(\(username))
-            """).decodeRecords(Row.self).first.map { ($0.account, $0.hash) }
+            """
+        ).decodeRecords(Row.self).first.map { ($0.account, $0.hash) }
     }
 }

@@ -8,7 +8,8 @@ package enum APIDates {
     package static func date(from text: String) throws -> Date {
         if let date = try? Date(text, strategy: Self.fractional) ?? nil { return date }
         if let date = try? Date(text, strategy: Self.whole) { return date }
-        throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "Expected an RFC 3339 date-time, got '\(text)'."))
+        throw DecodingError.dataCorrupted(
+            .init(codingPath: [], debugDescription: "Expected an RFC 3339 date-time, got '\(text)'."))
     }
 
     private static let fractional = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
@@ -27,7 +28,8 @@ package enum APIDates {
         var t = time_t(seconds)
         gmtime_r(&t, &time)
         return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", time.tm_year + 1900, time.tm_mon + 1, time.tm_mday, time.tm_hour,
+            format: "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", time.tm_year + 1900, time.tm_mon + 1, time.tm_mday,
+            time.tm_hour,
             time.tm_min, time.tm_sec, fraction)
     }
 

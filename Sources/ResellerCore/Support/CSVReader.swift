@@ -47,7 +47,10 @@ package struct CSVReader {
             switch Self.split(line) {
             case .success(let parsed): fields = parsed
             case .failure(let problem):
-                items.append(.problem(field: known == nil ? "line \(lineNumber): header" : "line \(lineNumber)", message: problem.message))
+                items.append(
+                    .problem(
+                        field: known == nil ? "line \(lineNumber): header" : "line \(lineNumber)",
+                        message: problem.message))
                 if known == nil { return ([], items) }
                 continue
             }
@@ -61,13 +64,18 @@ package struct CSVReader {
                 continue
             }
             guard fields.count == known.count else {
-                items.append(.problem(field: "line \(lineNumber)", message: "has \(fields.count) fields; the header has \(known.count)"))
+                items.append(
+                    .problem(
+                        field: "line \(lineNumber)",
+                        message: "has \(fields.count) fields; the header has \(known.count)"))
                 continue
             }
             items.append(.record(line: lineNumber, fields: known.mapValues { fields[$0] }))
         }
         guard let known else {
-            return ([], [.problem(field: "line 1: header", message: "the file is empty; the first line must be \(header)")])
+            return (
+                [], [.problem(field: "line 1: header", message: "the file is empty; the first line must be \(header)")]
+            )
         }
         return (Set(known.keys), items)
     }
@@ -87,7 +95,9 @@ package struct CSVReader {
             }
         }
         for column in required where positions[column] == nil { problems.append("column \(column) is missing") }
-        guard problems.isEmpty else { return .failure(LineProblem(message: problems.joined(separator: "; ") + " (expected \(header))")) }
+        guard problems.isEmpty else {
+            return .failure(LineProblem(message: problems.joined(separator: "; ") + " (expected \(header))"))
+        }
         return .success(positions)
     }
 
@@ -123,7 +133,9 @@ package struct CSVReader {
                 quoted = true
                 wasQuoted = true
             } else if wasQuoted {
-                if character != " " && character != "\t" { return .failure(LineProblem(message: "has text after a closing quote")) }
+                if character != " " && character != "\t" {
+                    return .failure(LineProblem(message: "has text after a closing quote"))
+                }
             } else {
                 current.append(character)
             }

@@ -47,7 +47,10 @@ package struct DomainError: Error, Sendable, Equatable {
     package var gatewayCode: GatewayErrorCode?
     package var fieldErrors: [FieldError]
 
-    package init(_ kind: Kind, code: String, detail: String? = nil, gatewayCode: GatewayErrorCode? = nil, fieldErrors: [FieldError] = []) {
+    package init(
+        _ kind: Kind, code: String, detail: String? = nil, gatewayCode: GatewayErrorCode? = nil,
+        fieldErrors: [FieldError] = []
+    ) {
         self.kind = kind
         self.code = code
         self.detail = detail
@@ -55,21 +58,31 @@ package struct DomainError: Error, Sendable, Equatable {
         self.fieldErrors = fieldErrors
     }
 
-    package static func notFound(_ detail: String) -> DomainError { DomainError(.notFound, code: "not_found", detail: detail) }
-    package static func badRequest(_ detail: String) -> DomainError { DomainError(.badRequest, code: "bad_request", detail: detail) }
-    package static func conflict(_ detail: String) -> DomainError { DomainError(.conflict, code: "conflict", detail: detail) }
-    package static func forbidden(_ detail: String) -> DomainError { DomainError(.forbidden, code: "forbidden", detail: detail) }
+    package static func notFound(_ detail: String) -> DomainError {
+        DomainError(.notFound, code: "not_found", detail: detail)
+    }
+    package static func badRequest(_ detail: String) -> DomainError {
+        DomainError(.badRequest, code: "bad_request", detail: detail)
+    }
+    package static func conflict(_ detail: String) -> DomainError {
+        DomainError(.conflict, code: "conflict", detail: detail)
+    }
+    package static func forbidden(_ detail: String) -> DomainError {
+        DomainError(.forbidden, code: "forbidden", detail: detail)
+    }
     package static let unauthorized = DomainError(
         .unauthorized, code: "unauthorized", detail: "A valid API key is required (Authorization: Bearer sk_live_…).")
     package static func validation(_ errors: [FieldError]) -> DomainError {
         DomainError(
-            .unprocessable, code: "validation_failed", detail: errors.map { "\($0.field): \($0.message)" }.joined(separator: "; "),
+            .unprocessable, code: "validation_failed",
+            detail: errors.map { "\($0.field): \($0.message)" }.joined(separator: "; "),
             fieldErrors: errors)
     }
     /// `insufficient_credits` (1601 error 108), `reason` first.
     package static func insufficientCredits(_ reason: String) -> DomainError {
         DomainError(
-            .insufficientCredits, code: "insufficient_credits", detail: "\(reason): \(GatewayErrorCode.insufficientCredits.meaning)",
+            .insufficientCredits, code: "insufficient_credits",
+            detail: "\(reason): \(GatewayErrorCode.insufficientCredits.meaning)",
             gatewayCode: .insufficientCredits)
     }
 }

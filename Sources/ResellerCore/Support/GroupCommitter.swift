@@ -34,14 +34,17 @@ package final class GroupCommitter<Key: Hashable & Sendable, Item: Sendable, Out
         try await withCheckedThrowingContinuation { continuation in
             let group = queues.withLock { queues in
                 queues[key, default: Queue()].waiting.append(Waiting(item: item, continuation: continuation))
-                return Self.nextGroup(of: key, in: &queues, maximumInFlight: maximumInFlight, maximumGroup: maximumGroup)
+                return Self.nextGroup(
+                    of: key, in: &queues, maximumInFlight: maximumInFlight, maximumGroup: maximumGroup)
             }
             if let group { start(group, of: key) }
         }
     }
 
     /// Takes the next group off `key`'s queue when another may be written now.
-    private static func nextGroup(of key: Key, in queues: inout [Key: Queue], maximumInFlight: Int, maximumGroup: Int) -> [Waiting]? {
+    private static func nextGroup(of key: Key, in queues: inout [Key: Queue], maximumInFlight: Int, maximumGroup: Int)
+        -> [Waiting]?
+    {
         guard var queue = queues[key], !queue.waiting.isEmpty, queue.inFlight < maximumInFlight else { return nil }
         let group = Array(queue.waiting.prefix(maximumGroup))
         queue.waiting.removeFirst(group.count)
@@ -54,11 +57,13 @@ package final class GroupCommitter<Key: Hashable & Sendable, Item: Sendable, Out
         Task {
             let results = await write(group.map(\.item))
             for (index, waiting) in group.enumerated() {
-                waiting.continuation.resume(with: index < results.count ? results[index] : .failure(GroupCommitError.noResult))
+                waiting.continuation.resume(
+                    with: index < results.count ? results[index] : .failure(GroupCommitError.noResult))
             }
             let next = queues.withLock { queues in
                 queues[key]?.inFlight -= 1
-                let next = Self.nextGroup(of: key, in: &queues, maximumInFlight: maximumInFlight, maximumGroup: maximumGroup)
+                let next = Self.nextGroup(
+                    of: key, in: &queues, maximumInFlight: maximumInFlight, maximumGroup: maximumGroup)
                 if let queue = queues[key], queue.inFlight == 0, queue.waiting.isEmpty { queues[key] = nil }
                 return next
             }

@@ -20,7 +20,9 @@ package struct IPAddress: Sendable, Hashable, CustomStringConvertible {
 
     /// The IPv4 address inside an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`).
     package var mappedV4: IPAddress? {
-        guard bytes.count == 16, bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xff, bytes[11] == 0xff else { return nil }
+        guard bytes.count == 16, bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xff, bytes[11] == 0xff else {
+            return nil
+        }
         return IPAddress(bytes: Array(bytes[12..<16]))
     }
 
@@ -30,7 +32,7 @@ package struct IPAddress: Sendable, Hashable, CustomStringConvertible {
         withUnsafeMutableBytes(of: &storage) { $0.copyBytes(from: bytes) }
         var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
         guard inet_ntop(AF_INET6, &storage, &buffer, socklen_t(buffer.count)) != nil else { return "?" }
-        return String(cString: buffer)
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// As it goes into a URL's host: IPv6 in brackets.
@@ -62,7 +64,9 @@ package struct IPAddress: Sendable, Hashable, CustomStringConvertible {
         var number: UInt64 = 0
         for (index, value) in values.dropLast().enumerated() { number |= value << UInt64(24 - 8 * index) }
         number |= values.last!
-        return IPAddress(bytes: [UInt8(number >> 24 & 0xff), UInt8(number >> 16 & 0xff), UInt8(number >> 8 & 0xff), UInt8(number & 0xff)])
+        return IPAddress(bytes: [
+            UInt8(number >> 24 & 0xff), UInt8(number >> 16 & 0xff), UInt8(number >> 8 & 0xff), UInt8(number & 0xff),
+        ])
     }
 
     private static func parseV4Part(_ part: Substring) -> UInt64? {
@@ -116,13 +120,19 @@ package struct IPRange: Sendable, Hashable, CustomStringConvertible {
         } else {
             // Only the plain dotted quad here: an admin setting should not need the tricks.
             let octets = host.split(separator: ".", omittingEmptySubsequences: false)
-            parsed = octets.count == 4 && octets.allSatisfy({ !$0.isEmpty && $0.count <= 3 && $0.allSatisfy(\.isNumber) && Int($0)! <= 255 })
+            parsed =
+                octets.count == 4
+                    && octets.allSatisfy({
+                        !$0.isEmpty && $0.count <= 3 && $0.allSatisfy(\.isNumber) && Int($0)! <= 255
+                    })
                 ? IPAddress(bytes: octets.map { UInt8($0)! }) : nil
         }
         guard let address = parsed else { return nil }
         let maximum = address.bytes.count * 8
         if pieces.count == 2 {
-            guard let length = Int(pieces[1]), (0...maximum).contains(length), pieces[1].allSatisfy(\.isNumber) else { return nil }
+            guard let length = Int(pieces[1]), (0...maximum).contains(length), pieces[1].allSatisfy(\.isNumber) else {
+                return nil
+            }
             prefixLength = length
         } else {
             prefixLength = maximum

@@ -11,7 +11,8 @@ package final class ServiceMetrics: Sendable {
     private let upstreamGauges = Mutex<[UUID: [(String, String)]]>([:])
     package static let latencyBuckets: [Duration] = [
         .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
-        .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10),
+        .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5),
+        .seconds(10),
     ]
 
     package init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
@@ -21,11 +22,13 @@ package final class ServiceMetrics: Sendable {
     /// Counts a finished request and records its latency, by operation id and status.
     package func recordRequest(operation: String, status: Int, duration: Duration) {
         registry.makeCounter(
-            descriptor: .init(metricName: "http_requests", unitName: "total", helpText: "HTTP requests by operation and status"),
+            descriptor: .init(
+                metricName: "http_requests", unitName: "total", helpText: "HTTP requests by operation and status"),
             labels: [("operation", operation), ("status", String(status))]
         ).increment()
         registry.makeDurationHistogram(
-            descriptor: .init(metricName: "http_request_duration", unitName: "seconds", helpText: "HTTP request latency by operation"),
+            descriptor: .init(
+                metricName: "http_request_duration", unitName: "seconds", helpText: "HTTP request latency by operation"),
             labels: [("operation", operation)],
             buckets: Self.latencyBuckets
         ).record(duration)
@@ -36,14 +39,16 @@ package final class ServiceMetrics: Sendable {
         let connections = MetricNameDescriptor(
             metricName: "db_pool_connections", unitName: "", helpText: "Database pool connections by state")
         for (state, value) in [
-            ("idle", statistics.idle), ("leased", statistics.leased), ("opening", statistics.opening), ("waiting", statistics.waiting),
+            ("idle", statistics.idle), ("leased", statistics.leased), ("opening", statistics.opening),
+            ("waiting", statistics.waiting),
         ] {
             registry.makeGauge(descriptor: connections, labels: [("state", state)]).set(Double(value))
         }
         let events = MetricNameDescriptor(
             metricName: "db_pool_events", unitName: "", helpText: "Database pool events since start, by kind")
         for (kind, value) in [
-            ("opened", statistics.opened), ("closed", statistics.closed), ("acquire_timeout", statistics.acquireTimeouts),
+            ("opened", statistics.opened), ("closed", statistics.closed),
+            ("acquire_timeout", statistics.acquireTimeouts),
             ("connect_failure", statistics.connectFailures),
         ] {
             registry.makeGauge(descriptor: events, labels: [("event", kind)]).set(Double(value))

@@ -15,12 +15,15 @@ extension Validator {
     package mutating func upstreamBaseURL(_ value: String, field: String) -> String? {
         let trimmed = value.trimmingCharacters(in: .whitespacesAndNewlines)
         guard let components = URLComponents(string: trimmed), let scheme = components.scheme?.lowercased(),
-            ["http", "https"].contains(scheme), let host = components.host, !host.isEmpty, let separator = trimmed.range(of: "://")
+            ["http", "https"].contains(scheme), let host = components.host, !host.isEmpty,
+            let separator = trimmed.range(of: "://")
         else {
             fail(field, "must be an http or https URL such as http://217.19.227.48")
             return nil
         }
-        if components.user != nil || components.password != nil || trimmed[separator.upperBound...].prefix(while: { $0 != "/" }).contains("@") {
+        if components.user != nil || components.password != nil
+            || trimmed[separator.upperBound...].prefix(while: { $0 != "/" }).contains("@")
+        {
             fail(field, "must not contain credentials; give them as username and password")
             return nil
         }

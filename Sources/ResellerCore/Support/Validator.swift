@@ -58,15 +58,17 @@ package struct Validator {
 
     /// Whether `value` can be a sub-account's username (the 1601-compatible login checks names against it too).
     package static func isUsername(_ value: String) -> Bool {
-        (3...64).contains(value.utf8.count) && value.utf8.allSatisfy { byte in
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
-                true
-            default:
-                false
+        (3...64).contains(value.utf8.count)
+            && value.utf8.allSatisfy { byte in
+                switch byte {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                    UInt8(ascii: "0")...UInt8(ascii: "9"),
+                    UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
+                    true
+                default:
+                    false
+                }
             }
-        }
     }
 
     /// 8–128 characters, kept exactly as given (no trimming).
@@ -88,7 +90,9 @@ package struct Validator {
 
     /// An amount of credits as a decimal string (at most 4 decimals, at most `Money.maximum` in magnitude).
     /// Zero is refused unless `allowZero`; a sign unless `allowNegative`.
-    package mutating func amount(_ value: String, field: String, allowNegative: Bool = false, allowZero: Bool = false) -> Money {
+    package mutating func amount(_ value: String, field: String, allowNegative: Bool = false, allowZero: Bool = false)
+        -> Money
+    {
         do {
             let amount = try Money(parsing: value, allowNegative: allowNegative)
             if amount == .zero, !allowZero { fail(field, "must not be zero") }
