@@ -218,6 +218,8 @@ let package = Package(
             dependencies: [
                 "ResellerApp",
                 "ResellerCore",
+                "Messaging",
+                "Webhooks",
                 "PostgresLibpq",
                 "Gateway1601",
                 "Gateway1601Simulator",
@@ -240,6 +242,7 @@ let package = Package(
             name: "send-bench",
             dependencies: [
                 "ResellerApp",
+                "Messaging",
                 "ResellerCore",
                 "Ledger",
                 "Gateway1601Simulator",

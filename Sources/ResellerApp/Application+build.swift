@@ -46,7 +46,7 @@ package func buildApplication(
     let dispatchSignal = DispatchSignal()
     let deliveryReports = DeliveryReports(pool: pool)
     let sending = Sending(
-        pool: pool, retryDeadline: configuration.dispatcherRetryDeadline,
+        pool: pool, retryDeadline: configuration.dispatch.retryDeadline,
         callbackPolicy: WebhookURLPolicy(endpoints: WebhookEndpointRepository(pool: pool)),
         wakeDispatcher: { dispatchSignal.wake() })
     let router = try buildRouter(
@@ -76,7 +76,7 @@ package func buildApplication(
         services.append(
             Dispatcher(
                 connections: UpstreamConnectionRepository(pool: pool, cipher: upstreamCipher), clients: upstreamClients,
-                signal: dispatchSignal, settings: DispatcherSettings(configuration), metrics: metrics,
+                signal: dispatchSignal, settings: configuration.dispatch, metrics: metrics,
                 logger: logger.relabeled("dispatcher")))
     }
     if configuration.reportPolling {
@@ -84,10 +84,7 @@ package func buildApplication(
             ReportPoller(
                 reports: deliveryReports, connections: UpstreamConnectionRepository(pool: pool, cipher: upstreamCipher),
                 clients: upstreamClients,
-                settings: .init(
-                    interval: configuration.reportPollInterval, pollAfter: configuration.reportPollAfter,
-                    pollCap: configuration.reportPollCap,
-                    expireAfter: configuration.reportExpireAfter),
+                settings: configuration.reportPoll,
                 logger: logger.relabeled("delivery-reports")))
     }
     if configuration.webhooks {
@@ -96,7 +93,7 @@ package func buildApplication(
         services.append(webhookHTTP)
         services.append(
             WebhookSender(
-                pool: pool, client: webhookHTTP.client, settings: WebhookSenderSettings(configuration),
+                pool: pool, client: webhookHTTP.client, settings: configuration.webhookDelivery,
                 logger: logger.relabeled("webhooks")))
     }
     var app = Application(

@@ -5,6 +5,7 @@ import Gateway1601Simulator
 import Hummingbird
 import Ledger
 import Logging
+import Messaging
 import NIOCore
 import NIOHTTP1
 import PostgresLibpq
@@ -256,7 +257,7 @@ extension SendBenchmark {
         configuration.databasePoolMinimum = options.databasePoolMaximum
         configuration.passwordIterations = 1_000
         configuration.ledgerMaintenance = false
-        configuration.dispatcherPollInterval = .milliseconds(50)
+        configuration.dispatch.pollInterval = .milliseconds(50)
         configuration.upstream = .embedded(EmbeddedUpstream(GatewaySimulator.sandbox(logger: logger)))
         let port = AsyncStream.makeStream(of: Int.self)
         let app = try buildApplication(configuration: configuration, logger: logger) { port.continuation.yield($0) }

@@ -4,10 +4,12 @@ import Gateway1601
 import Gateway1601Simulator
 import Hummingbird
 import Logging
+import Messaging
 import PostgresLibpq
 import ResellerApp
 import ResellerCore
 import ServiceLifecycle
+import Webhooks
 
 @main
 struct SMSResellerCommand: AsyncParsableCommand {
@@ -167,34 +169,37 @@ struct Serve: AsyncParsableCommand {
 
     @Option(
         help:
-            "Milliseconds between looks for due messages when idle, 10-60000 (env: DISPATCHER_POLL_INTERVAL_MS; default 250)."
+            "Milliseconds between looks for due messages when idle, 10-60000 (env: DISPATCHER_POLL_INTERVAL_MS; default \(Defaults.dispatch.pollInterval.whole(.milliseconds(1))))."
     )
     var dispatcherPollIntervalMs: Int?
 
     @Option(
         help:
-            "Seconds a claimed message is held before another worker may take it over, 2-3600; raised per connection to twice its request timeout (env: DISPATCHER_LEASE_SECONDS; default 60)."
+            "Seconds a claimed message is held before another worker may take it over, 2-3600; raised per connection to twice its request timeout (env: DISPATCHER_LEASE_SECONDS; default \(Defaults.dispatch.lease.whole(.seconds(1))))."
     )
     var dispatcherLeaseSeconds: Int?
 
-    @Option(help: "Messages claimed at once per upstream connection, 1-1000 (env: DISPATCHER_BATCH_SIZE; default 100).")
+    @Option(
+        help:
+            "Messages claimed at once per upstream connection, 1-1000 (env: DISPATCHER_BATCH_SIZE; default \(Defaults.dispatch.batchSize))."
+    )
     var dispatcherBatchSize: Int?
 
     @Option(
         help:
-            "Minutes transient upstream failures are retried before a message fails, at least 1 (env: DISPATCHER_RETRY_DEADLINE_MINUTES; default 1440)."
+            "Minutes transient upstream failures are retried before a message fails, at least 1 (env: DISPATCHER_RETRY_DEADLINE_MINUTES; default \(Defaults.dispatch.retryDeadline.whole(.seconds(60))))."
     )
     var dispatcherRetryDeadlineMinutes: Int?
 
     @Option(
         help:
-            "Upper bound in milliseconds of the first retry's random wait; it doubles per attempt (env: DISPATCHER_BACKOFF_BASE_MS; default 1000)."
+            "Upper bound in milliseconds of the first retry's random wait; it doubles per attempt (env: DISPATCHER_BACKOFF_BASE_MS; default \(Defaults.dispatch.backoff.base.whole(.milliseconds(1))))."
     )
     var dispatcherBackoffBaseMs: Int?
 
     @Option(
         help:
-            "Longest wait in seconds between two attempts of a message (env: DISPATCHER_BACKOFF_CAP_SECONDS; default 300)."
+            "Longest wait in seconds between two attempts of a message (env: DISPATCHER_BACKOFF_CAP_SECONDS; default \(Defaults.dispatch.backoff.cap.whole(.seconds(1))))."
     )
     var dispatcherBackoffCapSeconds: Int?
 
@@ -206,20 +211,23 @@ struct Serve: AsyncParsableCommand {
 
     @Option(
         help:
-            "Minutes after submission before a message without a final report is first polled, at least 1 (env: REPORT_POLL_AFTER_MINUTES; default 30)."
+            "Minutes after submission before a message without a final report is first polled, at least 1 (env: REPORT_POLL_AFTER_MINUTES; default \(Defaults.reportPoll.pollAfter.whole(.seconds(60))))."
     )
     var reportPollAfterMinutes: Int?
 
     @Option(
         help:
-            "Hours after submission before a message without a final report expires, at least 1 (env: REPORT_EXPIRE_AFTER_HOURS; default 72)."
+            "Hours after submission before a message without a final report expires, at least 1 (env: REPORT_EXPIRE_AFTER_HOURS; default \(Defaults.reportPoll.expireAfter.whole(.seconds(3600))))."
     )
     var reportExpireAfterHours: Int?
 
     @Flag(help: "Do not deliver webhook events from this instance (env: WEBHOOKS=off).")
     var noWebhooks = false
 
-    @Option(help: "Seconds a webhook receiver has to answer 2xx, 1-60 (env: WEBHOOK_TIMEOUT_SECONDS; default 10).")
+    @Option(
+        help:
+            "Seconds a webhook receiver has to answer 2xx, 1-60 (env: WEBHOOK_TIMEOUT_SECONDS; default \(Defaults.webhookDelivery.timeout.whole(.seconds(1))))."
+    )
     var webhookTimeoutSeconds: Int?
 
     @Option(
@@ -239,25 +247,31 @@ struct Serve: AsyncParsableCommand {
         try configureDispatcher(&configuration)
         configuration.webhooks =
             !noWebhooks && !["off", "0", "false", "no"].contains(common.environment("WEBHOOKS")?.lowercased() ?? "")
-        let webhookTimeout = try common.integer(webhookTimeoutSeconds, env: "WEBHOOK_TIMEOUT_SECONDS", default: 10)
+        let webhookTimeout = try common.integer(
+            webhookTimeoutSeconds, env: "WEBHOOK_TIMEOUT_SECONDS",
+            default: Defaults.webhookDelivery.timeout.whole(.seconds(1)))
         guard (1...60).contains(webhookTimeout) else {
             throw ValidationError("The webhook timeout must be 1-60 seconds.")
         }
-        configuration.webhookTimeout = .seconds(webhookTimeout)
+        configuration.webhookDelivery.timeout = .seconds(webhookTimeout)
         configuration.trustedProxies = (trustedProxies ?? common.environment("TRUSTED_PROXIES") ?? "")
             .split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         configuration.reportPolling =
             !noReportPolling
             && !["off", "0", "false", "no"].contains(common.environment("REPORT_POLLING")?.lowercased() ?? "")
-        let pollAfter = try common.integer(reportPollAfterMinutes, env: "REPORT_POLL_AFTER_MINUTES", default: 30)
-        let expireAfter = try common.integer(reportExpireAfterHours, env: "REPORT_EXPIRE_AFTER_HOURS", default: 72)
+        let pollAfter = try common.integer(
+            reportPollAfterMinutes, env: "REPORT_POLL_AFTER_MINUTES",
+            default: Defaults.reportPoll.pollAfter.whole(.seconds(60)))
+        let expireAfter = try common.integer(
+            reportExpireAfterHours, env: "REPORT_EXPIRE_AFTER_HOURS",
+            default: Defaults.reportPoll.expireAfter.whole(.seconds(3600)))
         guard pollAfter >= 1, expireAfter >= 1, expireAfter * 60 > pollAfter else {
             throw ValidationError(
                 "Reports are polled at least 1 minute and expire at least 1 hour after submission, the expiry after the first poll."
             )
         }
-        configuration.reportPollAfter = .seconds(pollAfter * 60)
-        configuration.reportExpireAfter = .seconds(expireAfter * 3600)
+        configuration.reportPoll.pollAfter = .seconds(pollAfter * 60)
+        configuration.reportPoll.expireAfter = .seconds(expireAfter * 3600)
         configuration.host = host ?? common.environment("HOST") ?? configuration.host
         configuration.port = try common.integer(port, env: "PORT", default: configuration.port)
         configuration.databasePoolMinimum = try common.integer(
@@ -324,28 +338,37 @@ struct Serve: AsyncParsableCommand {
         configuration.dispatcher =
             !noDispatcher
             && !["off", "0", "false", "no"].contains(common.environment("DISPATCHER")?.lowercased() ?? "")
-        let poll = try common.integer(dispatcherPollIntervalMs, env: "DISPATCHER_POLL_INTERVAL_MS", default: 250)
+        let poll = try common.integer(
+            dispatcherPollIntervalMs, env: "DISPATCHER_POLL_INTERVAL_MS",
+            default: Defaults.dispatch.pollInterval.whole(.milliseconds(1)))
         guard (10...60_000).contains(poll) else {
             throw ValidationError("The dispatcher poll interval must be 10-60000 ms.")
         }
-        let lease = try common.integer(dispatcherLeaseSeconds, env: "DISPATCHER_LEASE_SECONDS", default: 60)
+        let lease = try common.integer(
+            dispatcherLeaseSeconds, env: "DISPATCHER_LEASE_SECONDS", default: Defaults.dispatch.lease.whole(.seconds(1))
+        )
         guard (2...3600).contains(lease) else { throw ValidationError("The dispatcher lease must be 2-3600 seconds.") }
-        let batch = try common.integer(dispatcherBatchSize, env: "DISPATCHER_BATCH_SIZE", default: 100)
+        let batch = try common.integer(
+            dispatcherBatchSize, env: "DISPATCHER_BATCH_SIZE", default: Defaults.dispatch.batchSize)
         guard (1...1000).contains(batch) else { throw ValidationError("The dispatcher batch size must be 1-1000.") }
         let deadline = try common.integer(
-            dispatcherRetryDeadlineMinutes, env: "DISPATCHER_RETRY_DEADLINE_MINUTES", default: 1440)
+            dispatcherRetryDeadlineMinutes, env: "DISPATCHER_RETRY_DEADLINE_MINUTES",
+            default: Defaults.dispatch.retryDeadline.whole(.seconds(60)))
         guard deadline >= 1 else { throw ValidationError("The retry deadline must be at least 1 minute.") }
-        let base = try common.integer(dispatcherBackoffBaseMs, env: "DISPATCHER_BACKOFF_BASE_MS", default: 1000)
-        let cap = try common.integer(dispatcherBackoffCapSeconds, env: "DISPATCHER_BACKOFF_CAP_SECONDS", default: 300)
+        let base = try common.integer(
+            dispatcherBackoffBaseMs, env: "DISPATCHER_BACKOFF_BASE_MS",
+            default: Defaults.dispatch.backoff.base.whole(.milliseconds(1)))
+        let cap = try common.integer(
+            dispatcherBackoffCapSeconds, env: "DISPATCHER_BACKOFF_CAP_SECONDS",
+            default: Defaults.dispatch.backoff.cap.whole(.seconds(1)))
         guard base >= 1, cap >= 1, cap * 1000 >= base else {
             throw ValidationError("The backoff base and cap must be positive, the cap at least the base.")
         }
-        configuration.dispatcherPollInterval = .milliseconds(poll)
-        configuration.dispatcherLease = .seconds(lease)
-        configuration.dispatcherBatchSize = batch
-        configuration.dispatcherRetryDeadline = .seconds(deadline * 60)
-        configuration.dispatcherBackoffBase = .milliseconds(base)
-        configuration.dispatcherBackoffCap = .seconds(cap)
+        configuration.dispatch.pollInterval = .milliseconds(poll)
+        configuration.dispatch.lease = .seconds(lease)
+        configuration.dispatch.batchSize = batch
+        configuration.dispatch.retryDeadline = .seconds(deadline * 60)
+        configuration.dispatch.backoff = RetryBackoff(base: .milliseconds(base), cap: .seconds(cap))
     }
 }
 
@@ -393,4 +416,16 @@ struct Admin: AsyncParsableCommand {
             print(key.secret)
         }
     }
+}
+
+/// The defaults that help texts show and unset options fall back to: the settings types' own, defined there once.
+private enum Defaults {
+    static let dispatch = DispatcherSettings()
+    static let reportPoll = ReportPoller.Settings()
+    static let webhookDelivery = WebhookSenderSettings()
+}
+
+extension Duration {
+    /// How many whole `unit`s this is (a setting shown in the unit of its option).
+    fileprivate func whole(_ unit: Duration) -> Int { Int(self / unit) }
 }

@@ -15,6 +15,16 @@ import Testing
 
 /// Delivery reports in through the callback endpoint, and settlement of the reservations.
 @Suite(.serialized, .timeLimit(.minutes(3))) struct DeliveryReportTests {
+    /// Polls at once after submission, every 10 ms; expires after an hour.
+    static var pollEveryTenMilliseconds: ReportPoller.Settings {
+        var settings = ReportPoller.Settings()
+        settings.interval = .milliseconds(10)
+        settings.pollAfter = .zero
+        settings.pollCap = .zero
+        settings.expireAfter = .seconds(3_600)
+        return settings
+    }
+
     /// A tenant that has sent `recipients` (one message each, 0.0725 retail / 0.0500 wholesale to the Netherlands),
     /// all submitted to the built-in simulator; the connection's callback path.
     struct Sent {
@@ -82,7 +92,7 @@ import Testing
 
     static let dispatching: @Sendable (inout AppConfiguration) -> Void = {
         $0.dispatcher = true
-        $0.dispatcherPollInterval = .milliseconds(50)
+        $0.dispatch.pollInterval = .milliseconds(50)
         $0.databasePoolMaximum = 10
     }
 
@@ -354,10 +364,10 @@ extension DeliveryReportTests {
         try await TenancyHarness.run(configure: {
             Self.dispatching(&$0)
             $0.reportPolling = true
-            $0.reportPollInterval = .milliseconds(100)
-            $0.reportPollAfter = .milliseconds(300)
-            $0.reportPollCap = .seconds(1)
-            $0.reportExpireAfter = .seconds(4)
+            $0.reportPoll.interval = .milliseconds(100)
+            $0.reportPoll.pollAfter = .milliseconds(300)
+            $0.reportPoll.pollCap = .seconds(1)
+            $0.reportPoll.expireAfter = .seconds(4)
         }) { api in
             let connection = try #require(
                 try await api.call(.get, "/upstream-connections", key: api.adminKey).items.first)
@@ -454,8 +464,7 @@ extension DeliveryReportTests {
                 ReportPoller(
                     reports: DeliveryReports(pool: api.pool), connections: UpstreamConnectionRepository(pool: api.pool),
                     clients: UpstreamClients(logger: HTTPSkeletonTests.logger),
-                    settings: .init(
-                        interval: .milliseconds(10), pollAfter: .zero, pollCap: .zero, expireAfter: .seconds(3_600)),
+                    settings: Self.pollEveryTenMilliseconds,
                     logger: HTTPSkeletonTests.logger)
             }
             try await withThrowingTaskGroup(of: Void.self) { group in

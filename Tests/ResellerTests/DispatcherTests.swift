@@ -497,7 +497,7 @@ import Testing
     @Test func theServiceRunsTheDispatcherWhenSwitchedOn() async throws {
         try await TenancyHarness.run(configure: { configuration in
             configuration.dispatcher = true
-            configuration.dispatcherPollInterval = .milliseconds(50)
+            configuration.dispatch.pollInterval = .milliseconds(50)
         }) { api in
             // The first start made the built-in simulator the default connection; the dispatcher sends through it.
             let tenant = try await MessageFixtures.tenant(pool: api.pool)

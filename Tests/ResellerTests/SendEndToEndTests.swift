@@ -34,7 +34,7 @@ import Testing
     @Test func singleBulkGroupAndScheduledSendsEachReachTheUpstreamOnce() async throws {
         try await TenancyHarness.run(configure: {
             $0.dispatcher = true
-            $0.dispatcherPollInterval = .milliseconds(50)
+            $0.dispatch.pollInterval = .milliseconds(50)
             $0.databasePoolMaximum = 8
         }) { api in
             let tenant = try await api.sendingTenant("EndToEnd").tenant

@@ -7,12 +7,22 @@ import ResellerCore
 import ServiceLifecycle
 import Synchronization
 
-/// How the dispatcher runs; the application's configuration says what each means and sets its default.
+/// How the dispatcher runs: each setting's default is here, and `sms-reseller serve` can override it.
 package struct DispatcherSettings: Sendable {
+    /// How often an idle dispatcher looks for due messages (and for connections paused or resumed); the send path
+    /// wakes it at once for new messages.
     package var pollInterval: Duration = .milliseconds(250)
+    /// How long a claim holds a message: a worker that dies holding it delays the message by this much, after which
+    /// another claims it. Raised per connection to twice its request timeout when shorter.
     package var lease: Duration = .seconds(60)
+    /// Messages claimed at once per connection (fewer when the connection's rate limit could not start them within
+    /// the lease).
     package var batchSize: Int = 100
-    package var backoff = RetryBackoff()
+    /// Waits between retries of transient failures: up to 1 s after the first (full jitter), doubling, at most 300 s.
+    package var backoff = RetryBackoff(base: .seconds(1), cap: .seconds(300))
+    /// How long transient upstream failures are retried before the message fails: the send path sets each message's
+    /// deadline to its acceptance (or schedule) time plus this.
+    package var retryDeadline: Duration = .seconds(86_400)
     /// Names this dispatcher in `message_outbox.leased_by`: unique per running dispatcher.
     package var worker: String = workerName()
 

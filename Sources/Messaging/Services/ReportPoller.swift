@@ -12,22 +12,17 @@ import ServiceLifecycle
 /// Safe on several instances: polls are claimed with `SKIP LOCKED` and moved forward in the same statement.
 package struct ReportPoller: Service {
     package struct Settings: Sendable {
+        /// How often the poller looks for messages due for a poll or for expiry.
         package var interval: Duration = .seconds(5)
+        /// A submitted message is first polled this long after submission, then at doubling intervals …
         package var pollAfter: Duration = .seconds(30 * 60)
+        /// … at most this far apart.
         package var pollCap: Duration = .seconds(6 * 3600)
+        /// A submitted message still without a final report this long after submission becomes `expired`.
         package var expireAfter: Duration = .seconds(72 * 3600)
         package var batchSize: Int = 100
 
-        package init(
-            interval: Duration = .seconds(5), pollAfter: Duration = .seconds(30 * 60),
-            pollCap: Duration = .seconds(6 * 3600), expireAfter: Duration = .seconds(72 * 3600), batchSize: Int = 100
-        ) {
-            self.interval = interval
-            self.pollAfter = pollAfter
-            self.pollCap = pollCap
-            self.expireAfter = expireAfter
-            self.batchSize = batchSize
-        }
+        package init() {}
     }
 
     package let reports: DeliveryReports

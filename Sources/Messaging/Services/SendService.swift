@@ -46,7 +46,7 @@ package enum SendOutcome: Sendable {
 package struct SendService: Sendable {
     package let pool: PostgresPool
     /// Transient upstream failures are retried until this long after a message is due; then it fails.
-    package var retryDeadline: Duration = .seconds(86_400)
+    package var retryDeadline: Duration
 
     /// The stored answer under the submission's key, if any: a replay, or 422 when the key was used for another request.
     package static func replay(_ request: Idempotency.Request, on connection: PostgresConnection) async throws

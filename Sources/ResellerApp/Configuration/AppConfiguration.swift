@@ -45,39 +45,18 @@ package struct AppConfiguration: Sendable {
     /// Run the dispatcher (sending queued messages upstream) on this instance. Several instances may run it on one
     /// database; an API-only instance switches it off.
     package var dispatcher: Bool = true
-    /// How often an idle dispatcher looks for due messages (and for connections paused or resumed); the send path
-    /// wakes it at once for new messages.
-    package var dispatcherPollInterval: Duration = .milliseconds(250)
-    /// How long a claim holds a message: a worker that dies holding it delays the message by this much, after which
-    /// another claims it. Raised per connection to twice its request timeout when shorter.
-    package var dispatcherLease: Duration = .seconds(60)
-    /// Messages claimed at once per connection (fewer when the connection's rate limit could not start them within
-    /// the lease).
-    package var dispatcherBatchSize: Int = 100
-    /// How long transient upstream failures are retried before the message fails: the send path sets each message's
-    /// deadline to its acceptance (or schedule) time plus this.
-    package var dispatcherRetryDeadline: Duration = .seconds(86_400)
-    /// The first retry waits up to this long (full jitter), each further one up to twice as long as the one before …
-    package var dispatcherBackoffBase: Duration = .seconds(1)
-    /// … but never longer than this.
-    package var dispatcherBackoffCap: Duration = .seconds(300)
+    /// How the dispatcher polls, leases, batches and retries, and the retry deadline the send path gives messages;
+    /// each default is in `DispatcherSettings`.
+    package var dispatch = DispatcherSettings()
     /// Ask the upstream about submitted messages without a final report (and expire them) from this instance.
     package var reportPolling: Bool = true
-    /// How often the poller looks for messages due for a poll or for expiry.
-    package var reportPollInterval: Duration = .seconds(5)
-    /// A submitted message is first polled this long after submission, then at doubling intervals …
-    package var reportPollAfter: Duration = .seconds(30 * 60)
-    /// … at most this far apart.
-    package var reportPollCap: Duration = .seconds(6 * 3600)
-    /// A submitted message still without a final report this long after submission becomes `expired`.
-    package var reportExpireAfter: Duration = .seconds(72 * 3600)
+    /// When submitted messages are polled and expired; each default is in `ReportPoller.Settings`.
+    package var reportPoll = ReportPoller.Settings()
 
     /// Deliver webhook events from this instance. Several instances may run it on one database.
     package var webhooks: Bool = true
-    /// How often an idle webhook sender looks for due deliveries.
-    package var webhookPollInterval: Duration = .seconds(1)
-    /// A receiver must answer (2xx) within this, or the attempt has failed.
-    package var webhookTimeout: Duration = .seconds(10)
+    /// How the webhook sender polls, times out and retries; each default is in `WebhookSenderSettings`.
+    package var webhookDelivery = WebhookSenderSettings()
     /// CIDR ranges of the proxies in front of the service (`TRUSTED_PROXIES`): from them, `X-Forwarded-For` names the
     /// client whose wrong passwords the 1601-compatible endpoint counts. Without any, the TCP peer is the client.
     package var trustedProxies: [String] = []
@@ -118,24 +97,4 @@ package enum LogFormat: String, Sendable, CaseIterable {
     case text
     /// One JSON object per line, for log collectors.
     case json
-}
-
-extension DispatcherSettings {
-    /// The settings `configuration` gives.
-    package init(_ configuration: AppConfiguration) {
-        self.init()
-        pollInterval = configuration.dispatcherPollInterval
-        lease = configuration.dispatcherLease
-        batchSize = configuration.dispatcherBatchSize
-        backoff = RetryBackoff(base: configuration.dispatcherBackoffBase, cap: configuration.dispatcherBackoffCap)
-    }
-}
-
-extension WebhookSenderSettings {
-    /// The settings `configuration` gives.
-    package init(_ configuration: AppConfiguration) {
-        self.init()
-        pollInterval = configuration.webhookPollInterval
-        timeout = configuration.webhookTimeout
-    }
 }

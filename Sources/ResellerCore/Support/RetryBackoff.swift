@@ -4,10 +4,10 @@ import Foundation
 /// `min(cap, base × 2^(n-1))`, so retries of many messages that failed together spread out instead of returning in
 /// step.
 package struct RetryBackoff: Sendable, Equatable {
-    package var base: Duration = .seconds(1)
-    package var cap: Duration = .seconds(300)
+    package var base: Duration
+    package var cap: Duration
 
-    package init(base: Duration = .seconds(1), cap: Duration = .seconds(300)) {
+    package init(base: Duration, cap: Duration) {
         self.base = base
         self.cap = cap
     }
