@@ -252,7 +252,7 @@ package struct GatewayEndpoint: Sendable {
 
     package static func actor(_ account: SubAccountRecord) -> AuditActor {
         AuditActor(
-            actor: "gateway1601:\(account.username)", role: Role.subAccount.rawValue, requestID: RequestScope.requestID)
+            actor: "gateway1601:\(account.username)", role: .subAccount, requestID: RequestScope.requestID)
     }
 
     /// The client's address: the TCP peer, or, when the peer is a trusted proxy, the last address of

@@ -224,11 +224,19 @@ package struct LedgerFailure: Error, Sendable, Equatable {
     ]
 }
 
+/// Which way a wallet crossed its low-balance threshold.
+package enum BalanceEventKind: String, Codable, Sendable {
+    /// Its available balance fell below the threshold.
+    case lowBalance = "low_balance"
+    /// It rose to the threshold or above again.
+    case balanceRecovered = "balance_recovered"
+}
+
 /// A low-balance crossing.
 package struct BalanceEventRecord: Decodable, Sendable {
     package var id: Int64
     package var accountID: UUID
-    package var kind: String
+    package var kind: BalanceEventKind
     package var available: Int64
     package var threshold: Int64
     package var transferID: UUID?

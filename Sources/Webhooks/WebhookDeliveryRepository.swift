@@ -4,12 +4,6 @@ import ResellerCore
 
 /// A webhook delivery claimed by a sender, with everything its request needs.
 package struct ClaimedWebhookDelivery: Decodable, Sendable, Equatable {
-    /// How the request is made: a signed JSON POST, or the upstream's old-style GET (`0011_delivery_notifications.sql`).
-    package enum Format: String, Decodable, Sendable {
-        case signed
-        case legacy1601 = "1601"
-    }
-
     package var deliveryID: UUID
     /// Nil for a send's own callback URL, which belongs to no endpoint.
     package var endpointID: UUID?
@@ -17,7 +11,8 @@ package struct ClaimedWebhookDelivery: Decodable, Sendable, Equatable {
     /// This claim's attempt number (claims so far, this one included).
     package var attempt: Int
     package var url: String
-    package var format: Format
+    /// How the request is made: a signed JSON POST, or the upstream's old-style GET (`0011_delivery_notifications.sql`).
+    package var format: WebhookFormat
     /// Empty for a send's own callback URL (old-style requests are not signed).
     package var secret: String
     /// The secret before the last rotation, while it is still valid.

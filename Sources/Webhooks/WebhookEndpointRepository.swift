@@ -8,11 +8,11 @@ package struct WebhookEndpointRecord: Decodable, Sendable {
     package var resellerID: UUID
     package var subAccountID: UUID?
     package var url: String
-    /// `signed` (JSON POSTs) or `1601` (the upstream's old-style GETs); fixed at registration.
-    package var format: String
+    package var format: WebhookFormat
+    /// `WebhookEventType` raw values, sorted.
     package var eventTypes: [String]
     package var description: String?
-    package var status: String
+    package var status: WebhookEndpointStatus
     package var statusReason: String?
     package var failingSince: Date?
     package var previousSecretExpiresAt: Date?
@@ -34,10 +34,10 @@ package struct WebhookEndpointRecord: Decodable, Sendable {
     /// What the audit log keeps of it.
     package struct Audited: Encodable {
         package var url: String
-        package var format: String
+        package var format: WebhookFormat
         package var eventTypes: [String]
         package var description: String?
-        package var status: String
+        package var status: WebhookEndpointStatus
     }
 
     package var audited: Audited {
@@ -58,9 +58,9 @@ package struct WebhookDeliveryRecord: Decodable, Sendable {
     package var id: UUID
     package var endpointID: UUID
     package var eventID: UUID
-    package var eventType: String
+    package var eventType: WebhookEventType
     package var occurredAt: Date
-    package var state: String
+    package var state: WebhookDeliveryState
     package var attempts: Int
     package var lastStatusCode: Int?
     package var lastLatencyMs: Int?
@@ -133,7 +133,7 @@ package struct WebhookEndpointRepository: Sendable {
 
     /// Registers an endpoint; its secret is returned this once.
     package func create(
-        resellerID: UUID, subAccountID: UUID?, url: String, format: String = "signed", eventTypes: [String],
+        resellerID: UUID, subAccountID: UUID?, url: String, format: WebhookFormat, eventTypes: [WebhookEventType],
         description: String?,
         by actor: AuditActor
     ) async throws -> (WebhookEndpointRecord, secret: String) {
@@ -142,7 +142,7 @@ package struct WebhookEndpointRepository: Sendable {
             let record = try await connection.query(
                 """
                 INSERT INTO webhook_endpoint (reseller_id, sub_account_id, url, format, event_types, description, secret, created_by)
-                VALUES (\(resellerID), \(subAccountID), \(url), \(format), \(eventTypes), \(description), \(secret), \(actor.actor))
+                VALUES (\(resellerID), \(subAccountID), \(url), \(format.rawValue), \(eventTypes.map(\.rawValue)), \(description), \(secret), \(actor.actor))
                 RETURNING \(Self.columns)
                 """
             ).decodeRecords(WebhookEndpointRecord.self)[0]
@@ -157,12 +157,14 @@ package struct WebhookEndpointRepository: Sendable {
 
     package struct Changes: Sendable {
         package var url: String?
-        package var eventTypes: [String]?
+        package var eventTypes: [WebhookEventType]?
         package var description: String?
-        package var status: String?
+        package var status: WebhookEndpointStatus?
 
-        package init(url: String? = nil, eventTypes: [String]? = nil, description: String? = nil, status: String? = nil)
-        {
+        package init(
+            url: String? = nil, eventTypes: [WebhookEventType]? = nil, description: String? = nil,
+            status: WebhookEndpointStatus? = nil
+        ) {
             self.url = url
             self.eventTypes = eventTypes
             self.description = description
@@ -174,7 +176,9 @@ package struct WebhookEndpointRepository: Sendable {
     package func update(id: UUID, scope: TenantScope, _ changes: Changes, by actor: AuditActor) async throws
         -> WebhookEndpointRecord?
     {
-        try await pool.withTransaction { connection in
+        let eventTypes = changes.eventTypes?.map(\.rawValue)
+        let status = changes.status?.rawValue
+        return try await pool.withTransaction { connection in
             guard
                 let before = try await connection.query(
                     """
@@ -188,11 +192,11 @@ package struct WebhookEndpointRepository: Sendable {
             let after = try await connection.query(
                 """
                 UPDATE webhook_endpoint
-                SET url = coalesce(\(changes.url), url), event_types = coalesce(\(changes.eventTypes)::text[], event_types),
-                    description = coalesce(\(changes.description), description), status = coalesce(\(changes.status), status),
-                    status_reason = CASE WHEN \(changes.status)::text IS NULL THEN status_reason
-                                         WHEN \(changes.status)::text = 'disabled' THEN 'disabled by ' || \(actor.actor) END,
-                    failing_since = CASE WHEN \(changes.status)::text = 'active' AND status = 'disabled' THEN NULL ELSE failing_since END
+                SET url = coalesce(\(changes.url), url), event_types = coalesce(\(eventTypes)::text[], event_types),
+                    description = coalesce(\(changes.description), description), status = coalesce(\(status), status),
+                    status_reason = CASE WHEN \(status)::text IS NULL THEN status_reason
+                                         WHEN \(status)::text = 'disabled' THEN 'disabled by ' || \(actor.actor) END,
+                    failing_since = CASE WHEN \(status)::text = 'active' AND status = 'disabled' THEN NULL ELSE failing_since END
                 WHERE id = \(id)
                 RETURNING \(Self.columns)
                 """
@@ -265,8 +269,11 @@ package struct WebhookEndpointRepository: Sendable {
         """
 
     /// The endpoint's deliveries, newest first.
-    package func deliveries(endpointID: UUID, state: String?, limit: Int) async throws -> [WebhookDeliveryRecord] {
-        try await pool.query(
+    package func deliveries(endpointID: UUID, state: WebhookDeliveryState?, limit: Int) async throws
+        -> [WebhookDeliveryRecord]
+    {
+        let state = state?.rawValue
+        return try await pool.query(
             """
             SELECT \(Self.deliveryColumns)
             FROM webhook_delivery d JOIN webhook_event ev ON ev.id = d.event_id
@@ -306,7 +313,7 @@ package struct WebhookEndpointRepository: Sendable {
     /// Nil when there are more than ``replayLimit``.
     package func replay(_ endpoint: WebhookEndpointRecord, from: Date, to: Date) async throws -> Int? {
         try await pool.withTransaction { connection in
-            let legacy = endpoint.format == "1601"
+            let legacy = endpoint.format == .legacy1601
             let matching: PostgresQuery = """
                 FROM webhook_event ev
                 WHERE ev.reseller_id = \(endpoint.resellerID)

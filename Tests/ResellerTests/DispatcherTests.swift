@@ -118,7 +118,7 @@ import Testing
         return logger
     }()
 
-    static let admin = AuditActor(actor: "test", role: "admin", requestID: nil)
+    static let admin = AuditActor(actor: "test", role: .admin, requestID: nil)
 
     /// Runs `body` in a fresh world whose upstream connection has these limits.
     static func run(

@@ -78,7 +78,7 @@ import Testing
         let counts = Mutex(Counts())
     }
 
-    static let actor = AuditActor(actor: "test", role: "system", requestID: nil)
+    static let actor = AuditActor(actor: "test", role: .system, requestID: nil)
     static let quiet: Logger = {
         var logger = Logger(label: "test.ledger")
         logger.logLevel = .warning

@@ -43,13 +43,6 @@ package enum ReportOutcome: String, Sendable, Equatable {
     case unmatched
 }
 
-/// Which final states are charged, per leg.
-package struct RefundPolicy: Sendable, Equatable {
-    package static let defaultChargedStates: Set<MessageStatus> = [.delivered]
-    package var retail: Set<MessageStatus>
-    package var wholesale: Set<MessageStatus>
-}
-
 /// Applies delivery reports to messages and settles their reservations: all reports of a call in one transaction.
 ///
 /// Rules, per message (its row locked, reports in arrival order):
@@ -71,7 +64,7 @@ package struct DeliveryReportRepository: Sendable {
         var id: UUID
         var resellerID: UUID
         var subAccountID: UUID
-        var status: String
+        var status: MessageStatus
         var upstreamID: String?
         var upstreamConnectionID: UUID?
         var retailReservationID: UUID?
@@ -95,7 +88,7 @@ package struct DeliveryReportRepository: Sendable {
         var debit: UUID
         var credit: UUID
         var amount: Int64
-        var state: String
+        var state: ReservationState
     }
 
     /// The connection a callback token belongs to.
@@ -145,13 +138,13 @@ package struct DeliveryReportRepository: Sendable {
                         outcomes[index] = .unmatched
                         continue
                     }
-                } else if message.status == MessageStatus.queued.rawValue, message.possiblySent == true {
+                } else if message.status == .queued, message.possiblySent == true {
                     // The upstream reported before its OK was recorded: the report's id is the message's.
                     message.upstreamID = report.smsID
                     messages[id] = message
                     try await connection.query("UPDATE message SET upstream_id = \(report.smsID) WHERE id = \(id)")
                 } else {
-                    unmatched.append((report, "the message was not sent (status \(message.status))"))
+                    unmatched.append((report, "the message was not sent (status \(message.status.rawValue))"))
                     outcomes[index] = .unmatched
                     continue
                 }
@@ -160,22 +153,18 @@ package struct DeliveryReportRepository: Sendable {
                         message.resellerID, id,
                         "report:\(report.status.rawValue.lowercased().replacingOccurrences(of: " ", with: "_"))", detail
                     ))
-                guard let reported = MessageStatus(report: report.status),
-                    let current = MessageStatus(rawValue: message.status)
-                else {
+                let current = message.status
+                guard let reported = MessageStatus(report: report.status) else {
                     outcomes[index] = .recorded
                     continue
                 }
-                let policy =
-                    policies[message.subAccountID]
-                    ?? RefundPolicy(
-                        retail: RefundPolicy.defaultChargedStates, wholesale: RefundPolicy.defaultChargedStates)
-                switch (current, reported) {
-                case (.queued, _), (.submitted, _):
+                let policy = policies[message.subAccountID] ?? .default
+                switch Settlement(current: current, reported: reported) {
+                case .settle:
                     try await Self.settle(message, as: reported, policy: policy, on: connection)
-                case (.notDelivered, .delivered), (.rejected, .delivered), (.expired, .delivered):
-                    try await Self.chargeLateDelivery(message, policy: policy, after: current, on: connection)
-                default:
+                case .chargeLateDelivery(let previous):
+                    try await Self.chargeLateDelivery(message, policy: policy, after: previous, on: connection)
+                case .recordOnly:
                     outcomes[index] = .recorded
                     continue
                 }
@@ -186,7 +175,7 @@ package struct DeliveryReportRepository: Sendable {
                     WHERE id = \(id)
                     """)
                 events.append((message.resellerID, id, reported.rawValue, "settled by \(report.source.rawValue)"))
-                message.status = reported.rawValue
+                message.status = reported
                 messages[id] = message
                 outcomes[index] = .applied
             }
@@ -257,11 +246,8 @@ package struct DeliveryReportRepository: Sendable {
             let policies = try await RefundPolicyRepository.policies(
                 for: expiring.map { ($0.resellerID, $0.subAccountID) }, on: connection)
             for message in expiring {
-                let policy =
-                    policies[message.subAccountID]
-                    ?? RefundPolicy(
-                        retail: RefundPolicy.defaultChargedStates, wholesale: RefundPolicy.defaultChargedStates)
-                try await Self.settle(message, as: .expired, policy: policy, on: connection)
+                try await Self.settle(
+                    message, as: .expired, policy: policies[message.subAccountID] ?? .default, on: connection)
             }
             let ids = expiring.map(\.id)
             try await connection.query(
@@ -293,7 +279,8 @@ package struct DeliveryReportRepository: Sendable {
             SELECT id, debit_account_id, credit_account_id, amount, state FROM ledger_transfer WHERE id = ANY (\(ids)) ORDER BY id FOR UPDATE
             """
         ).decode((UUID, UUID, UUID, Int64, String).self) {
-            result[row.0] = Reservation(id: row.0, debit: row.1, credit: row.2, amount: row.3, state: row.4)
+            guard let state = ReservationState(rawValue: row.4) else { continue }
+            result[row.0] = Reservation(id: row.0, debit: row.1, credit: row.2, amount: row.3, state: state)
         }
         return result
     }
@@ -305,10 +292,10 @@ package struct DeliveryReportRepository: Sendable {
         let reservations = try await reservations(message, on: connection)
         var transfers: [TransferRequest] = []
         for (id, charged) in [
-            (message.retailReservationID, policy.retail.contains(state)),
-            (message.wholesaleReservationID, policy.wholesale.contains(state)),
+            (message.retailReservationID, policy.charges(.retail, settledAs: state)),
+            (message.wholesaleReservationID, policy.charges(.wholesale, settledAs: state)),
         ] {
-            guard let id, reservations[id]?.state == "pending" else { continue }
+            guard let id, reservations[id]?.state == .pending else { continue }
             transfers.append(
                 charged
                     ? .post(id, code: "message_\(state.rawValue)", by: actor)
@@ -324,12 +311,11 @@ package struct DeliveryReportRepository: Sendable {
         _ message: MessageState, policy: RefundPolicy, after previous: MessageStatus, on connection: PostgresConnection
     ) async throws {
         let reservations = try await reservations(message, on: connection)
-        for (id, layer) in [
-            (message.retailReservationID, policy.retail), (message.wholesaleReservationID, policy.wholesale),
+        for (id, leg) in [
+            (message.retailReservationID, RefundPolicy.Leg.retail), (message.wholesaleReservationID, .wholesale),
         ] {
-            guard let id, let reservation = reservations[id],
-                layer.contains(.delivered), !layer.contains(previous),
-                reservation.state == "voided" || reservation.state == "expired"
+            guard let id, let reservation = reservations[id], policy.chargesLateDelivery(leg, after: previous),
+                reservation.state == .voided || reservation.state == .expired
             else { continue }
             try await connection.query("SAVEPOINT late_delivery")
             do {

@@ -18,7 +18,7 @@ package struct MessageRecord: Decodable, Sendable {
     package var country: String
     package var sender: String
     package var text: String
-    package var encoding: String
+    package var encoding: MessageEncoding
     package var parts: Int
     package var long: Bool
     package var reference: String?
@@ -32,7 +32,7 @@ package struct MessageRecord: Decodable, Sendable {
     package var upstreamCostVersionID: UUID
     package var retailReservationID: UUID?
     package var wholesaleReservationID: UUID?
-    package var status: String
+    package var status: MessageStatus
     package var statusCode: Int?
     package var statusDetail: String?
     package var scheduleAt: Date?
@@ -89,7 +89,7 @@ package struct BatchSummaryRecord: Sendable {
         package var subAccountID: UUID
         package var sender: String
         package var text: String
-        package var encoding: String
+        package var encoding: MessageEncoding
         package var length: Int
         package var parts: Int
         package var long: Bool
@@ -119,7 +119,7 @@ package struct BatchSummaryRecord: Sendable {
 
     package var batch: Batch
     /// Messages per status, and their retail prices summed.
-    package var statuses: [(status: String, count: Int, retail: Int64)]
+    package var statuses: [(status: MessageStatus, count: Int, retail: Int64)]
 }
 
 /// Which messages a list shows: all filters optional, newest first.
@@ -252,7 +252,9 @@ package struct MessageRepository: Sendable {
               AND sub_account_id = \(subAccountID)
             GROUP BY status ORDER BY status
             """
-        ).decode((String, Int, Int64).self).map { (status: $0.0, count: $0.1, retail: $0.2) }
+        ).decode((String, Int, Int64).self).compactMap { row in
+            MessageStatus(rawValue: row.0).map { (status: $0, count: row.1, retail: row.2) }
+        }
         return BatchSummaryRecord(batch: batch, statuses: statuses)
     }
 

@@ -15,7 +15,7 @@ package struct ClaimedMessage: Decodable, Sendable, Equatable {
     package var long: Bool
     /// `queued` for a sendable message (a due scheduled one was moved there by the claim). Anything else means the
     /// outbox row outlived its message's sending (a bug elsewhere): the dispatcher discards the row.
-    package var status: String
+    package var status: MessageStatus
     /// This claim's attempt number (claims so far, this one included); results name it, see ``DispatchResult``.
     package var attempt: Int
     package var deadlineAt: Date

@@ -192,9 +192,9 @@ package enum UpstreamUpdateOutcome: Sendable {
 
 extension AuditActor {
     /// The dispatcher pausing a connection after an account-level gateway error.
-    package static let dispatcher = AuditActor(actor: "system:dispatcher", role: "system", requestID: nil)
+    package static let dispatcher = AuditActor(actor: "system:dispatcher", role: .system, requestID: nil)
     /// Start-up work: the first default connection, sealing passwords under a new key.
-    package static let bootstrap = AuditActor(actor: "system:bootstrap", role: "system", requestID: nil)
+    package static let bootstrap = AuditActor(actor: "system:bootstrap", role: .system, requestID: nil)
 }
 
 /// Upstream connections, the platform default and per-reseller assignments. Only the admin reaches the

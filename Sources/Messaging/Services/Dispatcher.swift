@@ -209,10 +209,10 @@ package final class Dispatcher: Service, Sendable {
                     nextStart = max(nextStart, now) + spacing
                     let message = claimed[index]
                     index += 1
-                    guard message.status == "queued" else {
+                    guard message.status == .queued else {
                         logger.error(
                             "outbox row of a message that is not queued",
-                            metadata: ["message": "\(message.messageID)", "status": "\(message.status)"])
+                            metadata: ["message": "\(message.messageID)", "status": "\(message.status.rawValue)"])
                         recorder.submit([
                             DispatchResult(messageID: message.messageID, attempt: message.attempt, outcome: .discarded)
                         ])

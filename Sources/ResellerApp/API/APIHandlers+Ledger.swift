@@ -107,7 +107,8 @@ extension APIHandlers {
                     .init(
                         items: page.items.map { event in
                             .init(
-                                id: event.id, accountId: event.accountID.apiString, kind: .init(rawValue: event.kind)!,
+                                id: event.id, accountId: event.accountID.apiString,
+                                kind: .init(rawValue: event.kind.rawValue)!,
                                 available: Money(event.available).description,
                                 threshold: Money(event.threshold).description,
                                 transferId: event.transferID?.apiString, at: event.createdAt)

@@ -163,7 +163,7 @@ extension APIHandlers {
                     .init(
                         batchId: batch.id.apiString, subAccountId: batch.subAccountID.apiString, sender: batch.sender,
                         text: batch.text,
-                        encoding: Components.Schemas.MessageEncoding(rawValue: batch.encoding) ?? .gsm7,
+                        encoding: Components.Schemas.MessageEncoding(rawValue: batch.encoding.rawValue)!,
                         parts: Int32(batch.parts), long: batch.long,
                         reference: batch.reference, group: batch.groupName, scheduleAt: batch.scheduleAt,
                         recipientCount: Int32(batch.recipientCount),
@@ -171,7 +171,7 @@ extension APIHandlers {
                         acceptedAt: batch.acceptedAt,
                         createdBy: batch.createdBy,
                         statuses: summary.statuses.compactMap { row in
-                            Components.Schemas.MessageStatus(rawValue: row.status).map {
+                            Components.Schemas.MessageStatus(rawValue: row.status.rawValue).map {
                                 .init(status: $0, count: Int32(row.count), retail: Money(row.retail).description)
                             }
                         }))))
@@ -273,12 +273,12 @@ extension APIHandlers {
     {
         let seesWholesale = principal.role != .subAccount
         let seesCost = principal.role == .admin
-        let status = Components.Schemas.MessageStatus(rawValue: message.status) ?? .failed
+        let status = Components.Schemas.MessageStatus(rawValue: message.status.rawValue)!
         return .init(
             id: message.id.apiString, gatewayId: message.gatewayID, batchId: message.batchID.apiString,
             subAccountId: message.subAccountID.apiString,
             recipient: message.recipient, country: message.country, sender: message.sender, text: message.text,
-            encoding: Components.Schemas.MessageEncoding(rawValue: message.encoding) ?? .gsm7,
+            encoding: Components.Schemas.MessageEncoding(rawValue: message.encoding.rawValue)!,
             parts: Int32(message.parts),
             long: message.long, reference: message.reference, group: message.groupName, status: status,
             gatewayCode: message.statusCode.map { Int32($0) }, statusDetail: message.statusDetail,

@@ -68,9 +68,10 @@ extension APIHandlers {
         let (principal, record) = try await findWebhook(input.path.webhookId)
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
         // The format is fixed: pending deliveries and the receiver's code are made for it.
-        if let format = body.format, format.rawValue != record.format {
+        if let format = body.format, format.rawValue != record.format.rawValue {
             throw APIProblem.conflict(
-                "The webhook's format is \(record.format) and cannot be changed; register a new endpoint instead.")
+                "The webhook's format is \(record.format.rawValue) and cannot be changed; register a new endpoint instead."
+            )
         }
         var validator = Validator()
         let description = validator.text(body.description, field: "/description", minimum: 0, maximum: 200)
@@ -78,7 +79,8 @@ extension APIHandlers {
         try validator.check()
         if let url = body.url { try await checkWebhookURL(url) }
         let changes = WebhookEndpointRepository.Changes(
-            url: body.url, eventTypes: types, description: description, status: body.status?.rawValue)
+            url: body.url, eventTypes: types, description: description,
+            status: body.status.flatMap { WebhookEndpointStatus(rawValue: $0.rawValue) })
         guard
             let updated = try await webhookEndpoints.update(
                 id: record.id, scope: principal.scope, changes, by: AuditActor(principal))
@@ -124,7 +126,8 @@ extension APIHandlers {
         let limit = validator.limit(input.query.limit)
         try validator.check()
         let items = try await webhookEndpoints.deliveries(
-            endpointID: record.id, state: input.query.state?.rawValue, limit: limit)
+            endpointID: record.id, state: input.query.state.flatMap { WebhookDeliveryState(rawValue: $0.rawValue) },
+            limit: limit)
         return .ok(.init(body: .json(.init(items: try items.map(Self.schema)))))
     }
 
@@ -133,7 +136,7 @@ extension APIHandlers {
     {
         let (_, record) = try await findWebhook(input.path.webhookId)
         let deliveryID = try pathID(input.path.deliveryId, "delivery")
-        guard record.status == "active" else { throw APIProblem.conflict("The webhook is disabled; enable it first.") }
+        guard record.status == .active else { throw APIProblem.conflict("The webhook is disabled; enable it first.") }
         guard let delivery = try await webhookEndpoints.redeliver(endpointID: record.id, deliveryID: deliveryID) else {
             throw APIProblem.notFound("No delivery \(deliveryID.apiString).")
         }
@@ -148,7 +151,7 @@ extension APIHandlers {
         guard body.from < body.to else {
             throw APIProblem.validation([.init(field: "/to", message: "must be after from")])
         }
-        guard record.status == "active" else { throw APIProblem.conflict("The webhook is disabled; enable it first.") }
+        guard record.status == .active else { throw APIProblem.conflict("The webhook is disabled; enable it first.") }
         guard let queued = try await webhookEndpoints.replay(record, from: body.from, to: body.to) else {
             throw APIProblem.validation([
                 .init(
@@ -199,34 +202,32 @@ extension APIHandlers {
     }
 
     /// The URL, format, event types and description of a registration; a `1601` endpoint's types default to (and can
-    /// only be) `message.status_changed`.
+    /// only be) `message.status_changed` (`WebhookFormat.allowedEventTypes`).
     private func validatedWebhook(_ body: Components.Schemas.WebhookCreate) async throws -> (
-        String, String, [String], String?
+        String, WebhookFormat, [WebhookEventType], String?
     ) {
         var validator = Validator()
-        let format = body.format?.rawValue ?? Self.signedFormat
+        let format = body.format.flatMap { WebhookFormat(rawValue: $0.rawValue) } ?? .signed
         let description = validator.text(body.description, field: "/description", minimum: 0, maximum: 200)
         let types =
-            format == Self.legacyFormat && body.eventTypes == nil
-            ? [Self.legacyEventType] : Self.eventTypes(body.eventTypes ?? [], format: format, validator: &validator)
+            format == .legacy1601 && body.eventTypes == nil
+            ? Array(format.allowedEventTypes)
+            : Self.eventTypes(body.eventTypes ?? [], format: format, validator: &validator)
         try validator.check()
         try await checkWebhookURL(body.url)
         return (body.url, format, types, description.flatMap { $0.isEmpty ? nil : $0 })
     }
 
-    package static let signedFormat = "signed"
-    package static let legacyFormat = "1601"
-    /// The one event type old-style (1601) notifications exist for.
-    package static let legacyEventType = "message.status_changed"
-
+    /// The distinct types, sorted; each must be one `format` receives.
     private static func eventTypes(
-        _ types: [Components.Schemas.WebhookEventType], format: String, validator: inout Validator
-    ) -> [String] {
-        let names = Array(Set(types.map(\.rawValue))).sorted()
+        _ types: [Components.Schemas.WebhookEventType], format: WebhookFormat, validator: inout Validator
+    ) -> [WebhookEventType] {
+        let names = Set(types.compactMap { WebhookEventType(rawValue: $0.rawValue) }).sorted()
         if names.isEmpty {
             validator.fail("/eventTypes", "must name at least one event type")
-        } else if format == legacyFormat, names != [legacyEventType] {
-            validator.fail("/eventTypes", "a 1601 endpoint gets \(legacyEventType) only")
+        } else if !format.allowedEventTypes.isSuperset(of: names) {
+            let allowed = format.allowedEventTypes.sorted().map(\.rawValue).joined(separator: ", ")
+            validator.fail("/eventTypes", "a \(format.rawValue) endpoint gets \(allowed) only")
         }
         return names
     }
@@ -240,10 +241,10 @@ extension APIHandlers {
         .init(
             id: record.id.apiString, resellerId: record.resellerID.apiString,
             subAccountId: record.subAccountID?.apiString, url: record.url,
-            format: .init(rawValue: record.format)!,
+            format: .init(rawValue: record.format.rawValue)!,
             eventTypes: record.eventTypes.compactMap(Components.Schemas.WebhookEventType.init(rawValue:)),
             description: record.description,
-            status: .init(rawValue: record.status)!, statusReason: record.statusReason,
+            status: .init(rawValue: record.status.rawValue)!, statusReason: record.statusReason,
             failingSince: record.failingSince,
             previousSecretExpiresAt: record.previousSecretExpiresAt, createdAt: record.createdAt,
             updatedAt: record.updatedAt)
@@ -273,10 +274,10 @@ extension APIHandlers {
                 statusCode: attempt.statusCode.map { Int32($0) },
                 latencyMs: Int32(attempt.latencyMs), error: attempt.error)
         }
-        guard let eventType = Components.Schemas.WebhookEventType(rawValue: record.eventType),
-            let state = Components.Schemas.WebhookDelivery.StatePayload(rawValue: record.state)
+        guard let eventType = Components.Schemas.WebhookEventType(rawValue: record.eventType.rawValue),
+            let state = Components.Schemas.WebhookDelivery.StatePayload(rawValue: record.state.rawValue)
         else { throw APIProblem.internalError }
-        let nextAttemptAt: Date? = record.state == "pending" ? record.dueAt : nil
+        let nextAttemptAt: Date? = record.state == .pending ? record.dueAt : nil
         let lastStatusCode: Int32? = record.lastStatusCode.map { Int32($0) }
         let lastLatencyMs: Int32? = record.lastLatencyMs.map { Int32($0) }
         return Components.Schemas.WebhookDelivery(

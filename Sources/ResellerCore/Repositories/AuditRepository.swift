@@ -3,24 +3,41 @@ import PostgresLibpq
 
 /// Who is changing something, for the audit log: taken from the request's principal and id.
 package struct AuditActor: Sendable {
+    /// What the audit log's `actor_role` says: a principal's role, or the service itself.
+    package enum ActorRole: String, Sendable {
+        case admin
+        case reseller
+        case subAccount = "sub_account"
+        /// The service on its own behalf: the command line, the dispatcher, the first start.
+        case system
+
+        package init(_ role: Role) {
+            switch role {
+            case .admin: self = .admin
+            case .reseller: self = .reseller
+            case .subAccount: self = .subAccount
+            }
+        }
+    }
+
     package var actor: String
-    package var role: String
+    package var role: ActorRole
     package var requestID: String?
 
     package init(_ principal: Principal, requestID: String? = RequestScope.requestID) {
         self.actor = principal.actor
-        self.role = principal.role.rawValue
+        self.role = ActorRole(principal.role)
         self.requestID = requestID
     }
 
-    package init(actor: String, role: String, requestID: String?) {
+    package init(actor: String, role: ActorRole, requestID: String?) {
         self.actor = actor
         self.role = role
         self.requestID = requestID
     }
 
     /// The command-line bootstrap.
-    package static let cli = AuditActor(actor: "cli", role: "system", requestID: nil)
+    package static let cli = AuditActor(actor: "cli", role: .system, requestID: nil)
 }
 
 /// One row of the audit log.
@@ -89,7 +106,7 @@ package struct AuditRepository: Sendable {
         try await connection.query(
             """
             INSERT INTO audit_log (actor, actor_role, reseller_id, action, target_type, target_id, before, after, request_id)
-            VALUES (\(actor.actor), \(actor.role), \(resellerID), \(action), \(targetType), \(targetID),
+            VALUES (\(actor.actor), \(actor.role.rawValue), \(resellerID), \(action), \(targetType), \(targetID),
                     \(beforeJSON)::jsonb, \(afterJSON)::jsonb, \(actor.requestID))
             """)
     }
