@@ -142,6 +142,7 @@ let package = Package(
             name: "Webhooks",
             dependencies: [
                 "ResellerCore",
+                "Gateway1601",
                 "PostgresLibpq",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -166,6 +167,7 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
@@ -175,6 +177,7 @@ let package = Package(
             dependencies: [
                 "ResellerCore",
                 "Ledger",
+                "Contacts",
                 "Messaging",
                 "PostgresLibpq",
                 "SMSCore",
@@ -235,6 +238,7 @@ let package = Package(
             dependencies: [
                 "PostgresLibpq",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -245,6 +249,7 @@ let package = Package(
                 "Messaging",
                 "ResellerCore",
                 "Ledger",
+                "Gateway1601",
                 "Gateway1601Simulator",
                 "PostgresLibpq",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -327,6 +332,7 @@ let package = Package(
                 "SMSCore",
                 "PostgresTestSupport",
                 "ServiceTestSupport",
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Yams", package: "Yams"),
