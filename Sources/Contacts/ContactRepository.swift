@@ -68,6 +68,8 @@ package struct ContactImportReport: Codable, Sendable, Equatable {
 }
 
 /// Contacts of one sub-account's address book. Every query is scoped by an `AddressBook`.
+///
+/// See docs/contacts.md.
 package struct ContactRepository: Sendable {
     package let pool: PostgresPool
 

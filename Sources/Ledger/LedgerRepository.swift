@@ -5,6 +5,8 @@ import ResellerCore
 /// The credit ledger's SQL. Every balance change goes through `ledger_apply_transfers`
 /// (migration 0003), which locks, checks, updates the account sums and appends the transfers in
 /// one statement; this type only builds its input and reads the results.
+///
+/// See docs/ledger.md.
 package struct LedgerRepository: Sendable {
     package let pool: PostgresPool
 

@@ -6,6 +6,8 @@ import SMSCore
 /// The money operations of the REST API, each on the caller's transaction (which also holds the
 /// idempotency record): the handlers check who may do it, this type checks that it may be done
 /// and moves the money through `ledger_apply_transfers`.
+///
+/// See docs/ledger.md.
 package enum LedgerService {
     /// The outcome of a money movement: the transfer and the account the caller cares about, after it.
     package struct Movement: Sendable {

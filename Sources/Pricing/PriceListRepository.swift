@@ -137,6 +137,8 @@ package struct PriceDefaultsRecord: Codable, Sendable, Equatable {
 /// this repository reads both through one visibility rule:
 /// the admin sees every list; a reseller its own retail lists and the wholesale list that applies to it;
 /// a sub-account the retail list that applies to it.
+///
+/// See docs/tariffs.md.
 package struct PriceListRepository: Sendable {
     package let pool: PostgresPool
 

@@ -81,6 +81,8 @@ package struct PriceResolution: Sendable {
 /// list in force at the instant (latest `effective_from <= instant`), and in it the entry with the longest prefix of
 /// the number. Two statements whatever the number of numbers: one for the versions, one for every number's three
 /// entries (`unnest` of the distinct numbers, index lookups of each number's prefixes).
+///
+/// See docs/tariffs.md.
 package struct PriceResolver: Sendable {
     package let pool: PostgresPool
 

@@ -9,8 +9,8 @@ package struct WebhookEndpointRecord: Decodable, Sendable {
     package var subAccountID: UUID?
     package var url: String
     package var format: WebhookFormat
-    /// `WebhookEventType` raw values, sorted.
-    package var eventTypes: [String]
+    /// As stored (`text[]`, sorted); read through `eventTypes`.
+    private var eventTypeNames: [String]
     package var description: String?
     package var status: WebhookEndpointStatus
     package var statusReason: String?
@@ -23,7 +23,7 @@ package struct WebhookEndpointRecord: Decodable, Sendable {
         case id, url, format, description, status
         case resellerID = "reseller_id"
         case subAccountID = "sub_account_id"
-        case eventTypes = "event_types"
+        case eventTypeNames = "event_types"
         case statusReason = "status_reason"
         case failingSince = "failing_since"
         case previousSecretExpiresAt = "previous_secret_expires_at"
@@ -35,10 +35,13 @@ package struct WebhookEndpointRecord: Decodable, Sendable {
     package struct Audited: Encodable {
         package var url: String
         package var format: WebhookFormat
-        package var eventTypes: [String]
+        package var eventTypes: [WebhookEventType]
         package var description: String?
         package var status: WebhookEndpointStatus
     }
+
+    /// The event types it receives (the database's CHECK admits no others).
+    package var eventTypes: [WebhookEventType] { eventTypeNames.compactMap(WebhookEventType.init(rawValue:)) }
 
     package var audited: Audited {
         Audited(url: url, format: format, eventTypes: eventTypes, description: description, status: status)
@@ -90,6 +93,8 @@ package struct WebhookDeliveryRecord: Decodable, Sendable {
 
 /// Webhook endpoints, their delivery log, redelivery and replay, and the admin's SSRF exceptions. Every lookup by id
 /// is scoped by the caller's tenant: a sub-account sees its own endpoints, a reseller its own and its sub-accounts'.
+///
+/// See docs/webhooks.md.
 package struct WebhookEndpointRepository: Sendable {
     package let pool: PostgresPool
 
@@ -318,7 +323,7 @@ package struct WebhookEndpointRepository: Sendable {
                 FROM webhook_event ev
                 WHERE ev.reseller_id = \(endpoint.resellerID)
                   AND (\(endpoint.subAccountID)::uuid IS NULL OR ev.sub_account_id = \(endpoint.subAccountID)::uuid)
-                  AND (ev.type = ANY (\(endpoint.eventTypes)::text[]) OR (ev.type = 'webhook.endpoint_disabled' AND NOT \(legacy)))
+                  AND (ev.type = ANY (\(endpoint.eventTypes.map(\.rawValue))::text[]) OR (ev.type = 'webhook.endpoint_disabled' AND NOT \(legacy)))
                   AND ev.occurred_at >= \(from) AND ev.occurred_at < \(to)
                   AND CASE WHEN \(legacy)
                       THEN ev.payload->>'gatewayStatus' IS NOT NULL AND EXISTS (

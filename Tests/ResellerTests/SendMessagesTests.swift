@@ -4,6 +4,7 @@ import HTTPTypes
 import Ledger
 import Messaging
 import PostgresLibpq
+import ResellerAPI
 import ResellerApp
 import ResellerCore
 import SMSCore
@@ -69,21 +70,16 @@ extension TenancyHarness {
             let reply = try await api.send(tenant, idempotencyKey: key, body)
             #expect(reply.status == .created, "\(reply.json)")
             #expect(reply.headers[HTTPField.Name("Idempotent-Replayed")!] == "false")
+            let accepted = try reply.decode(Components.Schemas.SendAccepted.self)
+            #expect(accepted.status == .queued && accepted.sender == "Jansen" && accepted.parts == 2)
+            #expect(accepted.messageCount == 2 && accepted.retailTotal == "0.2250" && accepted.reference == "order-1")
+            #expect(accepted.messages.map(\.number) == ["31612345678", "447911123456"])
             #expect(
-                reply.string("status") == "queued" && reply.string("sender") == "Jansen" && reply["parts"] as? Int == 2)
-            #expect(
-                reply["messageCount"] as? Int == 2 && reply.string("retailTotal") == "0.2250"
-                    && reply.string("reference") == "order-1")
-            let messages = try #require(reply["messages"] as? [[String: Any]])
-            #expect(messages.map { $0["number"] as? String } == ["31612345678", "447911123456"])
-            #expect(
-                messages.map { $0["price"] as? String } == ["0.1450", "0.0800"]
-                    && messages.map { $0["index"] as? Int } == [0, 2])
-            let refused = try #require(reply["refused"] as? [[String: Any]])
-            #expect(refused.count == 1 && refused[0]["index"] as? Int == 1 && refused[0]["gatewayCode"] as? Int == 106)
+                accepted.messages.map(\.price) == ["0.1450", "0.0800"] && accepted.messages.map(\.index) == [0, 2])
+            #expect(accepted.refused.map(\.index) == [1] && accepted.refused.map(\.gatewayCode) == [106])
 
             // One message row per recipient with its prices and versions, two linked reservations each, an outbox row each.
-            let batchID = try #require(reply.string("batchId"))
+            let batchID = accepted.batchId
             let rows = try await api.pool.query(
                 """
                 SELECT m.recipient, m.retail_price, m.wholesale_price, m.upstream_cost, m.retail_version_id, m.wholesale_version_id,

@@ -47,13 +47,8 @@ extension TenancyHarness {
     {
         var headers: HTTPFields = [.contentType: contentType]
         if let key { headers[.authorization] = "Bearer \(key)" }
-        let response = try await client.executeRequest(
-            uri: path, method: method, headers: headers, body: ByteBuffer(string: csv))
-        let data = Data(response.body.readableBytesView)
-        let isJSON = response.headers[.contentType]?.contains("json") ?? false
-        let json =
-            !isJSON || data.isEmpty ? [:] : (try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:])
-        return Reply(status: response.status, headers: response.headers, json: json)
+        return try Reply(
+            try await client.executeRequest(uri: path, method: method, headers: headers, body: ByteBuffer(string: csv)))
     }
 
     /// A GET whose body is text (the CSV export).

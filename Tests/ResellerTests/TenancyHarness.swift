@@ -6,15 +6,37 @@ import Ledger
 import Logging
 import PostgresLibpq
 import PostgresTestSupport
+import ResellerAPI
 import ResellerApp
 import ResellerCore
 import Testing
 
-/// One answer of the API: status, headers and the JSON body (empty for no body).
+/// One answer of the API: status, headers and the JSON body (empty for no body), as an object or as one of the
+/// generated schema types (`decode`).
 struct Reply: @unchecked Sendable {
     var status: HTTPResponse.Status
     var headers: HTTPFields
     var json: [String: Any]
+    var body: Data
+
+    /// The body as a schema of `openapi.yaml` (the generated `Components.Schemas` types), dates as the API writes them.
+    func decode<Schema: Decodable>(_ type: Schema.Type = Schema.self) throws -> Schema {
+        try Self.decoder.decode(type, from: body)
+    }
+
+    init(_ response: TestResponse) throws {
+        status = response.status
+        headers = response.headers
+        body = Data(response.body.readableBytesView)
+        let isJSON = response.headers[.contentType]?.contains("json") ?? false
+        json = !isJSON || body.isEmpty ? [:] : (try JSONSerialization.jsonObject(with: body) as? [String: Any] ?? [:])
+    }
+
+    private static let decoder: JSONDecoder = {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = APIDates.decodingStrategy
+        return decoder
+    }()
 
     subscript(key: String) -> Any? { json[key] }
     var string: (String) -> String? { { json[$0] as? String } }
@@ -59,12 +81,7 @@ struct TenancyHarness: Sendable {
             headers[.contentType] = "application/json"
             buffer = ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body))
         }
-        let response = try await client.executeRequest(uri: path, method: method, headers: headers, body: buffer)
-        let data = Data(response.body.readableBytesView)
-        let isJSON = response.headers[.contentType]?.contains("json") ?? false
-        let json =
-            !isJSON || data.isEmpty ? [:] : (try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:])
-        return Reply(status: response.status, headers: response.headers, json: json)
+        return try Reply(try await client.executeRequest(uri: path, method: method, headers: headers, body: buffer))
     }
 
     /// A tenant made through the API: a reseller with a key, one sub-account with a key.
@@ -83,25 +100,26 @@ struct TenancyHarness: Sendable {
             .post, "/resellers", key: adminKey,
             body: ["name": name, "contactEmail": "ops@\(name.lowercased()).example"])
         try #require(reseller.status == .created, "onboarding \(name): \(reseller.json)")
-        let resellerID = try #require(reseller.string("id"))
-        let resellerKey = try await call(
+        let resellerID = try reseller.decode(Components.Schemas.Reseller.self).id
+        let resellerKeyReply = try await call(
             .post, "/resellers/\(resellerID)/api-keys", key: adminKey, body: ["name": "main"])
-        try #require(resellerKey.status == .created)
-        let secret = try #require(resellerKey.string("secret"))
+        try #require(resellerKeyReply.status == .created)
+        let resellerKey = try resellerKeyReply.decode(Components.Schemas.ApiKeyCreated.self)
+        let secret = resellerKey.secret
         let username = "\(name.lowercased())-customer-\(UUID().uuidString.prefix(8))"
         let account = try await call(
             .post, "/sub-accounts", key: secret,
             body: ["name": "\(name) customer", "username": username, "password": "sup3r secret"])
         try #require(account.status == .created, "sub-account for \(name): \(account.json)")
-        let accountID = try #require(account.string("id"))
-        let accountKey = try await call(
-            .post, "/sub-accounts/\(accountID)/api-keys", key: secret, body: ["name": "app"])
-        try #require(accountKey.status == .created)
+        let subAccount = try account.decode(Components.Schemas.SubAccount.self)
+        #expect(subAccount.username == username && subAccount.status == .active)
+        let accountKeyReply = try await call(
+            .post, "/sub-accounts/\(subAccount.id)/api-keys", key: secret, body: ["name": "app"])
+        try #require(accountKeyReply.status == .created)
+        let accountKey = try accountKeyReply.decode(Components.Schemas.ApiKeyCreated.self)
         return Tenant(
-            resellerID: resellerID, resellerKey: secret,
-            resellerKeyID: try #require((resellerKey["key"] as? [String: Any])?["id"] as? String),
-            subAccountID: accountID, subAccountKey: try #require(accountKey.string("secret")),
-            subAccountKeyID: try #require((accountKey["key"] as? [String: Any])?["id"] as? String), username: username)
+            resellerID: resellerID, resellerKey: secret, resellerKeyID: resellerKey.key.id, subAccountID: subAccount.id,
+            subAccountKey: accountKey.secret, subAccountKeyID: accountKey.key.id, username: username)
     }
 
     func auditCount(action: String? = nil) async throws -> Int {

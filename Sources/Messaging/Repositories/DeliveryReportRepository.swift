@@ -55,6 +55,8 @@ package enum ReportOutcome: String, Sendable, Equatable {
 /// - a later `DELIVERED` for a message settled as not delivered, rejected or expired makes it `delivered`, and a leg
 ///   that was refunded but is charged when delivered is charged by a new transfer (`late_delivery`), never by editing
 ///   history; any other later final state is only recorded.
+///
+/// See docs/delivery.md.
 package struct DeliveryReportRepository: Sendable {
     package let pool: PostgresPool
 

@@ -200,6 +200,8 @@ extension AuditActor {
 /// Upstream connections, the platform default and per-reseller assignments. Only the admin reaches the
 /// mutations through the API (checked by the handlers); the dispatcher reads through ``connection(forReseller:)``
 /// and pauses through ``pause(id:reason:code:by:)``.
+///
+/// See docs/upstream.md.
 package struct UpstreamConnectionRepository: Sendable {
     package let pool: PostgresPool
     package var cipher: UpstreamCredentialCipher = .unencrypted

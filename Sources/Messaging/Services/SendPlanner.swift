@@ -122,6 +122,8 @@ package struct SendPlan: Sendable {
 /// length (105 118), recipients (103), group (125 126), schedule (121); per recipient: 103 empty, 106 not a number,
 /// 112 no calling code, 114/107 from the price layers, 119 more than one part to a country whose upstream takes
 /// only single parts; finally the balance (108) against the retail totals of the sendable messages.
+///
+/// See docs/sending.md, "Checks".
 package struct SendPlanner: Sendable {
     package let pool: PostgresPool
 

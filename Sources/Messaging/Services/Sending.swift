@@ -44,6 +44,8 @@ package enum SendMode: Sendable {
 
 /// The send path, the one way every send goes (the REST API's sends and previews, the 1601-compatible endpoint):
 /// replay, check the callback URL, plan, refuse in the caller's order or accept, then wake the dispatcher.
+///
+/// See docs/sending.md.
 package final class Sending: Sendable {
     package let planner: SendPlanner
     package let service: SendService

@@ -242,7 +242,7 @@ extension APIHandlers {
             id: record.id.apiString, resellerId: record.resellerID.apiString,
             subAccountId: record.subAccountID?.apiString, url: record.url,
             format: .init(rawValue: record.format.rawValue)!,
-            eventTypes: record.eventTypes.compactMap(Components.Schemas.WebhookEventType.init(rawValue:)),
+            eventTypes: record.eventTypes.compactMap { Components.Schemas.WebhookEventType(rawValue: $0.rawValue) },
             description: record.description,
             status: .init(rawValue: record.status.rawValue)!, statusReason: record.statusReason,
             failingSince: record.failingSince,

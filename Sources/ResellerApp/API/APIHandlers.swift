@@ -8,6 +8,8 @@ import ResellerCore
 /// Implements the generated `APIProtocol`: one extension file per area of `openapi.yaml`.
 /// Handlers validate input, call domain services and map results to the generated outputs;
 /// errors are thrown as `APIProblem` and rendered by `ProblemMiddleware`.
+///
+/// See docs/api.md.
 package struct APIHandlers: APIProtocol {
     package init(
         pool: PostgresPool, metrics: ServiceMetrics, logger: Logger, sending: Sending, deliveryReports: DeliveryReports

@@ -50,6 +50,8 @@ package enum AuthScope {
 ///
 /// Order matters for isolation: first "is this resource visible to the caller" (404 when not, the
 /// same answer as for an id that does not exist), then "may this role do it" (403).
+///
+/// See docs/tenancy.md.
 package enum Access {
     /// The current principal, or 401.
     package static func principal() throws -> Principal {

@@ -57,6 +57,8 @@ package struct SenderNameRuleRecord: Codable, Sendable {
 }
 
 /// Sender names and the platform's block/protect list.
+///
+/// See docs/sender-names.md.
 package struct SenderNameRepository: Sendable {
     package let pool: PostgresPool
 

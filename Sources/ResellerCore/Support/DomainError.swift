@@ -5,6 +5,8 @@ import SMSCore
 ///
 /// Services and repositories throw or return these; they know nothing of HTTP. The REST layer renders one as
 /// problem+json (the kind picks the status, see `APIProblem`), the 1601-compatible endpoint as `ERROR <gatewayCode>`.
+///
+/// See docs/api.md, "Errors".
 package struct DomainError: Error, Sendable, Equatable {
     /// What the refusal means to the caller; each REST status has one kind.
     package enum Kind: Sendable, Equatable {
