@@ -4,6 +4,7 @@ import HTTPTypes
 import Ledger
 import Messaging
 import PostgresLibpq
+import ResellerAPI
 import ResellerApp
 import SMSCore
 import Testing
@@ -44,38 +45,32 @@ import Testing
                     "recipients": ["+31 6 1234 5678", "447911123456", "0044 20 7123 4567", "abc", "", "2812345678"],
                 ])
             #expect(reply.status == .ok, "\(reply.json)")
-            #expect(reply["accepted"] as? Bool == true && reply["gatewayCode"] == nil && Self.codes(reply).isEmpty)
-            #expect(reply.string("sender") == "Jansen" && reply.string("encoding") == "gsm7")
-            #expect(reply["parts"] as? Int == 2 && reply["length"] as? Int == 200)
-            let recipients = try #require(reply["recipients"] as? [[String: Any]])
+            let preview = try reply.decode(Components.Schemas.SendPreview.self)
+            #expect(preview.accepted && preview.gatewayCode == nil && preview.errors.isEmpty)
             #expect(
-                recipients.map { $0["number"] as? String } == [
-                    "31612345678", "447911123456", "442071234567", nil, nil, "2812345678",
-                ])
-            #expect(recipients.map { $0["pricePerPart"] as? String } == ["0.0725", "0.0550", "0.0400", nil, nil, nil])
-            #expect(recipients.map { $0["price"] as? String } == ["0.1450", "0.1100", "0.0800", nil, nil, nil])
-            #expect(recipients.map { $0["gatewayCode"] as? Int } == [nil, nil, nil, 106, 103, 112])
-            #expect(recipients.map { $0["index"] as? Int } == [0, 1, 2, 3, 4, 5])
+                preview.sender == "Jansen" && preview.encoding == .gsm7 && preview.parts == 2 && preview.length == 200)
+            let recipients = preview.recipients
             #expect(
-                recipients[3]["input"] as? String == "abc"
-                    && recipients[3]["error"] as? String == GatewayErrorCode.invalidMobileNumber.meaning)
-            #expect(recipients.allSatisfy { $0["parts"] as? Int == 2 && $0["encoding"] as? String == "gsm7" })
-            let netherlands = try #require(recipients[0]["country"] as? [String: Any])
+                recipients.map(\.number) == ["31612345678", "447911123456", "442071234567", nil, nil, "2812345678"])
+            #expect(recipients.map(\.pricePerPart) == ["0.0725", "0.0550", "0.0400", nil, nil, nil])
+            #expect(recipients.map(\.price) == ["0.1450", "0.1100", "0.0800", nil, nil, nil])
+            #expect(recipients.map(\.gatewayCode) == [nil, nil, nil, 106, 103, 112])
+            #expect(recipients.map(\.index) == [0, 1, 2, 3, 4, 5])
+            #expect(recipients[3].input == "abc" && recipients[3].error == GatewayErrorCode.invalidMobileNumber.meaning)
+            #expect(recipients.allSatisfy { $0.parts == 2 && $0.encoding == .gsm7 })
+            let netherlands = try #require(recipients[0].country)
             #expect(
-                netherlands["callingCode"] as? String == "31" && netherlands["regions"] as? [String] == ["NL"]
-                    && netherlands["name"] as? String == "Netherlands")
-            let totals = try #require(reply["totals"] as? [String: Any])
+                netherlands.callingCode == "31" && netherlands.regions == ["NL"] && netherlands.name == "Netherlands")
+            let totals = preview.totals
+            #expect(totals.recipients == 6 && totals.messages == 3 && totals.refused == 3)
+            #expect(totals.parts == 6 && totals.retailTotal == "0.3350")
+            let balance = preview.balance
+            #expect(balance.available == "1.0000" && balance.availableAfter == "0.6650")
+            #expect(balance.creditLimit == "0.0000" && balance.spendable == "1.0000")
+            #expect(balance.sufficient && balance.gatewayCode == nil)
             #expect(
-                totals["recipients"] as? Int == 6 && totals["messages"] as? Int == 3 && totals["refused"] as? Int == 3)
-            #expect(totals["parts"] as? Int == 6 && totals["retailTotal"] as? String == "0.3350")
-            let balance = try #require(reply["balance"] as? [String: Any])
-            #expect(balance["available"] as? String == "1.0000" && balance["availableAfter"] as? String == "0.6650")
-            #expect(balance["creditLimit"] as? String == "0.0000" && balance["spendable"] as? String == "1.0000")
-            #expect(balance["sufficient"] as? Bool == true && balance["gatewayCode"] == nil)
-            let pricing = try #require(reply["pricing"] as? [String: Any])
-            #expect(
-                pricing["retailPriceListId"] as? String == priced.retailListID
-                    && pricing["retailVersionId"] as? String == priced.retailVersionID)
+                preview.pricing.retailPriceListId == priced.retailListID
+                    && preview.pricing.retailVersionId == priced.retailVersionID)
             // The sub-account never sees what its reseller pays.
             #expect(
                 !String(describing: reply.json).contains("0.0500")
