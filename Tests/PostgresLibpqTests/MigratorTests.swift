@@ -89,6 +89,9 @@ import Testing
         try "B".write(to: directory.appendingPathComponent("0010_ten.sql"), atomically: true, encoding: .utf8)
         try "A".write(to: directory.appendingPathComponent("0002_two.sql"), atomically: true, encoding: .utf8)
         try "ignored".write(to: directory.appendingPathComponent("README.md"), atomically: true, encoding: .utf8)
+        // The generated schema beside the migrations is for reading: not a migration, and no bad file name either.
+        try "CREATE TABLE t ();".write(
+            to: directory.appendingPathComponent("schema.sql"), atomically: true, encoding: .utf8)
         let loaded = try Migration.load(from: directory)
         #expect(loaded.map(\.version) == [2, 10])
         #expect(loaded.map(\.name) == ["two", "ten"])
