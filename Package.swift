@@ -41,6 +41,12 @@ let package = Package(
             pkgConfig: "libpq",
             providers: [.apt(["libpq-dev"])]
         ),
+        // zlib, for gzip-compressed exports; `apt-get install zlib1g-dev` provides it.
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         .target(
             name: "PostgresLibpq",
             dependencies: [
@@ -172,6 +178,20 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Finance: upstream purchases, usage and balance reports, charts of accounts, streamed exports.
+        .target(
+            name: "Finance",
+            dependencies: [
+                "ResellerCore",
+                "Ledger",
+                "PostgresLibpq",
+                "SMSCore",
+                "CZlib",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "CompatibleGateway",
             dependencies: [
@@ -199,6 +219,7 @@ let package = Package(
                 "Contacts",
                 "Webhooks",
                 "Messaging",
+                "Finance",
                 "CompatibleGateway",
                 "PostgresLibpq",
                 "SMSCore",
@@ -223,6 +244,7 @@ let package = Package(
                 "ResellerCore",
                 "Messaging",
                 "Webhooks",
+                "Finance",
                 "PostgresLibpq",
                 "Gateway1601",
                 "Gateway1601Simulator",
@@ -323,6 +345,7 @@ let package = Package(
                 "Contacts",
                 "Webhooks",
                 "Messaging",
+                "Finance",
                 "CompatibleGateway",
                 "ResellerAPI",
                 "PostgresLibpq",

@@ -1,15 +1,18 @@
 import Foundation
 import SMSCore
 
-/// What a ledger account is for. Platform accounts have no tenant; reseller accounts carry the
-/// reseller; a sub-account wallet carries both.
+/// What a ledger account is for. Platform accounts have no tenant; upstream accounts carry their connection; reseller
+/// accounts carry the reseller; a sub-account wallet carries both.
 package enum LedgerAccountKind: String, Codable, Sendable, CaseIterable {
     /// The counterpart of every top-up: money that came into the platform from outside.
     case platformFunding = "platform_funding"
     /// Wholesale income, one account per reseller it comes from (so tenants never share a hot row);
     /// only the admin sees it.
     case platformRevenue = "platform_revenue"
-    /// What the upstream charges the platform.
+    /// Credits the platform prepaid at the upstream, one account per upstream connection: purchases credit it, each
+    /// message the upstream takes debits it by its cost. May go below zero (see docs/finance.md).
+    case upstreamBalance = "upstream_balance"
+    /// The platform's cost of sales through one upstream connection: what the messages it took cost.
     case upstreamCost = "upstream_cost"
     /// Credits the reseller bought from the platform; pays the wholesale leg of each send.
     case resellerWallet = "reseller_wallet"
@@ -30,6 +33,7 @@ package struct LedgerAccountRecord: Decodable, Sendable, Equatable {
     package var kind: LedgerAccountKind
     package var resellerID: UUID?
     package var subAccountID: UUID?
+    package var upstreamConnectionID: UUID?
     package var debitsPending: Int64
     package var debitsPosted: Int64
     package var creditsPending: Int64
@@ -52,6 +56,7 @@ package struct LedgerAccountRecord: Decodable, Sendable, Equatable {
         case id, kind
         case resellerID = "reseller_id"
         case subAccountID = "sub_account_id"
+        case upstreamConnectionID = "upstream_connection_id"
         case debitsPending = "debits_pending"
         case debitsPosted = "debits_posted"
         case creditsPending = "credits_pending"

@@ -15,7 +15,7 @@ package struct LedgerRepository: Sendable {
     }
 
     package static let accountColumns = """
-        id, kind, reseller_id, sub_account_id, debits_pending, debits_posted, credits_pending, credits_posted,
+        id, kind, reseller_id, sub_account_id, upstream_connection_id, debits_pending, debits_posted, credits_pending, credits_posted,
         credit_limit, debits_must_not_exceed_credits, low_balance_threshold, below_threshold, created_at, updated_at
         """
     package static let transferColumns = """
@@ -142,7 +142,19 @@ package struct LedgerRepository: Sendable {
             """
             SELECT \(unescaped: accountColumns) FROM ledger_account
             WHERE kind = \(kind.rawValue) AND reseller_id IS NOT DISTINCT FROM \(resellerID)::uuid
-              AND sub_account_id IS NOT DISTINCT FROM \(subAccountID)::uuid
+              AND sub_account_id IS NOT DISTINCT FROM \(subAccountID)::uuid AND upstream_connection_id IS NULL
+            """
+        ).decodeRecords(LedgerAccountRecord.self).first
+    }
+
+    /// One of an upstream connection's two accounts (`upstream_balance`, `upstream_cost`).
+    package static func upstreamAccount(
+        _ kind: LedgerAccountKind, connectionID: UUID, on connection: PostgresConnection
+    ) async throws -> LedgerAccountRecord? {
+        try await connection.query(
+            """
+            SELECT \(unescaped: accountColumns) FROM ledger_account
+            WHERE kind = \(kind.rawValue) AND upstream_connection_id = \(connectionID)
             """
         ).decodeRecords(LedgerAccountRecord.self).first
     }

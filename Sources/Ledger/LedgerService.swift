@@ -199,6 +199,7 @@ package enum LedgerService {
 package struct LedgerInconsistency: Error, CustomStringConvertible {
     package var message: String
     package var description: String { "ledger inconsistency: \(message)" }
+    package init(message: String) { self.message = message }
 }
 
 extension DomainError {

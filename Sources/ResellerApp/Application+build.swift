@@ -1,4 +1,5 @@
 import CompatibleGateway
+import Finance
 import Foundation
 import Gateway1601
 import Hummingbird
@@ -60,6 +61,7 @@ package func buildApplication(
             metrics: metrics, logger: logger.relabeled("gateway-endpoint")))
     var services: [any Service] = [pool, upstreamHTTP]
     if configuration.ledgerMaintenance {
+        services.append(UsageRollupService(pool: pool, logger: logger.relabeled("usage-rollup")))
         services.append(
             LedgerMaintenance(
                 pool: pool, interval: configuration.ledgerMaintenanceInterval,
@@ -182,6 +184,7 @@ package func buildRouter(
     try handlers.registerHandlers(
         on: api, configuration: .init(dateTranscoder: APIDateTranscoder()),
         middlewares: [OperationMetricsMiddleware(metrics: metrics), RequireKeyMiddleware()])
+    ExportRoute(handlers: handlers).register(on: api)
     gateway.register(on: router)
     return router
 }

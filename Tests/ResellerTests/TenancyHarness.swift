@@ -28,7 +28,8 @@ struct Reply: @unchecked Sendable {
         status = response.status
         headers = response.headers
         body = Data(response.body.readableBytesView)
-        let isJSON = response.headers[.contentType]?.contains("json") ?? false
+        let contentType = response.headers[.contentType] ?? ""
+        let isJSON = contentType.contains("json") && !contentType.contains("ndjson")
         json = !isJSON || body.isEmpty ? [:] : (try JSONSerialization.jsonObject(with: body) as? [String: Any] ?? [:])
     }
 

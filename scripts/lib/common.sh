@@ -31,7 +31,7 @@ ensure_packages() {
 
 # The packages every command needs: PostgreSQL server and client, libpq headers, pkg-config for SwiftPM.
 ensure_base_packages() {
-    ensure_packages postgresql libpq-dev pkg-config ca-certificates
+    ensure_packages postgresql libpq-dev zlib1g-dev pkg-config ca-certificates
 }
 
 # Swift comes with the machine image under /opt/swift; make sure it is on PATH.

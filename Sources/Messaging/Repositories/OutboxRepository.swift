@@ -76,6 +76,8 @@ package struct RecordedResults: Sendable, Equatable {
     /// Results of a claim whose lease another worker has taken over: ignored, the new owner decides.
     package var stale: Int = 0
     package var voidedReservations: Int = 0
+    /// Upstream costs posted (messages the upstream took for the first time, late `OK`s included).
+    package var costed: Int = 0
 
     package init(
         submitted: Int = 0, lateSubmissions: Int = 0, failed: Int = 0, expired: Int = 0, retried: Int = 0,
@@ -241,6 +243,9 @@ package struct OutboxRepository: Sendable {
                 ).decode(String.self)
                 recorded.submitted = statuses.count(where: { $0 == "submitted" })
                 recorded.lateSubmissions = statuses.count - recorded.submitted
+                recorded.costed = try await Self.postUpstreamCosts(
+                    messages: submitted.map { $0.0.messageID }, connections: submitted.map(\.connectionID),
+                    on: connection)
             }
 
             if !failed.isEmpty {
@@ -324,5 +329,43 @@ package struct OutboxRepository: Sendable {
             }
             return recorded
         }
+    }
+
+    /// Posts what the upstream charges for each message it took (`messages[i]` through `connections[i]`): the
+    /// message's upstream cost, priced at acceptance, from the connection's `upstream_balance` to its `upstream_cost`
+    /// account. Once per message whatever the number of `OK` answers (a send in doubt retried and taken twice, a late
+    /// `OK` after the message failed): the message row keeps the transfer's id. Free messages post nothing. Returns the
+    /// number of transfers posted.
+    package static func postUpstreamCosts(messages: [UUID], connections: [UUID], on connection: PostgresConnection)
+        async throws -> Int
+    {
+        try await connection.query(
+            """
+            WITH u AS (
+                SELECT DISTINCT ON (id) id, connection_id FROM unnest(\(messages), \(connections)) AS u (id, connection_id)
+            ), costed AS (
+                UPDATE message m SET upstream_cost_transfer_id = gen_random_uuid()
+                FROM u WHERE m.id = u.id AND m.upstream_cost_transfer_id IS NULL AND m.upstream_cost > 0
+                RETURNING m.id, m.reseller_id, m.sub_account_id, m.upstream_cost, m.upstream_cost_transfer_id, u.connection_id
+            ), legs AS (
+                SELECT c.*, b.id AS balance_id, k.id AS cost_id
+                FROM costed c
+                JOIN ledger_account b ON b.kind = 'upstream_balance' AND b.upstream_connection_id = c.connection_id
+                JOIN ledger_account k ON k.kind = 'upstream_cost' AND k.upstream_connection_id = c.connection_id
+            )
+            SELECT count(*) FROM legs CROSS JOIN (
+                SELECT ledger_post(
+                    coalesce(array_agg(upstream_cost_transfer_id ORDER BY id), '{}'),
+                    coalesce(array_agg(balance_id ORDER BY id), '{}'), coalesce(array_agg(cost_id ORDER BY id), '{}'),
+                    coalesce(array_agg(upstream_cost ORDER BY id), '{}'),
+                    coalesce(array_agg('upstream_cost'::text ORDER BY id), '{}'),
+                    coalesce(array_agg(reseller_id ORDER BY id), '{}'),
+                    coalesce(array_agg(sub_account_id ORDER BY id), '{}'), coalesce(array_agg(id::text ORDER BY id), '{}'),
+                    coalesce(array_agg(\(actor)::text ORDER BY id), '{}'),
+                    coalesce(array_agg(NULL::timestamptz ORDER BY id), '{}'))
+                FROM legs
+            ) AS posted
+            """
+        ).first(as: Int.self) ?? 0
     }
 }

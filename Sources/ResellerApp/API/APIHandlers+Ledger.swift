@@ -259,7 +259,7 @@ extension APIHandlers {
         return (principal, account)
     }
 
-    private func uuidFilter(_ text: String?, field: String, _ validator: inout Validator) -> UUID? {
+    package func uuidFilter(_ text: String?, field: String, _ validator: inout Validator) -> UUID? {
         guard let text else { return nil }
         guard let id = UUID(uuidString: text) else {
             validator.fail(field, "must be a UUID")
@@ -272,7 +272,9 @@ extension APIHandlers {
         .init(
             id: account.id.apiString, kind: .init(rawValue: account.kind.rawValue)!,
             resellerId: account.resellerID?.apiString,
-            subAccountId: account.subAccountID?.apiString, debitsPending: Money(account.debitsPending).description,
+            subAccountId: account.subAccountID?.apiString,
+            upstreamConnectionId: account.upstreamConnectionID?.apiString,
+            debitsPending: Money(account.debitsPending).description,
             debitsPosted: Money(account.debitsPosted).description,
             creditsPending: Money(account.creditsPending).description,
             creditsPosted: Money(account.creditsPosted).description, balance: Money(account.balance).description,

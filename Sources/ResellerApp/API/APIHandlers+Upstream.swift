@@ -210,7 +210,7 @@ extension APIHandlers {
     // MARK: - Helpers
 
     /// The admin and the connection id of a path; to anyone else every connection is unknown (404, never 403).
-    private func adminConnectionID(_ text: String) throws -> (Principal, UUID) {
+    func adminConnectionID(_ text: String) throws -> (Principal, UUID) {
         let principal = try Access.principal()
         let id = try pathID(text, "upstream connection")
         guard principal.role == .admin else { throw Self.noConnection(id) }

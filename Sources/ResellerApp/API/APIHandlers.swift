@@ -1,4 +1,5 @@
 import CompatibleGateway
+import Finance
 import Logging
 import Messaging
 import PostgresLibpq
@@ -19,11 +20,14 @@ package struct APIHandlers: APIProtocol {
         self.logger = logger
         self.sending = sending
         self.deliveryReports = deliveryReports
+        self.timeZones = TimeZoneNames(pool: pool)
     }
 
     package let pool: PostgresPool
     package let metrics: ServiceMetrics
     package let logger: Logger
+    /// The IANA zones reports and exports accept (PostgreSQL's list, read once).
+    package let timeZones: TimeZoneNames
     /// How long the readiness probe waits for the database.
     package var readinessTimeout: Duration = .seconds(2)
     package var passwordHasher = PasswordHasher()

@@ -308,6 +308,73 @@ END;
 $$;
 
 --
+-- Name: ledger_open_upstream_accounts(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ledger_open_upstream_accounts() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    INSERT INTO ledger_account (kind, upstream_connection_id, debits_must_not_exceed_credits)
+    VALUES ('upstream_balance', NEW.id, false), ('upstream_cost', NEW.id, false);
+    RETURN NULL;
+END;
+$$;
+
+--
+-- Name: ledger_post(uuid[], uuid[], uuid[], bigint[], text[], uuid[], uuid[], text[], text[], timestamp with time zone[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ledger_post(ids uuid[], debit_ids uuid[], credit_ids uuid[], amounts bigint[], codes text[], reseller_ids uuid[], sub_account_ids uuid[], refs text[], created_bys text[], created_ats timestamp with time zone[]) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    account_ids uuid[];
+    locked      bigint;
+    debited     bigint;
+    now_ts      timestamptz;
+BEGIN
+    IF cardinality(ids) = 0 THEN
+        RETURN;
+    END IF;
+    IF EXISTS (SELECT 1 FROM unnest(amounts, debit_ids, credit_ids) AS u (a, d, c) WHERE a IS NULL OR a <= 0 OR d = c) THEN
+        RAISE EXCEPTION 'malformed transfer' USING ERRCODE = 'LE007';
+    END IF;
+    account_ids := ARRAY(SELECT DISTINCT a FROM unnest(debit_ids || credit_ids) a ORDER BY a);
+    PERFORM 1 FROM ledger_account WHERE id = ANY (account_ids) ORDER BY id FOR UPDATE;
+    GET DIAGNOSTICS locked = ROW_COUNT;
+    IF locked <> cardinality(account_ids) THEN
+        RAISE EXCEPTION 'no account %', (SELECT a FROM unnest(account_ids) a WHERE NOT EXISTS (SELECT 1 FROM ledger_account WHERE id = a) LIMIT 1)
+            USING ERRCODE = 'LE002';
+    END IF;
+    IF EXISTS (SELECT 1 FROM ledger_account WHERE id = ANY (account_ids) AND low_balance_threshold IS NOT NULL) THEN
+        RAISE EXCEPTION 'ledger_post does not watch low-balance thresholds' USING ERRCODE = 'LE007';
+    END IF;
+    now_ts := clock_timestamp();
+
+    WITH d AS (SELECT u.a AS account, sum(u.x) AS total FROM unnest(debit_ids, amounts) AS u (a, x) GROUP BY u.a)
+    UPDATE ledger_account l SET debits_posted = l.debits_posted + d.total
+    FROM d
+    WHERE l.id = d.account
+      AND (NOT l.debits_must_not_exceed_credits
+           OR l.credits_posted - l.debits_posted - l.debits_pending + COALESCE(l.credit_limit, 0) >= d.total);
+    GET DIAGNOSTICS debited = ROW_COUNT;
+    IF debited <> (SELECT count(DISTINCT a) FROM unnest(debit_ids) a) THEN
+        RAISE EXCEPTION 'exceeds credits' USING ERRCODE = 'LE001';
+    END IF;
+    WITH c AS (SELECT u.a AS account, sum(u.x) AS total FROM unnest(credit_ids, amounts) AS u (a, x) GROUP BY u.a)
+    UPDATE ledger_account l SET credits_posted = l.credits_posted + c.total FROM c WHERE l.id = c.account;
+
+    INSERT INTO ledger_transfer (id, debit_account_id, credit_account_id, amount, kind, code,
+                                 reseller_id, sub_account_id, reference, created_by, created_at)
+    SELECT u.id, u.d, u.c, u.a, 'posted', u.code, u.r, u.s, u.ref, u.by, coalesce(u.at, now_ts)
+    FROM unnest(ids, debit_ids, credit_ids, amounts, codes, reseller_ids, sub_account_ids, refs, created_bys, created_ats)
+         WITH ORDINALITY AS u (id, d, c, a, code, r, s, ref, by, at, n)
+    ORDER BY u.n;
+END;
+$$;
+
+--
 -- Name: ledger_reserve(uuid[], uuid[], uuid[], bigint[], uuid[], text[], uuid[], uuid[], text[], text[], text[]); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -609,6 +676,60 @@ END;
 $$;
 
 --
+-- Name: usage_seal(integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.usage_seal(max_hours integer DEFAULT 24) RETURNS timestamp with time zone
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    now_ts   timestamptz;
+    now_xmin xid8;
+    now_xmax xid8;
+    st       usage_rollup_state;
+    horizon  timestamptz;
+    sealed   timestamptz;
+    upto     timestamptz;
+BEGIN
+    -- The time first, then (in a later statement, so a later snapshot) the transaction ids: a transfer stamped before
+    -- `now_ts` belongs to a transaction that had its id before then, so below `now_xmax`. Both before this call takes
+    -- any lock (which would give it a transaction id of its own).
+    now_ts := clock_timestamp();
+    SELECT pg_snapshot_xmin(pg_current_snapshot()), pg_snapshot_xmax(pg_current_snapshot()) INTO now_xmin, now_xmax;
+    SELECT * INTO st FROM usage_rollup_state FOR UPDATE;
+    IF st.candidate_xmax IS NULL THEN
+        UPDATE usage_rollup_state SET candidate_at = now_ts, candidate_xmax = now_xmax;
+        RETURN st.sealed_until;
+    END IF;
+    IF now_xmin < st.candidate_xmax THEN
+        RETURN st.sealed_until;
+    END IF;
+    horizon := date_trunc('hour', st.candidate_at, 'UTC');
+    sealed := coalesce(st.sealed_until, date_trunc('hour', (SELECT min(created_at) FROM ledger_transfer), 'UTC'), horizon);
+    upto := greatest(sealed, least(horizon, sealed + make_interval(hours => max_hours)));
+    IF upto > sealed THEN
+        INSERT INTO usage_money_hour (hour, reseller_id, sub_account_id, country, class, messages, parts, retail,
+                                      wholesale, upstream_cost)
+        SELECT date_trunc('hour', f.at, 'UTC'), f.reseller_id, f.sub_account_id, f.country, f.class,
+               count(*) FILTER (WHERE f.counts), coalesce(sum(f.parts) FILTER (WHERE f.counts), 0),
+               coalesce(sum(f.amount) FILTER (WHERE f.leg = 'retail'), 0),
+               coalesce(sum(f.amount) FILTER (WHERE f.leg = 'wholesale'), 0),
+               coalesce(sum(f.amount) FILTER (WHERE f.leg = 'cost'), 0)
+        FROM usage_money_fact f
+        WHERE f.at >= sealed AND f.at < upto
+        GROUP BY 1, 2, 3, 4, 5;
+    END IF;
+    -- A new candidate once this one is used up; kept while hours before it remain to be sealed.
+    IF upto >= horizon THEN
+        UPDATE usage_rollup_state SET sealed_until = upto, candidate_at = now_ts, candidate_xmax = now_xmax;
+    ELSE
+        UPDATE usage_rollup_state SET sealed_until = upto;
+    END IF;
+    RETURN upto;
+END;
+$$;
+
+--
 -- Name: webhook_account_status_changed(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -698,6 +819,7 @@ CREATE TABLE public.message (
     next_poll_at timestamp with time zone,
     poll_attempts integer DEFAULT 0 NOT NULL,
     gateway_id bigint NOT NULL,
+    upstream_cost_transfer_id uuid,
     CONSTRAINT message_check CHECK (((status <> ALL (ARRAY['submitted'::text, 'delivered'::text, 'not_delivered'::text, 'rejected'::text])) OR (upstream_id IS NOT NULL))),
     CONSTRAINT message_country_check CHECK ((country ~ '^[0-9]{1,7}$'::text)),
     CONSTRAINT message_poll_attempts_check CHECK ((poll_attempts >= 0)),
@@ -889,6 +1011,22 @@ CREATE FUNCTION public.webhook_wanted(p_type text, p_reseller uuid, p_sub_accoun
 $$;
 
 --
+-- Name: account_code; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.account_code (
+    reseller_id uuid,
+    account_kind text NOT NULL,
+    code text NOT NULL,
+    name text,
+    updated_by text NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT account_code_account_kind_check CHECK ((account_kind = ANY (ARRAY['platform_funding'::text, 'platform_revenue'::text, 'upstream_balance'::text, 'upstream_cost'::text, 'reseller_wallet'::text, 'reseller_revenue'::text, 'reseller_issuance'::text, 'sub_account_wallet'::text]))),
+    CONSTRAINT account_code_code_check CHECK ((((length(code) >= 1) AND (length(code) <= 40)) AND (code !~ '[[:cntrl:]]'::text))),
+    CONSTRAINT account_code_name_check CHECK ((((length(name) >= 1) AND (length(name) <= 200)) AND (name !~ '[[:cntrl:]]'::text)))
+);
+
+--
 -- Name: api_key; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -1018,18 +1156,20 @@ CREATE TABLE public.ledger_account (
     below_threshold boolean DEFAULT false NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    upstream_connection_id uuid,
     CONSTRAINT ledger_account_check CHECK (
 CASE
-    WHEN (kind = ANY (ARRAY['platform_funding'::text, 'upstream_cost'::text])) THEN ((reseller_id IS NULL) AND (sub_account_id IS NULL))
-    WHEN (kind = 'sub_account_wallet'::text) THEN ((reseller_id IS NOT NULL) AND (sub_account_id IS NOT NULL))
-    ELSE ((reseller_id IS NOT NULL) AND (sub_account_id IS NULL))
+    WHEN (kind = 'platform_funding'::text) THEN ((reseller_id IS NULL) AND (sub_account_id IS NULL) AND (upstream_connection_id IS NULL))
+    WHEN (kind = ANY (ARRAY['upstream_balance'::text, 'upstream_cost'::text])) THEN ((reseller_id IS NULL) AND (sub_account_id IS NULL) AND (upstream_connection_id IS NOT NULL))
+    WHEN (kind = 'sub_account_wallet'::text) THEN ((reseller_id IS NOT NULL) AND (sub_account_id IS NOT NULL) AND (upstream_connection_id IS NULL))
+    ELSE ((reseller_id IS NOT NULL) AND (sub_account_id IS NULL) AND (upstream_connection_id IS NULL))
 END),
     CONSTRAINT ledger_account_credit_limit_check CHECK ((credit_limit >= 0)),
     CONSTRAINT ledger_account_credits_pending_check CHECK ((credits_pending >= 0)),
     CONSTRAINT ledger_account_credits_posted_check CHECK ((credits_posted >= 0)),
     CONSTRAINT ledger_account_debits_pending_check CHECK ((debits_pending >= 0)),
     CONSTRAINT ledger_account_debits_posted_check CHECK ((debits_posted >= 0)),
-    CONSTRAINT ledger_account_kind_check CHECK ((kind = ANY (ARRAY['platform_funding'::text, 'platform_revenue'::text, 'upstream_cost'::text, 'reseller_wallet'::text, 'reseller_revenue'::text, 'reseller_issuance'::text, 'sub_account_wallet'::text]))),
+    CONSTRAINT ledger_account_kind_check CHECK ((kind = ANY (ARRAY['platform_funding'::text, 'platform_revenue'::text, 'upstream_balance'::text, 'upstream_cost'::text, 'reseller_wallet'::text, 'reseller_revenue'::text, 'reseller_issuance'::text, 'sub_account_wallet'::text]))),
     CONSTRAINT ledger_account_low_balance_threshold_check CHECK ((low_balance_threshold >= 0)),
     CONSTRAINT ledger_account_not_overdrawn CHECK (((NOT debits_must_not_exceed_credits) OR ((((credits_posted + COALESCE(credit_limit, (0)::bigint)) - debits_posted) - debits_pending) >= 0)))
 );
@@ -1522,6 +1662,125 @@ CREATE TABLE public.upstream_connection_default (
 );
 
 --
+-- Name: upstream_purchase; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.upstream_purchase (
+    id uuid NOT NULL,
+    connection_id uuid NOT NULL,
+    credits bigint NOT NULL,
+    amount_paid bigint NOT NULL,
+    currency text NOT NULL,
+    invoice_reference text NOT NULL,
+    note text,
+    transfer_id uuid NOT NULL,
+    created_by text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT upstream_purchase_amount_paid_check CHECK ((amount_paid >= 0)),
+    CONSTRAINT upstream_purchase_credits_check CHECK ((credits > 0)),
+    CONSTRAINT upstream_purchase_currency_check CHECK ((currency ~ '^[A-Z]{3}$'::text)),
+    CONSTRAINT upstream_purchase_invoice_reference_check CHECK (((length(invoice_reference) >= 1) AND (length(invoice_reference) <= 200))),
+    CONSTRAINT upstream_purchase_note_check CHECK ((length(note) <= 1000))
+);
+
+--
+-- Name: usage_money_fact; Type: VIEW; Schema: public; Owner: -
+--
+
+CREATE VIEW public.usage_money_fact AS
+ SELECT f.at,
+    f.transfer_id,
+    m.reseller_id,
+    m.sub_account_id,
+    m.country,
+    m.id AS message_id,
+    m.accepted_at,
+    b.parts,
+    f.leg,
+    f.class,
+    f.amount,
+    (f.resolves AND (f.leg =
+        CASE
+            WHEN (m.retail_reservation_id IS NOT NULL) THEN 'retail'::text
+            ELSE 'wholesale'::text
+        END)) AS counts
+   FROM ((( SELECT t.created_at AS at,
+            t.id AS transfer_id,
+            (COALESCE(p.reference, t.reference))::uuid AS message_id,
+                CASE COALESCE(p.code, t.code)
+                    WHEN 'send_retail'::text THEN 'retail'::text
+                    ELSE 'wholesale'::text
+                END AS leg,
+                CASE t.kind
+                    WHEN 'pending'::text THEN 'pending'::text
+                    WHEN 'post_pending'::text THEN 'charged'::text
+                    ELSE 'refunded'::text
+                END AS class,
+            t.amount,
+            true AS resolves
+           FROM (public.ledger_transfer t
+             LEFT JOIN public.ledger_transfer p ON ((p.id = t.pending_id)))
+          WHERE ((t.kind = ANY (ARRAY['pending'::text, 'post_pending'::text, 'void_pending'::text])) AND (COALESCE(p.code, t.code) = ANY (ARRAY['send_retail'::text, 'send_wholesale'::text])))
+        UNION ALL
+         SELECT t.created_at,
+            t.id,
+            (t.reference)::uuid AS reference,
+                CASE a.kind
+                    WHEN 'sub_account_wallet'::text THEN 'retail'::text
+                    ELSE 'wholesale'::text
+                END AS "case",
+            'charged'::text,
+            t.amount,
+            false
+           FROM (public.ledger_transfer t
+             JOIN public.ledger_account a ON ((a.id = t.debit_account_id)))
+          WHERE (t.code = 'late_delivery'::text)
+        UNION ALL
+         SELECT t.created_at,
+            t.id,
+            (t.reference)::uuid AS reference,
+            'cost'::text,
+            'charged'::text,
+            t.amount,
+            false
+           FROM public.ledger_transfer t
+          WHERE (t.code = 'upstream_cost'::text)) f
+     JOIN public.message m ON ((m.id = f.message_id)))
+     JOIN public.message_batch b ON (((b.reseller_id = m.reseller_id) AND (b.id = m.batch_id))));
+
+--
+-- Name: usage_money_hour; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.usage_money_hour (
+    hour timestamp with time zone NOT NULL,
+    reseller_id uuid NOT NULL,
+    sub_account_id uuid NOT NULL,
+    country text NOT NULL,
+    class text NOT NULL,
+    messages bigint NOT NULL,
+    parts bigint NOT NULL,
+    retail bigint NOT NULL,
+    wholesale bigint NOT NULL,
+    upstream_cost bigint NOT NULL,
+    CONSTRAINT usage_money_hour_class_check CHECK ((class = ANY (ARRAY['pending'::text, 'charged'::text, 'refunded'::text])))
+);
+
+--
+-- Name: usage_rollup_state; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.usage_rollup_state (
+    singleton boolean DEFAULT true NOT NULL,
+    sealed_until timestamp with time zone,
+    candidate_at timestamp with time zone,
+    candidate_xmax xid8,
+    CONSTRAINT usage_rollup_state_check CHECK (((candidate_at IS NULL) = (candidate_xmax IS NULL))),
+    CONSTRAINT usage_rollup_state_sealed_until_check CHECK ((sealed_until = date_trunc('hour'::text, sealed_until, 'UTC'::text))),
+    CONSTRAINT usage_rollup_state_singleton_check CHECK (singleton)
+);
+
+--
 -- Name: webhook_attempt; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -1985,6 +2244,34 @@ ALTER TABLE ONLY public.upstream_connection
     ADD CONSTRAINT upstream_connection_pkey PRIMARY KEY (id);
 
 --
+-- Name: upstream_purchase upstream_purchase_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.upstream_purchase
+    ADD CONSTRAINT upstream_purchase_pkey PRIMARY KEY (id);
+
+--
+-- Name: upstream_purchase upstream_purchase_transfer_id_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.upstream_purchase
+    ADD CONSTRAINT upstream_purchase_transfer_id_key UNIQUE (transfer_id);
+
+--
+-- Name: usage_money_hour usage_money_hour_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.usage_money_hour
+    ADD CONSTRAINT usage_money_hour_pkey PRIMARY KEY (hour, reseller_id, sub_account_id, country, class);
+
+--
+-- Name: usage_rollup_state usage_rollup_state_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.usage_rollup_state
+    ADD CONSTRAINT usage_rollup_state_pkey PRIMARY KEY (singleton);
+
+--
 -- Name: webhook_attempt webhook_attempt_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -2027,6 +2314,12 @@ ALTER TABLE ONLY public.webhook_settings
     ADD CONSTRAINT webhook_settings_pkey PRIMARY KEY (id);
 
 --
+-- Name: account_code_kind; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX account_code_kind ON public.account_code USING btree (reseller_id, account_kind) NULLS NOT DISTINCT;
+
+--
 -- Name: api_key_owner; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -2060,7 +2353,7 @@ CREATE INDEX idempotency_record_age ON public.idempotency_record USING btree (cr
 -- Name: ledger_account_owner; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE UNIQUE INDEX ledger_account_owner ON public.ledger_account USING btree (kind, reseller_id, sub_account_id) NULLS NOT DISTINCT;
+CREATE UNIQUE INDEX ledger_account_owner ON public.ledger_account USING btree (kind, reseller_id, sub_account_id, upstream_connection_id) NULLS NOT DISTINCT;
 
 --
 -- Name: ledger_account_tenant; Type: INDEX; Schema: public; Owner: -
@@ -2073,6 +2366,12 @@ CREATE INDEX ledger_account_tenant ON public.ledger_account USING btree (reselle
 --
 
 CREATE INDEX ledger_event_tenant ON public.ledger_event USING btree (reseller_id, id);
+
+--
+-- Name: ledger_transfer_created_at; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX ledger_transfer_created_at ON public.ledger_transfer USING btree (created_at);
 
 --
 -- Name: ledger_transfer_credit; Type: INDEX; Schema: public; Owner: -
@@ -2093,10 +2392,22 @@ CREATE INDEX ledger_transfer_debit ON public.ledger_transfer USING btree (debit_
 CREATE INDEX ledger_transfer_expiry ON public.ledger_transfer USING btree (timeout_at) WHERE ((state = 'pending'::text) AND (timeout_at IS NOT NULL));
 
 --
+-- Name: ledger_transfer_message_reference; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX ledger_transfer_message_reference ON public.ledger_transfer USING btree (reference) WHERE (code = ANY (ARRAY['late_delivery'::text, 'upstream_cost'::text]));
+
+--
 -- Name: ledger_transfer_resolution; Type: INDEX; Schema: public; Owner: -
 --
 
 CREATE UNIQUE INDEX ledger_transfer_resolution ON public.ledger_transfer USING btree (pending_id) WHERE (pending_id IS NOT NULL);
+
+--
+-- Name: message_accepted_at; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX message_accepted_at ON public.message USING btree (accepted_at);
 
 --
 -- Name: message_awaiting_report; Type: INDEX; Schema: public; Owner: -
@@ -2217,6 +2528,30 @@ CREATE INDEX unmatched_delivery_report_received ON public.unmatched_delivery_rep
 --
 
 CREATE UNIQUE INDEX upstream_connection_name ON public.upstream_connection USING btree (lower(name));
+
+--
+-- Name: upstream_purchase_connection; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX upstream_purchase_connection ON public.upstream_purchase USING btree (connection_id, created_at DESC, id DESC);
+
+--
+-- Name: upstream_purchase_invoice; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX upstream_purchase_invoice ON public.upstream_purchase USING btree (connection_id, invoice_reference);
+
+--
+-- Name: usage_money_hour_reseller; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX usage_money_hour_reseller ON public.usage_money_hour USING btree (reseller_id, hour);
+
+--
+-- Name: usage_money_hour_sub_account; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX usage_money_hour_sub_account ON public.usage_money_hour USING btree (sub_account_id, hour);
 
 --
 -- Name: webhook_attempt_delivery; Type: INDEX; Schema: public; Owner: -
@@ -2471,6 +2806,12 @@ CREATE TRIGGER sub_account_touch BEFORE UPDATE ON public.sub_account FOR EACH RO
 CREATE TRIGGER sub_account_webhook AFTER UPDATE OF status ON public.sub_account FOR EACH ROW WHEN ((old.status IS DISTINCT FROM new.status)) EXECUTE FUNCTION public.webhook_account_status_changed();
 
 --
+-- Name: upstream_connection upstream_connection_ledger_accounts; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER upstream_connection_ledger_accounts AFTER INSERT ON public.upstream_connection FOR EACH ROW EXECUTE FUNCTION public.ledger_open_upstream_accounts();
+
+--
 -- Name: upstream_connection upstream_connection_touch; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -2481,6 +2822,13 @@ CREATE TRIGGER upstream_connection_touch BEFORE UPDATE ON public.upstream_connec
 --
 
 CREATE TRIGGER webhook_endpoint_touch BEFORE UPDATE ON public.webhook_endpoint FOR EACH ROW EXECUTE FUNCTION public.touch_updated_at();
+
+--
+-- Name: account_code account_code_reseller_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.account_code
+    ADD CONSTRAINT account_code_reseller_id_fkey FOREIGN KEY (reseller_id) REFERENCES public.reseller(id);
 
 --
 -- Name: api_key api_key_reseller_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
@@ -2537,6 +2885,13 @@ ALTER TABLE ONLY public.ledger_account
 
 ALTER TABLE ONLY public.ledger_account
     ADD CONSTRAINT ledger_account_reseller_id_sub_account_id_fkey FOREIGN KEY (reseller_id, sub_account_id) REFERENCES public.sub_account(reseller_id, id);
+
+--
+-- Name: ledger_account ledger_account_upstream_connection_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.ledger_account
+    ADD CONSTRAINT ledger_account_upstream_connection_id_fkey FOREIGN KEY (upstream_connection_id) REFERENCES public.upstream_connection(id);
 
 --
 -- Name: ledger_event ledger_event_account_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
@@ -2600,6 +2955,13 @@ ALTER TABLE ONLY public.message
 
 ALTER TABLE ONLY public.message
     ADD CONSTRAINT message_retail_reservation_id_fkey FOREIGN KEY (retail_reservation_id) REFERENCES public.ledger_transfer(id);
+
+--
+-- Name: message message_upstream_cost_transfer_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.message
+    ADD CONSTRAINT message_upstream_cost_transfer_id_fkey FOREIGN KEY (upstream_cost_transfer_id) REFERENCES public.ledger_transfer(id);
 
 --
 -- Name: message message_wholesale_reservation_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
@@ -2740,6 +3102,20 @@ ALTER TABLE ONLY public.sub_account_retail_price_list
 
 ALTER TABLE ONLY public.upstream_connection_default
     ADD CONSTRAINT upstream_connection_default_connection_id_fkey FOREIGN KEY (connection_id) REFERENCES public.upstream_connection(id);
+
+--
+-- Name: upstream_purchase upstream_purchase_connection_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.upstream_purchase
+    ADD CONSTRAINT upstream_purchase_connection_id_fkey FOREIGN KEY (connection_id) REFERENCES public.upstream_connection(id);
+
+--
+-- Name: upstream_purchase upstream_purchase_transfer_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.upstream_purchase
+    ADD CONSTRAINT upstream_purchase_transfer_id_fkey FOREIGN KEY (transfer_id) REFERENCES public.ledger_transfer(id);
 
 --
 -- Name: webhook_attempt webhook_attempt_delivery_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
