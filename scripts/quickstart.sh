@@ -206,7 +206,9 @@ curl -s "$API/sub-accounts/$SUB/messages/$MESSAGE" -H "Authorization: Bearer $AD
 
 **13. The balances after:** the delivery report settled both reservations. The customer paid 0.0725 (the reseller's
 revenue), the reseller paid 0.0550 from its wallet (the platform's revenue); the issued credits and the top-up are
-the other sides. The upstream's cost is kept per message (above), not posted. As the admin, every account:
+the other sides. The upstream's cost of the message (0.0400) was posted when the upstream took it, from the
+connection's prepaid balance (no purchase recorded yet, so it is below zero) to its cost of sales. As the admin, every
+account:
 
 ```sh status=200
 curl -s "$API/accounts" -H "Authorization: Bearer $ADMIN" | jq -S '.items | map({(.kind): .balance}) | add'
@@ -220,7 +222,8 @@ curl -s "$API/accounts" -H "Authorization: Bearer $ADMIN" | jq -S '.items | map(
   "reseller_revenue": "0.0725",
   "reseller_wallet": "99.9450",
   "sub_account_wallet": "9.9275",
-  "upstream_cost": "0.0000"
+  "upstream_balance": "-0.0400",
+  "upstream_cost": "0.0400"
 }
 ```
 QUICKSTART
