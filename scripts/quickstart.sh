@@ -226,6 +226,43 @@ curl -s "$API/accounts" -H "Authorization: Bearer $ADMIN" | jq -S '.items | map(
   "upstream_cost": "0.0400"
 }
 ```
+
+**14. What the reseller sold, and earned:** usage over a period, in the reseller's scope (retail and wholesale; the
+upstream cost is the admin's). Money counts when its transfer was posted ([docs/finance.md](docs/finance.md)):
+
+```sh status=200
+curl -s "$API/reports/usage?from=2026-01-01T00:00:00Z&to=2100-01-01T00:00:00Z&groupBy=country" \
+  -H "Authorization: Bearer $RESELLER_KEY" | jq -S '.rows[0] | {country, figures}'
+```
+
+```json
+{
+  "country": "31",
+  "figures": {
+    "messages": 1,
+    "parts": 1,
+    "resellerMargin": "0.0175",
+    "retailCharged": "0.0725",
+    "retailPending": "0.0000",
+    "retailRefunded": "0.0000",
+    "wholesaleCharged": "0.0550",
+    "wholesalePending": "0.0000",
+    "wholesaleRefunded": "0.0000"
+  }
+}
+```
+
+**15. The same for the bookkeeper:** `GET /exports/{dataset}` streams CSV or JSON Lines; on the command line
+`sms-reseller export` writes the same rows to a file or standard output, here as the reseller sees them:
+
+```sh
+bash scripts/run.sh export usage --from 2026-01-01 --to 2100-01-01 --group-by country --format jsonl \
+  --role reseller --reseller "$RESELLER" 2>/dev/null | jq -c '{country, messages, retail_charged, reseller_margin}'
+```
+
+```json
+{"country":"31","messages":1,"retail_charged":"0.0725","reseller_margin":"0.0175"}
+```
 QUICKSTART
 }
 

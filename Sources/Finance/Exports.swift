@@ -138,8 +138,11 @@ package struct Exporter: Sendable {
         }
     }
 
-    /// Runs the export, handing each encoded chunk to `write`.
-    package func run(_ request: ExportRequest, write: ([UInt8]) async throws -> Void) async throws -> ExportSummary {
+    /// Runs the export, handing each encoded chunk to `write`, and what is written so far to `progress` after each.
+    package func run(
+        _ request: ExportRequest, progress: (ExportSummary) -> Void = { _ in },
+        write: ([UInt8]) async throws -> Void
+    ) async throws -> ExportSummary {
         var encoder = try ExportEncoder(framing: request.format == .csv ? .csv : .jsonLines, gzip: request.gzip)
         let select = Self.select(request)
         let copy: String =
@@ -158,12 +161,17 @@ package struct Exporter: Sendable {
                 try await connection.copyOut(PostgresQuery(unescaped: copy)) { chunk in
                     let bytes = try encoder.encode(chunk)
                     if !bytes.isEmpty { try await write(bytes) }
+                    progress(Self.summary(encoder, request))
                 }
             }
         }
         let tail = try encoder.finish()
         if !tail.isEmpty { try await write(tail) }
-        return ExportSummary(rows: encoder.records - (request.format == .csv ? 1 : 0), bytes: encoder.bytes)
+        return Self.summary(encoder, request)
+    }
+
+    private static func summary(_ encoder: ExportEncoder, _ request: ExportRequest) -> ExportSummary {
+        ExportSummary(rows: max(0, encoder.records - (request.format == .csv ? 1 : 0)), bytes: encoder.bytes)
     }
 
     // MARK: - The datasets' SQL

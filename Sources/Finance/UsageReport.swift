@@ -172,7 +172,7 @@ package struct UsageReports: Sendable {
                       \(country.replacing("%", with: "u"))
                     UNION ALL
                     SELECT \(bucket("f.at")), f.reseller_id, f.sub_account_id, f.country, f.class,
-                           CASE WHEN f.counts THEN 1 ELSE 0 END, CASE WHEN f.counts THEN f.parts ELSE 0 END,
+                           f.messages, f.messages * f.parts,
                            CASE WHEN f.leg = 'retail' THEN f.amount ELSE 0 END,
                            CASE WHEN f.leg = 'wholesale' THEN f.amount ELSE 0 END,
                            CASE WHEN f.leg = 'cost' THEN f.amount ELSE 0 END
@@ -224,8 +224,8 @@ package struct UsageReports: Sendable {
                 )
                 """
         }
-        // Without grouping by class, messages count settlements in the posted view (reservations opened are counted
-        // in the pending class only) and acceptances in the accepted view.
+        // Without grouping by class, messages count settlements in the posted view (the pending class holds the change
+        // in messages in flight) and acceptances in the accepted view.
         let counted = groups.contains(.statusClass) || request.view == .accepted ? "true" : "class <> 'pending'"
         let dimensions: [(UsageDimension, String)] = [
             (.reseller, "reseller_id"), (.subAccount, "sub_account_id"), (.country, "country"), (.statusClass, "class"),

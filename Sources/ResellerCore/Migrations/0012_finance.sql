@@ -161,10 +161,13 @@ CREATE UNIQUE INDEX account_code_kind ON account_code (reseller_id, account_kind
 
 -- 5. Usage facts and their hourly rollup.
 --
--- Every ledger transfer that moves a message's money, as a fact of that message: its leg (retail,
--- wholesale, cost), its class (pending: a reservation opened; charged: posted; refunded: a
--- reservation voided or expired) and its amount, at the time the transfer was posted. A message is
--- counted once per class, by its first priced leg (retail, or wholesale when retail is free).
+-- Every ledger transfer that moves a message's money, as facts of that message at the time the
+-- transfer was posted: its leg (retail, wholesale, cost), its class and its amount. Opening a
+-- reservation adds its amount to `pending`; resolving it moves the amount out of `pending` (a
+-- negative pending fact) into `charged` (posted) or `refunded` (voided or expired). So the pending
+-- facts of a period are the change in what is reserved, and over all time what is reserved now. A
+-- message moves the same way, by its first priced leg (retail, or wholesale when retail is free):
+-- `messages` is +1 or -1 on those facts, 0 on the others (the second leg, late charges, costs).
 CREATE INDEX ledger_transfer_created_at ON ledger_transfer (created_at);
 CREATE INDEX ledger_transfer_message_reference ON ledger_transfer (reference)
     WHERE code IN ('late_delivery', 'upstream_cost');
@@ -173,22 +176,30 @@ CREATE INDEX message_accepted_at ON message (accepted_at);
 CREATE VIEW usage_money_fact AS
 SELECT f.at, f.transfer_id, m.reseller_id, m.sub_account_id, m.country, m.id AS message_id, m.accepted_at,
        b.parts, f.leg, f.class, f.amount,
-       f.resolves AND f.leg = CASE WHEN m.retail_reservation_id IS NOT NULL THEN 'retail' ELSE 'wholesale' END AS counts
+       CASE WHEN f.leg = CASE WHEN m.retail_reservation_id IS NOT NULL THEN 'retail' ELSE 'wholesale' END
+            THEN f.moves ELSE 0 END AS messages
 FROM (
-    SELECT t.created_at AS at, t.id AS transfer_id, coalesce(p.reference, t.reference)::uuid AS message_id,
-           CASE coalesce(p.code, t.code) WHEN 'send_retail' THEN 'retail' ELSE 'wholesale' END AS leg,
-           CASE t.kind WHEN 'pending' THEN 'pending' WHEN 'post_pending' THEN 'charged' ELSE 'refunded' END AS class,
-           t.amount, true AS resolves
-    FROM ledger_transfer t LEFT JOIN ledger_transfer p ON p.id = t.pending_id
-    WHERE t.kind IN ('pending', 'post_pending', 'void_pending')
-      AND coalesce(p.code, t.code) IN ('send_retail', 'send_wholesale')
+    SELECT t.created_at AS at, t.id AS transfer_id, t.reference::uuid AS message_id,
+           CASE t.code WHEN 'send_retail' THEN 'retail' ELSE 'wholesale' END AS leg,
+           'pending' AS class, t.amount, 1 AS moves
+    FROM ledger_transfer t
+    WHERE t.kind = 'pending' AND t.code IN ('send_retail', 'send_wholesale')
+    UNION ALL
+    SELECT t.created_at, t.id, p.reference::uuid, CASE p.code WHEN 'send_retail' THEN 'retail' ELSE 'wholesale' END,
+           x.class, x.amount, x.moves
+    FROM ledger_transfer t
+    JOIN ledger_transfer p ON p.id = t.pending_id
+    CROSS JOIN LATERAL (VALUES
+        (CASE t.kind WHEN 'post_pending' THEN 'charged' ELSE 'refunded' END, t.amount, 1),
+        ('pending', -p.amount, -1)) AS x (class, amount, moves)
+    WHERE t.kind IN ('post_pending', 'void_pending') AND p.code IN ('send_retail', 'send_wholesale')
     UNION ALL
     SELECT t.created_at, t.id, t.reference::uuid,
-           CASE a.kind WHEN 'sub_account_wallet' THEN 'retail' ELSE 'wholesale' END, 'charged', t.amount, false
+           CASE a.kind WHEN 'sub_account_wallet' THEN 'retail' ELSE 'wholesale' END, 'charged', t.amount, 0
     FROM ledger_transfer t JOIN ledger_account a ON a.id = t.debit_account_id
     WHERE t.code = 'late_delivery'
     UNION ALL
-    SELECT t.created_at, t.id, t.reference::uuid, 'cost', 'charged', t.amount, false
+    SELECT t.created_at, t.id, t.reference::uuid, 'cost', 'charged', t.amount, 0
     FROM ledger_transfer t
     WHERE t.code = 'upstream_cost'
 ) f
@@ -265,7 +276,7 @@ BEGIN
         INSERT INTO usage_money_hour (hour, reseller_id, sub_account_id, country, class, messages, parts, retail,
                                       wholesale, upstream_cost)
         SELECT date_trunc('hour', f.at, 'UTC'), f.reseller_id, f.sub_account_id, f.country, f.class,
-               count(*) FILTER (WHERE f.counts), coalesce(sum(f.parts) FILTER (WHERE f.counts), 0),
+               sum(f.messages), sum(f.messages * f.parts),
                coalesce(sum(f.amount) FILTER (WHERE f.leg = 'retail'), 0),
                coalesce(sum(f.amount) FILTER (WHERE f.leg = 'wholesale'), 0),
                coalesce(sum(f.amount) FILTER (WHERE f.leg = 'cost'), 0)

@@ -711,7 +711,7 @@ BEGIN
         INSERT INTO usage_money_hour (hour, reseller_id, sub_account_id, country, class, messages, parts, retail,
                                       wholesale, upstream_cost)
         SELECT date_trunc('hour', f.at, 'UTC'), f.reseller_id, f.sub_account_id, f.country, f.class,
-               count(*) FILTER (WHERE f.counts), coalesce(sum(f.parts) FILTER (WHERE f.counts), 0),
+               sum(f.messages), sum(f.messages * f.parts),
                coalesce(sum(f.amount) FILTER (WHERE f.leg = 'retail'), 0),
                coalesce(sum(f.amount) FILTER (WHERE f.leg = 'wholesale'), 0),
                coalesce(sum(f.amount) FILTER (WHERE f.leg = 'cost'), 0)
@@ -1699,28 +1699,45 @@ CREATE VIEW public.usage_money_fact AS
     f.leg,
     f.class,
     f.amount,
-    (f.resolves AND (f.leg =
         CASE
-            WHEN (m.retail_reservation_id IS NOT NULL) THEN 'retail'::text
-            ELSE 'wholesale'::text
-        END)) AS counts
+            WHEN (f.leg =
+            CASE
+                WHEN (m.retail_reservation_id IS NOT NULL) THEN 'retail'::text
+                ELSE 'wholesale'::text
+            END) THEN f.moves
+            ELSE 0
+        END AS messages
    FROM ((( SELECT t.created_at AS at,
             t.id AS transfer_id,
-            (COALESCE(p.reference, t.reference))::uuid AS message_id,
-                CASE COALESCE(p.code, t.code)
+            (t.reference)::uuid AS message_id,
+                CASE t.code
                     WHEN 'send_retail'::text THEN 'retail'::text
                     ELSE 'wholesale'::text
                 END AS leg,
-                CASE t.kind
-                    WHEN 'pending'::text THEN 'pending'::text
-                    WHEN 'post_pending'::text THEN 'charged'::text
-                    ELSE 'refunded'::text
-                END AS class,
+            'pending'::text AS class,
             t.amount,
-            true AS resolves
-           FROM (public.ledger_transfer t
-             LEFT JOIN public.ledger_transfer p ON ((p.id = t.pending_id)))
-          WHERE ((t.kind = ANY (ARRAY['pending'::text, 'post_pending'::text, 'void_pending'::text])) AND (COALESCE(p.code, t.code) = ANY (ARRAY['send_retail'::text, 'send_wholesale'::text])))
+            1 AS moves
+           FROM public.ledger_transfer t
+          WHERE ((t.kind = 'pending'::text) AND (t.code = ANY (ARRAY['send_retail'::text, 'send_wholesale'::text])))
+        UNION ALL
+         SELECT t.created_at,
+            t.id,
+            (p.reference)::uuid AS reference,
+                CASE p.code
+                    WHEN 'send_retail'::text THEN 'retail'::text
+                    ELSE 'wholesale'::text
+                END AS "case",
+            x.class,
+            x.amount,
+            x.moves
+           FROM ((public.ledger_transfer t
+             JOIN public.ledger_transfer p ON ((p.id = t.pending_id)))
+             CROSS JOIN LATERAL ( VALUES (
+                        CASE t.kind
+                            WHEN 'post_pending'::text THEN 'charged'::text
+                            ELSE 'refunded'::text
+                        END,t.amount,1), ('pending'::text,(- p.amount),'-1'::integer)) x(class, amount, moves))
+          WHERE ((t.kind = ANY (ARRAY['post_pending'::text, 'void_pending'::text])) AND (p.code = ANY (ARRAY['send_retail'::text, 'send_wholesale'::text])))
         UNION ALL
          SELECT t.created_at,
             t.id,
@@ -1731,7 +1748,7 @@ CREATE VIEW public.usage_money_fact AS
                 END AS "case",
             'charged'::text,
             t.amount,
-            false
+            0
            FROM (public.ledger_transfer t
              JOIN public.ledger_account a ON ((a.id = t.debit_account_id)))
           WHERE (t.code = 'late_delivery'::text)
@@ -1742,7 +1759,7 @@ CREATE VIEW public.usage_money_fact AS
             'cost'::text,
             'charged'::text,
             t.amount,
-            false
+            0
            FROM public.ledger_transfer t
           WHERE (t.code = 'upstream_cost'::text)) f
      JOIN public.message m ON ((m.id = f.message_id)))

@@ -1,0 +1,243 @@
+#!/usr/bin/env bash
+# Benchmark of the finance reads over one month of traffic, all in one run on one throwaway PostgreSQL:
+#   1. the journal export (GET /exports/journal, CSV) of JOURNAL_ROWS (default 1 000 000) ledger transfers, next to a
+#      bare COPY of the same rows to /dev/null through psql: the exporter's own statement (taken from the server log
+#      of a first, warm-up export) in the same transaction settings, and a plain `SELECT t.*` of the rows for
+#      reference; with the service's resident memory (VmRSS, sampled every 50 ms) before and at most during each
+#      export; then the same export gzip-compressed (Accept-Encoding: gzip);
+#   2. the usage report (GET /reports/usage) for the whole month, grouped by reseller, by sub-account and by
+#      day,country in Europe/Amsterdam (posted view, three runs each), and once in the accepted view (curl gives up
+#      after 120 s);
+#   3. pgbench -S (select-only, scale 10, 5 s, 8 clients) on the same server, as the machine's speed.
+# The data: scripts/bench-finance-data.sql, MESSAGES (default 10 000 000) messages in the month MONTH (default
+# 2026-11-01, UTC) for 100 resellers × 100 sub-accounts, with the ~5 ledger transfers per message the service writes,
+# and the usage rollup sealed. The load takes about an hour for 10 000 000 messages and ~45 GB of disk under /tmp.
+# Prints each figure with its conditions, and ratios to the bare COPY; it asserts nothing.
+#   MESSAGES=10000000 JOURNAL_ROWS=1000000 CONFIGURATION=release bash scripts/bench-finance.sh
+#   MESSAGES=200000 bash scripts/bench-finance.sh      a quick check (about a minute of loading)
+set -euo pipefail
+SCRIPT_NAME=bench-finance
+cd "$(dirname "$0")/.."
+source scripts/lib/common.sh
+
+ensure_base_packages
+ensure_packages curl jq
+ensure_swift
+messages=${MESSAGES:-10000000}
+month=${MONTH:-2026-11-01}
+journal_rows=${JOURNAL_ROWS:-1000000}
+rounds=${ROUNDS:-3}
+[[ $messages =~ ^[0-9]+$ && $messages -ge 1000 ]] || die "MESSAGES must be a whole number of at least 1000"
+[[ $month =~ ^[0-9]{4}-[0-9]{2}-01$ ]] || die "MONTH must be the first day of a month, YYYY-MM-01"
+
+build_bench sms-reseller
+bin=$BENCH_BIN
+
+now_ns() { date +%s%N; }
+seconds_since() { calc "($(now_ns) - $1) / 1000000000"; }
+
+# The server's durability settings only speed up the load: everything measured reads.
+settings=(shared_buffers=4GB effective_cache_size=16GB maintenance_work_mem=1GB max_wal_size=16GB min_wal_size=1GB
+    checkpoint_timeout=30min wal_level=minimal max_wal_senders=0 fsync=off full_page_writes=off synchronous_commit=off
+    max_connections=100)
+start_throwaway_cluster bench-finance "${settings[@]}"
+export PGHOST=127.0.0.1 PGPORT=$THROWAWAY_PORT PGUSER=postgres
+pg_log=$THROWAWAY_DIR/postgres.log
+psql() { "$(pg_bindir)/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
+value() { psql -At -d finance -c "$1"; }
+psql -d postgres -c "CREATE DATABASE finance" -c "CREATE DATABASE pgbench"
+export DATABASE_URL="postgresql://postgres@127.0.0.1:$PGPORT/finance"
+"$bin" migrate >/dev/null 2>&1 || { "$bin" migrate; die "sms-reseller migrate failed"; }
+
+log "loading $messages messages for the month of $month (scripts/bench-finance-data.sql)"
+load_started=$(now_ns)
+psql -d finance -v messages="$messages" -v month="$month" -f scripts/bench-finance-data.sql >"$THROWAWAY_DIR/load.out"
+load_seconds=$(seconds_since "$load_started")
+
+month_from="${month}T00:00:00Z"
+month_to=$(value "SELECT to_char('$month'::date + interval '1 month', 'YYYY-MM-DD') || 'T00:00:00Z'")
+transfers=$(value "SELECT count(*) FROM ledger_transfer")
+hour_rows=$(value "SELECT count(*) FROM usage_money_hour WHERE hour >= '$month_from' AND hour < '$month_to'")
+
+log "pgbench -i -s 10"
+"$(pg_bindir)/pgbench" -i -s 10 -q pgbench >/dev/null 2>&1
+tps=$("$(pg_bindir)/pgbench" -S -c 8 -j 2 -T 5 -n pgbench 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | tail -n 1)
+
+# The service: no background work (dispatcher, report polling, webhooks, ledger upkeep and rollup) on this instance,
+# the built-in simulator on a free port; statements may run 130 s (default 30 s) so that the accepted view can finish.
+# Its statements are logged with their durations (this database only), which gives the exporter's SQL.
+psql -d postgres -c "ALTER DATABASE finance SET log_min_duration_statement = 0"
+key=$("$bin" admin create-key --name bench-finance 2>/dev/null | tail -n 1)
+port=$(free_port)
+API=http://127.0.0.1:$port
+stop_service() {
+    kill -TERM "$1" 2>/dev/null || return 0
+    local i
+    for i in $(seq 1 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+    kill -KILL "$1" 2>/dev/null || true
+}
+env -i PATH="$PATH" HOME="${HOME:-/root}" ${LD_LIBRARY_PATH:+LD_LIBRARY_PATH="$LD_LIBRARY_PATH"} \
+    DATABASE_URL="$DATABASE_URL" "$bin" serve --port "$port" --simulator-port 0 --no-dispatcher --no-report-polling \
+    --no-webhooks --no-ledger-maintenance --db-statement-timeout-ms 130000 >"$THROWAWAY_DIR/service.log" 2>&1 &
+service=$!
+at_exit "stop_service $service"
+for i in $(seq 1 300); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "$API/health/ready")" != 200 ] || break
+    kill -0 "$service" 2>/dev/null || { tail -n 40 "$THROWAWAY_DIR/service.log" >&2; die "the service exited before it was ready"; }
+    [ "$i" -lt 300 ] || { tail -n 40 "$THROWAWAY_DIR/service.log" >&2; die "the service was not ready within 30 s"; }
+    sleep 0.1
+done
+
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$service/status"; }
+mb() { calc "$1 / 1024"; }
+# Samples the service's VmRSS every 50 ms into $1 (the highest so far) until killed.
+sample_rss() {
+    local highest=0 now
+    while now=$(rss_kb 2>/dev/null) && [ -n "$now" ]; do
+        if [ "$now" -gt "$highest" ]; then highest=$now; echo "$highest" >"$1"; fi
+        sleep 0.05
+    done
+}
+# export_journal [curl options…]: runs one export while sampling RSS; sets EXPORT_TIME, EXPORT_BYTES, RSS_BEFORE,
+# RSS_MAX (kB).
+export_journal() {
+    RSS_BEFORE=$(rss_kb)
+    echo "$RSS_BEFORE" >"$THROWAWAY_DIR/rss.max"
+    sample_rss "$THROWAWAY_DIR/rss.max" &
+    local sampler=$! out
+    out=$(curl -s -o /dev/null -w '%{http_code} %{time_total} %{size_download}' "$@" -H "Authorization: Bearer $key" \
+        "$API/exports/journal?from=$journal_from&to=$journal_to")
+    kill "$sampler" 2>/dev/null || true
+    wait "$sampler" 2>/dev/null || true
+    RSS_MAX=$(cat "$THROWAWAY_DIR/rss.max")
+    read -r code EXPORT_TIME EXPORT_BYTES <<<"$out"
+    [ "$code" = 200 ] || { tail -n 20 "$THROWAWAY_DIR/service.log" >&2; die "the export answered HTTP $code"; }
+}
+# The last statement (execute or simple query) in the server log that starts with $1.
+logged_statement() {
+    awk -v want="$1" '
+        function keep() { if (current != "" && index(current, want) == 1) last = current; current = "" }
+        /^[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] / {
+            keep()
+            if (match($0, /duration: [0-9.]+ ms  (execute [^:]*|statement): /)) current = substr($0, RSTART + RLENGTH)
+            next
+        }
+        current != "" { current = current "\n" $0 }
+        END { keep(); printf "%s", last }' "$pg_log"
+}
+# copy_seconds SQL: the time psql takes to run SQL (a COPY … TO STDOUT) in a read-only repeatable-read transaction in
+# UTC, as the exporter does, its output going to /dev/null.
+copy_seconds() {
+    local started
+    started=$(now_ns)
+    psql -d finance -c "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" -c "SET LOCAL TIME ZONE 'UTC'" -c "$1" \
+        -c "COMMIT" >/dev/null
+    seconds_since "$started"
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# 1. The journal export.
+
+max_seq=$(value "SELECT max(seq) FROM ledger_transfer")
+window=$((journal_rows < max_seq / 2 ? journal_rows : max_seq / 2))
+first_seq=$(((max_seq - window) / 2))
+stamp="to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+journal_from=$(value "SELECT $stamp FROM ledger_transfer WHERE seq >= $first_seq ORDER BY seq LIMIT 1")
+journal_to=$(value "SELECT $stamp FROM ledger_transfer WHERE seq >= $((first_seq + window)) ORDER BY seq LIMIT 1")
+journal_count=$(value "SELECT count(*) FROM ledger_transfer WHERE created_at >= '$journal_from' AND created_at < '$journal_to'")
+idle_rss=$(rss_kb)
+
+log "journal export: a warm-up run, whose statement the baseline runs"
+export_journal
+warm_time=$EXPORT_TIME warm_bytes=$EXPORT_BYTES warm_before=$RSS_BEFORE warm_max=$RSS_MAX
+exporter_sql=$(logged_statement "COPY (")
+[ -n "$exporter_sql" ] || die "the exporter's COPY statement is not in $pg_log"
+plain_sql="COPY (SELECT t.* FROM ledger_transfer t WHERE t.created_at >= '$journal_from' AND t.created_at < '$journal_to' ORDER BY t.seq) TO STDOUT"
+
+copy_times=() export_times=() plain_times=() export_lines=()
+best_copy="" best_export="" highest_rss=$warm_max growth_max=$((warm_max - warm_before))
+for round in $(seq 1 "$rounds"); do
+    log "journal round $round of $rounds"
+    copy_time=$(copy_seconds "$exporter_sql")
+    plain_time=$(copy_seconds "$plain_sql")
+    export_journal
+    copy_times+=("$copy_time") plain_times+=("$plain_time") export_times+=("$EXPORT_TIME")
+    export_lines+=("$(printf 'round %d: COPY %6.3f s   plain COPY %6.3f s   export %6.3f s (%s bytes)   ratio %.3f   RSS %.1f MB before, %.1f MB at most, growth %.1f MB' \
+        "$round" "$copy_time" "$plain_time" "$EXPORT_TIME" "$EXPORT_BYTES" "$(calc "$EXPORT_TIME / $copy_time")" \
+        "$(mb "$RSS_BEFORE")" "$(mb "$RSS_MAX")" "$(mb "$RSS_MAX - $RSS_BEFORE")")")
+    [ -z "$best_copy" ] || [ "$(calc "$copy_time < $best_copy")" = 1.000 ] && best_copy=$copy_time
+    [ -z "$best_export" ] || [ "$(calc "$EXPORT_TIME < $best_export")" = 1.000 ] && best_export=$EXPORT_TIME
+    [ "$RSS_MAX" -le "$highest_rss" ] || highest_rss=$RSS_MAX
+    [ $((RSS_MAX - RSS_BEFORE)) -le "$growth_max" ] || growth_max=$((RSS_MAX - RSS_BEFORE))
+done
+log "journal export, gzip"
+export_journal -H "Accept-Encoding: gzip"
+gzip_time=$EXPORT_TIME gzip_bytes=$EXPORT_BYTES gzip_before=$RSS_BEFORE gzip_max=$RSS_MAX
+[ "$RSS_MAX" -le "$highest_rss" ] || highest_rss=$RSS_MAX
+[ $((RSS_MAX - RSS_BEFORE)) -le "$growth_max" ] || growth_max=$((RSS_MAX - RSS_BEFORE))
+
+# ---------------------------------------------------------------------------------------------------------------
+# 2. Usage reports.
+
+# report NAME QUERY RUNS [TIMEOUT]: prints each run's time, the best, and what the first answer held.
+report() {
+    local name=$1 query=$2 runs=$3 timeout=${4:-120} run out code time size best="" times=() first=""
+    for run in $(seq 1 "$runs"); do
+        out=$(curl -s -o "$THROWAWAY_DIR/report.json" -w '%{http_code} %{time_total} %{size_download}' --max-time "$timeout" \
+            -H "Authorization: Bearer $key" "$API/reports/usage?from=$month_from&to=$month_to&$query") || true
+        read -r code time size <<<"$out"
+        if [ "$code" != 200 ]; then
+            if [ "$code" = 000 ]; then
+                times+=("timed out after ${timeout} s (curl)")
+            else
+                times+=("HTTP $code after ${time} s: $(head -c 300 "$THROWAWAY_DIR/report.json")")
+            fi
+            continue
+        fi
+        times+=("$(printf '%.3f s' "$time")")
+        [ -z "$best" ] || [ "$(calc "$time < $best")" = 1.000 ] && best=$time
+        [ -n "$first" ] || first=$(jq -r '"\(.rows | length) rows, \(.totals.messages) messages, provisional \(.provisional)"' "$THROWAWAY_DIR/report.json")", $size bytes"
+    done
+    local joined
+    joined=$(printf '%s, ' "${times[@]}")
+    printf '%-44s %s%s\n' "$name:" "${joined%, }" "${best:+   best $(printf '%.3f' "$best") s}"
+    [ -z "$first" ] || printf '%-44s %s\n' "" "($first)"
+}
+
+log "usage reports"
+report_lines=$(
+    report "usage, month, groupBy=reseller" "groupBy=reseller&timeZone=UTC" "$rounds"
+    report "usage, month, groupBy=sub_account" "groupBy=sub_account&timeZone=UTC" "$rounds"
+    report "usage, month, groupBy=day,country (Amsterdam)" "groupBy=day,country&timeZone=Europe/Amsterdam" "$rounds"
+    report "usage, month, view=accepted, groupBy=reseller" "groupBy=reseller&timeZone=UTC&view=accepted" 1 120
+)
+
+# ---------------------------------------------------------------------------------------------------------------
+# The figures.
+
+database_size=$(value "SELECT pg_size_pretty(pg_database_size('finance'))")
+batches=$(value "SELECT count(*) FROM message_batch")
+echo
+echo "== bench-finance: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo) memory, PostgreSQL $(value "SHOW server_version" | cut -d' ' -f1), sms-reseller ${CONFIGURATION:-release}"
+echo "server: ${settings[*]} (work_mem $(value "SHOW work_mem"), jit $(value "SHOW jit"))"
+echo "service: serve --no-dispatcher --no-report-polling --no-webhooks --no-ledger-maintenance --db-statement-timeout-ms 130000, pool default"
+printf 'data: %s messages in %s batches, %s ledger transfers (month %s), database %s; loaded in %.0f s (%.1f min)\n' \
+    "$messages" "$batches" "$transfers" "${month%-01}" "$database_size" "$load_seconds" "$(calc "$load_seconds / 60")"
+printf 'usage_money_hour rows for the month: %s\n' "$hour_rows"
+printf 'pgbench -S, scale 10, 8 clients, 5 s: %.0f tps\n' "$tps"
+echo
+echo "journal export, [$journal_from, $journal_to): $journal_count transfers (seq $first_seq onwards), CSV"
+echo "  COPY: the exporter's own statement through psql to /dev/null; plain COPY: SELECT t.* of the same rows ORDER BY seq"
+printf '  warm-up export: %.3f s, %s bytes, RSS %.1f MB before, %.1f MB at most\n' "$warm_time" "$warm_bytes" \
+    "$(mb "$warm_before")" "$(mb "$warm_max")"
+printf '  %s\n' "${export_lines[@]}"
+printf '  best of %d: export %.3f s / COPY %.3f s = ratio %.3f (goal <= 2)\n' "$rounds" "$best_export" "$best_copy" \
+    "$(calc "$best_export / $best_copy")"
+printf '  gzip export: %.3f s, %s bytes (%.1f %% of the CSV), ratio to the best COPY %.3f, RSS %.1f MB before, %.1f MB at most\n' \
+    "$gzip_time" "$gzip_bytes" "$(calc "100 * $gzip_bytes / $warm_bytes")" "$(calc "$gzip_time / $best_copy")" \
+    "$(mb "$gzip_before")" "$(mb "$gzip_max")"
+printf '  service RSS: %.1f MB idle before the first export, %.1f MB at most during the exports; largest growth during one export %.1f MB, over all %.1f MB (goal < 50 MB)\n' \
+    "$(mb "$idle_rss")" "$(mb "$highest_rss")" "$(mb "$growth_max")" "$(mb "$highest_rss - $idle_rss")"
+echo
+echo "usage reports, [$month_from, $month_to), admin, HTTP time (goal < 1 s for the posted view):"
+echo "$report_lines"
