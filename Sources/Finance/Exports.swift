@@ -121,7 +121,7 @@ package struct Exporter: Sendable {
             guard request.scope.role != .subAccount else {
                 throw DomainError.forbidden("The double-entry journal is kept by the admin and by resellers.")
             }
-            let owner = request.scope.role == .admin ? nil : request.scope.resellerID
+            let owner = request.scope.ownReseller
             let chart = try await pool.withConnection { try await AccountCodes.chart(resellerID: owner, on: $0) }
             let missing = AccountCodes.requiredKinds(for: request.scope.role).filter { kind in
                 !chart.contains { $0.accountKind == kind }
@@ -214,7 +214,7 @@ package struct Exporter: Sendable {
                 ORDER BY t.seq
                 """
         case .doubleEntry:
-            let owner = scope.role == .admin ? nil : scope.resellerID
+            let owner = scope.ownReseller
             return """
                 SELECT to_char(t.created_at, 'YYYY-MM-DD') AS date, \(time("t.created_at")) AS posted_at,
                        t.id AS transfer_id, l.line, ac.code AS account_code, ac.name AS account_name,

@@ -9,18 +9,23 @@ import ResellerCore
 /// admin may narrow to one reseller or sub-account, a reseller to one of its sub-accounts.
 package struct FinanceScope: Sendable, Equatable {
     package var role: Role
+    /// The rows covered: the caller's tenant (or sub-account), narrowed by its filters.
     package var resellerID: UUID?
     package var subAccountID: UUID?
+    /// The caller's own reseller, whatever the filters (nil for the admin): whose chart of accounts applies.
+    package var ownReseller: UUID?
 
     package init(role: Role, resellerID: UUID?, subAccountID: UUID?) {
         self.role = role
         self.resellerID = resellerID
         self.subAccountID = subAccountID
+        self.ownReseller = role == .admin ? nil : resellerID
     }
 
     /// The caller's own scope, narrowed by the filters it passed (a filter outside its scope finds nothing).
     package init(principal: Principal, resellerID: UUID? = nil, subAccountID: UUID? = nil) {
         self.role = principal.role
+        self.ownReseller = principal.resellerID
         self.resellerID = principal.resellerID ?? resellerID
         self.subAccountID = principal.subAccountID ?? subAccountID
         if principal.resellerID != nil, let resellerID, resellerID != principal.resellerID {

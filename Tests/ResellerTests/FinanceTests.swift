@@ -221,6 +221,124 @@ import Testing
         }
     }
 
+    /// Each message's transfers and acceptance moved to chosen instants (the append-only guard set aside for this test).
+    static func place(
+        _ api: TenancyHarness, _ messageID: String, accepted: Date, settled: Date, cost: Date
+    ) async throws {
+        let id = UUID(uuidString: messageID)!
+        try await api.pool.withTransaction { connection in
+            try await connection.query("SET LOCAL session_replication_role = replica")
+            try await connection.query("UPDATE message SET accepted_at = \(accepted) WHERE id = \(id)")
+            try await connection.query(
+                """
+                UPDATE ledger_transfer t SET created_at = \(accepted) FROM message m
+                WHERE m.id = \(id) AND t.id IN (m.retail_reservation_id, m.wholesale_reservation_id)
+                """)
+            try await connection.query(
+                """
+                UPDATE ledger_transfer t SET created_at = \(settled) FROM message m
+                WHERE m.id = \(id) AND t.pending_id IN (m.retail_reservation_id, m.wholesale_reservation_id)
+                """)
+            try await connection.query(
+                """
+                UPDATE ledger_transfer t SET created_at = \(cost) FROM message m
+                WHERE m.id = \(id) AND t.id = m.upstream_cost_transfer_id
+                """)
+        }
+    }
+
+    @Test func periodBoundariesADaylightSavingDayAndASettlementAfterMonthEnd() async throws {
+        try await TenancyHarness.run(configure: {
+            DeliveryReportTests.dispatching(&$0)
+            $0.ledgerMaintenance = false
+        }) { api in
+            let sent = try await DeliveryReportTests.sent(
+                api, "Edges", recipients: (0..<5).map { "3162000000\($0)" })
+            for message in sent.messages {
+                _ = try await DeliveryReportTests.report(
+                    api, sent.callbackPath, smsID: message.upstreamID, status: "DELIVERED", reference: message.id)
+            }
+            func at(_ text: String) throws -> Date { try APIDates.date(from: text) }
+            let m = sent.messages.map(\.id)
+            // Accepted at 23:00 on 31 October in Amsterdam, settled at 02:00 on 1 November.
+            try await Self.place(
+                api, m[0], accepted: try at("2026-10-31T22:00:00Z"), settled: try at("2026-11-01T01:00:00Z"),
+                cost: try at("2026-10-31T22:00:05Z"))
+            // 25 October 2026 is 25 hours long in Amsterdam (CEST ends at 03:00): 02:30 CEST and 23:30 CET are that
+            // day, 00:30 CET the next.
+            try await Self.place(
+                api, m[1], accepted: try at("2026-10-25T00:30:00Z"), settled: try at("2026-10-25T22:30:00Z"),
+                cost: try at("2026-10-25T00:30:00Z"))
+            try await Self.place(
+                api, m[2], accepted: try at("2026-10-25T23:30:00Z"), settled: try at("2026-10-25T23:30:00Z"),
+                cost: try at("2026-10-25T23:30:00Z"))
+            // One microsecond before the boundary, and on it.
+            let boundary = try at("2026-11-15T00:00:00Z")
+            let justBefore = try at("2026-11-14T23:59:59.999999Z")
+            try await Self.place(api, m[3], accepted: justBefore, settled: justBefore, cost: justBefore)
+            try await Self.place(api, m[4], accepted: boundary, settled: boundary, cost: boundary)
+
+            let months = "from=2026-09-30T22:00:00Z&to=2026-11-30T23:00:00Z&groupBy=month&timeZone=Europe/Amsterdam"
+            let days = "from=2026-10-24T22:00:00Z&to=2026-10-26T23:00:00Z&groupBy=day&timeZone=Europe/Amsterdam"
+            func check(_ label: String) async throws -> Report {
+                // Money by posting time: the October reservation of m0 is pending at October's end and charged in
+                // November, where its reservation is given back.
+                let posted = try await Self.usage(api, key: api.adminKey, months)
+                try #require(posted.rows.count == 2, "\(label): \(posted.rows)")
+                let (october, november) = (posted.rows[0].figures, posted.rows[1].figures)
+                #expect(posted.rows[0].period == (try at("2026-09-30T22:00:00Z")), "\(label)")
+                #expect(posted.rows[1].period == (try at("2026-10-31T23:00:00Z")), "\(label)")
+                #expect(october.messages == 2 && october.retailCharged == "0.1450", "\(label): \(october)")
+                #expect(october.retailPending == "0.0725" && october.upstreamCost == "0.0300", "\(label)")
+                #expect(november.messages == 3 && november.retailCharged == "0.2175", "\(label): \(november)")
+                #expect(november.retailPending == "-0.0725" && november.upstreamCost == "0.0200", "\(label)")
+                #expect(october.platformMargin == "0.0700" && november.platformMargin == "0.1300", "\(label)")
+                // By acceptance: m0 is October's.
+                let accepted = try await Self.usage(api, key: api.adminKey, months + "&view=accepted")
+                #expect(accepted.rows.map(\.figures.messages) == [3, 2], "\(label)")
+                #expect(accepted.rows.map(\.figures.retailCharged) == ["0.2175", "0.1450"], "\(label)")
+                // The 25-hour day holds m1 whole; m2 is the 26th's.
+                let daily = try await Self.usage(api, key: api.adminKey, days)
+                #expect(
+                    daily.rows.map(\.period) == [try at("2026-10-24T22:00:00Z"), try at("2026-10-25T23:00:00Z")],
+                    "\(label): \(daily.rows)")
+                #expect(daily.rows.map(\.figures.retailCharged) == ["0.0725", "0.0725"], "\(label)")
+                #expect(daily.rows.map(\.figures.messages) == [1, 1], "\(label)")
+                // [to − 1 h, to) holds the transfer at to − 1 µs, not the one at to; the next period the other.
+                for (from, to, expected) in [
+                    ("2026-11-14T23:00:00Z", "2026-11-15T00:00:00Z", m[3]),
+                    ("2026-11-15T00:00:00Z", "2026-11-15T01:00:00Z", m[4]),
+                ] {
+                    let edge = try await Self.usage(api, key: api.adminKey, "from=\(from)&to=\(to)")
+                    #expect(edge.totals.messages == 1 && edge.totals.upstreamCost == "0.0100", "\(label) \(from)")
+                    let journal = try await api.call(
+                        .get, "/exports/journal?from=\(from)&to=\(to)&format=jsonl", key: api.adminKey)
+                    let ids = String(decoding: journal.body, as: UTF8.self).split(separator: "\n").compactMap {
+                        (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["message_id"]
+                            as? String
+                    }
+                    #expect(Set(ids) == [expected], "\(label) journal \(from)")
+                }
+                return posted
+            }
+            let unsealed = try await check("from the facts")
+            let december = try at("2026-12-01T00:00:00Z")
+            try await eventually("October and November are sealed") {
+                let sealed = try await UsageRollupService.seal(pool: api.pool, hours: 1_000)
+                return sealed.map { $0 >= december } ?? false
+            }
+            let rolled = try await check("from the rollup")
+            #expect(rolled.rows == unsealed.rows)
+            // A closed month never changes: more traffic now leaves October and November as they were.
+            let more = try await DeliveryReportTests.sent(api, "Later", recipients: ["31620000099"])
+            _ = try await DeliveryReportTests.report(
+                api, more.callbackPath, smsID: more.messages[0].upstreamID, status: "DELIVERED",
+                reference: more.messages[0].id)
+            let later = try await Self.usage(api, key: api.adminKey, months)
+            #expect(later.rows == rolled.rows && !later.provisional)
+        }
+    }
+
     /// The `index`th field of a CSV line without quoted commas.
     static func field(_ line: String, _ index: Int) -> String {
         String(line.split(separator: ",", omittingEmptySubsequences: false)[index])

@@ -283,6 +283,39 @@ import Yams
                     #expect(!ids.contains(victimID), "\(list) shows \(victimID)")
                 }
             }
+            // Finance: reports, balances and every export in the intruder's scope (with and without filters naming
+            // the victim) hold nothing of the victim; its statement is 404; charts of accounts are per reseller.
+            let victimIDs = [victim.resellerID, victim.subAccountID, accountID, messageID]
+            let chart = LedgerAccountKind.allCases.map {
+                ["accountKind": $0.rawValue, "code": "9\($0.rawValue.count)"]
+            }
+            let put = try await api.call(.put, "/account-codes", key: intruder.resellerKey, body: ["items": chart])
+            #expect(put.status == .ok)
+            #expect(try await api.call(.get, "/account-codes", key: victim.resellerKey).items.isEmpty)
+            let allTime = "from=2020-01-01T00:00:00Z&to=2100-01-01T00:00:00Z"
+            for key in [intruder.resellerKey, intruder.subAccountKey] {
+                for filter in ["", "&resellerId=\(victim.resellerID)", "&subAccountId=\(victim.subAccountID)"] {
+                    var paths = [
+                        "/reports/usage?\(allTime)&groupBy=sub_account,country,status_class\(filter)",
+                        "/reports/usage?\(allTime)&view=accepted&groupBy=sub_account\(filter)",
+                        "/reports/balances?x=1\(filter)",
+                    ]
+                    paths += ["journal", "messages", "usage", "payments", "double_entry"].map {
+                        "/exports/\($0)?\(allTime)&format=jsonl\(filter)"
+                    }
+                    for path in paths {
+                        let reply = try await api.call(.get, path, key: key)
+                        let body = String(decoding: reply.body, as: UTF8.self)
+                        #expect(
+                            reply.status == .ok || (path.contains("double_entry") && reply.status == .forbidden),
+                            "\(path) answered \(reply.status.code)")
+                        for victimID in victimIDs { #expect(!body.contains(victimID), "\(path) shows \(victimID)") }
+                    }
+                }
+                let statement = try await api.call(
+                    .get, "/exports/statement?\(allTime)&accountId=\(accountID)", key: key)
+                #expect(statement.status == .notFound && statement.string("code") == "not_found")
+            }
             // Nothing of the victim changed.
             #expect(
                 try await api.call(.get, "/resellers/\(victim.resellerID)", key: api.adminKey).string("status")
