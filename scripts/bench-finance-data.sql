@@ -38,7 +38,7 @@ SET maintenance_work_mem = '2GB';
 SET work_mem = '1GB';
 -- Serial plans: rows are generated in the order they are inserted in (the heap stays in time order, as in service).
 SET max_parallel_workers_per_gather = 0;
-SELECT setseed(0.20261101);
+SELECT setseed(0.20261101) \g /dev/null
 
 DROP SCHEMA IF EXISTS bench CASCADE;
 CREATE SCHEMA bench;

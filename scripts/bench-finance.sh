@@ -49,6 +49,10 @@ psql -d postgres -c "CREATE DATABASE finance" -c "CREATE DATABASE pgbench"
 export DATABASE_URL="postgresql://postgres@127.0.0.1:$PGPORT/finance"
 "$bin" migrate >/dev/null 2>&1 || { "$bin" migrate; die "sms-reseller migrate failed"; }
 
+# About 5 GB per million messages (tables, indexes and WAL), plus headroom.
+need_gb=$((messages * 5 / 1000000 + 3))
+free_gb=$(($(df --output=avail -k "$THROWAWAY_DIR" | tail -n 1) / 1048576))
+[ "$free_gb" -ge "$need_gb" ] || die "about $need_gb GB of disk needed under /tmp for $messages messages, $free_gb GB free"
 log "loading $messages messages for the month of $month (scripts/bench-finance-data.sql)"
 load_started=$(now_ns)
 psql -d finance -v messages="$messages" -v month="$month" -f scripts/bench-finance-data.sql >"$THROWAWAY_DIR/load.out"
@@ -64,8 +68,9 @@ log "pgbench -i -s 10"
 tps=$("$(pg_bindir)/pgbench" -S -c 8 -j 2 -T 5 -n pgbench 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | tail -n 1)
 
 # The service: no background work (dispatcher, report polling, webhooks, ledger upkeep and rollup) on this instance,
-# the built-in simulator on a free port; statements may run 130 s (default 30 s) so that the accepted view can finish.
-# Its statements are logged with their durations (this database only), which gives the exporter's SQL.
+# the built-in simulator on a free port, and no statement timeout (default 30 s), so that a slow report can be timed
+# (curl gives up instead, and its statement is then cancelled). Its statements are logged with their durations (this
+# database only), which gives the exporter's SQL and the reports' for EXPLAIN.
 psql -d postgres -c "ALTER DATABASE finance SET log_min_duration_statement = 0"
 key=$("$bin" admin create-key --name bench-finance 2>/dev/null | tail -n 1)
 port=$(free_port)
@@ -78,7 +83,7 @@ stop_service() {
 }
 env -i PATH="$PATH" HOME="${HOME:-/root}" ${LD_LIBRARY_PATH:+LD_LIBRARY_PATH="$LD_LIBRARY_PATH"} \
     DATABASE_URL="$DATABASE_URL" "$bin" serve --port "$port" --simulator-port 0 --no-dispatcher --no-report-polling \
-    --no-webhooks --no-ledger-maintenance --db-statement-timeout-ms 130000 >"$THROWAWAY_DIR/service.log" 2>&1 &
+    --no-webhooks --no-ledger-maintenance --db-statement-timeout-ms 0 >"$THROWAWAY_DIR/service.log" 2>&1 &
 service=$!
 at_exit "stop_service $service"
 for i in $(seq 1 300); do
@@ -89,7 +94,7 @@ for i in $(seq 1 300); do
 done
 
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$service/status"; }
-mb() { calc "$1 / 1024"; }
+mb() { calc "($1) / 1024"; }
 # Samples the service's VmRSS every 50 ms into $1 (the highest so far) until killed.
 sample_rss() {
     local highest=0 now
@@ -113,13 +118,14 @@ export_journal() {
     read -r code EXPORT_TIME EXPORT_BYTES <<<"$out"
     [ "$code" = 200 ] || { tail -n 20 "$THROWAWAY_DIR/service.log" >&2; die "the export answered HTTP $code"; }
 }
-# The last statement (execute or simple query) in the server log that starts with $1.
+# The last statement (executed, or cancelled) in the server log that starts with $1 (its lines after the first keep
+# the tab the log puts before them).
 logged_statement() {
     awk -v want="$1" '
         function keep() { if (current != "" && index(current, want) == 1) last = current; current = "" }
         /^[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] / {
             keep()
-            if (match($0, /duration: [0-9.]+ ms  (execute [^:]*|statement): /)) current = substr($0, RSTART + RLENGTH)
+            if (match($0, /(duration: [0-9.]+ ms  (execute [^:]*|statement)|STATEMENT): /)) current = substr($0, RSTART + RLENGTH)
             next
         }
         current != "" { current = current "\n" $0 }
@@ -179,38 +185,74 @@ gzip_time=$EXPORT_TIME gzip_bytes=$EXPORT_BYTES gzip_before=$RSS_BEFORE gzip_max
 # ---------------------------------------------------------------------------------------------------------------
 # 2. Usage reports.
 
-# report NAME QUERY RUNS [TIMEOUT]: prints each run's time, the best, and what the first answer held.
+# Cancels what the service still runs (a report curl gave up on).
+cancel_service_queries() {
+    value "SELECT count(pg_cancel_backend(pid)) FROM pg_stat_activity
+           WHERE application_name = 'sms-reseller' AND state = 'active' AND pid <> pg_backend_pid()" >/dev/null
+}
+# report NAME QUERY RUNS TIMEOUT [SQL_FILE START]: prints each run's time, the best, and what the first answer held;
+# runs after one that took over 10 s are skipped. SQL_FILE: where to keep the report's statement, the last one in the
+# server log that begins with START.
 report() {
-    local name=$1 query=$2 runs=$3 timeout=${4:-120} run out code time size best="" times=() first=""
+    local name=$1 query=$2 runs=$3 timeout=$4 sql_file=${5:-} run out code time size best="" times=() first=""
     for run in $(seq 1 "$runs"); do
         out=$(curl -s -o "$THROWAWAY_DIR/report.json" -w '%{http_code} %{time_total} %{size_download}' --max-time "$timeout" \
             -H "Authorization: Bearer $key" "$API/reports/usage?from=$month_from&to=$month_to&$query") || true
         read -r code time size <<<"$out"
         if [ "$code" != 200 ]; then
             if [ "$code" = 000 ]; then
-                times+=("timed out after ${timeout} s (curl)")
+                times+=("timed out after $timeout s (curl)")
+                cancel_service_queries
             else
-                times+=("HTTP $code after ${time} s: $(head -c 300 "$THROWAWAY_DIR/report.json")")
+                times+=("HTTP $code after $(printf '%.3f' "$time") s: $(head -c 300 "$THROWAWAY_DIR/report.json")")
             fi
-            continue
+            break
         fi
         times+=("$(printf '%.3f s' "$time")")
         [ -z "$best" ] || [ "$(calc "$time < $best")" = 1.000 ] && best=$time
         [ -n "$first" ] || first=$(jq -r '"\(.rows | length) rows, \(.totals.messages) messages, provisional \(.provisional)"' "$THROWAWAY_DIR/report.json")", $size bytes"
+        if [ "$run" -lt "$runs" ] && [ "$(calc "$time > 10")" = 1.000 ]; then
+            times+=("(further runs skipped: over 10 s)")
+            break
+        fi
     done
+    sleep 0.5
+    [ -z "$sql_file" ] || logged_statement "$6" >"$sql_file"
+    printf '%s|%s\n' "$name" "${best:-none}" >>"$THROWAWAY_DIR/report.best"
     local joined
     joined=$(printf '%s, ' "${times[@]}")
-    printf '%-44s %s%s\n' "$name:" "${joined%, }" "${best:+   best $(printf '%.3f' "$best") s}"
-    [ -z "$first" ] || printf '%-44s %s\n' "" "($first)"
+    printf '%-46s %s%s\n' "$name:" "${joined%, }" "${best:+   best $(printf '%.3f' "$best") s}"
+    [ -z "$first" ] || printf '%-46s %s\n' "" "($first)"
 }
 
 log "usage reports"
+report_timeout=${REPORT_TIMEOUT:-600}
 report_lines=$(
-    report "usage, month, groupBy=reseller" "groupBy=reseller&timeZone=UTC" "$rounds"
-    report "usage, month, groupBy=sub_account" "groupBy=sub_account&timeZone=UTC" "$rounds"
-    report "usage, month, groupBy=day,country (Amsterdam)" "groupBy=day,country&timeZone=Europe/Amsterdam" "$rounds"
-    report "usage, month, view=accepted, groupBy=reseller" "groupBy=reseller&timeZone=UTC&view=accepted" 1 120
+    report "usage, month, groupBy=reseller" "groupBy=reseller&timeZone=UTC" "$rounds" "$report_timeout" \
+        "$THROWAWAY_DIR/reseller.sql" "WITH sealed AS ("
+    report "usage, month, groupBy=sub_account" "groupBy=sub_account&timeZone=UTC" "$rounds" "$report_timeout"
+    report "usage, month, groupBy=day,country (Amsterdam)" "groupBy=day,country&timeZone=Europe/Amsterdam" "$rounds" \
+        "$report_timeout"
+    report "usage, month, view=accepted, groupBy=reseller" "groupBy=reseller&timeZone=UTC&view=accepted" 1 120 \
+        "$THROWAWAY_DIR/accepted.sql" "WITH facts AS ("
 )
+# The plans, when the posted report by reseller missed its goal of 1 s (EXPLAIN=0: never, EXPLAIN=1: always): the
+# reseller report's statement under EXPLAIN (ANALYZE, BUFFERS), the accepted view's under plain EXPLAIN.
+reseller_best=$(sed -n 's/^usage, month, groupBy=reseller|//p' "$THROWAWAY_DIR/report.best")
+plans=""
+if [ "${EXPLAIN:-auto}" = 1 ] || { [ "${EXPLAIN:-auto}" = auto ] && { [ "$reseller_best" = none ] || [ "$(calc "$reseller_best >= 1")" = 1.000 ]; }; }; then
+    [ -s "$THROWAWAY_DIR/reseller.sql" ] || die "the report's statement is not in $pg_log"
+    log "EXPLAIN (ANALYZE, BUFFERS) of the report by reseller"
+    plans=$(
+        echo "EXPLAIN (ANALYZE, BUFFERS) of the posted report by reseller, as the service ran it (through psql, outside its transaction):"
+        psql -d finance -c "EXPLAIN (ANALYZE, BUFFERS) $(cat "$THROWAWAY_DIR/reseller.sql")"
+        if [ -s "$THROWAWAY_DIR/accepted.sql" ]; then
+            echo
+            echo "EXPLAIN of the accepted view's report by reseller:"
+            psql -d finance -c "EXPLAIN $(cat "$THROWAWAY_DIR/accepted.sql")"
+        fi
+    )
+fi
 
 # ---------------------------------------------------------------------------------------------------------------
 # The figures.
@@ -220,7 +262,7 @@ batches=$(value "SELECT count(*) FROM message_batch")
 echo
 echo "== bench-finance: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo) memory, PostgreSQL $(value "SHOW server_version" | cut -d' ' -f1), sms-reseller ${CONFIGURATION:-release}"
 echo "server: ${settings[*]} (work_mem $(value "SHOW work_mem"), jit $(value "SHOW jit"))"
-echo "service: serve --no-dispatcher --no-report-polling --no-webhooks --no-ledger-maintenance --db-statement-timeout-ms 130000, pool default"
+echo "service: serve --no-dispatcher --no-report-polling --no-webhooks --no-ledger-maintenance --db-statement-timeout-ms 0 (none; default 30000), pool default"
 printf 'data: %s messages in %s batches, %s ledger transfers (month %s), database %s; loaded in %.0f s (%.1f min)\n' \
     "$messages" "$batches" "$transfers" "${month%-01}" "$database_size" "$load_seconds" "$(calc "$load_seconds / 60")"
 printf 'usage_money_hour rows for the month: %s\n' "$hour_rows"
@@ -241,3 +283,4 @@ printf '  service RSS: %.1f MB idle before the first export, %.1f MB at most dur
 echo
 echo "usage reports, [$month_from, $month_to), admin, HTTP time (goal < 1 s for the posted view):"
 echo "$report_lines"
+[ -z "$plans" ] || { echo; echo "$plans"; }

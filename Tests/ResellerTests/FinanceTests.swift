@@ -1,8 +1,12 @@
+import AsyncHTTPClient
 import Finance
 import Foundation
 import HTTPTypes
+import HummingbirdTesting
 import Ledger
 import Messaging
+import NIOCore
+import NIOHTTP1
 import PostgresLibpq
 import ResellerAPI
 import ResellerApp
@@ -336,6 +340,58 @@ import Testing
                 reference: more.messages[0].id)
             let later = try await Self.usage(api, key: api.adminKey, months)
             #expect(later.rows == rolled.rows && !later.provisional)
+        }
+    }
+
+    @Test func anExportStreamsAsTheClientReadsAndAClientThatLeavesCancelsTheQuery() async throws {
+        try await TenancyHarness.run(configure: { $0.ledgerMaintenance = false }) { api in
+            // 300 000 transfers (about 100 MB of CSV): far more than socket buffers hold.
+            try await api.pool.query(
+                """
+                INSERT INTO ledger_transfer (id, debit_account_id, credit_account_id, amount, kind, code, created_by)
+                SELECT gen_random_uuid(), f.id, b.id, n, 'posted', 'bench', 'test'
+                FROM generate_series(1, 300000) AS n,
+                     (SELECT id FROM ledger_account WHERE kind = 'platform_funding') f,
+                     (SELECT id FROM ledger_account WHERE kind = 'upstream_balance' LIMIT 1) b
+                """)
+            let port = try #require(api.client.port)
+            var request = HTTPClientRequest(
+                url: "http://127.0.0.1:\(port)/exports/journal?from=2020-01-01T00:00:00Z&to=2100-01-01T00:00:00Z")
+            request.headers.add(name: "Authorization", value: "Bearer \(api.adminKey)")
+            func copies() async throws -> Int {
+                try await api.pool.query(
+                    """
+                    SELECT count(*) FROM pg_stat_activity
+                    WHERE datname = current_database() AND query LIKE 'COPY (%' AND state = 'active'
+                    """
+                ).first(as: Int.self) ?? 0
+            }
+            let firstBytes = AsyncStream<Int>.makeStream()
+            let reader = Task {
+                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+                #expect(response.status == .ok)
+                var received = 0
+                for try await chunk in response.body {
+                    received += chunk.readableBytes
+                    if received >= 1 << 20 {
+                        firstBytes.continuation.yield(received)
+                        // Stop reading: the server must wait for us, not buffer the rest.
+                        try await Task.sleep(for: .seconds(60))
+                    }
+                }
+            }
+            for await received in firstBytes.stream {
+                #expect(received >= 1 << 20)
+                break
+            }
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(try await copies() == 1, "the COPY waits for the client while it does not read")
+            reader.cancel()
+            try await eventually("the COPY is cancelled once the client has gone") { try await copies() == 0 }
+            // The service goes on: another export answers in full.
+            let small = try await api.call(
+                .get, "/exports/payments?from=2020-01-01T00:00:00Z&to=2100-01-01T00:00:00Z", key: api.adminKey)
+            #expect(small.status == .ok)
         }
     }
 
