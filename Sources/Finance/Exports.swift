@@ -63,6 +63,12 @@ package struct ExportRequest: Sendable {
         self.view = view
     }
 
+    /// The usage report a `usage` export writes.
+    var usage: UsageReportRequest {
+        UsageReportRequest(
+            scope: scope, from: from, to: to, timeZone: timeZone, groupBy: groupBy, view: view)
+    }
+
     /// `sms-reseller_journal_reseller-1a2b3c4d_20261101-20261201.csv.gz`: dataset, whose, the period's local dates.
     package var fileName: String {
         let owner =
@@ -144,20 +150,22 @@ package struct Exporter: Sendable {
         write: ([UInt8]) async throws -> Void
     ) async throws -> ExportSummary {
         var encoder = try ExportEncoder(framing: request.format == .csv ? .csv : .jsonLines, gzip: request.gzip)
-        let select = Self.select(request)
-        let copy: String =
-            switch request.format {
-            case .csv: "COPY (\(select)) TO STDOUT WITH (FORMAT csv, HEADER)"
-            // Each row one JSON document. CSV framing with delimiter and quote bytes that JSON always escapes passes the
-            // document through untouched (text framing would double its backslashes).
-            case .jsonl:
-                "COPY (SELECT row_to_json(x)::text FROM (\(select)) x) TO STDOUT WITH (FORMAT csv, DELIMITER E'\\x1f', QUOTE E'\\x1e')"
-            }
         try await pool.withConnection { connection in
             try await connection.withTransaction(isolation: .repeatableRead, readOnly: true) { connection in
                 // Times are written in the requested zone; the zone name was validated against pg_timezone_names.
                 try await connection.query(
                     PostgresQuery(unescaped: "SET LOCAL TIME ZONE \(SQLLiteral.text(request.timeZone))"))
+                let rawRanges =
+                    request.dataset == .usage ? try await UsageReports.prepare(request.usage, on: connection) : []
+                let select = Self.select(request, usageRawRanges: rawRanges)
+                let copy: String =
+                    switch request.format {
+                    case .csv: "COPY (\(select)) TO STDOUT WITH (FORMAT csv, HEADER)"
+                    // Each row one JSON document. CSV framing with delimiter and quote bytes that JSON always escapes
+                    // passes the document through untouched (text framing would double its backslashes).
+                    case .jsonl:
+                        "COPY (SELECT row_to_json(x)::text FROM (\(select)) x) TO STDOUT WITH (FORMAT csv, DELIMITER E'\\x1f', QUOTE E'\\x1e')"
+                    }
                 try await connection.copyOut(PostgresQuery(unescaped: copy)) { chunk in
                     let bytes = try encoder.encode(chunk)
                     if !bytes.isEmpty { try await write(bytes) }
@@ -183,7 +191,7 @@ package struct Exporter: Sendable {
         "to_char(\(sql), 'YYYY-MM-DD\"T\"HH24:MI:SS.USTZH:TZM')"
     }
 
-    static func select(_ request: ExportRequest) -> String {
+    static func select(_ request: ExportRequest, usageRawRanges: [Range<Date>]) -> String {
         let scope = request.scope
         let from = SQLLiteral.timestamp(request.from)
         let to = SQLLiteral.timestamp(request.to)
@@ -254,10 +262,7 @@ package struct Exporter: Sendable {
                 ORDER BY m.accepted_at, m.id
                 """
         case .usage:
-            let report = UsageReports.sql(
-                UsageReportRequest(
-                    scope: scope, from: request.from, to: request.to, timeZone: request.timeZone,
-                    groupBy: request.groupBy, view: request.view))
+            let report = UsageReports.sql(request.usage, rawRanges: usageRawRanges)
             let period =
                 request.groupBy.contains(.month)
                 ? "to_char(u.period, 'YYYY-MM')" : "to_char(u.period, 'YYYY-MM-DD')"

@@ -120,7 +120,8 @@ package struct UsageReports: Sendable {
 
     package func report(_ request: UsageReportRequest) async throws -> UsageReport {
         try await pool.withTransaction(isolation: .repeatableRead, readOnly: true) { connection in
-            let rows = try await connection.query(PostgresQuery(unescaped: Self.sql(request)))
+            let ranges = try await Self.prepare(request, on: connection)
+            let rows = try await connection.query(PostgresQuery(unescaped: Self.sql(request, rawRanges: ranges)))
                 .decodeRecords(RawRow.self).map { $0.row(scope: request.scope) }
             var totals = UsageFigures()
             if !request.scope.seesWholesale {
@@ -136,50 +137,89 @@ package struct UsageReports: Sendable {
         }
     }
 
-    /// The report's SQL, with every value inlined as a literal (exports run it under `COPY`). Columns: period,
-    /// reseller_id, sub_account_id, country, class, then the nine figures.
-    static func sql(_ request: UsageReportRequest) -> String {
+    /// Readies `connection`'s transaction for the report's statement and returns the parts of the period the posted view
+    /// reads from the facts (none for the accepted view). Just-in-time compilation is turned off: it costs more than the
+    /// statement itself on these plans.
+    static func prepare(_ request: UsageReportRequest, on connection: PostgresConnection) async throws -> [Range<Date>]
+    {
+        try await connection.query("SET LOCAL jit = off")
+        guard request.view == .posted else { return [] }
+        return try await connection.query(
+            PostgresQuery(
+                unescaped: """
+                    WITH \(hours(request))
+                    SELECT greatest(min(h), \(SQLLiteral.timestamp(request.from))),
+                           least(max(h) + interval '1 hour', \(SQLLiteral.timestamp(request.to)))
+                    FROM (SELECT h, h - row_number() OVER (ORDER BY h) * interval '1 hour' AS run FROM hours WHERE NOT rolled) x
+                    GROUP BY run ORDER BY 1
+                    """)
+        ).decode((Date, Date).self).map { $0.0..<$0.1 }
+    }
+
+    /// The start of a row's day or month in the report's zone, of the time `time` (SQL).
+    private static func bucket(_ request: UsageReportRequest, _ time: String) -> String {
         let zone = SQLLiteral.text(request.timeZone)
+        if request.groupBy.contains(.month) { return "date_trunc('month', \(time), \(zone))" }
+        if request.groupBy.contains(.day) { return "date_trunc('day', \(time), \(zone))" }
+        return "NULL::timestamptz"
+    }
+
+    /// The period's UTC hours (`hours`), each `rolled` when the rollup holds it for this report: wholly inside
+    /// `[from, to)`, sealed, and wholly inside one day or month of the report's zone.
+    private static func hours(_ request: UsageReportRequest) -> String {
+        let from = SQLLiteral.timestamp(request.from)
+        let to = SQLLiteral.timestamp(request.to)
+        return """
+            sealed AS (
+                SELECT coalesce(sealed_until, '-infinity') AS until FROM usage_rollup_state
+            ), hours AS (
+                SELECT h, h >= \(from) AND h + interval '1 hour' <= \(to) AND h + interval '1 hour' <= sealed.until
+                          AND \(bucket(request, "h")) IS NOT DISTINCT FROM \(bucket(request, "h + interval '1 hour' - interval '1 microsecond'")) AS rolled
+                FROM sealed, generate_series(date_trunc('hour', \(from), 'UTC'), \(to), interval '1 hour') AS h
+                WHERE h < \(to)
+            )
+            """
+    }
+
+    /// The report's SQL, with every value inlined as a literal (exports run it under `COPY`); `rawRanges` from
+    /// ``prepare(_:on:)`` in the same snapshot. Columns: period, reseller_id, sub_account_id, country, class, then the
+    /// nine figures.
+    static func sql(_ request: UsageReportRequest, rawRanges: [Range<Date>]) -> String {
         let from = SQLLiteral.timestamp(request.from)
         let to = SQLLiteral.timestamp(request.to)
         let groups = Set(request.groupBy)
-        func bucket(_ time: String) -> String {
-            if groups.contains(.month) { return "date_trunc('month', \(time), \(zone))" }
-            if groups.contains(.day) { return "date_trunc('day', \(time), \(zone))" }
-            return "NULL::timestamptz"
-        }
+        func bucket(_ time: String) -> String { Self.bucket(request, time) }
         let country = request.country.map { "AND %.country = \(SQLLiteral.text($0))" } ?? ""
         let facts: String
         switch request.view {
         case .posted:
+            // The facts are read by literal time ranges, which PostgreSQL pushes down to the transfers' time index in
+            // every branch of the view.
+            let ranges = rawRanges.map {
+                "(f.at >= \(SQLLiteral.timestamp($0.lowerBound)) AND f.at < \(SQLLiteral.timestamp($0.upperBound)))"
+            }
+            let raw =
+                ranges.isEmpty
+                ? ""
+                : """
+                UNION ALL
+                SELECT \(bucket("f.at")), f.reseller_id, f.sub_account_id, f.country, f.class,
+                       f.messages, f.messages * f.parts,
+                       CASE WHEN f.leg = 'retail' THEN f.amount ELSE 0 END,
+                       CASE WHEN f.leg = 'wholesale' THEN f.amount ELSE 0 END,
+                       CASE WHEN f.leg = 'cost' THEN f.amount ELSE 0 END
+                FROM usage_money_fact f
+                WHERE (\(ranges.joined(separator: " OR "))) AND \(request.scope.tenantFilter("f"))
+                  \(country.replacing("%", with: "f"))
+                """
             facts = """
-                WITH sealed AS (
-                    SELECT coalesce(sealed_until, '-infinity') AS until FROM usage_rollup_state
-                ), hours AS (
-                    SELECT h, h >= \(from) AND h + interval '1 hour' <= \(to) AND h + interval '1 hour' <= sealed.until
-                              AND \(bucket("h")) IS NOT DISTINCT FROM \(bucket("h + interval '1 hour' - interval '1 microsecond'")) AS rolled
-                    FROM sealed, generate_series(date_trunc('hour', \(from), 'UTC'), \(to), interval '1 hour') AS h
-                    WHERE h < \(to)
-                ), raw_ranges AS (
-                    SELECT greatest(min(h), \(from)) AS lo, least(max(h) + interval '1 hour', \(to)) AS hi
-                    FROM (SELECT h, h - row_number() OVER (ORDER BY h) * interval '1 hour' AS run FROM hours WHERE NOT rolled) x
-                    GROUP BY run
-                ), facts AS (
+                WITH \(hours(request)), facts AS (
                     SELECT \(bucket("u.hour")) AS period, u.reseller_id, u.sub_account_id, u.country, u.class,
                            u.messages, u.parts, u.retail, u.wholesale, u.upstream_cost
                     FROM usage_money_hour u JOIN hours ON hours.h = u.hour AND hours.rolled
                     WHERE u.hour >= date_trunc('hour', \(from), 'UTC') AND u.hour < \(to) AND \(request.scope.tenantFilter("u"))
                       \(country.replacing("%", with: "u"))
-                    UNION ALL
-                    SELECT \(bucket("f.at")), f.reseller_id, f.sub_account_id, f.country, f.class,
-                           f.messages, f.messages * f.parts,
-                           CASE WHEN f.leg = 'retail' THEN f.amount ELSE 0 END,
-                           CASE WHEN f.leg = 'wholesale' THEN f.amount ELSE 0 END,
-                           CASE WHEN f.leg = 'cost' THEN f.amount ELSE 0 END
-                    FROM raw_ranges r CROSS JOIN LATERAL (
-                        SELECT * FROM usage_money_fact f
-                        WHERE f.at >= r.lo AND f.at < r.hi AND \(request.scope.tenantFilter("f")) \(country.replacing("%", with: "f"))
-                    ) f
+                    \(raw)
                 )
                 """
         case .accepted:
