@@ -155,9 +155,10 @@ package struct Exporter: Sendable {
                 // Times are written in the requested zone; the zone name was validated against pg_timezone_names.
                 try await connection.query(
                     PostgresQuery(unescaped: "SET LOCAL TIME ZONE \(SQLLiteral.text(request.timeZone))"))
-                let rawRanges =
-                    request.dataset == .usage ? try await UsageReports.prepare(request.usage, on: connection) : []
-                let select = Self.select(request, usageRawRanges: rawRanges)
+                let plan =
+                    request.dataset == .usage
+                    ? try await UsageReports.prepare(request.usage, on: connection) : UsageReports.Plan()
+                let select = Self.select(request, usagePlan: plan)
                 let copy: String =
                     switch request.format {
                     case .csv: "COPY (\(select)) TO STDOUT WITH (FORMAT csv, HEADER)"
@@ -191,7 +192,7 @@ package struct Exporter: Sendable {
         "to_char(\(sql), 'YYYY-MM-DD\"T\"HH24:MI:SS.USTZH:TZM')"
     }
 
-    static func select(_ request: ExportRequest, usageRawRanges: [Range<Date>]) -> String {
+    static func select(_ request: ExportRequest, usagePlan: UsageReports.Plan) -> String {
         let scope = request.scope
         let from = SQLLiteral.timestamp(request.from)
         let to = SQLLiteral.timestamp(request.to)
@@ -262,7 +263,7 @@ package struct Exporter: Sendable {
                 ORDER BY m.accepted_at, m.id
                 """
         case .usage:
-            let report = UsageReports.sql(request.usage, rawRanges: usageRawRanges)
+            let report = UsageReports.sql(request.usage, plan: usagePlan)
             let period =
                 request.groupBy.contains(.month)
                 ? "to_char(u.period, 'YYYY-MM')" : "to_char(u.period, 'YYYY-MM-DD')"

@@ -120,8 +120,8 @@ package struct UsageReports: Sendable {
 
     package func report(_ request: UsageReportRequest) async throws -> UsageReport {
         try await pool.withTransaction(isolation: .repeatableRead, readOnly: true) { connection in
-            let ranges = try await Self.prepare(request, on: connection)
-            let rows = try await connection.query(PostgresQuery(unescaped: Self.sql(request, rawRanges: ranges)))
+            let plan = try await Self.prepare(request, on: connection)
+            let rows = try await connection.query(PostgresQuery(unescaped: Self.sql(request, plan: plan)))
                 .decodeRecords(RawRow.self).map { $0.row(scope: request.scope) }
             var totals = UsageFigures()
             if !request.scope.seesWholesale {
@@ -137,23 +137,37 @@ package struct UsageReports: Sendable {
         }
     }
 
-    /// Readies `connection`'s transaction for the report's statement and returns the parts of the period the posted view
-    /// reads from the facts (none for the accepted view). Just-in-time compilation is turned off: it costs more than the
-    /// statement itself on these plans.
-    static func prepare(_ request: UsageReportRequest, on connection: PostgresConnection) async throws -> [Range<Date>]
-    {
+    /// Where a posted-view report reads each part of its period: whole UTC hours from the rollup, the rest from the
+    /// facts. Worked out before the report's statement, in the same snapshot, so that the statement names both as
+    /// literal time ranges (index range scans, no misestimated join).
+    struct Plan: Sendable, Equatable {
+        var rolled: [Range<Date>] = []
+        var raw: [Range<Date>] = []
+    }
+
+    /// Readies `connection`'s transaction for the report's statement and returns its plan (empty for the accepted view).
+    /// Just-in-time compilation is turned off (it cost more than the statement itself on these plans), and the
+    /// aggregation gets the memory to hash a month of rollup rows.
+    static func prepare(_ request: UsageReportRequest, on connection: PostgresConnection) async throws -> Plan {
         try await connection.query("SET LOCAL jit = off")
-        guard request.view == .posted else { return [] }
-        return try await connection.query(
+        try await connection.query("SET LOCAL work_mem = '64MB'")
+        guard request.view == .posted else { return Plan() }
+        let runs = try await connection.query(
             PostgresQuery(
                 unescaped: """
                     WITH \(hours(request))
-                    SELECT greatest(min(h), \(SQLLiteral.timestamp(request.from))),
+                    SELECT rolled, greatest(min(h), \(SQLLiteral.timestamp(request.from))),
                            least(max(h) + interval '1 hour', \(SQLLiteral.timestamp(request.to)))
-                    FROM (SELECT h, h - row_number() OVER (ORDER BY h) * interval '1 hour' AS run FROM hours WHERE NOT rolled) x
-                    GROUP BY run ORDER BY 1
+                    FROM (SELECT h, rolled, h - row_number() OVER (PARTITION BY rolled ORDER BY h) * interval '1 hour' AS run
+                          FROM hours) x
+                    GROUP BY rolled, run ORDER BY 2
                     """)
-        ).decode((Date, Date).self).map { $0.0..<$0.1 }
+        ).decode((Bool, Date, Date).self)
+        var plan = Plan()
+        for (rolled, lower, upper) in runs {
+            if rolled { plan.rolled.append(lower..<upper) } else { plan.raw.append(lower..<upper) }
+        }
+        return plan
     }
 
     /// The start of a row's day or month in the report's zone, of the time `time` (SQL).
@@ -181,10 +195,10 @@ package struct UsageReports: Sendable {
             """
     }
 
-    /// The report's SQL, with every value inlined as a literal (exports run it under `COPY`); `rawRanges` from
+    /// The report's SQL, with every value inlined as a literal (exports run it under `COPY`); `plan` from
     /// ``prepare(_:on:)`` in the same snapshot. Columns: period, reseller_id, sub_account_id, country, class, then the
     /// nine figures.
-    static func sql(_ request: UsageReportRequest, rawRanges: [Range<Date>]) -> String {
+    static func sql(_ request: UsageReportRequest, plan: Plan) -> String {
         let from = SQLLiteral.timestamp(request.from)
         let to = SQLLiteral.timestamp(request.to)
         let groups = Set(request.groupBy)
@@ -193,35 +207,46 @@ package struct UsageReports: Sendable {
         let facts: String
         switch request.view {
         case .posted:
-            // The facts are read by literal time ranges, which PostgreSQL pushes down to the transfers' time index in
-            // every branch of the view.
-            let ranges = rawRanges.map {
-                "(f.at >= \(SQLLiteral.timestamp($0.lowerBound)) AND f.at < \(SQLLiteral.timestamp($0.upperBound)))"
+            // Both sides are read by literal time ranges: PostgreSQL pushes those on the facts down to the transfers'
+            // time index in every branch of the view.
+            func within(_ column: String, _ ranges: [Range<Date>]) -> String {
+                ranges.map {
+                    "(\(column) >= \(SQLLiteral.timestamp($0.lowerBound)) AND \(column) < \(SQLLiteral.timestamp($0.upperBound)))"
+                }.joined(separator: " OR ")
             }
-            let raw =
-                ranges.isEmpty
-                ? ""
-                : """
-                UNION ALL
-                SELECT \(bucket("f.at")), f.reseller_id, f.sub_account_id, f.country, f.class,
-                       f.messages, f.messages * f.parts,
-                       CASE WHEN f.leg = 'retail' THEN f.amount ELSE 0 END,
-                       CASE WHEN f.leg = 'wholesale' THEN f.amount ELSE 0 END,
-                       CASE WHEN f.leg = 'cost' THEN f.amount ELSE 0 END
-                FROM usage_money_fact f
-                WHERE (\(ranges.joined(separator: " OR "))) AND \(request.scope.tenantFilter("f"))
-                  \(country.replacing("%", with: "f"))
-                """
-            facts = """
-                WITH \(hours(request)), facts AS (
+            var parts: [String] = []
+            if !plan.rolled.isEmpty {
+                parts.append(
+                    """
                     SELECT \(bucket("u.hour")) AS period, u.reseller_id, u.sub_account_id, u.country, u.class,
                            u.messages, u.parts, u.retail, u.wholesale, u.upstream_cost
-                    FROM usage_money_hour u JOIN hours ON hours.h = u.hour AND hours.rolled
-                    WHERE u.hour >= date_trunc('hour', \(from), 'UTC') AND u.hour < \(to) AND \(request.scope.tenantFilter("u"))
+                    FROM usage_money_hour u
+                    WHERE (\(within("u.hour", plan.rolled))) AND \(request.scope.tenantFilter("u"))
                       \(country.replacing("%", with: "u"))
-                    \(raw)
-                )
-                """
+                    """)
+            }
+            if !plan.raw.isEmpty {
+                parts.append(
+                    """
+                    SELECT \(bucket("f.at")) AS period, f.reseller_id, f.sub_account_id, f.country, f.class,
+                           f.messages, f.messages * f.parts AS parts,
+                           CASE WHEN f.leg = 'retail' THEN f.amount ELSE 0 END AS retail,
+                           CASE WHEN f.leg = 'wholesale' THEN f.amount ELSE 0 END AS wholesale,
+                           CASE WHEN f.leg = 'cost' THEN f.amount ELSE 0 END AS upstream_cost
+                    FROM usage_money_fact f
+                    WHERE (\(within("f.at", plan.raw))) AND \(request.scope.tenantFilter("f"))
+                      \(country.replacing("%", with: "f"))
+                    """)
+            }
+            if parts.isEmpty {
+                parts.append(
+                    """
+                    SELECT NULL::timestamptz AS period, u.reseller_id, u.sub_account_id, u.country, u.class, u.messages,
+                           u.parts, u.retail, u.wholesale, u.upstream_cost
+                    FROM usage_money_hour u WHERE false
+                    """)
+            }
+            facts = "WITH facts AS (\n\(parts.joined(separator: "\nUNION ALL\n"))\n)"
         case .accepted:
             // One row per message for its count (in the class of its first priced leg), one per leg for its money in
             // the state the leg is in now, one for late-delivery charges and the upstream cost.
