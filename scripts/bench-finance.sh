@@ -2,18 +2,23 @@
 # Benchmark of the finance reads over one month of traffic, all in one run on one throwaway PostgreSQL:
 #   1. the journal export (GET /exports/journal, CSV) of JOURNAL_ROWS (default 1 000 000) ledger transfers, next to a
 #      bare COPY of the same rows to /dev/null through psql: the exporter's own statement (taken from the server log
-#      of a first, warm-up export) in the same transaction settings, and a plain `SELECT t.*` of the rows for
+#      of a first, warm-up export) in the exporter's transaction settings, and a plain `SELECT t.*` of the rows for
 #      reference; with the service's resident memory (VmRSS, sampled every 50 ms) before and at most during each
-#      export; then the same export gzip-compressed (Accept-Encoding: gzip);
+#      export; ROUNDS (default 3) rounds, then the same export gzip-compressed (Accept-Encoding: gzip);
 #   2. the usage report (GET /reports/usage) for the whole month, grouped by reseller, by sub-account and by
-#      day,country in Europe/Amsterdam (posted view, three runs each), and once in the accepted view (curl gives up
-#      after 120 s);
+#      day,country in Europe/Amsterdam (posted view, ROUNDS runs each, fewer after a run over 10 s; curl gives up after
+#      REPORT_TIMEOUT, default 600 s), and once in the accepted view (curl gives up after ACCEPTED_TIMEOUT, default
+#      120 s); a statement curl gave up on is cancelled;
 #   3. pgbench -S (select-only, scale 10, 5 s, 8 clients) on the same server, as the machine's speed.
+# A posted report slower than 1 s is shown under EXPLAIN (ANALYZE, BUFFERS), its statement taken from the server log
+# and run through psql in the service's transaction settings, and the accepted view under EXPLAIN (EXPLAIN=0: no
+# plans, EXPLAIN=1: always).
 # The data: scripts/bench-finance-data.sql, MESSAGES (default 10 000 000) messages in the month MONTH (default
-# 2026-11-01, UTC) for 100 resellers × 100 sub-accounts, with the ~5 ledger transfers per message the service writes,
-# and the usage rollup sealed. The load takes about an hour for 10 000 000 messages and ~45 GB of disk under /tmp.
+# 2026-11-01, UTC) for 100 resellers × 100 sub-accounts, with the 5 ledger transfers per message the service writes,
+# and the usage rollup sealed. Loading 10 000 000 messages takes about half an hour on 2 cores and needs ~50 GB of
+# disk under /tmp (the cluster is removed at exit).
 # Prints each figure with its conditions, and ratios to the bare COPY; it asserts nothing.
-#   MESSAGES=10000000 JOURNAL_ROWS=1000000 CONFIGURATION=release bash scripts/bench-finance.sh
+#   MESSAGES=10000000 JOURNAL_ROWS=1000000 ROUNDS=3 CONFIGURATION=release bash scripts/bench-finance.sh
 #   MESSAGES=200000 bash scripts/bench-finance.sh      a quick check (about a minute of loading)
 set -euo pipefail
 SCRIPT_NAME=bench-finance
@@ -34,6 +39,8 @@ build_bench sms-reseller
 bin=$BENCH_BIN
 
 now_ns() { date +%s%N; }
+# below A B: whether the number A is below B.
+below() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 < b + 0) }'; }
 seconds_since() { calc "($(now_ns) - $1) / 1000000000"; }
 
 # The server's durability settings only speed up the load: everything measured reads.
@@ -118,14 +125,14 @@ export_journal() {
     read -r code EXPORT_TIME EXPORT_BYTES <<<"$out"
     [ "$code" = 200 ] || { tail -n 20 "$THROWAWAY_DIR/service.log" >&2; die "the export answered HTTP $code"; }
 }
-# The last statement (executed, or cancelled) in the server log that starts with $1 (its lines after the first keep
-# the tab the log puts before them).
+# The last statement (executed, or cancelled) in the server log that starts with $1 and holds $2 (its lines after the
+# first keep the tab the log puts before them).
 logged_statement() {
-    awk -v want="$1" '
-        function keep() { if (current != "" && index(current, want) == 1) last = current; current = "" }
+    awk -v want="$1" -v holds="${2:-}" '
+        function keep() { if (current != "" && index(current, want) == 1 && index(current, holds) > 0) last = current; current = "" }
         /^[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] / {
             keep()
-            if (match($0, /(duration: [0-9.]+ ms  (execute [^:]*|statement)|STATEMENT): /)) current = substr($0, RSTART + RLENGTH)
+            if (match($0, /(duration: [0-9.]+ ms  (execute [^:]*|statement)|STATEMENT): +/)) current = substr($0, RSTART + RLENGTH)
             next
         }
         current != "" { current = current "\n" $0 }
@@ -152,6 +159,7 @@ journal_from=$(value "SELECT $stamp FROM ledger_transfer WHERE seq >= $first_seq
 journal_to=$(value "SELECT $stamp FROM ledger_transfer WHERE seq >= $((first_seq + window)) ORDER BY seq LIMIT 1")
 journal_count=$(value "SELECT count(*) FROM ledger_transfer WHERE created_at >= '$journal_from' AND created_at < '$journal_to'")
 idle_rss=$(rss_kb)
+loadavg=$(cut -d' ' -f1-3 /proc/loadavg)
 
 log "journal export: a warm-up run, whose statement the baseline runs"
 export_journal
@@ -171,8 +179,8 @@ for round in $(seq 1 "$rounds"); do
     export_lines+=("$(printf 'round %d: COPY %6.3f s   plain COPY %6.3f s   export %6.3f s (%s bytes)   ratio %.3f   RSS %.1f MB before, %.1f MB at most, growth %.1f MB' \
         "$round" "$copy_time" "$plain_time" "$EXPORT_TIME" "$EXPORT_BYTES" "$(calc "$EXPORT_TIME / $copy_time")" \
         "$(mb "$RSS_BEFORE")" "$(mb "$RSS_MAX")" "$(mb "$RSS_MAX - $RSS_BEFORE")")")
-    [ -z "$best_copy" ] || [ "$(calc "$copy_time < $best_copy")" = 1.000 ] && best_copy=$copy_time
-    [ -z "$best_export" ] || [ "$(calc "$EXPORT_TIME < $best_export")" = 1.000 ] && best_export=$EXPORT_TIME
+    [ -z "$best_copy" ] || below "$copy_time" "$best_copy" && best_copy=$copy_time
+    [ -z "$best_export" ] || below "$EXPORT_TIME" "$best_export" && best_export=$EXPORT_TIME
     [ "$RSS_MAX" -le "$highest_rss" ] || highest_rss=$RSS_MAX
     [ $((RSS_MAX - RSS_BEFORE)) -le "$growth_max" ] || growth_max=$((RSS_MAX - RSS_BEFORE))
 done
@@ -190,11 +198,11 @@ cancel_service_queries() {
     value "SELECT count(pg_cancel_backend(pid)) FROM pg_stat_activity
            WHERE application_name = 'sms-reseller' AND state = 'active' AND pid <> pg_backend_pid()" >/dev/null
 }
-# report NAME QUERY RUNS TIMEOUT [SQL_FILE START]: prints each run's time, the best, and what the first answer held;
-# runs after one that took over 10 s are skipped. SQL_FILE: where to keep the report's statement, the last one in the
-# server log that begins with START.
+# report ID NAME QUERY RUNS TIMEOUT START HOLDS: prints each run's time, the best, and what the first answer held;
+# runs after one that took over 10 s are skipped. Keeps the best time in $THROWAWAY_DIR/ID.best and the report's
+# statement (the last one in the server log that begins with START and holds HOLDS) in $THROWAWAY_DIR/ID.sql.
 report() {
-    local name=$1 query=$2 runs=$3 timeout=$4 sql_file=${5:-} run out code time size best="" times=() first=""
+    local id=$1 name=$2 query=$3 runs=$4 timeout=$5 run out code time size best="" times=() first=""
     for run in $(seq 1 "$runs"); do
         out=$(curl -s -o "$THROWAWAY_DIR/report.json" -w '%{http_code} %{time_total} %{size_download}' --max-time "$timeout" \
             -H "Authorization: Bearer $key" "$API/reports/usage?from=$month_from&to=$month_to&$query") || true
@@ -209,50 +217,62 @@ report() {
             break
         fi
         times+=("$(printf '%.3f s' "$time")")
-        [ -z "$best" ] || [ "$(calc "$time < $best")" = 1.000 ] && best=$time
+        [ -z "$best" ] || below "$time" "$best" && best=$time
         [ -n "$first" ] || first=$(jq -r '"\(.rows | length) rows, \(.totals.messages) messages, provisional \(.provisional)"' "$THROWAWAY_DIR/report.json")", $size bytes"
-        if [ "$run" -lt "$runs" ] && [ "$(calc "$time > 10")" = 1.000 ]; then
+        if [ "$run" -lt "$runs" ] && below 10 "$time"; then
             times+=("(further runs skipped: over 10 s)")
             break
         fi
     done
     sleep 0.5
-    [ -z "$sql_file" ] || logged_statement "$6" >"$sql_file"
-    printf '%s|%s\n' "$name" "${best:-none}" >>"$THROWAWAY_DIR/report.best"
+    logged_statement "$6" "$7" >"$THROWAWAY_DIR/$id.sql"
+    echo "${best:-none}" >"$THROWAWAY_DIR/$id.best"
     local joined
     joined=$(printf '%s, ' "${times[@]}")
     printf '%-46s %s%s\n' "$name:" "${joined%, }" "${best:+   best $(printf '%.3f' "$best") s}"
     [ -z "$first" ] || printf '%-46s %s\n' "" "($first)"
 }
+# explain ID OPTIONS TITLE: EXPLAIN (OPTIONS) of the statement kept for ID, in the service's transaction settings
+# (read-only repeatable read; jit off when the service turned it off).
+explain() {
+    local sql=$THROWAWAY_DIR/$1.sql settings=()
+    echo
+    echo "$3"
+    if [ ! -s "$sql" ]; then
+        echo "(its statement is not in the server log)"
+        return 0
+    fi
+    if grep -q "SET LOCAL jit = off" "$pg_log"; then settings=(-c "SET LOCAL jit = off"); fi
+    psql -d finance -c "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" ${settings[@]+"${settings[@]}"} \
+        -c "EXPLAIN ${2:+($2) }$(cat "$sql")" -c "COMMIT" || true
+}
 
 log "usage reports"
-report_timeout=${REPORT_TIMEOUT:-600}
+# curl's limits: REPORT_TIMEOUT for the posted view (default 600 s), ACCEPTED_TIMEOUT for the accepted view (120 s).
+posted="WITH sealed AS ("
 report_lines=$(
-    report "usage, month, groupBy=reseller" "groupBy=reseller&timeZone=UTC" "$rounds" "$report_timeout" \
-        "$THROWAWAY_DIR/reseller.sql" "WITH sealed AS ("
-    report "usage, month, groupBy=sub_account" "groupBy=sub_account&timeZone=UTC" "$rounds" "$report_timeout"
-    report "usage, month, groupBy=day,country (Amsterdam)" "groupBy=day,country&timeZone=Europe/Amsterdam" "$rounds" \
-        "$report_timeout"
-    report "usage, month, view=accepted, groupBy=reseller" "groupBy=reseller&timeZone=UTC&view=accepted" 1 120 \
-        "$THROWAWAY_DIR/accepted.sql" "WITH facts AS ("
+    report reseller "usage, month, groupBy=reseller" "groupBy=reseller&timeZone=UTC" "$rounds" "${REPORT_TIMEOUT:-600}" \
+        "$posted" "facts AS ("
+    report sub_account "usage, month, groupBy=sub_account" "groupBy=sub_account&timeZone=UTC" "$rounds" \
+        "${REPORT_TIMEOUT:-600}" "$posted" "facts AS ("
+    report day_country "usage, month, groupBy=day,country (Amsterdam)" "groupBy=day,country&timeZone=Europe/Amsterdam" \
+        "$rounds" "${REPORT_TIMEOUT:-600}" "$posted" "facts AS ("
+    report accepted "usage, month, view=accepted, groupBy=reseller" "groupBy=reseller&timeZone=UTC&view=accepted" 1 \
+        "${ACCEPTED_TIMEOUT:-120}" "WITH facts AS (" ""
 )
-# The plans, when the posted report by reseller missed its goal of 1 s (EXPLAIN=0: never, EXPLAIN=1: always): the
-# reseller report's statement under EXPLAIN (ANALYZE, BUFFERS), the accepted view's under plain EXPLAIN.
-reseller_best=$(sed -n 's/^usage, month, groupBy=reseller|//p' "$THROWAWAY_DIR/report.best")
-plans=""
-if [ "${EXPLAIN:-auto}" = 1 ] || { [ "${EXPLAIN:-auto}" = auto ] && { [ "$reseller_best" = none ] || [ "$(calc "$reseller_best >= 1")" = 1.000 ]; }; }; then
-    [ -s "$THROWAWAY_DIR/reseller.sql" ] || die "the report's statement is not in $pg_log"
-    log "EXPLAIN (ANALYZE, BUFFERS) of the report by reseller"
-    plans=$(
-        echo "EXPLAIN (ANALYZE, BUFFERS) of the posted report by reseller, as the service ran it (through psql, outside its transaction):"
-        psql -d finance -c "EXPLAIN (ANALYZE, BUFFERS) $(cat "$THROWAWAY_DIR/reseller.sql")"
-        if [ -s "$THROWAWAY_DIR/accepted.sql" ]; then
-            echo
-            echo "EXPLAIN of the accepted view's report by reseller:"
-            psql -d finance -c "EXPLAIN $(cat "$THROWAWAY_DIR/accepted.sql")"
+plans=$(
+    for id in reseller sub_account day_country; do
+        best=$(cat "$THROWAWAY_DIR/$id.best")
+        if [ "${EXPLAIN:-auto}" = 1 ] || { [ "${EXPLAIN:-auto}" = auto ] && { [ "$best" = none ] || ! below "$best" 1; }; }; then
+            log "EXPLAIN (ANALYZE, BUFFERS) of the posted report, $id"
+            explain "$id" "ANALYZE, BUFFERS" \
+                "EXPLAIN (ANALYZE, BUFFERS) of the posted report (groupBy=${id/day_country/day,country}), as the service ran it (through psql):"
         fi
-    )
-fi
+    done
+    if [ "${EXPLAIN:-auto}" != 0 ]; then
+        explain accepted "" "EXPLAIN of the accepted view's report by reseller:"
+    fi
+)
 
 # ---------------------------------------------------------------------------------------------------------------
 # The figures.
@@ -267,6 +287,7 @@ printf 'data: %s messages in %s batches, %s ledger transfers (month %s), databas
     "$messages" "$batches" "$transfers" "${month%-01}" "$database_size" "$load_seconds" "$(calc "$load_seconds / 60")"
 printf 'usage_money_hour rows for the month: %s\n' "$hour_rows"
 printf 'pgbench -S, scale 10, 8 clients, 5 s: %.0f tps\n' "$tps"
+echo "load average when the measurements began: $loadavg (other work on the machine shares its $(nproc) cores)"
 echo
 echo "journal export, [$journal_from, $journal_to): $journal_count transfers (seq $first_seq onwards), CSV"
 echo "  COPY: the exporter's own statement through psql to /dev/null; plain COPY: SELECT t.* of the same rows ORDER BY seq"
@@ -283,4 +304,4 @@ printf '  service RSS: %.1f MB idle before the first export, %.1f MB at most dur
 echo
 echo "usage reports, [$month_from, $month_to), admin, HTTP time (goal < 1 s for the posted view):"
 echo "$report_lines"
-[ -z "$plans" ] || { echo; echo "$plans"; }
+[ -z "$plans" ] || echo "$plans"
