@@ -331,10 +331,17 @@ import Testing
                 try await MessageFixtures.accept(pool: world.pool, tenant: world.tenant, recipients: ["31612345678"])
                     .first)
             try await withRunning([world.dispatcher()]) {
+                // The row as a recorded retry left it (read once: a second read may already see the next claim,
+                // which sets possibly_sent again, on a loaded machine).
+                var recorded: (attempts: Int, possiblySent: Bool, leasedBy: String?, dueAt: Date)?
                 try await eventually("a failed attempt is recorded for a retry") {
-                    try await world.outboxRow(id).map { $0.attempts >= 1 && $0.leasedBy == nil } ?? false
+                    guard let row = try await world.outboxRow(id), row.attempts >= 1, row.leasedBy == nil else {
+                        return false
+                    }
+                    recorded = row
+                    return true
                 }
-                let row = try #require(try await world.outboxRow(id))
+                let row = try #require(recorded)
                 // An ERROR answer proves the upstream did not take it; a timeout does not.
                 #expect(row.possiblySent == (fault.code == nil))
                 #expect(try await world.statuses([id]) == ["queued"])
