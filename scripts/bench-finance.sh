@@ -35,6 +35,8 @@ rounds=${ROUNDS:-3}
 [[ $messages =~ ^[0-9]+$ && $messages -ge 1000 ]] || die "MESSAGES must be a whole number of at least 1000"
 [[ $month =~ ^[0-9]{4}-[0-9]{2}-01$ ]] || die "MONTH must be the first day of a month, YYYY-MM-01"
 
+# What is measured: the working tree as built now (another change may land while this runs).
+built_from="$(git rev-parse --short HEAD 2>/dev/null || echo unknown) + $(git status --porcelain --untracked-files=no 2>/dev/null | wc -l) changed files at $(date -u +%H:%M) UTC"
 build_bench sms-reseller
 bin=$BENCH_BIN
 
@@ -233,7 +235,7 @@ report() {
     [ -z "$first" ] || printf '%-46s %s\n' "" "($first)"
 }
 # explain ID OPTIONS TITLE: EXPLAIN (OPTIONS) of the statement kept for ID, in the service's transaction settings
-# (read-only repeatable read; jit off when the service turned it off).
+# (read-only repeatable read, and the SET LOCALs the service ran in the report's transactions).
 explain() {
     local sql=$THROWAWAY_DIR/$1.sql settings=()
     echo
@@ -242,23 +244,24 @@ explain() {
         echo "(its statement is not in the server log)"
         return 0
     fi
-    if grep -q "SET LOCAL jit = off" "$pg_log"; then settings=(-c "SET LOCAL jit = off"); fi
+    local setting
+    while IFS= read -r setting; do settings+=(-c "$setting"); done < <(grep -o 'SET LOCAL [a-z_]* = .*' "$pg_log" | sort -u)
     psql -d finance -c "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" ${settings[@]+"${settings[@]}"} \
         -c "EXPLAIN ${2:+($2) }$(cat "$sql")" -c "COMMIT" || true
 }
 
 log "usage reports"
 # curl's limits: REPORT_TIMEOUT for the posted view (default 600 s), ACCEPTED_TIMEOUT for the accepted view (120 s).
-posted="WITH sealed AS ("
+# A report's statement: the last one starting with WITH that reads the rollup (posted view) or the messages (accepted).
 report_lines=$(
     report reseller "usage, month, groupBy=reseller" "groupBy=reseller&timeZone=UTC" "$rounds" "${REPORT_TIMEOUT:-600}" \
-        "$posted" "facts AS ("
+        "WITH" "FROM usage_money_hour"
     report sub_account "usage, month, groupBy=sub_account" "groupBy=sub_account&timeZone=UTC" "$rounds" \
-        "${REPORT_TIMEOUT:-600}" "$posted" "facts AS ("
+        "${REPORT_TIMEOUT:-600}" "WITH" "FROM usage_money_hour"
     report day_country "usage, month, groupBy=day,country (Amsterdam)" "groupBy=day,country&timeZone=Europe/Amsterdam" \
-        "$rounds" "${REPORT_TIMEOUT:-600}" "$posted" "facts AS ("
+        "$rounds" "${REPORT_TIMEOUT:-600}" "WITH" "FROM usage_money_hour"
     report accepted "usage, month, view=accepted, groupBy=reseller" "groupBy=reseller&timeZone=UTC&view=accepted" 1 \
-        "${ACCEPTED_TIMEOUT:-120}" "WITH facts AS (" ""
+        "${ACCEPTED_TIMEOUT:-120}" "WITH" "FROM message m"
 )
 plans=$(
     for id in reseller sub_account day_country; do
@@ -280,7 +283,7 @@ plans=$(
 database_size=$(value "SELECT pg_size_pretty(pg_database_size('finance'))")
 batches=$(value "SELECT count(*) FROM message_batch")
 echo
-echo "== bench-finance: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo) memory, PostgreSQL $(value "SHOW server_version" | cut -d' ' -f1), sms-reseller ${CONFIGURATION:-release}"
+echo "== bench-finance: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo) memory, PostgreSQL $(value "SHOW server_version" | cut -d' ' -f1), sms-reseller ${CONFIGURATION:-release} built from $built_from"
 echo "server: ${settings[*]} (work_mem $(value "SHOW work_mem"), jit $(value "SHOW jit"))"
 echo "service: serve --no-dispatcher --no-report-polling --no-webhooks --no-ledger-maintenance --db-statement-timeout-ms 0 (none; default 30000), pool default"
 printf 'data: %s messages in %s batches, %s ledger transfers (month %s), database %s; loaded in %.0f s (%.1f min)\n' \
