@@ -9,6 +9,8 @@ enum InjectedFault {
     case drop
     case hang(Duration)
     case answer(GatewayErrorCode)
+    /// Carried out, then closed without the answer.
+    case loseAnswer
 }
 
 extension GatewaySimulator {
@@ -56,7 +58,8 @@ extension GatewaySimulator {
         if latency > 0 { try await Task.sleep(for: .milliseconds(latency)) }
 
         let answer: EngineAnswer
-        switch injectedFault(faults) {
+        let fault = injectedFault(faults)
+        switch fault {
         case .drop?:
             record(.dropped, nil)
             return try await closeUnanswered(context)
@@ -66,7 +69,7 @@ extension GatewaySimulator {
             return try await closeUnanswered(context)
         case .answer(let code)?:
             answer = EngineAnswer(text: GatewayAnswer.error(code))
-        case nil:
+        case nil, .loseAnswer?:
             if faults.inMaintenance(at: receivedAt) {
                 answer = EngineAnswer(text: GatewayAnswer.error(.maintenance))
             } else if path == GatewayCall.reportPath {
@@ -76,6 +79,10 @@ extension GatewaySimulator {
             }
         }
         worker.enqueue(answer.sent, epoch: answer.epoch)
+        if case .loseAnswer? = fault {
+            record(.answerLost, answer.text)
+            return try await closeUnanswered(context)
+        }
         record(.answered, answer.text)
         return Response(
             status: .init(code: answer.httpStatus),
@@ -84,9 +91,11 @@ extension GatewaySimulator {
         )
     }
 
-    /// One draw over the cumulative rates: drop, hang, 120, 150.
+    /// One draw over the cumulative rates: drop, hang, 120, 150, lost answer.
     private func injectedFault(_ faults: FaultConfiguration) -> InjectedFault? {
-        let rates = faults.dropRate + faults.hangRate + faults.gatewayErrorRate + faults.maintenanceErrorRate
+        let rates =
+            faults.dropRate + faults.hangRate + faults.gatewayErrorRate + faults.maintenanceErrorRate
+            + faults.answerLossRate
         guard rates > 0 else { return nil }
         var draw = engine.random.unit()
         let choices: [(Double, InjectedFault)] = [
@@ -94,6 +103,7 @@ extension GatewaySimulator {
             (faults.hangRate, .hang(.milliseconds(faults.hangMilliseconds))),
             (faults.gatewayErrorRate, .answer(.gatewayProblem)),
             (faults.maintenanceErrorRate, .answer(.maintenance)),
+            (faults.answerLossRate, .loseAnswer),
         ]
         for (rate, fault) in choices {
             if draw < rate { return fault }

@@ -179,8 +179,8 @@ public struct MaintenanceWindow: Sendable, Hashable, Codable {
 
 /// Faults injected into gateway calls and callbacks. Rates are probabilities in 0…1.
 ///
-/// Per gateway call: first the latency, then one draw picks at most one of drop, hang, `ERROR 120`, `ERROR 150`
-/// (in that order of the cumulative rates); an active maintenance window answers 150 before any check.
+/// Per gateway call: first the latency, then one draw picks at most one of drop, hang, `ERROR 120`, `ERROR 150`, lost
+/// answer (in that order of the cumulative rates); an active maintenance window answers 150 before any check.
 public struct FaultConfiguration: Sendable, Hashable, Codable {
     /// Added latency, uniformly distributed between the bounds (equal bounds: fixed).
     public var latencyMinimumMilliseconds: Int
@@ -194,6 +194,9 @@ public struct FaultConfiguration: Sendable, Hashable, Codable {
     public var hangMilliseconds: Int
     /// Share of calls whose connection is closed without an answer.
     public var dropRate: Double
+    /// Share of calls carried out (a send is accepted, charged and reported like any other) whose connection is then
+    /// closed without the answer: the client cannot tell whether its message was taken.
+    public var answerLossRate: Double
     /// Maintenance switched on now, until switched off.
     public var maintenance: Bool
     /// Scheduled maintenance.
@@ -213,6 +216,7 @@ public struct FaultConfiguration: Sendable, Hashable, Codable {
         hangRate: Double = 0,
         hangMilliseconds: Int = 30_000,
         dropRate: Double = 0,
+        answerLossRate: Double = 0,
         maintenance: Bool = false,
         maintenanceWindows: [MaintenanceWindow] = [],
         callbackLossRate: Double = 0,
@@ -226,6 +230,7 @@ public struct FaultConfiguration: Sendable, Hashable, Codable {
         self.hangRate = hangRate
         self.hangMilliseconds = hangMilliseconds
         self.dropRate = dropRate
+        self.answerLossRate = answerLossRate
         self.maintenance = maintenance
         self.maintenanceWindows = maintenanceWindows
         self.callbackLossRate = callbackLossRate

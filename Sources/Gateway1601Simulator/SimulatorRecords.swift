@@ -46,6 +46,9 @@ public struct ReceivedRequest: Sendable, Hashable, Codable {
         case dropped
         /// The call was held and then closed without an answer (hang fault).
         case hung
+        /// The call was carried out and its connection then closed without the answer (lost answer fault); `answer` is
+        /// what would have been sent.
+        case answerLost
     }
 
     public var sequence: Int

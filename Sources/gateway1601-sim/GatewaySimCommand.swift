@@ -31,6 +31,8 @@ struct GatewaySimCommand: AsyncParsableCommand {
     @Option(help: "Share (0…1) of calls that hang, then close without an answer.") var hangRate: Double?
     @Option(help: "How long a hanging call hangs, in milliseconds (default 30000).") var hangMs: Int?
     @Option(help: "Share (0…1) of calls whose connection is closed without an answer.") var dropRate: Double?
+    @Option(help: "Share (0…1) of calls carried out whose connection is then closed without the answer.")
+    var answerLossRate: Double?
     @Flag(help: "Start in maintenance: every call answers ERROR 150 until switched off via /_sim/faults.")
     var maintenance = false
     @Option(help: "Share (0…1) of delivery callbacks never sent.") var callbackLossRate: Double?
@@ -60,6 +62,7 @@ struct GatewaySimCommand: AsyncParsableCommand {
         set(\.faults.hangRate, hangRate)
         set(\.faults.hangMilliseconds, hangMs)
         set(\.faults.dropRate, dropRate)
+        set(\.faults.answerLossRate, answerLossRate)
         if maintenance { configuration.faults.maintenance = true }
         set(\.faults.callbackLossRate, callbackLossRate)
         set(\.faults.callbackDuplicateRate, callbackDuplicateRate)

@@ -152,6 +152,22 @@ import Testing
         }
     }
 
+    @Test func aLostAnswerComesAfterTheSendWasCarriedOut() async throws {
+        try await withSimulator { simulator, base in
+            simulator.setFaults(FaultConfiguration(answerLossRate: 1))
+            let error = try #require(await gatewayError { try await makeClient(base).send(Self.request) })
+            guard case .connectionLost = error else {
+                Issue.record("expected connectionLost, got \(error)")
+                return
+            }
+            #expect(error.isTransient && error.mayHaveBeenProcessed)
+            let recorded = try #require(simulator.receivedRequests().last)
+            let taken = try #require(simulator.messages().first, "the message was taken all the same")
+            // Without delivery=ja the answer would have been a bare OK.
+            #expect(recorded.outcome == .answerLost && recorded.answer == "OK" && taken.state == .sent)
+        }
+    }
+
     @Test func hangingRequestIsATransientTimeout() async throws {
         try await withSimulator { simulator, base in
             simulator.setFaults(FaultConfiguration(hangRate: 1, hangMilliseconds: 10_000))
