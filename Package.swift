@@ -242,6 +242,7 @@ let package = Package(
             dependencies: [
                 "ResellerApp",
                 "ResellerCore",
+                "Ledger",
                 "Messaging",
                 "Webhooks",
                 "Finance",

@@ -16,7 +16,7 @@ struct SMSResellerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sms-reseller",
         abstract: "Multi-tenant SMS reseller and billing backend in front of the 1601SMS gateway.",
-        subcommands: [Serve.self, Migrate.self, Admin.self, Export.self],
+        subcommands: [Serve.self, Migrate.self, Admin.self, Export.self, VerifyLedger.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -203,6 +203,18 @@ struct Serve: AsyncParsableCommand {
     )
     var dispatcherBackoffCapSeconds: Int?
 
+    @Option(
+        help:
+            "Seconds after an attempt in doubt (its answer lost) before the upstream's report table is asked whether it took the message, 0-3600 (env: DISPATCHER_IN_DOUBT_SETTLE_SECONDS; default \(Defaults.dispatch.inDoubtSettle.whole(.seconds(1))))."
+    )
+    var dispatcherInDoubtSettleSeconds: Int?
+
+    @Option(
+        help:
+            "Rows of the upstream's report table read to resolve messages in doubt, 1-100000 (env: DISPATCHER_IN_DOUBT_REPORT_ROWS; default \(Defaults.dispatch.inDoubtReportRows))."
+    )
+    var dispatcherInDoubtReportRows: Int?
+
     @Flag(
         help:
             "Do not poll the upstream for delivery reports nor expire messages from this instance (env: REPORT_POLLING=off)."
@@ -364,6 +376,20 @@ struct Serve: AsyncParsableCommand {
         guard base >= 1, cap >= 1, cap * 1000 >= base else {
             throw ValidationError("The backoff base and cap must be positive, the cap at least the base.")
         }
+        let settle = try common.integer(
+            dispatcherInDoubtSettleSeconds, env: "DISPATCHER_IN_DOUBT_SETTLE_SECONDS",
+            default: Defaults.dispatch.inDoubtSettle.whole(.seconds(1)))
+        guard (0...3600).contains(settle) else {
+            throw ValidationError("The in-doubt settle time must be 0-3600 seconds.")
+        }
+        let reportRows = try common.integer(
+            dispatcherInDoubtReportRows, env: "DISPATCHER_IN_DOUBT_REPORT_ROWS",
+            default: Defaults.dispatch.inDoubtReportRows)
+        guard (1...100_000).contains(reportRows) else {
+            throw ValidationError("The in-doubt report rows must be 1-100000.")
+        }
+        configuration.dispatch.inDoubtSettle = .seconds(settle)
+        configuration.dispatch.inDoubtReportRows = reportRows
         configuration.dispatch.pollInterval = .milliseconds(poll)
         configuration.dispatch.lease = .seconds(lease)
         configuration.dispatch.batchSize = batch

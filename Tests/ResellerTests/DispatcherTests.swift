@@ -28,15 +28,31 @@ import Testing
         var outbox: OutboxRepository { OutboxRepository(pool: pool) }
 
         /// Send calls the simulator received, oldest first.
-        var sends: [ReceivedRequest] { simulator.receivedRequests().filter { $0.path == GatewayCall.gatewayPath } }
+        var sends: [ReceivedRequest] {
+            simulator.receivedRequests().filter {
+                $0.path == GatewayCall.gatewayPath && $0.parameters.value(of: "action") == nil
+            }
+        }
+        /// Looks at the report table (`action=rapport`), oldest first.
+        var reportLookups: [ReceivedRequest] {
+            simulator.receivedRequests().filter { $0.parameters.value(of: "action") == "rapport" }
+        }
+        /// How many messages the simulator took with this message's id as `referentie`.
+        func taken(_ id: UUID) -> Int { simulator.messages().count(where: { $0.reference == id.apiString }) }
         /// Those it answered `OK …`.
         var accepted: [ReceivedRequest] { sends.filter { $0.answer?.hasPrefix("OK") == true } }
 
-        /// A dispatcher on this database with test timings: fast polls, short backoff.
-        func dispatcher(batchSize: Int = 100, metrics: ServiceMetrics = ServiceMetrics()) -> Dispatcher {
+        /// A dispatcher on this database with test timings: fast polls, short backoff, messages in doubt looked up
+        /// after `settle`.
+        func dispatcher(
+            batchSize: Int = 100, settle: Duration = .milliseconds(200), reportRows: Int = 1_000,
+            metrics: ServiceMetrics = ServiceMetrics()
+        ) -> Dispatcher {
             var settings = DispatcherSettings()
             settings.pollInterval = .milliseconds(50)
             settings.batchSize = batchSize
+            settings.inDoubtSettle = settle
+            settings.inDoubtReportRows = reportRows
             settings.backoff = RetryBackoff(base: .milliseconds(50), cap: .milliseconds(200))
             return Dispatcher(
                 connections: connections, clients: UpstreamClients(logger: DispatcherTests.logger),
@@ -355,7 +371,11 @@ import Testing
             let first = try #require(retries.first?.detail)
             #expect(first.hasPrefix("attempt 1 failed: ") && first.contains("; next attempt at "), "\(first)")
             #expect(world.accepted.count == 1, "sent once successfully")
-            #expect(world.sends.count == retries.count + 1, "one call per attempt")
+            // A timeout leaves the message in doubt: it is looked up before it is sent again.
+            let lookedUp = retries.filter { $0.detail?.contains("not in the upstream's report table") == true }
+            #expect(lookedUp.count == (fault.code == nil ? 1 : 0), "\(retries)")
+            #expect(world.sends.count == retries.count - lookedUp.count + 1, "one call per attempt")
+            #expect(world.reportLookups.count == lookedUp.count)
             #expect(world.simulator.messages().count == 1)
         }
     }
@@ -381,6 +401,177 @@ import Testing
                 "every reservation released exactly")
             #expect(world.sends.count == 1 && world.accepted.isEmpty)
             #expect(try await world.outboxRow(id) == nil)
+        }
+    }
+
+    // MARK: - Sends in doubt
+
+    /// A client of the simulator's sandbox account, as another sender (or a worker that died) would use it.
+    static func sandboxClient(_ world: World) async throws -> Gateway1601Client {
+        Gateway1601Client(
+            configuration: Gateway1601Configuration(
+                baseURL: try await world.simulator.baseURL(),
+                credentials: GatewayCredentials(username: "sandbox", password: "sandbox")),
+            logger: logger)
+    }
+
+    /// Waits until the message's attempt is recorded as a retry in doubt, and returns its outbox row.
+    static func recordedInDoubt(_ world: World, _ id: UUID) async throws {
+        try await eventually("the attempt is recorded, in doubt") {
+            guard let row = try await world.outboxRow(id) else { return false }
+            return row.attempts >= 1 && row.leasedBy == nil && row.possiblySent
+        }
+    }
+
+    @Test func aSendWhoseAnswerWasLostIsFoundInTheReportTableAndNotSentAgain() async throws {
+        try await Self.run { world in
+            // The upstream takes the message and the answer is lost on the way back.
+            world.simulator.setFaults(FaultConfiguration(answerLossRate: 1))
+            let id = try #require(
+                try await MessageFixtures.accept(pool: world.pool, tenant: world.tenant, recipients: ["31612345678"])
+                    .first)
+            // What the upstream charges for it (the fixtures' messages are free).
+            try await world.pool.query("UPDATE message SET upstream_cost = 400 WHERE id = \(id)")
+            try await withRunning([world.dispatcher(settle: .seconds(2))]) {
+                try await Self.recordedInDoubt(world, id)
+                #expect(world.taken(id) == 1)
+                // While the report table cannot be read, the message waits: asked again, never sent again.
+                world.simulator.setFaults(FaultConfiguration(maintenance: true))
+                try await eventually("a look at the report table fails", timeout: .seconds(20)) {
+                    try await world.events(id).contains {
+                        $0.detail?.contains("the upstream's report table could not be read") == true
+                    }
+                }
+                #expect(try await world.statuses([id]) == ["queued"])
+                world.simulator.setFaults(.none)
+                try await eventually("the message is submitted") { try await world.allSubmitted([id]) }
+            }
+            let upstream = try #require(world.simulator.messages().first { $0.reference == id.apiString })
+            #expect(world.taken(id) == 1, "the upstream took it once")
+            #expect(world.sends.count == 1, "one send call")
+            let row = try await world.message(id)
+            #expect(row.upstreamID == upstream.id && row.upstreamConnectionID == world.connectionID)
+            let submitted = try #require(try await world.events(id).last)
+            #expect(
+                submitted.status == "submitted"
+                    && submitted.detail
+                        == "in doubt; found in the upstream's report table as \(upstream.id)",
+                "\(submitted)")
+            #expect(try await world.reservationStates(row) == ["pending", "pending"])
+            #expect(try await world.outboxRow(id) == nil)
+            let costs = try await world.pool.query(
+                "SELECT count(*) FROM ledger_transfer WHERE code = 'upstream_cost' AND reference = \(id.apiString)"
+            ).first(as: Int.self)
+            #expect(costs == 1, "the upstream's cost is posted once")
+        }
+    }
+
+    @Test func aWorkerThatDiedAfterItsCallReachedTheUpstreamIsNotFollowedByASecondSend() async throws {
+        try await Self.run { world in
+            let ids = try await MessageFixtures.accept(
+                pool: world.pool, tenant: world.tenant, recipients: ["31611111111", "31622222222"])
+            // A worker claims both, sends the first, and dies before recording anything.
+            let claimed = try await world.outbox.claim(
+                connectionID: world.connectionID, limit: 10, lease: .seconds(1), worker: "dead-worker")
+            #expect(claimed.count == 2)
+            let client = try await Self.sandboxClient(world)
+            let sent = try await client.send(
+                SendRequest(
+                    message: "Hello", recipients: .numbers(["31611111111"]), sender: "Shop", deliveryReport: true,
+                    reference: ids[0].apiString))
+            try await withRunning([world.dispatcher()]) {
+                try await eventually("both are submitted after the lease") { try await world.allSubmitted(ids) }
+            }
+            #expect(world.taken(ids[0]) == 1 && world.taken(ids[1]) == 1, "each taken once")
+            #expect(try await world.message(ids[0]).upstreamID == sent.messageIDs.first)
+            #expect(world.sends.count == 2, "the dead worker's call and the other message's: nothing sent again")
+            #expect(world.reportLookups.count == 1, "one look at the table for the claim's messages in doubt")
+            let events = try await world.events(ids[1]).map(\.detail)
+            #expect(
+                events.contains(
+                    "in doubt; not in the upstream's report table, which lists all 1 messages of the account: sent again"
+                ), "\(events)")
+        }
+    }
+
+    @Test func aMessageInDoubtThatADeliveryReportNamedIsSubmittedWithoutALookup() async throws {
+        try await Self.run { world in
+            let id = try #require(
+                try await MessageFixtures.accept(pool: world.pool, tenant: world.tenant, recipients: ["31612345678"])
+                    .first)
+            // A worker sends it and dies; the upstream's SUBMITTED report gives the message its id meanwhile.
+            _ = try await world.outbox.claim(
+                connectionID: world.connectionID, limit: 1, lease: .seconds(1), worker: "dead-worker")
+            try await world.pool.query("UPDATE message SET upstream_id = '7000123' WHERE id = \(id)")
+            try await withRunning([world.dispatcher()]) {
+                try await eventually("the message is submitted") { try await world.allSubmitted([id]) }
+            }
+            #expect(world.sends.isEmpty && world.reportLookups.isEmpty, "neither sent again nor looked up")
+            let row = try await world.message(id)
+            #expect(row.upstreamID == "7000123")
+            #expect(
+                try await world.events(id).last?.detail
+                    == "in doubt; a delivery report from the upstream names it as 7000123")
+        }
+    }
+
+    @Test func absenceIsProvenByAListedMessageOfOursSubmittedBeforeTheAttempt() async throws {
+        try await Self.run(requestTimeoutMilliseconds: 1_000) { world in
+            let earlier = try await MessageFixtures.accept(
+                pool: world.pool, tenant: world.tenant, recipients: ["31611111111", "31622222222", "31633333333"])
+            try await withRunning([world.dispatcher(reportRows: 3)]) {
+                try await eventually("the earlier messages are submitted") { try await world.allSubmitted(earlier) }
+                // This one's call hangs past the request timeout, unprocessed.
+                world.simulator.setFaults(FaultConfiguration(hangRate: 1, hangMilliseconds: 3_000))
+                let id = try #require(
+                    try await MessageFixtures.accept(
+                        pool: world.pool, tenant: world.tenant, recipients: ["31644444444"]
+                    ).first)
+                try await Self.recordedInDoubt(world, id)
+                world.simulator.setFaults(.none)
+                try await eventually("the message is submitted") { try await world.allSubmitted([id]) }
+                #expect(world.taken(id) == 1)
+                let events = try await world.events(id).map(\.detail)
+                #expect(
+                    events.contains(
+                        "in doubt; not in the upstream's report table of its last 3 messages, which reaches back past the attempt: sent again"
+                    ), "\(events)")
+            }
+        }
+    }
+
+    @Test func aMessageStaysInDoubtWhileTheTableDoesNotReachBackAndFailsUnsentAtItsDeadline() async throws {
+        try await Self.run(requestTimeoutMilliseconds: 1_000) { world in
+            let before = try await MessageFixtures.balances(pool: world.pool, world.tenant.accounts)
+            // Three messages someone else sent fill the table: none is ours, so none proves how far back it reaches.
+            let client = try await Self.sandboxClient(world)
+            for number in ["31611111111", "31622222222", "31633333333"] {
+                _ = try await client.send(
+                    SendRequest(
+                        message: "Not ours", recipients: .numbers([number]), sender: "Other", deliveryReport: true))
+            }
+            world.simulator.setFaults(FaultConfiguration(hangRate: 1, hangMilliseconds: 3_000))
+            let id = try #require(
+                try await MessageFixtures.accept(
+                    pool: world.pool, tenant: world.tenant, recipients: ["31644444444"], deadlineIn: .seconds(8)
+                ).first)
+            try await withRunning([world.dispatcher(reportRows: 3)]) {
+                try await Self.recordedInDoubt(world, id)
+                world.simulator.setFaults(.none)
+                try await eventually("the message fails at its deadline", timeout: .seconds(30)) {
+                    try await world.statuses([id]) == ["failed"]
+                }
+            }
+            let ours = world.sends.filter { $0.parameters.value(of: "referentie") == id.apiString }
+            #expect(world.taken(id) == 0 && ours.count == 1, "never sent again")
+            #expect(!world.reportLookups.isEmpty)
+            let row = try await world.message(id)
+            #expect(
+                row.statusDetail?.contains(
+                    "in doubt, not sent again: the upstream's report table of its last 3 messages does not reach back to the attempt"
+                ) == true, "\(row)")
+            #expect(try await world.reservationStates(row) == ["voided", "voided"])
+            #expect(try await MessageFixtures.balances(pool: world.pool, world.tenant.accounts) == before)
         }
     }
 

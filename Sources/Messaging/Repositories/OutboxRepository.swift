@@ -19,8 +19,15 @@ package struct ClaimedMessage: Decodable, Sendable, Equatable {
     /// This claim's attempt number (claims so far, this one included); results name it, see ``DispatchResult``.
     package var attempt: Int
     package var deadlineAt: Date
-    /// Whether an earlier attempt may have reached the upstream (before this claim set the flag again).
+    /// Whether an earlier attempt may have reached the upstream (before this claim set the flag again): this claim must
+    /// not send, only find out whether the upstream took the message (see ``Dispatcher``, "Sends in doubt").
     package var wasPossiblySent: Bool
+    /// When the claim that may have called the upstream was made: for a message in doubt (``wasPossiblySent``), the
+    /// start of the attempt in doubt, never later than it; for any other, this claim's time.
+    package var attemptedAt: Date?
+    /// The upstream id a delivery report gave the message while its send's answer was not recorded (the report
+    /// overtook the answer, or the answer was lost): proof that the upstream took it.
+    package var reportedUpstreamID: String?
 
     package enum CodingKeys: String, CodingKey {
         case recipient, sender, text, long, status, attempt
@@ -29,6 +36,8 @@ package struct ClaimedMessage: Decodable, Sendable, Equatable {
         case subAccountID = "sub_account_id"
         case deadlineAt = "deadline_at"
         case wasPossiblySent = "was_possibly_sent"
+        case attemptedAt = "attempted_at"
+        case reportedUpstreamID = "reported_upstream_id"
     }
 }
 
@@ -37,6 +46,12 @@ package struct DispatchResult: Sendable, Equatable {
     package enum Outcome: Sendable, Equatable {
         /// The upstream answered `OK <id>`.
         case submitted(upstreamID: String, connectionID: UUID)
+        /// A message in doubt was found in the upstream's report table as `upstreamID`: recorded like an `OK`, with
+        /// `detail` (what was found) in its history.
+        case found(upstreamID: String, connectionID: UUID, detail: String)
+        /// A message in doubt was proven not taken by the upstream (`detail` says how): no longer in doubt, due again
+        /// at once.
+        case notTaken(detail: String)
         /// Refused for good (or a transient failure past the deadline): failed, reservations voided.
         case failed(code: Int?, detail: String)
         /// A transient failure: try again after `delay` (never after the deadline; past it the message fails).
@@ -78,6 +93,10 @@ package struct RecordedResults: Sendable, Equatable {
     package var voidedReservations: Int = 0
     /// Upstream costs posted (messages the upstream took for the first time, late `OK`s included).
     package var costed: Int = 0
+    /// Messages in doubt found in the upstream's report table (counted in `submitted` or `lateSubmissions` too).
+    package var foundInDoubt: Int = 0
+    /// Messages in doubt proven not taken by the upstream (counted in `released` too).
+    package var notTaken: Int = 0
 
     package init(
         submitted: Int = 0, lateSubmissions: Int = 0, failed: Int = 0, expired: Int = 0, retried: Int = 0,
@@ -119,16 +138,21 @@ package struct OutboxRepository: Sendable {
     }
 
     /// Claims up to `limit` due rows of `connectionID` for `worker` for `lease`: each gets `attempts + 1`,
-    /// `possibly_sent`, and `due_at = now() + lease`. Due scheduled messages become queued in the same statement (with
+    /// `possibly_sent`, and `due_at = now() + lease`; a row not in doubt also gets `attempted_at = now()`. A row in doubt
+    /// is not due before `settle` has passed since its attempt (the upstream may still be working on a call the client
+    /// gave up on). Due scheduled messages become queued in the same statement (with
     /// their `queued` event): the schedule is released by the claim itself. Oldest due first. Nothing while the
     /// connection is paused, so that a pause by one instance stops the others' next claims at once.
-    package func claim(connectionID: UUID, limit: Int, lease: Duration, worker: String) async throws -> [ClaimedMessage]
-    {
+    package func claim(
+        connectionID: UUID, limit: Int, lease: Duration, settle: Duration = .zero, worker: String
+    ) async throws -> [ClaimedMessage] {
         try await pool.query(
             """
             WITH due AS (
                 SELECT message_id, due_at, possibly_sent FROM message_outbox
                 WHERE connection_id = \(connectionID) AND due_at <= now()
+                  AND (NOT possibly_sent OR attempted_at IS NULL
+                       OR attempted_at <= now() - make_interval(secs => \(settle.inSeconds)))
                   AND EXISTS (SELECT 1 FROM upstream_connection WHERE id = \(connectionID) AND status = 'active')
                 ORDER BY due_at
                 LIMIT \(limit)
@@ -136,9 +160,9 @@ package struct OutboxRepository: Sendable {
             ), claimed AS (
                 UPDATE message_outbox o
                 SET due_at = now() + make_interval(secs => \(lease.inSeconds)), attempts = o.attempts + 1, possibly_sent = true,
-                    leased_by = \(worker)
+                    leased_by = \(worker), attempted_at = CASE WHEN due.possibly_sent THEN o.attempted_at ELSE now() END
                 FROM due WHERE o.message_id = due.message_id
-                RETURNING o.message_id, o.attempts, o.deadline_at, due.due_at, due.possibly_sent
+                RETURNING o.message_id, o.attempts, o.deadline_at, o.attempted_at, due.due_at, due.possibly_sent
             ), released AS (
                 UPDATE message m SET status = 'queued', status_at = now()
                 FROM claimed c WHERE m.id = c.message_id AND m.status = 'scheduled'
@@ -148,7 +172,8 @@ package struct OutboxRepository: Sendable {
             )
             SELECT c.message_id, m.reseller_id, m.sub_account_id, m.recipient, b.sender, b.text, b.long,
                    CASE m.status WHEN 'scheduled' THEN 'queued' ELSE m.status END AS status,
-                   c.attempts AS attempt, c.deadline_at, c.possibly_sent AS was_possibly_sent
+                   c.attempts AS attempt, c.deadline_at, c.possibly_sent AS was_possibly_sent, c.attempted_at,
+                   m.upstream_id AS reported_upstream_id
             FROM claimed c
             JOIN message m ON m.id = c.message_id
             JOIN message_batch b ON b.reseller_id = m.reseller_id AND b.id = m.batch_id
@@ -177,15 +202,20 @@ package struct OutboxRepository: Sendable {
             var holders: [UUID: (worker: String?, attempt: Int, pastDeadline: Bool)] = [:]
             for row in rows { holders[row.0] = (row.1, row.2, row.3) }
 
-            var submitted: [(DispatchResult, upstreamID: String, connectionID: UUID)] = []
+            var submitted: [(DispatchResult, upstreamID: String, connectionID: UUID, detail: String?)] = []
             var failed: [(id: UUID, code: Int?, detail: String)] = []
             var retried: [(id: UUID, code: Int?, error: String, possiblySent: Bool, delay: Duration)] = []
-            var released: [(id: UUID, undo: Int, possiblySent: Bool, error: String?)] = []
+            var released: [(id: UUID, undo: Int, possiblySent: Bool, error: String?, event: String?)] = []
             var discarded: [UUID] = []
             for result in results {
-                if case .submitted(let upstreamID, let connectionID) = result.outcome {
-                    submitted.append((result, upstreamID, connectionID))
+                switch result.outcome {
+                case .submitted(let upstreamID, let connectionID):
+                    submitted.append((result, upstreamID, connectionID, nil))
                     continue
+                case .found(let upstreamID, let connectionID, let detail):
+                    submitted.append((result, upstreamID, connectionID, detail))
+                    continue
+                default: break
                 }
                 guard let holder = holders[result.messageID], holder.worker == worker, holder.attempt == result.attempt
                 else {
@@ -193,7 +223,7 @@ package struct OutboxRepository: Sendable {
                     continue
                 }
                 switch result.outcome {
-                case .submitted: break
+                case .submitted, .found: break
                 case .failed(let code, let detail):
                     failed.append((result.messageID, code, detail))
                 case .retry(let code, let error, let possiblySent, let delay):
@@ -208,7 +238,9 @@ package struct OutboxRepository: Sendable {
                         retried.append((result.messageID, code, error, possiblySent, delay))
                     }
                 case .released(let attempted, let possiblySent, let error):
-                    released.append((result.messageID, attempted ? 0 : 1, possiblySent, error))
+                    released.append((result.messageID, attempted ? 0 : 1, possiblySent, error, nil))
+                case .notTaken(let detail):
+                    released.append((result.messageID, 0, false, nil, detail))
                 case .discarded:
                     discarded.append(result.messageID)
                 }
@@ -219,8 +251,9 @@ package struct OutboxRepository: Sendable {
                     """
                     WITH u AS (
                         SELECT * FROM unnest(\(submitted.map { $0.0.messageID }), \(submitted.map { $0.upstreamID }),
-                                             \(submitted.map { $0.connectionID }), \(submitted.map { $0.0.attempt }))
-                            AS u (id, upstream_id, connection_id, attempt)
+                                             \(submitted.map { $0.connectionID }), \(submitted.map { $0.0.attempt }),
+                                             \(submitted.map { $0.detail }))
+                            AS u (id, upstream_id, connection_id, attempt, detail)
                     ), gone AS (
                         DELETE FROM message_outbox o USING u WHERE o.message_id = u.id
                     ), updated AS (
@@ -228,21 +261,24 @@ package struct OutboxRepository: Sendable {
                         SET status = 'submitted', upstream_id = left(u.upstream_id, 100), upstream_connection_id = u.connection_id,
                             submitted_at = now(), status_at = now()
                         FROM u WHERE m.id = u.id AND m.status IN ('queued', 'scheduled')
-                        RETURNING m.reseller_id, m.id
+                        RETURNING m.reseller_id, m.id, u.detail
                     )
                     INSERT INTO message_event (reseller_id, message_id, status, detail)
-                    SELECT reseller_id, id, 'submitted', NULL FROM updated
+                    SELECT reseller_id, id, 'submitted', left(detail, 500) FROM updated
                     UNION ALL
                     SELECT m.reseller_id, m.id, 'late_submission',
                            left(format('the upstream accepted attempt %s as %s after the message was already %s',
                                        u.attempt, u.upstream_id, m.status), 500)
                     FROM u JOIN message m ON m.id = u.id
                     WHERE u.id NOT IN (SELECT id FROM updated)
+                      -- A message in doubt found again under the id it is recorded with is no news.
+                      AND NOT (u.detail IS NOT NULL AND m.upstream_id IS NOT DISTINCT FROM left(u.upstream_id, 100))
                     RETURNING status
                     """
                 ).decode(String.self)
                 recorded.submitted = statuses.count(where: { $0 == "submitted" })
                 recorded.lateSubmissions = statuses.count - recorded.submitted
+                recorded.foundInDoubt = submitted.count(where: { $0.detail != nil })
                 recorded.costed = try await Self.postUpstreamCosts(
                     messages: submitted.map { $0.0.messageID }, connections: submitted.map(\.connectionID),
                     on: connection)
@@ -312,15 +348,21 @@ package struct OutboxRepository: Sendable {
             if !released.isEmpty {
                 try await connection.query(
                     """
-                    UPDATE message_outbox o
-                    SET due_at = now(), attempts = o.attempts - u.undo, possibly_sent = u.possibly_sent, leased_by = NULL,
-                        last_error = coalesce(left(u.error, 500), o.last_error)
-                    FROM unnest(\(released.map { $0.id }), \(released.map { $0.undo }), \(released.map { $0.possiblySent }),
-                                \(released.map { $0.error }))
-                        AS u (id, undo, possibly_sent, error)
-                    WHERE o.message_id = u.id
+                    WITH updated AS (
+                        UPDATE message_outbox o
+                        SET due_at = now(), attempts = o.attempts - u.undo, possibly_sent = u.possibly_sent, leased_by = NULL,
+                            last_error = coalesce(left(u.error, 500), o.last_error)
+                        FROM unnest(\(released.map { $0.id }), \(released.map { $0.undo }), \(released.map { $0.possiblySent }),
+                                    \(released.map { $0.error }), \(released.map { $0.event }))
+                            AS u (id, undo, possibly_sent, error, event)
+                        WHERE o.message_id = u.id
+                        RETURNING o.reseller_id, o.message_id, u.event
+                    )
+                    INSERT INTO message_event (reseller_id, message_id, status, detail)
+                    SELECT reseller_id, message_id, 'queued', left(event, 500) FROM updated WHERE event IS NOT NULL
                     """)
                 recorded.released = released.count
+                recorded.notTaken = released.count(where: { $0.event != nil })
             }
 
             if !discarded.isEmpty {
@@ -329,6 +371,20 @@ package struct OutboxRepository: Sendable {
             }
             return recorded
         }
+    }
+
+    /// The earliest time a message of `connectionID` listed here by its upstream id was recorded as submitted, if
+    /// any is ours: the upstream took that message before then. Used to prove how far back the upstream's report table
+    /// reaches.
+    package func earliestSubmission(upstreamIDs: [String], connectionID: UUID) async throws -> Date? {
+        guard !upstreamIDs.isEmpty else { return nil }
+        let earliest = try await pool.query(
+            """
+            SELECT min(submitted_at) FROM message
+            WHERE upstream_id = ANY(\(upstreamIDs)) AND upstream_connection_id = \(connectionID)
+            """
+        ).first(as: Date?.self)
+        return earliest ?? nil
     }
 
     /// Posts what the upstream charges for each message it took (`messages[i]` through `connections[i]`): the

@@ -23,6 +23,13 @@ package struct DispatcherSettings: Sendable {
     /// How long transient upstream failures are retried before the message fails: the send path sets each message's
     /// deadline to its acceptance (or schedule) time plus this.
     package var retryDeadline: Duration = .seconds(86_400)
+    /// How long after an attempt in doubt (its answer lost) the upstream is asked whether it took the message: the
+    /// upstream may still be working on a call the client gave up on, and a look at its report table before it is done
+    /// would wrongly find nothing. Also the shortest wait before such a message is looked at again.
+    package var inDoubtSettle: Duration = .seconds(30)
+    /// Rows of the upstream's report table (`action=rapport&aantal=`) read to resolve messages in doubt: the more,
+    /// the longer after an attempt its absence can still be proven on a busy account.
+    package var inDoubtReportRows: Int = 10_000
     /// Names this dispatcher in `message_outbox.leased_by`: unique per running dispatcher.
     package var worker: String = workerName()
 
@@ -53,9 +60,13 @@ package struct DispatcherSettings: Sendable {
 /// pauses the connection (audited, `system:dispatcher`) and hands the message and the lane's unsent claims back,
 /// still queued; the lane stops until an admin resumes the connection.
 ///
-/// Delivery to the upstream is at least once: several dispatchers never claim the same message while each finishes
-/// within its lease, but a worker that dies after the upstream took a message and before the answer was recorded
-/// leaves the message to be claimed and sent again after the lease.
+/// Several dispatchers never claim the same message while each finishes within its lease. A message whose attempt may
+/// have reached the upstream without its answer being recorded (a timeout, a lost connection, a worker that died: the
+/// outbox row's `possibly_sent`) is **in doubt** and is never sent again blindly: its next claim, no sooner than
+/// ``DispatcherSettings/inDoubtSettle`` after the attempt, only reads the upstream's report table
+/// (``resolveInDoubt(_:through:client:recorder:)``). Found there, it is recorded as submitted with the id found; proven
+/// absent, it is due again and sent by the claim after; otherwise it keeps waiting (and asking) until its deadline, and
+/// then fails unsent (docs/sending.md, "Sends in doubt").
 ///
 /// Graceful shutdown stops claiming, lets calls in flight finish and records them; cancellation behaves like a crash.
 package final class Dispatcher: Service, Sendable {
@@ -162,6 +173,18 @@ package final class Dispatcher: Service, Sendable {
         let spacing = Duration.seconds(1) / record.rateLimitPerSecond
         // No more than can be started within the window at the rate limit.
         let claimSize = max(1, min(settings.batchSize, Int(startWindow / spacing)))
+        /// One upstream call to start: a message's send, or one look at the report table for the claim's messages in
+        /// doubt.
+        enum Job {
+            case send(ClaimedMessage)
+            case resolve([ClaimedMessage])
+            var messages: [ClaimedMessage] {
+                switch self {
+                case .send(let message): [message]
+                case .resolve(let messages): messages
+                }
+            }
+        }
         await withTaskGroup(of: Void.self) { group in
             var running = 0
             var nextStart = ContinuousClock.now
@@ -185,7 +208,8 @@ package final class Dispatcher: Service, Sendable {
                 let claimed: [ClaimedMessage]
                 do {
                     claimed = try await outbox.claim(
-                        connectionID: record.id, limit: claimSize, lease: lease, worker: settings.worker)
+                        connectionID: record.id, limit: claimSize, lease: lease, settle: settings.inDoubtSettle,
+                        worker: settings.worker)
                 } catch {
                     logDatabaseProblem(error, doing: "claiming messages")
                     idleSince = generation
@@ -193,8 +217,24 @@ package final class Dispatcher: Service, Sendable {
                 }
                 if claimed.count < claimSize { idleSince = generation }
                 let startBy = claimStarted + startWindow
+                var jobs: [Job] = []
+                var inDoubt: [ClaimedMessage] = []
+                for message in claimed {
+                    guard message.status == .queued else {
+                        logger.error(
+                            "outbox row of a message that is not queued",
+                            metadata: ["message": "\(message.messageID)", "status": "\(message.status.rawValue)"])
+                        recorder.submit([
+                            DispatchResult(messageID: message.messageID, attempt: message.attempt, outcome: .discarded)
+                        ])
+                        continue
+                    }
+                    if message.wasPossiblySent { inDoubt.append(message) } else { jobs.append(.send(message)) }
+                }
+                // The look at the report table first: it is one call for all of them.
+                if !inDoubt.isEmpty { jobs.insert(.resolve(inDoubt), at: 0) }
                 var index = 0
-                while index < claimed.count {
+                while index < jobs.count {
                     if running >= record.concurrency {
                         await group.next()
                         running -= 1
@@ -207,23 +247,21 @@ package final class Dispatcher: Service, Sendable {
                         continue
                     }
                     nextStart = max(nextStart, now) + spacing
-                    let message = claimed[index]
+                    let job = jobs[index]
                     index += 1
-                    guard message.status == .queued else {
-                        logger.error(
-                            "outbox row of a message that is not queued",
-                            metadata: ["message": "\(message.messageID)", "status": "\(message.status.rawValue)"])
-                        recorder.submit([
-                            DispatchResult(messageID: message.messageID, attempt: message.attempt, outcome: .discarded)
-                        ])
-                        continue
-                    }
                     running += 1
-                    group.addTask { await self.send(message, through: lane, client: client, recorder: recorder) }
+                    switch job {
+                    case .send(let message):
+                        group.addTask { await self.send(message, through: lane, client: client, recorder: recorder) }
+                    case .resolve(let messages):
+                        group.addTask {
+                            await self.resolveInDoubt(messages, through: lane, client: client, recorder: recorder)
+                        }
+                    }
                 }
-                if index < claimed.count {
+                if index < jobs.count {
                     recorder.submit(
-                        claimed[index...].map { message in
+                        jobs[index...].flatMap(\.messages).map { message in
                             DispatchResult(
                                 messageID: message.messageID, attempt: message.attempt,
                                 outcome: .released(attempted: false, possiblySent: message.wasPossiblySent, error: nil))
@@ -260,8 +298,8 @@ package final class Dispatcher: Service, Sendable {
                 connection: connection.name, result: error.disposition.rawValue, duration: ContinuousClock.now - started
             )
             let code: Int? = if case .gateway(let code) = error { code.rawValue } else { nil }
-            // An earlier attempt that may have reached the upstream still may have, whatever this one's answer.
-            let possiblySent = message.wasPossiblySent || error.mayHaveBeenProcessed
+            // Only messages not in doubt are sent: whether this attempt may have reached the upstream is all there is.
+            let possiblySent = error.mayHaveBeenProcessed
             let metadata: Logger.Metadata = [
                 "message": "\(message.messageID)", "attempt": "\(message.attempt)", "connection": "\(connection.name)",
                 "error": "\(error)",
@@ -272,9 +310,11 @@ package final class Dispatcher: Service, Sendable {
                 outcome = .failed(code: code, detail: error.description)
             case .retry:
                 logger.info("upstream call failed for now", metadata: metadata)
+                // In doubt: its next claim only asks, once the upstream has had time to finish the call.
+                let delay = settings.backoff.delay(afterAttempt: message.attempt)
                 outcome = .retry(
                     code: code, error: error.description, possiblySent: possiblySent,
-                    delay: settings.backoff.delay(afterAttempt: message.attempt))
+                    delay: possiblySent ? max(delay, settings.inDoubtSettle) : delay)
             case .pauseConnection:
                 outcome = await pause(
                     lane, after: error, message: message, possiblySent: possiblySent, metadata: metadata)
@@ -308,6 +348,120 @@ package final class Dispatcher: Service, Sendable {
                 code: nil, error: error.description, possiblySent: possiblySent,
                 delay: settings.backoff.delay(afterAttempt: message.attempt))
         }
+    }
+
+    // MARK: - Sends in doubt
+
+    /// Rows of the report table the upstream's document shows (`aantal=100`): a table shorter than that (and than
+    /// asked for) lists every message of the account. A longer request might be cut short by an upstream limit the
+    /// document does not mention, so only this size proves completeness by itself.
+    static let documentedReportRows = 100
+
+    /// Finds out whether the upstream took `messages` (a claim's messages in doubt). A message a delivery report has
+    /// already named (``ClaimedMessage/reportedUpstreamID``) was taken: recorded as submitted under that id. For the
+    /// others, one look at the upstream's report table (`action=rapport`), which lists the account's latest messages,
+    /// newest first, each with the `referentie` it was sent with (our message id):
+    /// - listed: the upstream took it; recorded as submitted under the (first) id listed, with what was found in its
+    ///   history;
+    /// - not listed, and the table provably reaches back past the attempt in doubt: not taken; due again at once. The
+    ///   proof is a table shorter than both the rows asked for and ``documentedReportRows`` (the whole account), or a
+    ///   listed message of this connection that we recorded as submitted no later than the attempt started (the table
+    ///   is ordered by acceptance, so any message taken after it is listed above it);
+    /// - otherwise (the table cannot be read, or does not reach back far enough): still in doubt, asked again after a
+    ///   backoff, and failed unsent at the deadline.
+    private func resolveInDoubt(
+        _ messages: [ClaimedMessage], through lane: Lane, client: Gateway1601Client, recorder: ResultRecorder
+    ) async {
+        let connection = lane.connection.record
+        var results: [DispatchResult] = messages.compactMap { message in
+            message.reportedUpstreamID.map { upstreamID in
+                DispatchResult(
+                    messageID: message.messageID, attempt: message.attempt,
+                    outcome: .found(
+                        upstreamID: upstreamID, connectionID: connection.id,
+                        detail: "in doubt; a delivery report from the upstream names it as \(upstreamID)"))
+            }
+        }
+        let messages = messages.filter { $0.reportedUpstreamID == nil }
+        guard !messages.isEmpty else { return recorder.submit(results) }
+        let asked = settings.inDoubtReportRows
+        let started = ContinuousClock.now
+        func stillInDoubt(_ reason: String, code: Int? = nil) -> [DispatchResult] {
+            messages.map { message in
+                DispatchResult(
+                    messageID: message.messageID, attempt: message.attempt,
+                    outcome: .retry(
+                        code: code, error: "in doubt, not sent again: \(reason)", possiblySent: true,
+                        delay: max(settings.backoff.delay(afterAttempt: message.attempt), .seconds(1))))
+            }
+        }
+        let table: [ReportEntry]
+        do throws(Gateway1601Error) {
+            table = try await client.report(count: asked)
+            metrics.recordUpstreamCall(
+                connection: connection.name, result: "ok", duration: ContinuousClock.now - started)
+        } catch {
+            metrics.recordUpstreamCall(
+                connection: connection.name, result: error.disposition.rawValue, duration: ContinuousClock.now - started
+            )
+            logger.warning(
+                "the upstream's report table could not be read: messages in doubt wait",
+                metadata: ["connection": "\(connection.name)", "messages": "\(messages.count)", "error": "\(error)"])
+            let code: Int? = if case .gateway(let code) = error { code.rawValue } else { nil }
+            recorder.submit(
+                results + stillInDoubt("the upstream's report table could not be read (\(error))", code: code))
+            return
+        }
+        let listed = Dictionary(grouping: table, by: \.reference)
+        let wholeAccount = table.count < min(asked, Self.documentedReportRows)
+        var reachesBackTo: Date?
+        if !wholeAccount, messages.contains(where: { listed[$0.messageID.apiString] == nil }) {
+            do {
+                reachesBackTo = try await outbox.earliestSubmission(
+                    upstreamIDs: table.map(\.smsID), connectionID: connection.id)
+            } catch {
+                logDatabaseProblem(error, doing: "reading how far back the upstream's report table reaches")
+                recorder.submit(
+                    results + stillInDoubt("how far back the upstream's report table reaches could not be read"))
+                return
+            }
+        }
+        for message in messages {
+            let outcome: DispatchResult.Outcome
+            if let entries = listed[message.messageID.apiString], let first = entries.last {
+                var detail =
+                    "in doubt; found in the upstream's report table as \(first.smsID)"
+                if entries.count > 1 {
+                    detail +=
+                        " (listed \(entries.count) times: \(entries.reversed().map(\.smsID).joined(separator: ", ")))"
+                }
+                outcome = .found(upstreamID: first.smsID, connectionID: connection.id, detail: detail)
+            } else if wholeAccount {
+                outcome = .notTaken(
+                    detail:
+                        "in doubt; not in the upstream's report table, which lists all \(table.count) messages of the account: sent again"
+                )
+            } else if let reachesBackTo, let attemptedAt = message.attemptedAt, reachesBackTo <= attemptedAt {
+                outcome = .notTaken(
+                    detail:
+                        "in doubt; not in the upstream's report table of its last \(table.count) messages, which reaches back past the attempt: sent again"
+                )
+            } else {
+                results += stillInDoubt(
+                    "the upstream's report table of its last \(table.count) messages does not reach back to the attempt"
+                ).filter { $0.messageID == message.messageID }
+                continue
+            }
+            results.append(DispatchResult(messageID: message.messageID, attempt: message.attempt, outcome: outcome))
+        }
+        logger.info(
+            "messages in doubt looked up in the upstream's report table",
+            metadata: [
+                "connection": "\(connection.name)", "messages": "\(messages.count)", "rows": "\(table.count)",
+                "found": "\(results.count(where: { if case .found = $0.outcome { true } else { false } }))",
+                "notTaken": "\(results.count(where: { if case .notTaken = $0.outcome { true } else { false } }))",
+            ])
+        recorder.submit(results)
     }
 
     private func logDatabaseProblem(_ error: any Error, doing what: String) {

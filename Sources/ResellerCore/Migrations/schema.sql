@@ -1332,6 +1332,7 @@ CREATE TABLE public.message_outbox (
     possibly_sent boolean DEFAULT false NOT NULL,
     leased_by text,
     last_error text,
+    attempted_at timestamp with time zone,
     CONSTRAINT message_outbox_attempts_check CHECK ((attempts >= 0)),
     CONSTRAINT message_outbox_last_error_check CHECK ((length(last_error) <= 500))
 );
