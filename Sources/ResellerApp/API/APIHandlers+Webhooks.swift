@@ -21,6 +21,8 @@ extension APIHandlers {
         -> Operations.CreateSubAccountWebhook.Output
     {
         let (principal, account) = try await findSubAccount(input.path.subAccountId)
+        // The admin reads tenants' webhooks; the tenants register them.
+        try Access.ensure(principal, isOneOf: .reseller, .subAccount)
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
         guard account.status != .closed else { throw APIProblem.conflict("The sub-account is closed.") }
         let (url, format, types, description) = try await validatedWebhook(body)
@@ -65,7 +67,7 @@ extension APIHandlers {
 
     package func updateWebhook(_ input: Operations.UpdateWebhook.Input) async throws -> Operations.UpdateWebhook.Output
     {
-        let (principal, record) = try await findWebhook(input.path.webhookId)
+        let (principal, record) = try await changeableWebhook(input.path.webhookId)
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
         // The format is fixed: pending deliveries and the receiver's code are made for it.
         if let format = body.format, format.rawValue != record.format.rawValue {
@@ -92,7 +94,7 @@ extension APIHandlers {
 
     package func deleteWebhook(_ input: Operations.DeleteWebhook.Input) async throws -> Operations.DeleteWebhook.Output
     {
-        let (principal, record) = try await findWebhook(input.path.webhookId)
+        let (principal, record) = try await changeableWebhook(input.path.webhookId)
         guard try await webhookEndpoints.delete(id: record.id, scope: principal.scope, by: AuditActor(principal)) else {
             throw APIProblem.notFound("No webhook \(record.id.apiString).")
         }
@@ -102,7 +104,7 @@ extension APIHandlers {
     package func rotateWebhookSecret(_ input: Operations.RotateWebhookSecret.Input) async throws
         -> Operations.RotateWebhookSecret.Output
     {
-        let (principal, record) = try await findWebhook(input.path.webhookId)
+        let (principal, record) = try await changeableWebhook(input.path.webhookId)
         var hours = 24
         if case .json(let body) = input.body, let given = body.previousSecretValidHours {
             guard (0...168).contains(given) else {
@@ -134,7 +136,7 @@ extension APIHandlers {
     package func redeliverWebhookDelivery(_ input: Operations.RedeliverWebhookDelivery.Input) async throws
         -> Operations.RedeliverWebhookDelivery.Output
     {
-        let (_, record) = try await findWebhook(input.path.webhookId)
+        let (_, record) = try await changeableWebhook(input.path.webhookId)
         let deliveryID = try pathID(input.path.deliveryId, "delivery")
         guard record.status == .active else { throw APIProblem.conflict("The webhook is disabled; enable it first.") }
         guard let delivery = try await webhookEndpoints.redeliver(endpointID: record.id, deliveryID: deliveryID) else {
@@ -146,7 +148,7 @@ extension APIHandlers {
     package func replayWebhookEvents(_ input: Operations.ReplayWebhookEvents.Input) async throws
         -> Operations.ReplayWebhookEvents.Output
     {
-        let (_, record) = try await findWebhook(input.path.webhookId)
+        let (_, record) = try await changeableWebhook(input.path.webhookId)
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
         guard body.from < body.to else {
             throw APIProblem.validation([.init(field: "/to", message: "must be after from")])
@@ -198,6 +200,14 @@ extension APIHandlers {
         guard let record = try await webhookEndpoints.find(id: id, scope: principal.scope) else {
             throw APIProblem.notFound("No webhook \(id.apiString).")
         }
+        return (principal, record)
+    }
+
+    /// The endpoint, when the caller may change it: 404 unless visible, then 403 for the admin, who reads tenants'
+    /// webhooks but neither changes nor resends them.
+    package func changeableWebhook(_ pathID: String) async throws -> (Principal, WebhookEndpointRecord) {
+        let (principal, record) = try await findWebhook(pathID)
+        try Access.ensure(principal, isOneOf: .reseller, .subAccount)
         return (principal, record)
     }
 
