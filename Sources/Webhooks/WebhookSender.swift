@@ -52,6 +52,8 @@ package struct WebhookSenderSettings: Sendable {
     package var batchSize: Int = 50
     /// Requests in flight at once, per instance.
     package var concurrency: Int = 16
+    /// Requests in flight at once to one endpoint (or one send's callback URL), all instances together.
+    package var perEndpoint: Int = 4
     /// Full jitter, doubling from `base`, at most `cap`: with the defaults a delivery gets roughly 80 attempts in the
     /// three days before it is given up (`webhook_delivery.give_up_at`).
     package var backoff = RetryBackoff(base: .seconds(10), cap: .seconds(3600))
@@ -71,7 +73,7 @@ package struct WebhookSenderSettings: Sendable {
 /// Delivers webhook events: the worker side of the webhook outbox (`0009_webhooks.sql`).
 ///
 /// Whenever a request slot is free (at most `concurrency` in flight) and at every poll interval it claims due deliveries
-/// (``WebhookDeliveryRepository/claim(limit:lease:worker:)``) and POSTs each with
+/// fairly between endpoints (``WebhookDeliveryRepository/claim(limit:perEndpoint:lease:worker:)``) and POSTs each with
 /// `Webhook-Id`, `Webhook-Timestamp` and `Webhook-Signature` (``WebhookSignature``); a delivery in the `1601` format is
 /// instead the upstream's unsigned callback GET (``legacyURL(_:)``). A 2xx whose whole answer (at most ``bodyLimit`` of
 /// its body read) came within the timeout is a success; anything else (another status, a redirect — never
@@ -190,12 +192,12 @@ package final class WebhookSender: Service, Sendable {
         return !claimed.isEmpty && claimed.count == settings.batchSize
     }
 
-    /// Up to `limit` due deliveries, claimed (``WebhookDeliveryRepository/claim(limit:lease:worker:)``), with the SSRF
-    /// guard as the admin's settings are now. None when the claim failed (logged).
+    /// Up to `limit` due deliveries, claimed fairly (``WebhookDeliveryRepository/claim(limit:perEndpoint:lease:worker:)``),
+    /// with the SSRF guard as the admin's settings are now. None when the claim failed (logged).
     private func claim(limit: Int) async -> ([ClaimedWebhookDelivery], WebhookAddressGuard) {
         do {
             let claimed = try await repository.claim(
-                limit: limit, lease: settings.lease, worker: settings.worker)
+                limit: limit, perEndpoint: settings.perEndpoint, lease: settings.lease, worker: settings.worker)
             guard !claimed.isEmpty else { return ([], WebhookAddressGuard()) }
             let guardrail = WebhookAddressGuard(allowed: try await repository.allowedRanges().compactMap(IPRange.init))
             return (claimed, guardrail)

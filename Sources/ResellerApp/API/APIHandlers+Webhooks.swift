@@ -139,9 +139,13 @@ extension APIHandlers {
         let (_, record) = try await changeableWebhook(input.path.webhookId)
         let deliveryID = try pathID(input.path.deliveryId, "delivery")
         guard record.status == .active else { throw APIProblem.conflict("The webhook is disabled; enable it first.") }
-        guard let delivery = try await webhookEndpoints.redeliver(endpointID: record.id, deliveryID: deliveryID) else {
-            throw APIProblem.notFound("No delivery \(deliveryID.apiString).")
+        let redelivered: WebhookDeliveryRecord?
+        do {
+            redelivered = try await webhookEndpoints.redeliver(endpointID: record.id, deliveryID: deliveryID)
+        } catch let refusal as WebhookRequeueRefusal {
+            throw Self.problem(refusal, "redeliveries")
         }
+        guard let delivery = redelivered else { throw APIProblem.notFound("No delivery \(deliveryID.apiString).") }
         return .accepted(.init(body: .json(try Self.schema(delivery))))
     }
 
@@ -154,7 +158,13 @@ extension APIHandlers {
             throw APIProblem.validation([.init(field: "/to", message: "must be after from")])
         }
         guard record.status == .active else { throw APIProblem.conflict("The webhook is disabled; enable it first.") }
-        guard let queued = try await webhookEndpoints.replay(record, from: body.from, to: body.to) else {
+        let replayed: Int?
+        do {
+            replayed = try await webhookEndpoints.replay(record, from: body.from, to: body.to)
+        } catch let refusal as WebhookRequeueRefusal {
+            throw Self.problem(refusal, "replays")
+        }
+        guard let queued = replayed else {
             throw APIProblem.validation([
                 .init(
                     field: "/to",
@@ -209,6 +219,21 @@ extension APIHandlers {
         let (principal, record) = try await findWebhook(pathID)
         try Access.ensure(principal, isOneOf: .reseller, .subAccount)
         return (principal, record)
+    }
+
+    /// 429 with `Retry-After` past a rate, 409 past the pending cap (docs/webhooks.md, "Fairness and limits").
+    private static func problem(_ refusal: WebhookRequeueRefusal, _ what: String) -> APIProblem {
+        switch refusal {
+        case .rateLimited(let calls, let window, let retryAfter):
+            let seconds = Int(window.components.seconds)
+            return .rateLimited(
+                "At most \(calls) \(what) of one webhook per \(seconds) seconds; retry in \(retryAfter.components.seconds) s.",
+                retryAfter: retryAfter)
+        case .overCap(let pending, let adding, let cap):
+            return .conflict(
+                "The webhook has \(pending) pending deliveries; \(adding) more would pass the limit of \(cap). "
+                    + "Let the receiver catch up, or replay a shorter period.")
+        }
     }
 
     /// The URL, format, event types and description of a registration; a `1601` endpoint's types default to (and can
