@@ -91,7 +91,7 @@ package func buildApplication(
     }
     if configuration.webhooks {
         // The client first: services stop in reverse order, so the sender finishes before its client closes.
-        let webhookHTTP = WebhookHTTPClient()
+        let webhookHTTP = WebhookHTTPClient(timeout: configuration.webhookDelivery.timeout)
         services.append(webhookHTTP)
         services.append(
             WebhookSender(

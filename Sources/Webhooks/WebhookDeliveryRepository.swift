@@ -122,18 +122,47 @@ package struct WebhookDeliveryRepository: Sendable {
     }
 
     /// Claims up to `limit` due deliveries of active endpoints (or of a send's own callback URL) for `worker` for
-    /// `lease`. Oldest due first.
-    package func claim(limit: Int, lease: Duration, worker: String) async throws -> [ClaimedWebhookDelivery] {
+    /// `lease`, fairly: no endpoint gets more than `perEndpoint` in flight (claimed and not yet recorded, by any sender),
+    /// and the endpoints take turns — every endpoint's oldest due delivery comes before any endpoint's second — so one
+    /// endpoint's backlog never delays another's deliveries. A send's callback URL counts as an endpoint of its own
+    /// (among the oldest due thousand). Oldest due first within an endpoint.
+    package func claim(
+        limit: Int, perEndpoint: Int = WebhookSenderSettings().perEndpoint, lease: Duration, worker: String
+    ) async throws
+        -> [ClaimedWebhookDelivery]
+    {
         try await pool.query(
             """
-            WITH due AS (
+            WITH endpoint_due AS (
+                SELECT d.id, d.due_at, d.turn
+                FROM webhook_endpoint e
+                CROSS JOIN LATERAL (
+                    SELECT d.id, d.due_at, row_number() OVER (ORDER BY d.due_at) AS turn
+                    FROM webhook_delivery d
+                    WHERE d.endpoint_id = e.id AND d.state = 'pending' AND d.due_at <= now()
+                    ORDER BY d.due_at
+                    LIMIT greatest(0, \(perEndpoint) - (
+                        SELECT count(*) FROM webhook_delivery f
+                        WHERE f.endpoint_id = e.id AND f.state = 'pending' AND f.leased_by IS NOT NULL AND f.due_at > now()))
+                ) d
+                WHERE e.status = 'active'
+            ), callback_due AS (
+                SELECT c.id, c.due_at, c.turn FROM (
+                    SELECT d.id, d.due_at, row_number() OVER (PARTITION BY d.url ORDER BY d.due_at) AS turn
+                    FROM (
+                        SELECT id, due_at, url FROM webhook_delivery
+                        WHERE endpoint_id IS NULL AND state = 'pending' AND due_at <= now()
+                        ORDER BY due_at LIMIT 1000
+                    ) d
+                ) c
+                WHERE c.turn <= \(perEndpoint)
+            ), due AS (
                 SELECT d.id FROM webhook_delivery d
+                JOIN (SELECT * FROM endpoint_due UNION ALL SELECT * FROM callback_due) r ON r.id = d.id
                 WHERE d.state = 'pending' AND d.due_at <= now()
-                  AND (d.endpoint_id IS NULL
-                       OR EXISTS (SELECT 1 FROM webhook_endpoint e WHERE e.id = d.endpoint_id AND e.status = 'active'))
-                ORDER BY d.due_at
+                ORDER BY r.turn, r.due_at
                 LIMIT \(limit)
-                FOR UPDATE SKIP LOCKED
+                FOR UPDATE OF d SKIP LOCKED
             ), claimed AS (
                 UPDATE webhook_delivery d
                 SET due_at = now() + make_interval(secs => \(lease.inSeconds)), attempts = d.attempts + 1, leased_by = \(worker)

@@ -91,6 +91,14 @@ package struct WebhookDeliveryRecord: Decodable, Sendable {
     }
 }
 
+/// Why a replay or redelivery was refused.
+package enum WebhookRequeueRefusal: Error, Sendable, Equatable {
+    /// More than `calls` within `window` for the endpoint; the next is accepted after `retryAfter`.
+    case rateLimited(calls: Int, window: Duration, retryAfter: Duration)
+    /// `pending` deliveries wait for the endpoint already; `adding` more would pass `cap`.
+    case overCap(pending: Int, adding: Int, cap: Int)
+}
+
 /// Webhook endpoints, their delivery log, redelivery and replay, and the admin's SSRF exceptions. Every lookup by id
 /// is scoped by the caller's tenant: a sub-account sees its own endpoints, a reseller its own and its sub-accounts'.
 ///
@@ -289,18 +297,24 @@ package struct WebhookEndpointRepository: Sendable {
         ).decodeRecords(WebhookDeliveryRecord.self)
     }
 
-    /// A new delivery of `deliveryID`'s event to its endpoint, due now. Nil when the endpoint has no such delivery.
+    /// A new delivery of `deliveryID`'s event to its endpoint, due now. Nil when the endpoint has no such delivery;
+    /// ``WebhookRequeueRefusal`` past the redelivery rate or the pending cap.
     package func redeliver(endpointID: UUID, deliveryID: UUID) async throws -> WebhookDeliveryRecord? {
         try await pool.withTransaction { connection in
             guard
-                let id = try await connection.query(
-                    """
-                    INSERT INTO webhook_delivery (reseller_id, endpoint_id, event_id)
-                    SELECT reseller_id, endpoint_id, event_id FROM webhook_delivery WHERE id = \(deliveryID) AND endpoint_id = \(endpointID)
-                    RETURNING id
-                    """
-                ).first(as: UUID.self)
+                try await connection.query(
+                    "SELECT 1 FROM webhook_delivery WHERE id = \(deliveryID) AND endpoint_id = \(endpointID)"
+                ).count == 1
             else { return nil }
+            try await Self.admit(.redeliver, endpointID: endpointID, on: connection)
+            try await Self.checkCap(endpointID: endpointID, adding: 1, on: connection)
+            let id = try await connection.query(
+                """
+                INSERT INTO webhook_delivery (reseller_id, endpoint_id, event_id)
+                SELECT reseller_id, endpoint_id, event_id FROM webhook_delivery WHERE id = \(deliveryID) AND endpoint_id = \(endpointID)
+                RETURNING id
+                """
+            ).first(as: UUID.self)
             return try await connection.query(
                 """
                 SELECT \(Self.deliveryColumns) FROM webhook_delivery d JOIN webhook_event ev ON ev.id = d.event_id WHERE d.id = \(id)
@@ -312,12 +326,73 @@ package struct WebhookEndpointRepository: Sendable {
     /// The most events one replay queues.
     package static let replayLimit = 10_000
 
+    /// The most deliveries that may wait (pending) for one endpoint before a replay or redelivery is refused. Live events
+    /// are queued whatever the count (docs/webhooks.md, "Fairness and limits").
+    package static let pendingCap = 10_000
+
+    /// Replays accepted per endpoint within a sliding window.
+    package static let replayRate = (calls: 10, window: Duration.seconds(3600))
+
+    /// Redeliveries accepted per endpoint within a sliding window.
+    package static let redeliverRate = (calls: 60, window: Duration.seconds(60))
+
+    /// What asks for deliveries beyond the live events, each with its own rate.
+    package enum Requeue: String, Sendable {
+        case replay, redeliver
+
+        package var rate: (calls: Int, window: Duration) {
+            switch self {
+            case .replay: WebhookEndpointRepository.replayRate
+            case .redeliver: WebhookEndpointRepository.redeliverRate
+            }
+        }
+    }
+
+    /// Counts a replay or redelivery of `endpointID`, or refuses it past the rate of `kind`. Takes the endpoint's row
+    /// lock to the end of the transaction, so that concurrent calls for one endpoint are counted (and checked against
+    /// the cap) one after the other; a call refused later in the transaction is not counted.
+    private static func admit(_ kind: Requeue, endpointID: UUID, on connection: PostgresConnection) async throws {
+        let window = kind.rate.window.inSeconds
+        try await connection.query("SELECT 1 FROM webhook_endpoint WHERE id = \(endpointID) FOR NO KEY UPDATE")
+        try await connection.query(
+            """
+            DELETE FROM webhook_requeue
+            WHERE endpoint_id = \(endpointID) AND kind = \(kind.rawValue) AND called_at <= now() - make_interval(secs => \(window))
+            """)
+        let (calls, wait) =
+            try await connection.query(
+                """
+                SELECT count(*)::int,
+                       coalesce(ceil(extract(epoch FROM min(called_at) + make_interval(secs => \(window)) - clock_timestamp())), 1)::int
+                FROM webhook_requeue WHERE endpoint_id = \(endpointID) AND kind = \(kind.rawValue)
+                """
+            ).first(as: (Int, Int).self) ?? (0, 1)
+        if calls >= kind.rate.calls {
+            throw WebhookRequeueRefusal.rateLimited(
+                calls: kind.rate.calls, window: kind.rate.window, retryAfter: .seconds(max(1, wait)))
+        }
+        try await connection.query(
+            "INSERT INTO webhook_requeue (endpoint_id, kind) VALUES (\(endpointID), \(kind.rawValue))")
+    }
+
+    /// Refuses adding `adding` deliveries to `endpointID` when that would pass ``pendingCap``.
+    private static func checkCap(endpointID: UUID, adding: Int, on connection: PostgresConnection) async throws {
+        let pending =
+            try await connection.query(
+                "SELECT count(*)::int FROM webhook_delivery WHERE endpoint_id = \(endpointID) AND state = 'pending'"
+            ).first(as: Int.self) ?? 0
+        if pending + adding > pendingCap {
+            throw WebhookRequeueRefusal.overCap(pending: pending, adding: adding, cap: pendingCap)
+        }
+    }
+
     /// New deliveries to `endpoint` of the stored events of `[from, to)` that it would get now (owner and types), in
     /// the order they occurred. A `1601` endpoint gets the delivery notifications of batches with delivery reports
     /// and no callback URL of their own (for a sub-account's endpoint) only; a signed one no BUFFERED notification.
-    /// Nil when there are more than ``replayLimit``.
+    /// Nil when there are more than ``replayLimit``; ``WebhookRequeueRefusal`` past the replay rate or the pending cap.
     package func replay(_ endpoint: WebhookEndpointRecord, from: Date, to: Date) async throws -> Int? {
         try await pool.withTransaction { connection in
+            try await Self.admit(.replay, endpointID: endpoint.id, on: connection)
             let legacy = endpoint.format == .legacy1601
             let matching: PostgresQuery = """
                 FROM webhook_event ev
@@ -334,6 +409,7 @@ package struct WebhookEndpointRepository: Sendable {
                 """
             let count = try await connection.query("SELECT count(*) \(matching)").first(as: Int.self) ?? 0
             guard count <= Self.replayLimit else { return nil }
+            try await Self.checkCap(endpointID: endpoint.id, adding: count, on: connection)
             try await connection.query(
                 """
                 INSERT INTO webhook_delivery (reseller_id, endpoint_id, event_id, due_at)

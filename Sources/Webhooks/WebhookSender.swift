@@ -52,6 +52,8 @@ package struct WebhookSenderSettings: Sendable {
     package var batchSize: Int = 50
     /// Requests in flight at once, per instance.
     package var concurrency: Int = 16
+    /// Requests in flight at once to one endpoint (or one send's callback URL), all instances together.
+    package var perEndpoint: Int = 4
     /// Full jitter, doubling from `base`, at most `cap`: with the defaults a delivery gets roughly 80 attempts in the
     /// three days before it is given up (`webhook_delivery.give_up_at`).
     package var backoff = RetryBackoff(base: .seconds(10), cap: .seconds(3600))
@@ -70,10 +72,11 @@ package struct WebhookSenderSettings: Sendable {
 
 /// Delivers webhook events: the worker side of the webhook outbox (`0009_webhooks.sql`).
 ///
-/// Every poll interval (or at once after a full batch) it claims due deliveries (``WebhookDeliveryRepository``) and
-/// POSTs each, at most `concurrency` at a time, with `Webhook-Id`, `Webhook-Timestamp` and `Webhook-Signature`
-/// (``WebhookSignature``); a delivery in the `1601` format is instead the upstream's unsigned callback GET
-/// (``legacyURL(_:)``). A 2xx within the timeout is a success; anything else (another status, a redirect — never
+/// Whenever a request slot is free (at most `concurrency` in flight) and at every poll interval it claims due deliveries
+/// fairly between endpoints (``WebhookDeliveryRepository/claim(limit:perEndpoint:lease:worker:)``) and POSTs each with
+/// `Webhook-Id`, `Webhook-Timestamp` and `Webhook-Signature` (``WebhookSignature``); a delivery in the `1601` format is
+/// instead the upstream's unsigned callback GET (``legacyURL(_:)``). A 2xx whose whole answer (at most ``bodyLimit`` of
+/// its body read) came within the timeout is a success; anything else (another status, a redirect — never
 /// followed —, a timeout, a connection error, an address the SSRF guard refuses) is a failed attempt, retried with
 /// ``RetryBackoff`` until the delivery's give-up time. Delivery is at least once: a sender that dies after the receiver
 /// got the request and before it recorded the answer leaves the delivery to be sent again after the lease; receivers
@@ -101,14 +104,47 @@ package final class WebhookSender: Service, Sendable {
         self.client = client
     }
 
+    /// Keeps up to `concurrency` attempts in flight: it claims as many due deliveries as there are free slots, again
+    /// whenever an attempt ends and at every poll interval, so one attempt that takes its whole timeout holds one slot,
+    /// never a round.
     package func run() async throws {
         await withGracefulShutdownHandler {
-            var rounds = 0
-            while !self.stopping.load(ordering: .relaxed), !Task.isCancelled {
-                if rounds % 600 == 0 { await self.purge() }
-                rounds += 1
-                let full = await self.runOnce()
-                if !full { try? await Task.sleep(for: self.settings.pollInterval) }
+            await withTaskGroup(of: Bool.self) { group in
+                var inFlight = 0
+                var ticking = false
+                var claims = 0
+                while !self.stopping.load(ordering: .relaxed), !Task.isCancelled {
+                    if claims % 600 == 0 { await self.purge() }
+                    let free = self.settings.concurrency - inFlight
+                    if free > 0 {
+                        claims += 1
+                        let (claimed, guardrail) = await self.claim(limit: min(self.settings.batchSize, free))
+                        for delivery in claimed {
+                            inFlight += 1
+                            group.addTask {
+                                await self.deliver(delivery, guardrail: guardrail)
+                                return true
+                            }
+                        }
+                        // Every slot taken by this claim: more may be due as soon as one frees.
+                        if !claimed.isEmpty && claimed.count == free { continue }
+                    }
+                    if !ticking {
+                        ticking = true
+                        group.addTask {
+                            try? await Task.sleep(for: self.settings.pollInterval)
+                            return false
+                        }
+                    }
+                    // An attempt ended (a slot is free) or the poll interval passed.
+                    switch await group.next() {
+                    case true?: inFlight -= 1
+                    case false?: ticking = false
+                    case nil: break
+                    }
+                }
+                // Stopping: the attempts in flight end (each within the timeout) and are recorded.
+                await group.waitForAll()
             }
         } onGracefulShutdown: {
             self.stopping.store(true, ordering: .relaxed)
@@ -137,52 +173,61 @@ package final class WebhookSender: Service, Sendable {
         }
     }
 
-    /// One round: claim, deliver, record. Whether the batch was full (more may be due).
+    /// One round (for tests and tools): claim up to `batchSize`, attempt each (at most `concurrency` at a time), record.
+    /// Whether the batch was full (more may be due).
     @discardableResult
     package func runOnce() async -> Bool {
+        let (claimed, guardrail) = await claim(limit: settings.batchSize)
+        await withTaskGroup(of: Void.self) { group in
+            var running = 0
+            for delivery in claimed {
+                if running >= settings.concurrency {
+                    await group.next()
+                    running -= 1
+                }
+                running += 1
+                group.addTask { await self.deliver(delivery, guardrail: guardrail) }
+            }
+        }
+        return !claimed.isEmpty && claimed.count == settings.batchSize
+    }
+
+    /// Up to `limit` due deliveries, claimed fairly (``WebhookDeliveryRepository/claim(limit:perEndpoint:lease:worker:)``),
+    /// with the SSRF guard as the admin's settings are now. None when the claim failed (logged).
+    private func claim(limit: Int) async -> ([ClaimedWebhookDelivery], WebhookAddressGuard) {
         do {
             let claimed = try await repository.claim(
-                limit: settings.batchSize, lease: settings.lease, worker: settings.worker)
-            guard !claimed.isEmpty else { return false }
+                limit: limit, perEndpoint: settings.perEndpoint, lease: settings.lease, worker: settings.worker)
+            guard !claimed.isEmpty else { return ([], WebhookAddressGuard()) }
             let guardrail = WebhookAddressGuard(allowed: try await repository.allowedRanges().compactMap(IPRange.init))
-            await withTaskGroup(of: Void.self) { group in
-                var running = 0
-                for delivery in claimed {
-                    if running >= settings.concurrency {
-                        await group.next()
-                        running -= 1
-                    }
-                    running += 1
-                    group.addTask {
-                        let result = await self.attempt(delivery, guardrail: guardrail)
-                        do {
-                            let outcome = try await self.repository.record(
-                                result, worker: self.settings.worker, disableAfter: self.settings.disableAfter)
-                            if outcome != .delivered {
-                                self.logger.info(
-                                    "webhook attempt failed",
-                                    metadata: [
-                                        "delivery": "\(delivery.deliveryID)", "attempt": "\(delivery.attempt)",
-                                        "outcome": "\(outcome)",
-                                        "error": "\(result.error ?? "")",
-                                    ])
-                            }
-                        } catch {
-                            self.logger.warning(
-                                "webhook attempt not recorded",
-                                metadata: ["delivery": "\(delivery.deliveryID)", "error": "\(error)"])
-                        }
-                    }
-                }
-            }
-            return claimed.count == settings.batchSize
+            return (claimed, guardrail)
         } catch let error as PostgresError where error.sqlState == "42P01" {
             logger.debug("webhook sender waits for the schema", metadata: ["error": "\(error)"])
         } catch {
-            if Task.isCancelled || error is CancellationError { return false }
-            logger.warning("webhook round failed", metadata: ["error": "\(error)"])
+            if Task.isCancelled || error is CancellationError { return ([], WebhookAddressGuard()) }
+            logger.warning("webhook claim failed", metadata: ["error": "\(error)"])
         }
-        return false
+        return ([], WebhookAddressGuard())
+    }
+
+    /// One attempt of a claimed delivery, recorded.
+    private func deliver(_ delivery: ClaimedWebhookDelivery, guardrail: WebhookAddressGuard) async {
+        let result = await attempt(delivery, guardrail: guardrail)
+        do {
+            let outcome = try await repository.record(
+                result, worker: settings.worker, disableAfter: settings.disableAfter)
+            if outcome != .delivered {
+                logger.info(
+                    "webhook attempt failed",
+                    metadata: [
+                        "delivery": "\(delivery.deliveryID)", "attempt": "\(delivery.attempt)",
+                        "outcome": "\(outcome)", "error": "\(result.error ?? "")",
+                    ])
+            }
+        } catch {
+            logger.warning(
+                "webhook attempt not recorded", metadata: ["delivery": "\(delivery.deliveryID)", "error": "\(error)"])
+        }
     }
 
     /// The old-style request's URL: the registered one with the upstream's callback parameters appended exactly as the
@@ -254,16 +299,19 @@ package final class WebhookSender: Service, Sendable {
                         timestamp: timestamp, body: delivery.body))
                 request.body = .bytes(ByteBuffer(string: delivery.body))
             }
+            // One deadline for the whole exchange, the answer's body included: the client's own deadline ends with the
+            // response head, and a receiver that sends its head and then nothing must not hold the attempt.
             let deadline = NIODeadline.now() + .nanoseconds(Int64(settings.timeout.inSeconds * 1e9))
-            let response = try await client.execute(request, deadline: deadline)
-            result.statusCode = Int(response.status.code)
-            // Read (and drop) a little of the answer so that the connection can be reused; a slow body is not waited for.
-            _ = try? await response.body.collect(upTo: 64 * 1024)
-            if !(200..<300).contains(response.status.code) {
+            guard
+                let status = try await Self.exchange(
+                    request, client: client, deadline: deadline, within: settings.timeout)
+            else { throw HTTPClientError.deadlineExceeded }
+            result.statusCode = status
+            if !(200..<300).contains(status) {
                 result.error =
-                    (300..<400).contains(response.status.code)
-                    ? "answered \(response.status.code) (redirects are not followed)"
-                    : "answered \(response.status.code)"
+                    (300..<400).contains(status)
+                    ? "answered \(status) (redirects are not followed)"
+                    : "answered \(status)"
             }
         } catch let refusal as WebhookAddressRefusal {
             result.error = "refused: \(refusal.reason)"
@@ -277,6 +325,36 @@ package final class WebhookSender: Service, Sendable {
         result.latencyMilliseconds = Int((ContinuousClock.now - started).inSeconds * 1000)
         return result
     }
+
+    /// The most of an answer's body that is read (and dropped); past it the connection is closed instead of reused.
+    package static let bodyLimit = 64 * 1024
+
+    /// `request`'s status code once its whole answer (at most ``bodyLimit`` of its body) is in; nil when that took
+    /// longer than `timeout`. The exchange runs as a child task that is cancelled at the deadline, which makes the client
+    /// close the connection.
+    static func exchange(
+        _ request: HTTPClientRequest, client: HTTPClient, deadline: NIODeadline, within timeout: Duration
+    )
+        async throws -> Int?
+    {
+        try await withThrowingTaskGroup(of: Int?.self) { group in
+            group.addTask {
+                let response = try await client.execute(request, deadline: deadline)
+                var read = 0
+                for try await chunk in response.body {
+                    read += chunk.readableBytes
+                    if read > bodyLimit { break }
+                }
+                return Int(response.status.code)
+            }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            return try await group.next() ?? nil
+        }
+    }
 }
 
 /// The webhook sender's own HTTP client (never the upstream's: other timeouts, and redirects must never be followed),
@@ -284,10 +362,12 @@ package final class WebhookSender: Service, Sendable {
 package struct WebhookHTTPClient: Service {
     package let client: HTTPClient
 
-    package init() {
+    /// `timeout` is the sender's: no read on a connection waits longer.
+    package init(timeout: Duration = WebhookSenderSettings().timeout) {
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
-        configuration.timeout = .init(connect: .seconds(5))
+        configuration.timeout = .init(
+            connect: .seconds(5), read: .nanoseconds(Int64(timeout.inSeconds * 1e9)))
         configuration.connectionPool = .init(idleTimeout: .seconds(30))
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }

@@ -33,6 +33,12 @@ final class WebhookReceiver: Sendable {
         case slow(Duration)
         /// 302 to this location (always the answer on `/redirect`).
         case redirect(String)
+        /// `200 OK` with `Content-Length: 10`, then nothing (always the answer on `/stall`).
+        case stall
+        /// `200 OK`, then a byte of body every 100 ms, never ending (always the answer on `/trickle`).
+        case trickle
+        /// `200 OK`, then 64 KB chunks of body as fast as they are taken, 256 MB in all (always the answer on `/flood`).
+        case flood
     }
 
     private let state = Mutex<(received: [Received], plan: [Answer], port: Int)>(([], [], 0))
@@ -52,7 +58,14 @@ final class WebhookReceiver: Sendable {
                         path: request.uri.path, authority: request.head.authority, headers: request.headers,
                         body: String(buffer: buffer),
                         query: request.uri.query ?? "", method: request.method))
-                if request.uri.path == "/redirect" { return .redirect("http://127.0.0.1:\(state.port)/target") }
+                switch request.uri.path {
+                case "/redirect": return .redirect("http://127.0.0.1:\(state.port)/target")
+                case "/stall": return .stall
+                case "/trickle": return .trickle
+                case "/flood": return .flood
+                case "/slow": return .slow(.seconds(1))
+                default: break
+                }
                 return state.plan.isEmpty ? .status(200) : state.plan.removeFirst()
             }
             switch answer {
@@ -63,9 +76,32 @@ final class WebhookReceiver: Sendable {
                 return Response(status: .ok)
             case .redirect(let location):
                 return Response(status: .found, headers: [.location: location])
+            case .stall:
+                return Response(
+                    status: .ok, headers: [.contentLength: "10"],
+                    body: ResponseBody { _ in try await Task.sleep(for: .seconds(120)) })
+            case .trickle:
+                return Response(
+                    status: .ok,
+                    body: ResponseBody { writer in
+                        for _ in 0..<1200 {
+                            try await writer.write(ByteBuffer(string: "x"))
+                            try await Task.sleep(for: .milliseconds(100))
+                        }
+                        try await writer.finish(nil)
+                    })
+            case .flood:
+                return Response(
+                    status: .ok,
+                    body: ResponseBody { writer in
+                        let chunk = ByteBuffer(repeating: UInt8(ascii: "x"), count: 64 * 1024)
+                        for _ in 0..<4096 { try await writer.write(chunk) }
+                        try await writer.finish(nil)
+                    })
             }
         }
         router.post("/hook", use: handler)
+        for path in ["/stall", "/trickle", "/flood", "/slow"] { router.post(RouterPath(path), use: handler) }
         router.post("/target", use: handler)
         router.post("/redirect", use: handler)
         // Old-style (1601) notifications are GETs.
@@ -99,7 +135,7 @@ final class WebhookReceiver: Sendable {
         settings.backoff = RetryBackoff(base: .milliseconds(1), cap: .milliseconds(1))
         settings.worker = "test-sender"
         configure(&settings)
-        let http = WebhookHTTPClient()
+        let http = WebhookHTTPClient(timeout: settings.timeout)
         do {
             try await body(
                 WebhookSender(pool: pool, client: http.client, settings: settings, logger: HTTPSkeletonTests.logger))
@@ -432,7 +468,7 @@ final class WebhookReceiver: Sendable {
                 // Another sender, started later as the service it is, delivers it.
                 var settings = WebhookSenderSettings()
                 settings.pollInterval = .milliseconds(50)
-                let http = WebhookHTTPClient()
+                let http = WebhookHTTPClient(timeout: settings.timeout)
                 let sender = WebhookSender(
                     pool: api.pool, client: http.client, settings: settings, logger: HTTPSkeletonTests.logger)
                 let group = ServiceGroup(

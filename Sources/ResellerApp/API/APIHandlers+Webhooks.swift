@@ -21,6 +21,8 @@ extension APIHandlers {
         -> Operations.CreateSubAccountWebhook.Output
     {
         let (principal, account) = try await findSubAccount(input.path.subAccountId)
+        // The admin reads tenants' webhooks; the tenants register them.
+        try Access.ensure(principal, isOneOf: .reseller, .subAccount)
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
         guard account.status != .closed else { throw APIProblem.conflict("The sub-account is closed.") }
         let (url, format, types, description) = try await validatedWebhook(body)
@@ -65,7 +67,7 @@ extension APIHandlers {
 
     package func updateWebhook(_ input: Operations.UpdateWebhook.Input) async throws -> Operations.UpdateWebhook.Output
     {
-        let (principal, record) = try await findWebhook(input.path.webhookId)
+        let (principal, record) = try await changeableWebhook(input.path.webhookId)
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
         // The format is fixed: pending deliveries and the receiver's code are made for it.
         if let format = body.format, format.rawValue != record.format.rawValue {
@@ -92,7 +94,7 @@ extension APIHandlers {
 
     package func deleteWebhook(_ input: Operations.DeleteWebhook.Input) async throws -> Operations.DeleteWebhook.Output
     {
-        let (principal, record) = try await findWebhook(input.path.webhookId)
+        let (principal, record) = try await changeableWebhook(input.path.webhookId)
         guard try await webhookEndpoints.delete(id: record.id, scope: principal.scope, by: AuditActor(principal)) else {
             throw APIProblem.notFound("No webhook \(record.id.apiString).")
         }
@@ -102,7 +104,7 @@ extension APIHandlers {
     package func rotateWebhookSecret(_ input: Operations.RotateWebhookSecret.Input) async throws
         -> Operations.RotateWebhookSecret.Output
     {
-        let (principal, record) = try await findWebhook(input.path.webhookId)
+        let (principal, record) = try await changeableWebhook(input.path.webhookId)
         var hours = 24
         if case .json(let body) = input.body, let given = body.previousSecretValidHours {
             guard (0...168).contains(given) else {
@@ -134,25 +136,35 @@ extension APIHandlers {
     package func redeliverWebhookDelivery(_ input: Operations.RedeliverWebhookDelivery.Input) async throws
         -> Operations.RedeliverWebhookDelivery.Output
     {
-        let (_, record) = try await findWebhook(input.path.webhookId)
+        let (_, record) = try await changeableWebhook(input.path.webhookId)
         let deliveryID = try pathID(input.path.deliveryId, "delivery")
         guard record.status == .active else { throw APIProblem.conflict("The webhook is disabled; enable it first.") }
-        guard let delivery = try await webhookEndpoints.redeliver(endpointID: record.id, deliveryID: deliveryID) else {
-            throw APIProblem.notFound("No delivery \(deliveryID.apiString).")
+        let redelivered: WebhookDeliveryRecord?
+        do {
+            redelivered = try await webhookEndpoints.redeliver(endpointID: record.id, deliveryID: deliveryID)
+        } catch let refusal as WebhookRequeueRefusal {
+            throw Self.problem(refusal, "redeliveries")
         }
+        guard let delivery = redelivered else { throw APIProblem.notFound("No delivery \(deliveryID.apiString).") }
         return .accepted(.init(body: .json(try Self.schema(delivery))))
     }
 
     package func replayWebhookEvents(_ input: Operations.ReplayWebhookEvents.Input) async throws
         -> Operations.ReplayWebhookEvents.Output
     {
-        let (_, record) = try await findWebhook(input.path.webhookId)
+        let (_, record) = try await changeableWebhook(input.path.webhookId)
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
         guard body.from < body.to else {
             throw APIProblem.validation([.init(field: "/to", message: "must be after from")])
         }
         guard record.status == .active else { throw APIProblem.conflict("The webhook is disabled; enable it first.") }
-        guard let queued = try await webhookEndpoints.replay(record, from: body.from, to: body.to) else {
+        let replayed: Int?
+        do {
+            replayed = try await webhookEndpoints.replay(record, from: body.from, to: body.to)
+        } catch let refusal as WebhookRequeueRefusal {
+            throw Self.problem(refusal, "replays")
+        }
+        guard let queued = replayed else {
             throw APIProblem.validation([
                 .init(
                     field: "/to",
@@ -199,6 +211,29 @@ extension APIHandlers {
             throw APIProblem.notFound("No webhook \(id.apiString).")
         }
         return (principal, record)
+    }
+
+    /// The endpoint, when the caller may change it: 404 unless visible, then 403 for the admin, who reads tenants'
+    /// webhooks but neither changes nor resends them.
+    package func changeableWebhook(_ pathID: String) async throws -> (Principal, WebhookEndpointRecord) {
+        let (principal, record) = try await findWebhook(pathID)
+        try Access.ensure(principal, isOneOf: .reseller, .subAccount)
+        return (principal, record)
+    }
+
+    /// 429 with `Retry-After` past a rate, 409 past the pending cap (docs/webhooks.md, "Fairness and limits").
+    private static func problem(_ refusal: WebhookRequeueRefusal, _ what: String) -> APIProblem {
+        switch refusal {
+        case .rateLimited(let calls, let window, let retryAfter):
+            let seconds = Int(window.components.seconds)
+            return .rateLimited(
+                "At most \(calls) \(what) of one webhook per \(seconds) seconds; retry in \(retryAfter.components.seconds) s.",
+                retryAfter: retryAfter)
+        case .overCap(let pending, let adding, let cap):
+            return .conflict(
+                "The webhook has \(pending) pending deliveries; \(adding) more would pass the limit of \(cap). "
+                    + "Let the receiver catch up, or replay a shorter period.")
+        }
     }
 
     /// The URL, format, event types and description of a registration; a `1601` endpoint's types default to (and can

@@ -20,6 +20,8 @@ package struct APIProblem: Error, Sendable, Equatable {
     /// The 1601 gateway error code, where one applies.
     package var gatewayCode: Int?
     package var fieldErrors: [FieldError]
+    /// When to try again (`Retry-After`), for a refusal that passes with time.
+    package var retryAfter: Duration?
 
     package struct FieldError: Sendable, Equatable {
         package var field: String
@@ -52,6 +54,12 @@ package struct APIProblem: Error, Sendable, Equatable {
     }
     package static func conflict(_ detail: String) -> APIProblem {
         APIProblem(.conflict, code: "conflict", detail: detail)
+    }
+    /// 429: too many calls of this kind for now; `retryAfter` says when the next is accepted.
+    package static func rateLimited(_ detail: String, retryAfter: Duration) -> APIProblem {
+        var problem = APIProblem(.tooManyRequests, code: "rate_limited", detail: detail)
+        problem.retryAfter = retryAfter
+        return problem
     }
     package static func validation(_ errors: [FieldError]) -> APIProblem {
         APIProblem(

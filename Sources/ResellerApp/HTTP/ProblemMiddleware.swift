@@ -32,6 +32,9 @@ package struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             }
             var response = problem.response(instance: request.uri.path, requestID: RequestScope.requestID)
             if problem.status == .unauthorized { response.headers[.wwwAuthenticate] = "Bearer" }
+            if let retryAfter = problem.retryAfter {
+                response.headers[.retryAfter] = "\(max(1, Int(retryAfter.components.seconds)))"
+            }
             return response
         }
     }

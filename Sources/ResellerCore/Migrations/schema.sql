@@ -1901,6 +1901,31 @@ CREATE TABLE public.webhook_event (
 );
 
 --
+-- Name: webhook_requeue; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.webhook_requeue (
+    id bigint NOT NULL,
+    endpoint_id uuid NOT NULL,
+    kind text NOT NULL,
+    called_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT webhook_requeue_kind_check CHECK ((kind = ANY (ARRAY['replay'::text, 'redeliver'::text])))
+);
+
+--
+-- Name: webhook_requeue_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.webhook_requeue ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.webhook_requeue_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
 -- Name: webhook_settings; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -2325,6 +2350,13 @@ ALTER TABLE ONLY public.webhook_event
     ADD CONSTRAINT webhook_event_pkey PRIMARY KEY (id);
 
 --
+-- Name: webhook_requeue webhook_requeue_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.webhook_requeue
+    ADD CONSTRAINT webhook_requeue_pkey PRIMARY KEY (id);
+
+--
 -- Name: webhook_settings webhook_settings_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -2578,16 +2610,22 @@ CREATE INDEX usage_money_hour_sub_account ON public.usage_money_hour USING btree
 CREATE INDEX webhook_attempt_delivery ON public.webhook_attempt USING btree (delivery_id, id);
 
 --
--- Name: webhook_delivery_due; Type: INDEX; Schema: public; Owner: -
+-- Name: webhook_delivery_callback_due; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX webhook_delivery_due ON public.webhook_delivery USING btree (due_at) WHERE (state = 'pending'::text);
+CREATE INDEX webhook_delivery_callback_due ON public.webhook_delivery USING btree (due_at) WHERE ((state = 'pending'::text) AND (endpoint_id IS NULL));
 
 --
 -- Name: webhook_delivery_endpoint; Type: INDEX; Schema: public; Owner: -
 --
 
 CREATE INDEX webhook_delivery_endpoint ON public.webhook_delivery USING btree (endpoint_id, created_at DESC);
+
+--
+-- Name: webhook_delivery_endpoint_due; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX webhook_delivery_endpoint_due ON public.webhook_delivery USING btree (endpoint_id, due_at) WHERE (state = 'pending'::text);
 
 --
 -- Name: webhook_delivery_event; Type: INDEX; Schema: public; Owner: -
@@ -2600,6 +2638,12 @@ CREATE INDEX webhook_delivery_event ON public.webhook_delivery USING btree (even
 --
 
 CREATE INDEX webhook_delivery_finished ON public.webhook_delivery USING btree (finished_at) WHERE (state <> 'pending'::text);
+
+--
+-- Name: webhook_delivery_in_flight; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX webhook_delivery_in_flight ON public.webhook_delivery USING btree (endpoint_id) WHERE ((state = 'pending'::text) AND (leased_by IS NOT NULL));
 
 --
 -- Name: webhook_endpoint_owner; Type: INDEX; Schema: public; Owner: -
@@ -2618,6 +2662,12 @@ CREATE INDEX webhook_event_age ON public.webhook_event USING btree (occurred_at)
 --
 
 CREATE INDEX webhook_event_owner ON public.webhook_event USING btree (reseller_id, occurred_at);
+
+--
+-- Name: webhook_requeue_endpoint; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX webhook_requeue_endpoint ON public.webhook_requeue USING btree (endpoint_id, kind, called_at);
 
 --
 -- Name: audit_log audit_log_append_only; Type: TRIGGER; Schema: public; Owner: -
@@ -3162,6 +3212,13 @@ ALTER TABLE ONLY public.webhook_endpoint
 
 ALTER TABLE ONLY public.webhook_endpoint
     ADD CONSTRAINT webhook_endpoint_reseller_id_sub_account_id_fkey FOREIGN KEY (reseller_id, sub_account_id) REFERENCES public.sub_account(reseller_id, id);
+
+--
+-- Name: webhook_requeue webhook_requeue_endpoint_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.webhook_requeue
+    ADD CONSTRAINT webhook_requeue_endpoint_id_fkey FOREIGN KEY (endpoint_id) REFERENCES public.webhook_endpoint(id) ON DELETE CASCADE;
 
 --
 -- PostgreSQL database dump complete
