@@ -31,13 +31,15 @@ package enum GroupExpansion: Sendable, Equatable {
     case empty
     /// The members' numbers, ascending, each once.
     case members([PhoneNumber])
+    /// More members than the caller's limit: none were loaded beyond the first `limit + 1`.
+    case overLimit
 
-    /// The 1601 error a send to this group gets; nil when it has members.
+    /// The 1601 error a send to this group gets; nil when it has members (or too many, which has no 1601 code).
     package var gatewayCode: GatewayErrorCode? {
         switch self {
         case .notFound: .groupNotFound
         case .empty: .groupEmpty
-        case .members: nil
+        case .members, .overLimit: nil
         }
     }
 }
@@ -71,11 +73,15 @@ package struct GroupRepository: Sendable {
     /// The send path's hook: the group of this sub-account named `groupName` (case-insensitively, surrounding
     /// whitespace ignored), expanded to its members' numbers, in one statement on the caller's connection, so it
     /// can run inside the send's transaction and see exactly the members committed when the send is accepted.
-    package static func expand(subAccountID: UUID, groupName: String, on connection: PostgresConnection) async throws
-        -> GroupExpansion
-    {
+    ///
+    /// At most `limit + 1` members are read: a group with more than `limit` is `.overLimit` (groups grow past 100 000
+    /// members through imports; a send takes at most `SendPlanner.maximumRecipients`).
+    package static func expand(
+        subAccountID: UUID, groupName: String, limit: Int, on connection: PostgresConnection
+    ) async throws -> GroupExpansion {
         let name = groupName.trimmingCharacters(in: .whitespacesAndNewlines)
-        // No row: no such group. One row with a NULL number: an empty group. Otherwise one row per member.
+        // No row: no such group. One row with a NULL number: an empty group. Otherwise one row per member, the first
+        // limit + 1 by number (the primary key's order would do for the count, but the answer lists numbers in order).
         let numbers = try await connection.query(
             """
             SELECT c.number
@@ -85,9 +91,12 @@ package struct GroupRepository: Sendable {
             LEFT JOIN contact c ON c.reseller_id = m.reseller_id AND c.sub_account_id = m.sub_account_id AND c.id = m.contact_id
             WHERE s.id = \(subAccountID)
             ORDER BY c.number
+            LIMIT \(max(0, limit) + 1)
             """
         ).decode(String?.self)
         if numbers.isEmpty { return .notFound }
+        if numbers == [nil] { return .empty }
+        if numbers.count > max(0, limit) { return .overLimit }
         let members = numbers.compactMap { $0.flatMap { try? PhoneNumber(parsing: $0) } }
         return members.isEmpty ? .empty : .members(members)
     }

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import CompatibleGateway
+import Contacts
 import Foundation
 import Gateway1601
 import Gateway1601Simulator
@@ -423,6 +424,59 @@ import Testing
                     """
                 ).first(as: Int.self) == 1)
             #expect(try await world.api.auditCount(action: "message.cancel") == 3)
+        }
+    }
+
+    /// A group of more members than a send may have (100 001, inserted set-based) is refused as the 10 000 check
+    /// refuses listed recipients: 422 on `/group` through the REST API, 413 through the 1601 endpoint; expansion reads
+    /// at most the limit plus one member.
+    @Test func aGroupOverTheRecipientLimitIsRefusedWithoutReadingItWhole() async throws {
+        try await Self.withWorld { world in
+            let api = world.api
+            let tenant = world.tenant
+            let big = try await api.group(tenant.subAccountID, "alle", key: tenant.subAccountKey)
+            let exact = try await api.group(tenant.subAccountID, "precies", key: tenant.subAccountKey)
+            let subAccountID = UUID(uuidString: tenant.subAccountID)!
+            try await api.pool.query(
+                """
+                INSERT INTO contact (reseller_id, sub_account_id, number)
+                SELECT s.reseller_id, s.id, '3170' || lpad(n::text, 7, '0')
+                FROM sub_account s, generate_series(1, 100001) AS n WHERE s.id = \(subAccountID)
+                """)
+            // Statistics first: the memberships' foreign key checks would otherwise plan for an empty contact table.
+            try await api.pool.query("ANALYZE contact")
+            try await api.pool.query(
+                """
+                INSERT INTO contact_group_member (reseller_id, sub_account_id, group_id, contact_id)
+                SELECT reseller_id, sub_account_id, \(UUID(uuidString: big)!), id FROM contact
+                WHERE sub_account_id = \(subAccountID) AND number LIKE '3170%'
+                UNION ALL
+                SELECT reseller_id, sub_account_id, \(UUID(uuidString: exact)!), id FROM contact
+                WHERE sub_account_id = \(subAccountID) AND number BETWEEN '31700000001' AND '31700010000'
+                """)
+            #expect(try await api.expand(tenant.subAccountID, "alle") == .overLimit)
+            #expect(try await api.expand(tenant.subAccountID, "ALLE ", limit: 100_001) != .overLimit)
+            guard case .members(let members) = try await api.expand(tenant.subAccountID, "precies") else {
+                Issue.record("a group of exactly the limit is expanded")
+                return
+            }
+            #expect(members.count == 10_000 && members.first?.digits == "31700000001")
+            #expect(try await api.expand(tenant.subAccountID, "precies", limit: 9_999) == .overLimit)
+
+            for (group, listed) in [("alle", [String]()), ("precies", ["31612345678"])] {
+                let refused = try await api.send(
+                    tenant, ["sender": "Jansen", "text": "Hi", "recipients": listed, "group": group])
+                #expect(refused.status == .unprocessableContent, "\(refused.json)")
+                #expect(
+                    refused.fieldError("/group")?.contains("more than 10000 recipients") == true, "\(refused.json)")
+                let preview = try await api.send(
+                    tenant, ["sender": "Jansen", "text": "Hi", "recipients": listed, "group": group, "test": true])
+                #expect(preview.status == .unprocessableContent && preview.fieldError("/group") != nil)
+            }
+            let compatible = try await Self.call(
+                world.ours, "\(world.login)&afzender=Jansen&bericht=Hallo&naar=groep&groep=alle", post: true)
+            #expect(compatible.status == 413 && compatible.text.contains("10000"), "\(compatible)")
+            #expect(try await api.sendRowCounts()[0] == 0)
         }
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Ledger
+import PostgresLibpq
 import ResellerCore
 import SMSCore
 import Testing
@@ -114,6 +115,66 @@ import Testing
                 #expect(try await api.auditCount(action: action) > 0, "\(action)")
             }
             #expect(try await api.auditCount(action: "sender_name.approve") == 3)
+        }
+    }
+
+    /// A name that matches a protected rule is never used without the admin's approval, whatever came first: a rule
+    /// made after the reseller's approval sends the name back to the admin (audited, with a reason the reseller sees),
+    /// and an approval the rule did not see (it committed after the approval read the rules) is refused at send time.
+    @Test func aProtectedRuleMadeAfterAnApprovalNeedsTheAdminsApprovalInEveryOrder() async throws {
+        try await TenancyHarness.run { api in
+            let tenant = try await api.sendingTenant("Protect").tenant
+            let repository = SenderNameRepository(pool: api.pool)
+            let subAccountID = try #require(UUID(uuidString: tenant.subAccountID))
+            let send: @Sendable (String) async throws -> Reply = { sender in
+                try await api.send(tenant, ["sender": sender, "text": "Hi", "recipients": ["31612345678"]])
+            }
+
+            // First order: approved by the reseller, then protected by the admin.
+            try await api.approvedSender("Bank", for: tenant)
+            let pending = try await api.call(.post, "/sender-names", key: tenant.subAccountKey, body: ["name": "Loket"])
+            #expect(try await send("Bank").status == .created)
+            let auditBefore = try await api.auditCount(action: "sender_name.protect")
+            let rule = try await api.call(
+                .post, "/sender-name-rules", key: api.adminKey,
+                body: ["name": " BANK", "kind": "protected", "reason": "a brand"])
+            #expect(rule.status == .created)
+            let bank = try #require(
+                try await api.call(.get, "/sender-names?status=pending_admin", key: tenant.resellerKey).items.first)
+            #expect(bank["name"] as? String == "Bank" && bank["requiresAdmin"] as? Bool == true)
+            #expect((bank["reason"] as? String)?.contains("admin") == true, "\(bank)")
+            #expect(try await api.auditCount(action: "sender_name.protect") == auditBefore + 1)
+            #expect(try await repository.sendCheck(subAccountID: subAccountID, sender: "bank")?.rawValue == 117)
+            let refused = try await send("Bank")
+            #expect(refused.status == .unprocessableContent && refused.fieldErrorCodes["/sender"] == 117)
+            // Names that do not match are left alone.
+            let loket = try await api.call(
+                .get, "/sender-names/\(try #require(pending.string("id")))", key: api.adminKey)
+            #expect(loket.string("status") == "pending" && loket["requiresAdmin"] as? Bool == false)
+            let bankID = try #require(bank["id"] as? String)
+            #expect(
+                try await api.call(.post, "/sender-names/\(bankID)/approve", key: tenant.resellerKey).status
+                    == .conflict)
+            let approved = try await api.call(.post, "/sender-names/\(bankID)/approve", key: api.adminKey)
+            #expect(approved.string("status") == "approved" && approved["requiresAdmin"] as? Bool == true)
+            #expect(try await send("Bank").status == .created)
+
+            // Second order: the rule commits after the reseller's approval read the rules (written here straight into
+            // the table, as a concurrent rule would land): the approval alone does not let the name send.
+            try await api.approvedSender("Kas", for: tenant)
+            try await api.pool.query(
+                "INSERT INTO sender_name_rule (name_key, name, kind) VALUES ('kas', 'Kas', 'protected')")
+            #expect(try await repository.sendCheck(subAccountID: subAccountID, sender: "Kas")?.rawValue == 117)
+            #expect(try await send("Kas").fieldErrorCodes["/sender"] == 117)
+            // The admin can still approve it where it stands.
+            let kas = try #require(
+                try await api.call(.get, "/sender-names?status=approved", key: tenant.resellerKey).items.first {
+                    $0["name"] as? String == "Kas"
+                })
+            let kasApproved = try await api.call(
+                .post, "/sender-names/\(try #require(kas["id"] as? String))/approve", key: api.adminKey)
+            #expect(kasApproved.status == .ok && kasApproved["requiresAdmin"] as? Bool == true, "\(kasApproved.json)")
+            #expect(try await send("Kas").status == .created)
         }
     }
 }

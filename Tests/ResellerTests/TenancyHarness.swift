@@ -52,14 +52,15 @@ struct TenancyHarness: Sendable {
 
     /// Runs `body` against a live server (real socket) on its own database.
     static func run(
-        configure: (inout AppConfiguration) -> Void = { _ in }, _ body: @Sendable (TenancyHarness) async throws -> Void
+        configure: (inout AppConfiguration) -> Void = { _ in }, logger: Logger = HTTPSkeletonTests.logger,
+        _ body: @Sendable (TenancyHarness) async throws -> Void
     ) async throws {
         try await TestDatabase.withFreshDatabase { database in
             var configuration = HTTPSkeletonTests.configuration(database)
             configuration.databasePoolMaximum = 6
             configuration.passwordIterations = 1_000
             configure(&configuration)
-            let app = try buildApplication(configuration: configuration, logger: HTTPSkeletonTests.logger)
+            let app = try buildApplication(configuration: configuration, logger: logger)
             try await app.test(.live) { client in
                 try await TestDatabase.withPool(database) { pool in
                     let admin = try await AdminBootstrap.createAdminKey(pool: pool, name: "test admin")

@@ -25,13 +25,14 @@ package enum RefusalOrder: Sendable, Equatable {
     }
 
     private static func restRefusal(of plan: SendPlan, skipInvalidRecipients: Bool) -> DomainError? {
-        if plan.recipients.count > SendPlanner.maximumRecipients {
-            // Only a group can get here: listed recipients are limited before planning.
+        if plan.exceedsRecipientLimit {
+            // Only a group can get here: listed recipients are limited before planning, and a group is read only up to
+            // one member more than the send has room for.
             return .validation([
                 .init(
                     field: "/group",
                     message:
-                        "its members with the listed recipients make \(plan.recipients.count) recipients; at most \(SendPlanner.maximumRecipients) per send"
+                        "its members with the listed recipients make more than \(SendPlanner.maximumRecipients) recipients; at most \(SendPlanner.maximumRecipients) per send"
                 )
             ])
         }
@@ -71,7 +72,7 @@ package enum RefusalOrder: Sendable, Equatable {
 
     private static func upstreamRefusal(of plan: SendPlan, senderMalformed: Bool, scheduleInvalid: Bool) -> DomainError?
     {
-        if plan.recipients.count > SendPlanner.maximumRecipients {
+        if plan.exceedsRecipientLimit {
             return DomainError(
                 .tooLarge, code: "too_many_recipients",
                 detail: "the group and the numbers make more than \(SendPlanner.maximumRecipients) recipients")

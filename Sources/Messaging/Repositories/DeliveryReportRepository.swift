@@ -47,7 +47,7 @@ package enum ReportOutcome: String, Sendable, Equatable {
 ///
 /// Rules, per message (its row locked, reports in arrival order):
 /// - a report must name the message (`referentie`) and match its upstream id; a message not yet recorded as submitted
-///   but possibly sent takes the report's id;
+///   but possibly sent takes the report's id, from the connection that claimed it only (its outbox row's);
 /// - every report is kept in the message's history (`message_event`, status `report:<state>`);
 /// - a non-final report (`BUFFERED`, `SUBMITTED`) never changes a message's state;
 /// - the first final state (`DELIVERED`, `NOT DELIVERED`, `REJECTED`) sets the status and settles both reservations
@@ -72,6 +72,8 @@ package struct DeliveryReportRepository: Sendable {
         var retailReservationID: UUID?
         var wholesaleReservationID: UUID?
         var possiblySent: Bool?
+        /// The connection of its outbox row: the one that claimed it, while it is claimed.
+        var outboxConnectionID: UUID?
 
         enum CodingKeys: String, CodingKey {
             case id, status
@@ -82,6 +84,7 @@ package struct DeliveryReportRepository: Sendable {
             case retailReservationID = "retail_reservation_id"
             case wholesaleReservationID = "wholesale_reservation_id"
             case possiblySent = "possibly_sent"
+            case outboxConnectionID = "outbox_connection_id"
         }
     }
 
@@ -93,9 +96,15 @@ package struct DeliveryReportRepository: Sendable {
         var state: ReservationState
     }
 
-    /// The connection a callback token belongs to.
+    /// The connection a callback token belongs to: its current token, or the one it replaced until its grace period
+    /// ends.
     package func connection(token: String) async throws -> UUID? {
-        try await pool.query("SELECT id FROM upstream_connection WHERE callback_token = \(token)").first(as: UUID.self)
+        try await pool.query(
+            """
+            SELECT id FROM upstream_connection
+            WHERE callback_token = \(token) OR (previous_callback_token = \(token) AND previous_callback_token_until > now())
+            """
+        ).first(as: UUID.self)
     }
 
     /// Applies `reports` in one transaction; one outcome per report, in order.
@@ -108,7 +117,8 @@ package struct DeliveryReportRepository: Sendable {
                 for message in try await connection.query(
                     """
                     SELECT m.id, m.reseller_id, m.sub_account_id, m.status, m.upstream_id, m.upstream_connection_id,
-                           m.retail_reservation_id, m.wholesale_reservation_id, o.possibly_sent
+                           m.retail_reservation_id, m.wholesale_reservation_id, o.possibly_sent,
+                           o.connection_id AS outbox_connection_id
                     FROM message m LEFT JOIN message_outbox o ON o.message_id = m.id
                     WHERE m.id = ANY (\(ids)) ORDER BY m.id FOR UPDATE OF m
                     """
@@ -141,6 +151,13 @@ package struct DeliveryReportRepository: Sendable {
                         continue
                     }
                 } else if message.status == .queued, message.possiblySent == true {
+                    // Claimed but not recorded: only the connection that claimed it can have sent it, so only its
+                    // callback token may settle it.
+                    guard message.outboxConnectionID == report.connectionID else {
+                        unmatched.append((report, "the message was claimed by another connection"))
+                        outcomes[index] = .unmatched
+                        continue
+                    }
                     // The upstream reported before its OK was recorded: the report's id is the message's.
                     message.upstreamID = report.smsID
                     messages[id] = message
@@ -237,7 +254,8 @@ package struct DeliveryReportRepository: Sendable {
             let expiring = try await connection.query(
                 """
                 SELECT m.id, m.reseller_id, m.sub_account_id, m.status, m.upstream_id, m.upstream_connection_id,
-                       m.retail_reservation_id, m.wholesale_reservation_id, NULL::boolean AS possibly_sent
+                       m.retail_reservation_id, m.wholesale_reservation_id, NULL::boolean AS possibly_sent,
+                       NULL::uuid AS outbox_connection_id
                 FROM message m
                 WHERE m.status = 'submitted' AND m.submitted_at <= now() - make_interval(secs => \(age.inSeconds))
                 ORDER BY m.submitted_at LIMIT \(limit)

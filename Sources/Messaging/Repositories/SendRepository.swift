@@ -209,7 +209,7 @@ struct SendRows {
     ) -> AcceptedBatch {
         let plan = submission.plan
         let request = submission.request
-        let batchID = UUID.timeOrdered(at: now)
+        let batchID = submission.batchID
         let timing = SendTiming(scheduleAt: request.scheduleAt, acceptedAt: now, retryDeadline: retryDeadline)
         let status = timing.status
         let parts = plan.segmentation.partCount

@@ -11,7 +11,8 @@ package enum UpstreamConnectionStatus: String, Codable, Sendable {
     case paused
 }
 
-/// An upstream connection as admins see it and as the audit log records it: everything but the password.
+/// An upstream connection as admins see it and as the audit log records it: everything but the password (the callback
+/// tokens are read but never encoded, so no audit row carries them).
 package struct UpstreamConnectionRecord: Codable, Sendable, Equatable {
     package var id: UUID
     package var name: String
@@ -32,6 +33,8 @@ package struct UpstreamConnectionRecord: Codable, Sendable, Equatable {
     package var singlePartCountries: [String]
     /// The secret in the path of this connection's delivery callbacks.
     package var callbackToken: String
+    /// Until when the token that `callbackToken` replaced still works (nil: no such token).
+    package var previousCallbackTokenUntil: Date?
     package var status: UpstreamConnectionStatus
     package var pauseReason: String?
     package var pauseCode: Int?
@@ -58,6 +61,7 @@ package struct UpstreamConnectionRecord: Codable, Sendable, Equatable {
         case requestTimeoutMilliseconds = "request_timeout_ms"
         case singlePartCountries = "single_part_countries"
         case callbackToken = "callback_token"
+        case previousCallbackTokenUntil = "previous_callback_token_until"
         case pauseReason = "pause_reason"
         case pauseCode = "pause_code"
         case pausedAt = "paused_at"
@@ -67,6 +71,37 @@ package struct UpstreamConnectionRecord: Codable, Sendable, Equatable {
         case createdBy = "created_by"
         case createdAt = "created_at"
         case updatedAt = "updated_at"
+    }
+
+    /// Everything but the callback token: what the audit log keeps.
+    package func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(name, forKey: .name)
+        try container.encode(baseURL, forKey: .baseURL)
+        try container.encode(username, forKey: .username)
+        try container.encode(passwordEncrypted, forKey: .passwordEncrypted)
+        try container.encode(passwordChangedAt, forKey: .passwordChangedAt)
+        try container.encode(gsmSinglePart, forKey: .gsmSinglePart)
+        try container.encode(gsmConcatenatedPart, forKey: .gsmConcatenatedPart)
+        try container.encode(ucs2SinglePart, forKey: .ucs2SinglePart)
+        try container.encode(ucs2ConcatenatedPart, forKey: .ucs2ConcatenatedPart)
+        try container.encode(maximumParts, forKey: .maximumParts)
+        try container.encode(concurrency, forKey: .concurrency)
+        try container.encode(rateLimitPerSecond, forKey: .rateLimitPerSecond)
+        try container.encode(requestTimeoutMilliseconds, forKey: .requestTimeoutMilliseconds)
+        try container.encode(singlePartCountries, forKey: .singlePartCountries)
+        try container.encodeIfPresent(previousCallbackTokenUntil, forKey: .previousCallbackTokenUntil)
+        try container.encode(status, forKey: .status)
+        try container.encodeIfPresent(pauseReason, forKey: .pauseReason)
+        try container.encodeIfPresent(pauseCode, forKey: .pauseCode)
+        try container.encodeIfPresent(pausedAt, forKey: .pausedAt)
+        try container.encodeIfPresent(pausedBy, forKey: .pausedBy)
+        try container.encode(isDefault, forKey: .isDefault)
+        try container.encode(assignedResellers, forKey: .assignedResellers)
+        try container.encode(createdBy, forKey: .createdBy)
+        try container.encode(createdAt, forKey: .createdAt)
+        try container.encode(updatedAt, forKey: .updatedAt)
     }
 
     /// The part sizes and maximum parts of this connection.
@@ -214,7 +249,8 @@ package struct UpstreamConnectionRepository: Sendable {
     package static let columns = """
         c.id, c.name, c.base_url, c.username, get_byte(c.password_secret, 0) = 1 AS password_encrypted, c.password_changed_at,
         c.gsm_single_part, c.gsm_concatenated_part, c.ucs2_single_part, c.ucs2_concatenated_part, c.maximum_parts,
-        c.concurrency, c.rate_limit_per_second, c.request_timeout_ms, c.single_part_countries, c.callback_token, c.status, c.pause_reason, c.pause_code, c.paused_at, c.paused_by,
+        c.concurrency, c.rate_limit_per_second, c.request_timeout_ms, c.single_part_countries, c.callback_token,
+        CASE WHEN c.previous_callback_token_until > now() THEN c.previous_callback_token_until END AS previous_callback_token_until, c.status, c.pause_reason, c.pause_code, c.paused_at, c.paused_by,
         EXISTS (SELECT 1 FROM upstream_connection_default d WHERE d.connection_id = c.id) AS is_default,
         (SELECT count(*) FROM reseller_upstream_connection a WHERE a.connection_id = c.id)::integer AS assigned_resellers,
         c.created_by, c.created_at, c.updated_at
@@ -380,6 +416,32 @@ package struct UpstreamConnectionRepository: Sendable {
                 targetID: id,
                 resellerID: nil, before: before, after: after)
             return .resumed(after)
+        }
+    }
+
+    /// How long a callback token still works after it was rotated out: time for a person to change the callback URL
+    /// at 1601.
+    package static let callbackTokenGracePeriod: Duration = .seconds(7 * 24 * 3_600)
+
+    /// Gives the connection a new callback token; the old one works until `callbackTokenGracePeriod` from now (a token
+    /// still in its own grace period from an earlier rotation stops at once). Nil when there is no such connection.
+    /// Audited without the tokens.
+    package func rotateCallbackToken(id: UUID, by actor: AuditActor) async throws -> UpstreamConnectionRecord? {
+        try await pool.withTransaction { connection in
+            guard let before = try await Self.find(on: connection, id: id, lock: true) else { return nil }
+            try await connection.query(
+                """
+                UPDATE upstream_connection
+                SET previous_callback_token = callback_token,
+                    previous_callback_token_until = now() + make_interval(secs => \(Self.callbackTokenGracePeriod.inSeconds)),
+                    callback_token = replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '')
+                WHERE id = \(id)
+                """)
+            let after = try await Self.find(on: connection, id: id)!
+            try await AuditRepository.record(
+                on: connection, by: actor, action: "upstream_connection.rotate_callback_token",
+                targetType: "upstream_connection", targetID: id, resellerID: nil, before: before, after: after)
+            return after
         }
     }
 

@@ -87,6 +87,13 @@ package struct SendPlan: Sendable {
     /// The instant of the checks and of the price versions.
     package var instant: Date
     package var effectiveStatus: AccountStatus
+    /// The group has more members than the send has room for (`SendPlanner.maximumRecipients` with the listed
+    /// recipients); its members were not read and are not among `recipients`.
+    package var groupOverLimit: Bool = false
+    /// More recipients than one send may have (only a group can bring them).
+    package var exceedsRecipientLimit: Bool {
+        groupOverLimit || recipients.count > SendPlanner.maximumRecipients
+    }
     /// The sender that would be used (the request's, else the sub-account's default).
     package var sender: String?
     package var segmentation: Segmentation
@@ -149,10 +156,13 @@ package struct SendPlanner: Sendable {
         let subAccountID = account.id
         let sender = request.sender ?? account.defaultSender
 
+        // A group is expanded to at most the recipients the send has room for, plus one to tell that it has more.
         let expansion: GroupExpansion? =
             if let groupName = request.groupName {
                 try await pool.withConnection {
-                    try await GroupRepository.expand(subAccountID: subAccountID, groupName: groupName, on: $0)
+                    try await GroupRepository.expand(
+                        subAccountID: subAccountID, groupName: groupName,
+                        limit: Self.maximumRecipients - request.recipients.count, on: $0)
                 }
             } else { nil }
         var inputs = request.recipients
@@ -274,7 +284,7 @@ package struct SendPlanner: Sendable {
         }
         return SendPlan(
             subAccountID: subAccountID, resellerID: account.resellerID, instant: instant,
-            effectiveStatus: account.effectiveStatus,
+            effectiveStatus: account.effectiveStatus, groupOverLimit: expansion == .overLimit,
             sender: sender, segmentation: segmentation, checks: checks, recipients: recipients, resolution: resolution,
             balance: balance,
             messageCount: messageCount, partCount: parts * messageCount, retailTotal: retailTotal,

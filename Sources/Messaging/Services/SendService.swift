@@ -13,15 +13,21 @@ package struct SendSubmission: Sendable {
     package var options: SendOptions
     package var actor: AuditActor
     package var idempotency: Idempotency.Request?
+    /// The id of the batch this send writes, made before any transaction: whether a send committed can be told by
+    /// looking for its batch.
+    package var batchID: UUID
 
     package init(
-        plan: SendPlan, request: SendRequest, options: SendOptions, actor: AuditActor, idempotency: Idempotency.Request?
+        plan: SendPlan, request: SendRequest, options: SendOptions, actor: AuditActor,
+        idempotency: Idempotency.Request?,
+        batchID: UUID = .timeOrdered()
     ) {
         self.plan = plan
         self.request = request
         self.options = options
         self.actor = actor
         self.idempotency = idempotency
+        self.batchID = batchID
     }
 }
 
@@ -41,12 +47,29 @@ package enum SendOutcome: Sendable {
 /// Many sends share a transaction: `accept(_:on:)` takes a list, and `SendCoalescer` gathers concurrent small sends
 /// into such lists (group commit), so a hot account's row is locked and written once per group instead of once per
 /// message. Each send in a group is decided on its own (balance, status, idempotency key) before anything is
-/// written, so one refusal does not refuse the others; a group whose transaction fails is retried send by send, so
-/// a send that breaks fails alone.
+/// written, so one refusal does not refuse the others; a group whose transaction provably did not commit is retried
+/// send by send, so a send that breaks fails alone (see `accept(_:)` for a failure at commit).
 package struct SendService: Sendable {
     package let pool: PostgresPool
     /// Transient upstream failures are retried until this long after a message is due; then it fails.
     package var retryDeadline: Duration
+    /// Tests only: called around the commit of each transaction of `accept(_:)`; a throw stands for a failure there
+    /// (`beforeCommit`: the transaction is rolled back; `afterCommit`: it committed but its answer was lost).
+    package var faultInjection: (@Sendable (FaultPoint, [SendSubmission]) async throws -> Void)?
+
+    /// Where `faultInjection` is called.
+    package enum FaultPoint: Sendable {
+        case beforeCommit, afterCommit
+    }
+
+    package init(
+        pool: PostgresPool, retryDeadline: Duration,
+        faultInjection: (@Sendable (FaultPoint, [SendSubmission]) async throws -> Void)? = nil
+    ) {
+        self.pool = pool
+        self.retryDeadline = retryDeadline
+        self.faultInjection = faultInjection
+    }
 
     /// The stored answer under the submission's key, if any: a replay, or 422 when the key was used for another request.
     package static func replay(_ request: Idempotency.Request, on connection: PostgresConnection) async throws
@@ -69,22 +92,74 @@ package struct SendService: Sendable {
     }
 
     /// Accepts `submissions` (already planned, none refused by its plan) in one transaction: one outcome per
-    /// submission, in order. Throws when the transaction fails; nothing is then written for any of them.
+    /// submission, in order.
+    ///
+    /// When the transaction fails after its statements were all written (at `COMMIT`, or as its answer is lost with
+    /// the connection) it may have committed: its sends' batches, whose ids were made before it, are looked for in a
+    /// new transaction, after waiting for the locks the failed one held (so a commit still in flight has ended). Found:
+    /// the outcomes it committed are answered. Not found: the original error is thrown, and nothing was written for
+    /// any of them. `CommitOutcomeUnknown` when that could not be found out: nothing may then be retried.
     package func accept(_ submissions: [SendSubmission]) async throws -> [SendOutcome] {
-        try await pool.withTransaction { connection in
-            try await Self.write(submissions, retryDeadline: retryDeadline, on: connection)
+        let decided = Mutex<[SendOutcome]?>(nil)
+        do {
+            let outcomes = try await pool.withTransaction { connection in
+                decided.withLock { $0 = nil }
+                let outcomes = try await Self.write(submissions, retryDeadline: retryDeadline, on: connection)
+                decided.withLock { $0 = outcomes }
+                try await faultInjection?(.beforeCommit, submissions)
+                return outcomes
+            }
+            try await faultInjection?(.afterCommit, submissions)
+            return outcomes
+        } catch {
+            // No outcomes: a statement failed, so the transaction was rolled back before its COMMIT was sent.
+            guard let outcomes = decided.withLock({ $0 }) else { throw error }
+            let written = outcomes.compactMap { outcome -> UUID? in
+                if case .accepted(let batch, replayed: false) = outcome { return batch.batchID }
+                return nil
+            }
+            // Nothing written (every send refused or replayed): there is nothing a retry could write twice.
+            guard !written.isEmpty else { throw error }
+            let committed: Bool
+            do {
+                committed = try await self.committed(submissions, batchIDs: written)
+            } catch {
+                throw CommitOutcomeUnknown(underlying: error)
+            }
+            // One transaction: its batches are all there or none is.
+            guard committed else { throw error }
+            return outcomes
         }
     }
 
-    /// Accepts each submission in a transaction of its own (a group's fallback): a failure is that send's alone.
+    /// Whether any of `batchIDs` is stored, read after locking the accounts `submissions` lock (as the write does), so
+    /// that a transaction still holding them (committing, or not yet rolled back) has ended first.
+    private func committed(_ submissions: [SendSubmission], batchIDs: [UUID]) async throws -> Bool {
+        try await pool.withTransaction { connection in
+            _ = try await SendRepository.lockAccounts(
+                subAccountIDs: Array(Set(submissions.map(\.plan.subAccountID))),
+                resellerIDs: Array(Set(submissions.map(\.plan.resellerID))), on: connection)
+            return try await connection.query(
+                "SELECT EXISTS (SELECT 1 FROM message_batch WHERE id = ANY (\(batchIDs)))"
+            ).first(as: Bool.self) ?? false
+        }
+    }
+
+    /// A transaction of sends failed at its commit and whether it committed could not be found out.
+    package struct CommitOutcomeUnknown: Error, CustomStringConvertible {
+        package var underlying: any Error
+        package var description: String {
+            "whether the sends committed is unknown (the check after a failed commit failed: \(underlying))"
+        }
+    }
+
+    /// Accepts each submission in a transaction of its own (a group's fallback, once the group provably did not
+    /// commit): a failure is that send's alone, and a send whose commit fails is checked as `accept(_:)` checks.
     package func acceptOneByOne(_ submissions: [SendSubmission]) async -> [Result<SendOutcome, any Error>] {
         var results: [Result<SendOutcome, any Error>] = []
         for submission in submissions {
             do {
-                let outcome = try await pool.withTransaction { connection in
-                    try await Self.write([submission], retryDeadline: retryDeadline, on: connection)
-                }
-                results.append(.success(outcome[0]))
+                results.append(.success(try await accept([submission])[0]))
             } catch {
                 results.append(.failure(error))
             }

@@ -109,6 +109,23 @@ extension APIHandlers {
         }
     }
 
+    package func rotateUpstreamCallbackToken(_ input: Operations.RotateUpstreamCallbackToken.Input) async throws
+        -> Operations.RotateUpstreamCallbackToken.Output
+    {
+        let (principal, id) = try adminConnectionID(input.path.connectionId)
+        guard let record = try await upstreamConnections.rotateCallbackToken(id: id, by: AuditActor(principal)) else {
+            throw Self.noConnection(id)
+        }
+        // The token is a secret: the log names the connection and when the old one stops, never either token.
+        logger.notice(
+            "upstream callback token rotated",
+            metadata: [
+                "connection": "\(record.name)", "by": "\(principal.actor)",
+                "previous_until": "\(record.previousCallbackTokenUntil.map { $0.formatted(.iso8601) } ?? "")",
+            ])
+        return .ok(.init(body: .json(Self.schema(record))))
+    }
+
     package func checkUpstreamConnection(_ input: Operations.CheckUpstreamConnection.Input) async throws
         -> Operations.CheckUpstreamConnection.Output
     {
@@ -323,6 +340,7 @@ extension APIHandlers {
             concurrency: Int32(record.concurrency), rateLimitPerSecond: Int32(record.rateLimitPerSecond),
             requestTimeoutMs: Int32(record.requestTimeoutMilliseconds), singlePartCountries: record.singlePartCountries,
             callbackPath: "/callbacks/1601/\(record.callbackToken)",
+            previousCallbackPathValidUntil: record.previousCallbackTokenUntil,
             status: .init(rawValue: record.status.rawValue)!,
             pauseReason: record.pauseReason, pauseGatewayCode: record.pauseCode.map { Int32($0) },
             pausedAt: record.pausedAt,

@@ -1629,6 +1629,8 @@ CREATE TABLE public.upstream_connection (
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     single_part_countries text[] DEFAULT '{}'::text[] NOT NULL,
     callback_token text DEFAULT replace(((gen_random_uuid())::text || (gen_random_uuid())::text), '-'::text, ''::text) NOT NULL,
+    previous_callback_token text,
+    previous_callback_token_until timestamp with time zone,
     CONSTRAINT upstream_connection_base_url_check CHECK (((base_url ~ '^https?://[^/?#@[:space:]]+(/[^?#[:space:]]*)?$'::text) AND (length(base_url) <= 2000))),
     CONSTRAINT upstream_connection_callback_token_check CHECK ((callback_token ~ '^[0-9a-f]{64}$'::text)),
     CONSTRAINT upstream_connection_check CHECK (((gsm_concatenated_part <= gsm_single_part) AND (ucs2_concatenated_part <= ucs2_single_part))),
@@ -1641,6 +1643,8 @@ CREATE TABLE public.upstream_connection (
     CONSTRAINT upstream_connection_password_secret_check CHECK ((length(password_secret) >= 2)),
     CONSTRAINT upstream_connection_pause_code_check CHECK (((pause_code >= 100) AND (pause_code <= 199))),
     CONSTRAINT upstream_connection_pause_reason_check CHECK (((length(pause_reason) >= 1) AND (length(pause_reason) <= 500))),
+    CONSTRAINT upstream_connection_previous_callback_token_check CHECK ((previous_callback_token ~ '^[0-9a-f]{64}$'::text)),
+    CONSTRAINT upstream_connection_previous_callback_token_pair CHECK (((previous_callback_token IS NULL) = (previous_callback_token_until IS NULL))),
     CONSTRAINT upstream_connection_rate_limit_per_second_check CHECK (((rate_limit_per_second >= 1) AND (rate_limit_per_second <= 10000))),
     CONSTRAINT upstream_connection_request_timeout_ms_check CHECK (((request_timeout_ms >= 1000) AND (request_timeout_ms <= 120000))),
     CONSTRAINT upstream_connection_single_part_countries_check CHECK ((cardinality(single_part_countries) <= 1000)),
@@ -2285,6 +2289,13 @@ ALTER TABLE ONLY public.upstream_connection_default
 
 ALTER TABLE ONLY public.upstream_connection
     ADD CONSTRAINT upstream_connection_pkey PRIMARY KEY (id);
+
+--
+-- Name: upstream_connection upstream_connection_previous_callback_token_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.upstream_connection
+    ADD CONSTRAINT upstream_connection_previous_callback_token_key UNIQUE (previous_callback_token);
 
 --
 -- Name: upstream_purchase upstream_purchase_pkey; Type: CONSTRAINT; Schema: public; Owner: -

@@ -175,17 +175,27 @@ package struct SenderNameRepository: Sendable {
 
     /// What a send with `sender` from this sub-account gets: the 1601 rule error (109/110/111/113),
     /// 117 when the name is on the platform blocklist or not approved for it, nil when it may be used.
+    ///
+    /// A name on the protected list counts as approved only with the admin's approval (`requires_admin` set on an
+    /// approved row: only the admin approves such a row), whatever came first: the rule may have committed after a
+    /// reseller's approval read the rules, which `createRule` then cannot have sent back to the admin.
     package func sendCheck(subAccountID: UUID, sender: String) async throws -> GatewayErrorCode? {
         if let error = SenderName.validationError(for: sender) { return error }
+        let key = SenderName.comparisonKey(sender)
         let allowed =
             try await pool.query(
                 """
-                SELECT NOT EXISTS (SELECT 1 FROM sender_name_rule WHERE name_key = \(SenderName.comparisonKey(sender)) AND kind = 'blocked')
-                   AND EXISTS (SELECT 1 FROM sender_name WHERE sub_account_id = \(subAccountID) AND lower(name) = lower(\(sender)) AND status = 'approved')
+                SELECT NOT EXISTS (SELECT 1 FROM sender_name_rule WHERE name_key = \(key) AND kind = 'blocked')
+                   AND EXISTS (
+                       SELECT 1 FROM sender_name WHERE sub_account_id = \(subAccountID) AND lower(name) = lower(\(sender)) AND status = 'approved'
+                          AND (requires_admin OR NOT EXISTS (SELECT 1 FROM sender_name_rule WHERE name_key = \(key) AND kind = 'protected')))
                 """
             ).first(as: Bool.self) ?? false
         return allowed ? nil : .senderNotAllowed
     }
+
+    /// Why a name went back to the admin when its rule was made; the reseller reads it on the name.
+    package static let protectedReason = "The platform protects this name: it needs the admin's approval."
 
     // MARK: - The platform list
 
@@ -195,15 +205,21 @@ package struct SenderNameRepository: Sendable {
     }
 
     /// Nil when the name already has a rule.
+    ///
+    /// A protected rule sends every matching name that is approved without the admin back to the admin
+    /// (`pending_admin`, with `protectedReason`), and marks matching pending names as needing the admin; each change is
+    /// audited (`sender_name.protect`). The rows are locked by the update, so a reseller's decision in flight either
+    /// comes first (and its approval is sent back here) or waits and sees the rule; `sendCheck` covers the rest.
     package func createRule(name: String, kind: SenderNameRuleRecord.Kind, reason: String?, by actor: AuditActor)
         async throws -> SenderNameRuleRecord?
     {
         do {
             return try await pool.withTransaction { connection in
+                let key = SenderName.comparisonKey(name)
                 let record = try await connection.query(
                     """
                     INSERT INTO sender_name_rule (name_key, name, kind, reason)
-                    VALUES (\(SenderName.comparisonKey(name)), \(name), \(kind.rawValue), \(reason))
+                    VALUES (\(key), \(name), \(kind.rawValue), \(reason))
                     RETURNING \(unescaped: Self.ruleColumns)
                     """
                 ).decodeRecords(SenderNameRuleRecord.self)[0]
@@ -211,10 +227,42 @@ package struct SenderNameRepository: Sendable {
                     on: connection, by: actor, action: "sender_name_rule.create", targetType: "sender_name_rule",
                     targetID: record.id,
                     resellerID: nil, before: nil, after: record)
+                if kind == .protected {
+                    try await Self.protect(key: key, by: actor, on: connection)
+                }
                 return record
             }
         } catch let error as PostgresError where error.isUniqueViolation {
             return nil
+        }
+    }
+
+    /// Names matching a new protected rule (compared as rules compare: trimmed, case-insensitively): approved ones
+    /// without the admin's approval go to `pending_admin`, pending ones need the admin from now on.
+    private static func protect(key: String, by actor: AuditActor, on connection: PostgresConnection) async throws {
+        let before = try await connection.query(
+            """
+            SELECT \(unescaped: columns) FROM sender_name
+            WHERE lower(btrim(name)) = \(key) AND status IN ('pending', 'approved') AND NOT requires_admin
+            ORDER BY id FOR UPDATE
+            """
+        ).decodeRecords(SenderNameRecord.self)
+        for name in before {
+            let approved = name.status == .approved
+            let after = try await connection.query(
+                """
+                UPDATE sender_name
+                SET requires_admin = true, status = \(approved ? "pending_admin" : name.status.rawValue),
+                    reason = \(approved ? protectedReason : name.reason),
+                    decided_by = \(approved ? actor.actor : name.decidedBy),
+                    decided_at = \(approved ? Date() : name.decidedAt)
+                WHERE reseller_id = \(name.resellerID) AND id = \(name.id)
+                RETURNING \(unescaped: columns)
+                """
+            ).decodeRecords(SenderNameRecord.self)[0]
+            try await AuditRepository.record(
+                on: connection, by: actor, action: "sender_name.protect", targetType: "sender_name", targetID: name.id,
+                resellerID: name.resellerID, before: name, after: after)
         }
     }
 
