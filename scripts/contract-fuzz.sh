@@ -145,6 +145,7 @@ for role in $ROLES; do
     "$VENV/bin/st" --config-file "$config" run openapi.yaml --url "$API" -H "Authorization: Bearer $key" \
         --max-examples "$MAX_EXAMPLES" --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance \
         --exclude-tag 1601-compatible --phases examples,coverage,fuzzing,stateful --request-timeout 30 \
+        --generation-database "$OUT/examples" \
         --report junit --report-junit-path "$OUT/$role.xml" --no-color "$@" \
         || status=$?
     [ "$status" -eq 0 ] || failed+=("$role (exit $status)")
