@@ -38,6 +38,7 @@ fi
 resolve_sms_reseller_binary
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
+root=$(pwd)
 trap 'exit 130' INT
 trap 'exit 143' TERM
 fresh_database contract_fuzz
@@ -114,6 +115,8 @@ log "reseller $RESELLER, sub-account $SUB, price list $LIST, contact $CONTACT, g
 # the lookups instead of stopping at 404.
 config=$OUT/schemathesis.toml
 cat >"$config" <<TOML
+cache = { directory = "$OUT/cache" }
+
 [parameters]
 "path.resellerId" = "$RESELLER"
 "path.subAccountId" = "$SUB"
@@ -142,11 +145,12 @@ for role in $ROLES; do
     status=0
     # The 1601-compatible operations answer in the upstream's text with a login of their own; the simulator's
     # control API is not ours. Rate limits and hashing answer 429/503 by design and are described.
-    "$VENV/bin/st" --config-file "$config" run openapi.yaml --url "$API" -H "Authorization: Bearer $key" \
+    # From $OUT: hypothesis keeps its own directory in the working directory.
+    (cd "$OUT" && "$VENV/bin/st" --config-file "$config" run "$root/openapi.yaml" --url "$API" -H "Authorization: Bearer $key" \
         --max-examples "$MAX_EXAMPLES" --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance \
         --exclude-tag 1601-compatible --phases examples,coverage,fuzzing,stateful --request-timeout 30 \
         --generation-database "$OUT/examples" \
-        --report junit --report-junit-path "$OUT/$role.xml" --no-color "$@" \
+        --report junit --report-junit-path "$OUT/$role.xml" --no-color "$@") \
         || status=$?
     [ "$status" -eq 0 ] || failed+=("$role (exit $status)")
 done
