@@ -138,6 +138,13 @@ package struct APIProblem: Error, Sendable, Equatable {
                 default: httpError.status.kind == .serverError ? "internal_error" : "http_\(httpError.status.code)"
                 }
             return APIProblem(httpError.status, code: code, detail: httpError.body)
+        case let postgres as PostgresError where postgres.sqlState == SQLState.queryCanceled:
+            // The statement timeout (DB_STATEMENT_TIMEOUT_MS) cut the request short: say so rather than 500.
+            return APIProblem(
+                .serviceUnavailable, code: "statement_timeout",
+                detail:
+                    "The database did not finish this request within its statement timeout; ask for less (a shorter period, fewer groups) or retry later."
+            )
         case let postgres as PostgresError
         where postgres.kind == .acquireTimeout || postgres.kind == .connection || postgres.kind == .poolClosed:
             return APIProblem(
