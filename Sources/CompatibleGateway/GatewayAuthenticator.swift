@@ -12,6 +12,9 @@ package enum GatewayAuthentication: Sendable {
     case refused(GatewayErrorCode)
     /// Too many wrong passwords for this username or from this address: refused without looking at the password.
     case throttled(retryAfter: Duration)
+    /// Too many slow checks in progress in this process (``PasswordHashing``): not checked, nothing counted; the
+    /// client may retry in a moment.
+    case busy
 }
 
 /// Checks sub-account credentials for the 1601-compatible endpoint.
@@ -29,6 +32,8 @@ package enum GatewayAuthentication: Sendable {
 package final class GatewayAuthenticator: Sendable {
     package let accounts: SubAccountRepository
     package let throttle: LoginThrottle
+    /// Where the slow checks run, with the bound on how many may be in progress.
+    package let hashing: PasswordHashing
     /// How long a verified password is remembered.
     package let rememberFor: Duration
     private let verified = Mutex<[Data: ContinuousClock.Instant]>([:])
@@ -39,11 +44,12 @@ package final class GatewayAuthenticator: Sendable {
     package static let maximumRemembered = 50_000
 
     package init(
-        pool: PostgresPool, throttle: LoginThrottle = LoginThrottle(), rememberFor: Duration = .seconds(15 * 60),
-        decoyIterations: Int
+        pool: PostgresPool, throttle: LoginThrottle = LoginThrottle(), hashing: PasswordHashing = PasswordHashing(),
+        rememberFor: Duration = .seconds(15 * 60), decoyIterations: Int
     ) {
         accounts = SubAccountRepository(pool: pool)
         self.throttle = throttle
+        self.hashing = hashing
         self.rememberFor = rememberFor
         var generator = SystemRandomNumberGenerator()
         let random = { (count: Int) in Data((0..<count).map { _ in UInt8.random(in: .min ... .max, using: &generator) })
@@ -56,14 +62,12 @@ package final class GatewayAuthenticator: Sendable {
     {
         guard Validator.isUsername(username) else {
             if let wait = throttle.reserve(username: nil, address: address) { return .throttled(retryAfter: wait) }
-            _ = try await PasswordHasher.verify(password, against: decoy)
-            return .refused(.invalidCredentials)
+            return try await decoyCheck(password, username: nil, address: address)
         }
         if let wait = throttle.refusal(username: username, address: address) { return .throttled(retryAfter: wait) }
         guard let login = try await accounts.login(username: username) else {
             if let wait = throttle.reserve(username: username, address: address) { return .throttled(retryAfter: wait) }
-            _ = try await PasswordHasher.verify(password, against: decoy)
-            return .refused(.invalidCredentials)
+            return try await decoyCheck(password, username: username, address: address)
         }
         let key = rememberedKey(username: login.account.username, hash: login.hash, password: password)
         if !isRemembered(key) {
@@ -71,6 +75,7 @@ package final class GatewayAuthenticator: Sendable {
             case .right: break
             case .wrong: return .refused(.invalidCredentials)
             case .refused(let wait): return .throttled(retryAfter: wait)
+            case .busy: return .busy
             }
         }
         throttle.recordSuccess(username: username, address: address)
@@ -82,8 +87,22 @@ package final class GatewayAuthenticator: Sendable {
     }
 
     private enum Verdict {
-        case right, wrong
+        case right, wrong, busy
         case refused(Duration)
+    }
+
+    /// The slow check an unknown name costs, as a wrong password would; a check refused as busy gives its count back
+    /// (nothing was checked), as a wrong password's would be.
+    private func decoyCheck(_ password: String, username: String?, address: String) async throws
+        -> GatewayAuthentication
+    {
+        do {
+            _ = try await PasswordHasher.verify(password, against: decoy, on: hashing)
+        } catch is PasswordHashingBusy {
+            throttle.release(username: username ?? "", address: address)
+            return .busy
+        }
+        return .refused(.invalidCredentials)
     }
 
     /// The slow check, shared by identical checks in flight; the first takes a check from the throttle (or is refused
@@ -96,11 +115,11 @@ package final class GatewayAuthenticator: Sendable {
             case leads(Task<Bool, any Error>)
             case refused(Duration)
         }
-        let throttle = self.throttle
+        let (throttle, hashing) = (self.throttle, self.hashing)
         let role: Role = inFlight.withLock { running in
             if let task = running[key] { return .joined(task) }
             if let wait = throttle.reserve(username: username, address: address) { return .refused(wait) }
-            let task = Task { try await PasswordHasher.verify(password, against: hash) }
+            let task = Task { try await PasswordHasher.verify(password, against: hash, on: hashing) }
             running[key] = task
             return .leads(task)
         }
@@ -108,10 +127,20 @@ package final class GatewayAuthenticator: Sendable {
         case .refused(let wait):
             return .refused(wait)
         case .joined(let task):
-            return try await task.value ? .right : .wrong
+            do {
+                return try await task.value ? .right : .wrong
+            } catch is PasswordHashingBusy {
+                return .busy
+            }
         case .leads(let task):
             defer { _ = inFlight.withLock { $0.removeValue(forKey: key) } }
-            let right = try await task.value
+            let right: Bool
+            do {
+                right = try await task.value
+            } catch is PasswordHashingBusy {
+                throttle.release(username: username, address: address)
+                return .busy
+            }
             if right {
                 throttle.release(username: username, address: address)
                 remember(key)

@@ -77,14 +77,15 @@ package struct GatewayEndpoint: Sendable {
 
     package init(
         pool: PostgresPool, sending: Sending, passwordIterations: Int, settings: GatewayEndpointSettings,
-        metrics: ServiceMetrics,
+        hashing: PasswordHashing = PasswordHashing(), metrics: ServiceMetrics,
         logger: Logger
     ) {
         self.pool = pool
         self.metrics = metrics
         self.sending = sending
         self.authenticator = GatewayAuthenticator(
-            pool: pool, throttle: LoginThrottle(settings: settings.throttle), decoyIterations: passwordIterations)
+            pool: pool, throttle: LoginThrottle(settings: settings.throttle), hashing: hashing,
+            decoyIterations: passwordIterations)
         self.settings = settings
         self.logger = logger
     }
@@ -169,6 +170,12 @@ package struct GatewayEndpoint: Sendable {
             // Counted as http_requests_total{operation="gateway1601",status="429"}; a log line per refusal would let an
             // attack flood the log.
             logger.debug("1601-compatible login refused: too many wrong passwords", metadata: ["address": "\(address)"])
+            throw reply
+        case .busy:
+            // Too many slow password checks in progress: the upstream's "problem with our gateway", which its clients
+            // retry; nothing was checked or counted. HTTP says to retry in a moment.
+            var reply = GatewayReply(GatewayAnswer.error(.gatewayProblem), status: .serviceUnavailable)
+            reply.headers[.retryAfter] = "1"
             throw reply
         }
     }

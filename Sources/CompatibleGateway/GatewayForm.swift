@@ -67,6 +67,11 @@ package struct GatewayForm: Sendable {
                     status: .unsupportedMediaType)
             }
         }
+        // A declared length past the limit is refused before a byte of the body is read; a chunked body is refused as
+        // soon as it grows past it (`collect(upTo:)`).
+        if let declared = request.headers[.contentLength], let length = Int(declared), length > maximumBodyBytes {
+            throw GatewayReply("the body is larger than \(maximumBodyBytes) bytes", status: .contentTooLarge)
+        }
         let body: [UInt8]
         do {
             var buffer = try await request.body.collect(upTo: maximumBodyBytes)

@@ -50,14 +50,17 @@ package func buildApplication(
         pool: pool, retryDeadline: configuration.dispatch.retryDeadline,
         callbackPolicy: WebhookURLPolicy(endpoints: WebhookEndpointRepository(pool: pool)),
         wakeDispatcher: { dispatchSignal.wake() })
+    // One bound on the slow password hashes of the whole application: the 1601 endpoint's checks and new passwords.
+    let hashing = PasswordHashing()
     let router = try buildRouter(
         pool: pool, metrics: metrics, logger: logger,
-        passwordHasher: PasswordHasher(iterations: configuration.passwordIterations),
+        passwordHasher: PasswordHasher(iterations: configuration.passwordIterations, hashing: hashing),
         upstreamCipher: upstreamCipher, upstreamClients: upstreamClients, sending: sending,
-        deliveryReports: deliveryReports,
+        deliveryReports: deliveryReports, bodyLimits: configuration.bodyLimits,
+        subAccountCreationLimit: configuration.subAccountCreationLimit,
         gateway: GatewayEndpoint(
             pool: pool, sending: sending, passwordIterations: configuration.passwordIterations,
-            settings: gatewaySettings,
+            settings: gatewaySettings, hashing: hashing,
             metrics: metrics, logger: logger.relabeled("gateway-endpoint")))
     var services: [any Service] = [pool, upstreamHTTP]
     if configuration.ledgerMaintenance {
@@ -165,27 +168,36 @@ package func buildApplication(
 package func buildRouter(
     pool: PostgresPool, metrics: ServiceMetrics, logger: Logger, passwordHasher: PasswordHasher,
     upstreamCipher: UpstreamCredentialCipher,
-    upstreamClients: UpstreamClients, sending: Sending, deliveryReports: DeliveryReports, gateway: GatewayEndpoint
+    upstreamClients: UpstreamClients, sending: Sending, deliveryReports: DeliveryReports,
+    bodyLimits: BodyLimits = BodyLimits(),
+    subAccountCreationLimit: RateLimit = AppConfiguration.defaultSubAccountCreationLimit, gateway: GatewayEndpoint
 ) throws -> Router<ResellerRequestContext> {
     let router = Router(context: ResellerRequestContext.self)
+    let routes = RouteMethods()
     router.middlewares.add(RequestIDMiddleware())
-    router.middlewares.add(ProblemMiddleware(metrics: metrics))
+    router.middlewares.add(ProblemMiddleware(metrics: metrics, routes: routes))
     // The JSON API's own middleware; the 1601-compatible endpoint (added to the router itself) has its own login and
     // reads its own bodies.
     let api = router.group()
+        .add(middleware: BodyLimitMiddleware(limits: bodyLimits))
         .add(middleware: AuthenticationMiddleware(keys: APIKeyRepository(pool: pool)))
-        .add(middleware: EmptyBodyMiddleware())
         .add(middleware: HeaderEncodingMiddleware())
     var handlers = APIHandlers(
         pool: pool, metrics: metrics, logger: logger, sending: sending, deliveryReports: deliveryReports)
     handlers.passwordHasher = passwordHasher
+    handlers.subAccountCreations = RateLimiter(subAccountCreationLimit)
     handlers.upstreamCipher = upstreamCipher
     handlers.upstreamClients = upstreamClients
     try handlers.registerHandlers(
-        on: api, configuration: .init(dateTranscoder: APIDateTranscoder()),
-        middlewares: [OperationMetricsMiddleware(metrics: metrics), RequireKeyMiddleware()])
+        on: RecordingTransport(api, routes: routes), configuration: .init(dateTranscoder: APIDateTranscoder()),
+        middlewares: [OperationMetricsMiddleware(metrics: metrics), RequireKeyMiddleware(), RequestSchemaMiddleware()])
     ExportRoute(handlers: handlers).register(on: api)
+    routes.add(.get, ExportRoute.path)
     gateway.register(on: router)
+    for path in [GatewayCall.gatewayPath, GatewayCall.reportPath] {
+        routes.add(.get, path)
+        routes.add(.post, path)
+    }
     return router
 }
 

@@ -248,6 +248,12 @@ struct Serve: AsyncParsableCommand {
     )
     var trustedProxies: String?
 
+    @Option(
+        help:
+            "Largest JSON request body in bytes, 64 KiB-64 MiB (env: MAX_JSON_BODY_BYTES; default \(BodyLimits.defaultJSON)); the CSV uploads keep their own limits."
+    )
+    var maxJSONBodyBytes: Int?
+
     func run() async throws {
         var configuration = AppConfiguration(database: try PostgresConfiguration(url: try common.resolvedDatabaseURL()))
         configuration.ledgerMaintenance =
@@ -266,6 +272,12 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("The webhook timeout must be 1-60 seconds.")
         }
         configuration.webhookDelivery.timeout = .seconds(webhookTimeout)
+        let jsonBodyLimit = try common.integer(
+            maxJSONBodyBytes, env: "MAX_JSON_BODY_BYTES", default: BodyLimits.defaultJSON)
+        guard (64 << 10...64 << 20).contains(jsonBodyLimit) else {
+            throw ValidationError("The JSON body limit must be 65536-67108864 bytes.")
+        }
+        configuration.bodyLimits.json = jsonBodyLimit
         configuration.trustedProxies = (trustedProxies ?? common.environment("TRUSTED_PROXIES") ?? "")
             .split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         configuration.reportPolling =

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import ResellerAPI
 import ResellerCore
 
@@ -28,6 +29,11 @@ extension APIHandlers {
         -> Operations.CreateSubAccount.Output
     {
         let principal = try Access.require(.reseller)
+        let resellerID = principal.resellerID!
+        // Every attempt counts, refused ones too: a name that is not available must not be cheap to find out about.
+        if let wait = subAccountCreations.take(resellerID) {
+            throw APIProblem.rateLimited("Too many sub-accounts created or attempted; retry later.", wait: wait)
+        }
         guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
         var validator = Validator()
         let name = validator.required(body.name, field: "/name", maximum: 200)
@@ -35,14 +41,36 @@ extension APIHandlers {
         let password = validator.password(body.password, field: "/password") ?? ""
         let sender = validator.sender(body.defaultSender, field: "/defaultSender")
         try validator.check()
+        // Before the slow hash: a name that is not available costs no hash.
+        if let holder = try await subAccounts.usernameHolder(username) {
+            throw Self.usernameNotAvailable(username, holder: holder, asker: resellerID)
+        }
         let hash = try await passwordHasher.hash(password)
         switch try await subAccounts.create(
-            resellerID: principal.resellerID!, name: name, username: username, password: hash, defaultSender: sender,
+            resellerID: resellerID, name: name, username: username, password: hash, defaultSender: sender,
             by: AuditActor(principal))
         {
         case .created(let record): return .created(.init(body: .json(Self.schema(record))))
-        case .usernameTaken: throw APIProblem.conflict("The username \(username) is taken.")
+        case .usernameTaken:
+            // Taken in the meantime.
+            throw Self.usernameNotAvailable(
+                username, holder: try await subAccounts.usernameHolder(username), asker: resellerID)
         }
+    }
+
+    /// Usernames are 1601 logins, unique across all tenants (docs/tenancy.md): the reseller that has the name is told
+    /// which of its sub-accounts has it; any other gets one answer that names no one.
+    static func usernameNotAvailable(_ username: String, holder: (resellerID: UUID, subAccountID: UUID)?, asker: UUID)
+        -> APIProblem
+    {
+        if let holder, holder.resellerID == asker {
+            return APIProblem(
+                .conflict, code: "username_taken",
+                detail: "Your sub-account \(holder.subAccountID.apiString) already has the username \(username).")
+        }
+        return APIProblem(
+            .conflict, code: "username_unavailable",
+            detail: "This username is not available (usernames are logins, unique across the service); choose another.")
     }
 
     package func getSubAccount(_ input: Operations.GetSubAccount.Input) async throws -> Operations.GetSubAccount.Output

@@ -228,7 +228,7 @@ extension APIHandlers {
             let seconds = Int(window.components.seconds)
             return .rateLimited(
                 "At most \(calls) \(what) of one webhook per \(seconds) seconds; retry in \(retryAfter.components.seconds) s.",
-                retryAfter: retryAfter)
+                wait: retryAfter)
         case .overCap(let pending, let adding, let cap):
             return .conflict(
                 "The webhook has \(pending) pending deliveries; \(adding) more would pass the limit of \(cap). "

@@ -31,6 +31,8 @@ package struct APIHandlers: APIProtocol {
     /// How long the readiness probe waits for the database.
     package var readinessTimeout: Duration = .seconds(2)
     package var passwordHasher = PasswordHasher()
+    /// `POST /sub-accounts` attempts per reseller (docs/tenancy.md).
+    package var subAccountCreations = RateLimiter(AppConfiguration.defaultSubAccountCreationLimit)
     /// How upstream passwords are stored (encrypted with `UPSTREAM_CREDENTIALS_KEY`, else as they are).
     package var upstreamCipher = UpstreamCredentialCipher.unencrypted
     /// The gateway clients of upstream connections, shared with the dispatcher.

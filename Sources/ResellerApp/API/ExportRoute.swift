@@ -14,9 +14,10 @@ import ResellerCore
 /// See docs/finance.md.
 package struct ExportRoute: Sendable {
     package let handlers: APIHandlers
+    package static let path = "/exports/:dataset"
 
     package func register(on group: RouterGroup<ResellerRequestContext>) {
-        group.get("/exports/:dataset") { request, context in
+        group.get(RouterPath(Self.path)) { request, context in
             let started = ContinuousClock.now
             do {
                 let response = try await answer(request, context: context, started: started)

@@ -61,6 +61,14 @@ package struct AppConfiguration: Sendable {
     /// client whose wrong passwords the 1601-compatible endpoint counts. Without any, the TCP peer is the client.
     package var trustedProxies: [String] = []
 
+    /// How large request bodies of the JSON API may be (`MAX_JSON_BODY_BYTES` sets the JSON limit; the CSV uploads
+    /// keep their documented limits). The 1601-compatible endpoint has its own (`GatewayEndpointSettings`).
+    package var bodyLimits = BodyLimits()
+
+    /// How often one reseller may call `POST /sub-accounts` (each attempt counts, refused ones too).
+    package var subAccountCreationLimit = AppConfiguration.defaultSubAccountCreationLimit
+    package static let defaultSubAccountCreationLimit = RateLimit(burst: 30, perMinute: 10)
+
     package init(database: PostgresConfiguration) {
         self.database = database
     }

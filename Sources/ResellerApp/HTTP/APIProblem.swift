@@ -20,8 +20,8 @@ package struct APIProblem: Error, Sendable, Equatable {
     /// The 1601 gateway error code, where one applies.
     package var gatewayCode: Int?
     package var fieldErrors: [FieldError]
-    /// When to try again (`Retry-After`), for a refusal that passes with time.
-    package var retryAfter: Duration?
+    /// Seconds until a retry may succeed (`Retry-After`), for 429 and 503.
+    package var retryAfter: Int?
 
     package struct FieldError: Sendable, Equatable {
         package var field: String
@@ -55,12 +55,6 @@ package struct APIProblem: Error, Sendable, Equatable {
     package static func conflict(_ detail: String) -> APIProblem {
         APIProblem(.conflict, code: "conflict", detail: detail)
     }
-    /// 429: too many calls of this kind for now; `retryAfter` says when the next is accepted.
-    package static func rateLimited(_ detail: String, retryAfter: Duration) -> APIProblem {
-        var problem = APIProblem(.tooManyRequests, code: "rate_limited", detail: detail)
-        problem.retryAfter = retryAfter
-        return problem
-    }
     package static func validation(_ errors: [FieldError]) -> APIProblem {
         APIProblem(
             .unprocessableContent, code: "validation_failed",
@@ -87,6 +81,21 @@ package struct APIProblem: Error, Sendable, Equatable {
             })
     }
 
+    /// 429: too many attempts of something rate-limited; `wait` becomes `Retry-After` (whole seconds, at least 1).
+    package static func rateLimited(_ detail: String, wait: Duration) -> APIProblem {
+        var problem = APIProblem(.tooManyRequests, code: "rate_limited", detail: detail)
+        problem.retryAfter = max(1, Int(wait.components.seconds) + (wait.components.attoseconds > 0 ? 1 : 0))
+        return problem
+    }
+
+    /// 503: the slow password hashes of this instance are all taken (``PasswordHashingBusy``).
+    package static let hashingBusy: APIProblem = {
+        var problem = APIProblem(
+            .serviceUnavailable, code: "busy", detail: "Too many password checks are in progress; retry in a moment.")
+        problem.retryAfter = 1
+        return problem
+    }()
+
     package static let unauthorized = APIProblem(DomainError.unauthorized)
     package static func forbidden(_ detail: String) -> APIProblem { APIProblem(DomainError.forbidden(detail)) }
     package static let internalError = APIProblem(
@@ -101,6 +110,8 @@ package struct APIProblem: Error, Sendable, Equatable {
             return problem
         case let refusal as DomainError:
             return APIProblem(refusal)
+        case is PasswordHashingBusy:
+            return hashingBusy
         case let serverError as ServerError:
             if let problem = serverError.underlyingError as? APIProblem { return problem }
             if let refusal = serverError.underlyingError as? DomainError { return APIProblem(refusal) }
@@ -127,6 +138,13 @@ package struct APIProblem: Error, Sendable, Equatable {
                 default: httpError.status.kind == .serverError ? "internal_error" : "http_\(httpError.status.code)"
                 }
             return APIProblem(httpError.status, code: code, detail: httpError.body)
+        case let postgres as PostgresError where postgres.sqlState == SQLState.queryCanceled:
+            // The statement timeout (DB_STATEMENT_TIMEOUT_MS) cut the request short: say so rather than 500.
+            return APIProblem(
+                .serviceUnavailable, code: "statement_timeout",
+                detail:
+                    "The database did not finish this request within its statement timeout; ask for less (a shorter period, fewer groups) or retry later."
+            )
         case let postgres as PostgresError
         where postgres.kind == .acquireTimeout || postgres.kind == .connection || postgres.kind == .poolClosed:
             return APIProblem(
@@ -184,6 +202,7 @@ package struct APIProblem: Error, Sendable, Equatable {
         let body = (try? Self.encoder.encode(document(instance: instance, requestID: requestID))) ?? Data("{}".utf8)
         var headers: HTTPFields = [.contentType: "application/problem+json; charset=utf-8"]
         headers[.contentLength] = String(body.count)
+        if let retryAfter { headers[.retryAfter] = String(retryAfter) }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 }

@@ -1,3 +1,4 @@
+import HTTPTypes
 import Hummingbird
 import Logging
 import OpenAPIRuntime
@@ -8,6 +9,13 @@ import ResellerCore
 /// with their cause, and counts requests that matched no operation.
 package struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
     package let metrics: ServiceMetrics
+    /// The router's routes: a path that exists with other methods answers 405 with `Allow`.
+    package var routes = RouteMethods()
+
+    package init(metrics: ServiceMetrics, routes: RouteMethods = RouteMethods()) {
+        self.metrics = metrics
+        self.routes = routes
+    }
 
     package func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
         async throws -> Response
@@ -18,9 +26,20 @@ package struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch {
             var problem = APIProblem.from(error)
             // The router's "no route" is a bare HTTPError 404; handlers throw APIProblem instead.
+            var allowed: [HTTPRequest.Method] = []
             if let httpError = error as? HTTPError, httpError.status == .notFound, httpError.body == nil {
-                problem.detail = "No route for \(request.method) \(request.uri.path)"
-                metrics.recordRequest(operation: "unmatched", status: 404, duration: ContinuousClock.now - started)
+                allowed = routes.allowed(for: request.uri.path)
+                if allowed.isEmpty {
+                    problem.detail = "No route for \(request.method) \(request.uri.path)"
+                } else {
+                    problem = APIProblem(
+                        .methodNotAllowed, code: "method_not_allowed",
+                        detail:
+                            "\(request.uri.path) does not take \(request.method); it takes \(allowed.map(\.rawValue).joined(separator: ", "))."
+                    )
+                }
+                metrics.recordRequest(
+                    operation: "unmatched", status: Int(problem.status.code), duration: ContinuousClock.now - started)
             }
             if problem.status.kind == .serverError {
                 context.logger.error(
@@ -32,9 +51,7 @@ package struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             }
             var response = problem.response(instance: request.uri.path, requestID: RequestScope.requestID)
             if problem.status == .unauthorized { response.headers[.wwwAuthenticate] = "Bearer" }
-            if let retryAfter = problem.retryAfter {
-                response.headers[.retryAfter] = "\(max(1, Int(retryAfter.components.seconds)))"
-            }
+            if !allowed.isEmpty { response.headers[.allow] = allowed.map(\.rawValue).joined(separator: ", ") }
             return response
         }
     }

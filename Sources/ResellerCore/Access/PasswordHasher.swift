@@ -1,7 +1,52 @@
 import Crypto
 import Foundation
 import NIOPosix
+import Synchronization
 import _CryptoExtras
+
+/// Refused at once: as many slow password checks as ``PasswordHashing`` admits are running or waiting already.
+package struct PasswordHashingBusy: Error, Sendable, Equatable {
+    package init() {}
+}
+
+/// Where the slow password hashes run, and how many may at once.
+///
+/// PBKDF2 runs on a thread pool of its own (never the shared `NIOThreadPool.singleton`, which also resolves webhook
+/// addresses and does file I/O), and at most ``maximumAdmitted`` hashes of one application are running or waiting
+/// for a thread at any time: a check past that is refused at once with ``PasswordHashingBusy`` rather than queued, so
+/// a flood of wrong passwords costs a bounded amount of work and never delays anything else by more than a few
+/// hashes.
+package final class PasswordHashing: Sendable {
+    /// The threads every application's hashes share (a process has one pool; started once, never stopped).
+    package static let threads = 2
+    private static let pool: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: threads)
+        pool.start()
+        return pool
+    }()
+
+    package let maximumAdmitted: Int
+    private let admitted = Atomic<Int>(0)
+
+    /// Running or waiting hashes past `maximumAdmitted` are refused.
+    package init(maximumAdmitted: Int = 8 * PasswordHashing.threads) {
+        self.maximumAdmitted = max(1, maximumAdmitted)
+    }
+
+    /// Hashes running or waiting for a thread now.
+    package var inProgress: Int { admitted.load(ordering: .relaxed) }
+
+    /// Runs `work` on the hashing threads, or throws ``PasswordHashingBusy`` at once when too many are in progress.
+    package func run<Value: Sendable>(_ work: @escaping @Sendable () throws -> Value) async throws -> Value {
+        let (taken, _) = admitted.wrappingAdd(1, ordering: .acquiringAndReleasing)
+        guard taken < maximumAdmitted else {
+            admitted.wrappingSubtract(1, ordering: .acquiringAndReleasing)
+            throw PasswordHashingBusy()
+        }
+        defer { admitted.wrappingSubtract(1, ordering: .acquiringAndReleasing) }
+        return try await Self.pool.runIfActive(work)
+    }
+}
 
 /// Sub-account passwords for the 1601-compatible endpoint.
 ///
@@ -13,9 +58,12 @@ import _CryptoExtras
 package struct PasswordHasher: Sendable {
     package static let defaultIterations = 210_000
     package var iterations: Int
+    /// Where the hashes run (shared by the whole application: the bound is on all of them together).
+    package var hashing: PasswordHashing
 
-    package init(iterations: Int = PasswordHasher.defaultIterations) {
+    package init(iterations: Int = PasswordHasher.defaultIterations, hashing: PasswordHashing = PasswordHashing()) {
         self.iterations = iterations
+        self.hashing = hashing
     }
 
     package struct Hash: Sendable, Equatable {
@@ -42,22 +90,26 @@ package struct PasswordHasher: Sendable {
         return key.withUnsafeBytes { Data($0) }
     }
 
-    /// Hashes a new password (off the cooperative pool: this is deliberately slow).
+    /// Hashes a new password (on ``hashing``'s threads: this is deliberately slow); ``PasswordHashingBusy`` when too
+    /// many hashes are in progress.
     package func hash(_ password: String) async throws -> Hash {
         var generator = SystemRandomNumberGenerator()
         let salt = Data((0..<16).map { _ in UInt8.random(in: .min ... .max, using: &generator) })
         let iterations = self.iterations
-        let hash = try await NIOThreadPool.singleton.runIfActive {
+        let hash = try await hashing.run {
             try Self.derive(Self.sha1Hex(password), salt: salt, iterations: iterations)
         }
         return Hash(salt: salt, iterations: iterations, hash: hash)
     }
 
-    /// Whether `presented` (the password, or its SHA-1 hex) matches `stored`.
-    package static func verify(_ presented: String, against stored: Hash) async throws -> Bool {
+    /// Whether `presented` (the password, or its SHA-1 hex) matches `stored`, checked on `hashing`'s threads;
+    /// ``PasswordHashingBusy`` when too many hashes are in progress.
+    package static func verify(
+        _ presented: String, against stored: Hash, on hashing: PasswordHashing = PasswordHashing()
+    ) async throws -> Bool {
         let looksLikeSHA1Hex = presented.utf8.count == 40 && presented.allSatisfy(\.isHexDigit)
         let candidates = looksLikeSHA1Hex ? [presented.lowercased(), sha1Hex(presented)] : [sha1Hex(presented)]
-        return try await NIOThreadPool.singleton.runIfActive {
+        return try await hashing.run {
             for candidate in candidates {
                 let derived = try derive(candidate, salt: stored.salt, iterations: stored.iterations)
                 if constantTimeEquals(derived, stored.hash) { return true }

@@ -190,6 +190,14 @@ package struct SubAccountRepository: Sendable {
         }
     }
 
+    /// Which reseller's sub-account has `username` (compared case-insensitively, as logins are), if any. Only for
+    /// telling a reseller that a name it asked for is one of its own: another tenant's names are never named.
+    package func usernameHolder(_ username: String) async throws -> (resellerID: UUID, subAccountID: UUID)? {
+        try await pool.query(
+            "SELECT reseller_id, id FROM sub_account WHERE lower(username) = lower(\(username))"
+        ).first(as: (UUID, UUID).self).map { (resellerID: $0.0, subAccountID: $0.1) }
+    }
+
     /// The account a 1601-style login names (username compared case-insensitively), with its stored password hash.
     package func login(username: String) async throws -> (account: SubAccountRecord, hash: PasswordHasher.Hash)? {
         struct Row: Decodable {
