@@ -167,6 +167,14 @@ package struct UsageReports: Sendable {
         for (rolled, lower, upper) in runs {
             if rolled { plan.rolled.append(lower..<upper) } else { plan.raw.append(lower..<upper) }
         }
+        // Only the hours the rollup holds were listed: what lies before or after them is read raw.
+        let covered = runs.map { $0.1..<$0.2 }
+        if let first = covered.first?.lowerBound, let last = covered.last?.upperBound {
+            if request.from < first { plan.raw.insert(request.from..<first, at: 0) }
+            if last < request.to { plan.raw.append(last..<request.to) }
+        } else {
+            plan.raw = [request.from..<request.to]
+        }
         return plan
     }
 
@@ -178,18 +186,22 @@ package struct UsageReports: Sendable {
         return "NULL::timestamptz"
     }
 
-    /// The period's UTC hours (`hours`), each `rolled` when the rollup holds it for this report: wholly inside
-    /// `[from, to)`, sealed, and wholly inside one day or month of the report's zone.
+    /// The UTC hours of the period that the rollup may hold (`hours`: from its first hour to the sealed end, so a
+    /// period of centuries lists no more than the rollup's life), each `rolled` when the rollup holds it for this
+    /// report: wholly inside `[from, to)`, sealed, and wholly inside one day or month of the report's zone.
     private static func hours(_ request: UsageReportRequest) -> String {
         let from = SQLLiteral.timestamp(request.from)
         let to = SQLLiteral.timestamp(request.to)
         return """
             sealed AS (
-                SELECT coalesce(sealed_until, '-infinity') AS until FROM usage_rollup_state
+                SELECT coalesce(sealed_until, '-infinity') AS until,
+                       coalesce((SELECT min(hour) FROM usage_money_hour), 'infinity') AS first
+                FROM usage_rollup_state
             ), hours AS (
                 SELECT h, h >= \(from) AND h + interval '1 hour' <= \(to) AND h + interval '1 hour' <= sealed.until
                           AND \(bucket(request, "h")) IS NOT DISTINCT FROM \(bucket(request, "h + interval '1 hour' - interval '1 microsecond'")) AS rolled
-                FROM sealed, generate_series(date_trunc('hour', \(from), 'UTC'), \(to), interval '1 hour') AS h
+                FROM sealed, generate_series(greatest(date_trunc('hour', \(from), 'UTC'), sealed.first),
+                                             least(\(to), sealed.until), interval '1 hour') AS h
                 WHERE h < \(to)
             )
             """
