@@ -45,27 +45,19 @@ package struct LedgerVerifier: Sendable {
 
     /// Every check's result, in the order of ``checks``.
     package func verify() async throws -> [LedgerCheckResult] {
-        try await pool.withConnection { connection in
-            try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            do {
-                var results: [LedgerCheckResult] = []
-                for check in checks {
-                    let row = try await connection.query(
-                        """
-                        SELECT count(*)::bigint, coalesce((array_agg(o.offender ORDER BY o.offender))[1:\(Self.sampleSize)], '{}')
-                        FROM (\(unescaped: check.offenders)) AS o (offender)
-                        """
-                    ).first(as: (Int, [String]).self)
-                    results.append(
-                        LedgerCheckResult(
-                            name: check.name, rule: check.rule, count: row?.0 ?? 0, sample: row?.1 ?? []))
-                }
-                try await connection.query("COMMIT")
-                return results
-            } catch {
-                try? await connection.query("ROLLBACK")
-                throw error
+        try await pool.withTransaction(isolation: .repeatableRead, readOnly: true) { connection in
+            var results: [LedgerCheckResult] = []
+            for check in checks {
+                let row = try await connection.query(
+                    """
+                    SELECT count(*)::bigint, coalesce((array_agg(o.offender ORDER BY o.offender))[1:\(Self.sampleSize)], '{}')
+                    FROM (\(unescaped: check.offenders)) AS o (offender)
+                    """
+                ).first(as: (Int, [String]).self)
+                results.append(
+                    LedgerCheckResult(name: check.name, rule: check.rule, count: row?.0 ?? 0, sample: row?.1 ?? []))
             }
+            return results
         }
     }
 
