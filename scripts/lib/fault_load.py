@@ -185,7 +185,7 @@ def check(state_file, out_file, sim, url, verify_file):
     verdict = open(verify_file).read().splitlines()
     double_charged = next(int(line.split()[2]) for line in verdict if line.split()[1:2] == ["no_double_charge"])
     invariants = "ok" if "invariants=ok" in verdict else "violated"
-    status, taken = call("GET", f"{sim}/_sim/messages")
+    status, taken = call("GET", f"{sim}/_sim/messages", timeout=600)
     references = {}
     for message in taken if isinstance(taken, list) else taken.get("messages", taken.get("items", [])):
         reference = message.get("reference")

@@ -357,10 +357,15 @@ package final class Dispatcher: Service, Sendable {
     /// document does not mention, so only this size proves completeness by itself.
     static let documentedReportRows = 100
 
+    /// Rows asked for at the first look: enough to reach back past an attempt on all but busy accounts, and a small
+    /// table for the upstream to build.
+    static let firstReportRows = 1_000
+
     /// Finds out whether the upstream took `messages` (a claim's messages in doubt). A message a delivery report has
     /// already named (``ClaimedMessage/reportedUpstreamID``) was taken: recorded as submitted under that id. For the
-    /// others, one look at the upstream's report table (`action=rapport`), which lists the account's latest messages,
-    /// newest first, each with the `referentie` it was sent with (our message id):
+    /// others, a look at the upstream's report table (`action=rapport`; ``firstReportRows`` rows, and all
+    /// ``DispatcherSettings/inDoubtReportRows`` only when that table is full and proves too little), which lists the
+    /// account's latest messages, newest first, each with the `referentie` it was sent with (our message id):
     /// - listed: the upstream took it; recorded as submitted under the (first) id listed, with what was found in its
     ///   history;
     /// - not listed, and the table provably reaches back past the attempt in doubt: not taken; due again at once. The
@@ -368,7 +373,7 @@ package final class Dispatcher: Service, Sendable {
     ///   listed message of this connection that we recorded as submitted no later than the attempt started (the table
     ///   is ordered by acceptance, so any message taken after it is listed above it);
     /// - otherwise (the table cannot be read, or does not reach back far enough): still in doubt, asked again after a
-    ///   backoff, and failed unsent at the deadline.
+    ///   backoff (at least the settle time), and failed unsent at the deadline.
     private func resolveInDoubt(
         _ messages: [ClaimedMessage], through lane: Lane, client: Gateway1601Client, recorder: ResultRecorder
     ) async {
@@ -384,80 +389,97 @@ package final class Dispatcher: Service, Sendable {
         }
         let messages = messages.filter { $0.reportedUpstreamID == nil }
         guard !messages.isEmpty else { return recorder.submit(results) }
-        let asked = settings.inDoubtReportRows
-        let started = ContinuousClock.now
-        func stillInDoubt(_ reason: String, code: Int? = nil) -> [DispatchResult] {
+        /// Still in doubt: asked again after a backoff, no sooner than the settle time (a table read again at once
+        /// would not reach back further).
+        func stillInDoubt(_ messages: [ClaimedMessage], _ reason: String, code: Int? = nil) -> [DispatchResult] {
             messages.map { message in
                 DispatchResult(
                     messageID: message.messageID, attempt: message.attempt,
                     outcome: .retry(
                         code: code, error: "in doubt, not sent again: \(reason)", possiblySent: true,
-                        delay: max(settings.backoff.delay(afterAttempt: message.attempt), .seconds(1))))
+                        delay: max(settings.backoff.delay(afterAttempt: message.attempt), settings.inDoubtSettle)))
             }
         }
-        let table: [ReportEntry]
-        do throws(Gateway1601Error) {
-            table = try await client.report(count: asked)
-            metrics.recordUpstreamCall(
-                connection: connection.name, result: "ok", duration: ContinuousClock.now - started)
-        } catch {
-            metrics.recordUpstreamCall(
-                connection: connection.name, result: error.disposition.rawValue, duration: ContinuousClock.now - started
-            )
-            logger.warning(
-                "the upstream's report table could not be read: messages in doubt wait",
-                metadata: ["connection": "\(connection.name)", "messages": "\(messages.count)", "error": "\(error)"])
-            let code: Int? = if case .gateway(let code) = error { code.rawValue } else { nil }
-            recorder.submit(
-                results + stillInDoubt("the upstream's report table could not be read (\(error))", code: code))
-            return
-        }
-        let listed = Dictionary(grouping: table, by: \.reference)
-        let wholeAccount = table.count < min(asked, Self.documentedReportRows)
-        var reachesBackTo: Date?
-        if !wholeAccount, messages.contains(where: { listed[$0.messageID.apiString] == nil }) {
-            do {
-                reachesBackTo = try await outbox.earliestSubmission(
-                    upstreamIDs: table.map(\.smsID), connectionID: connection.id)
+        // A short table first (it is built and sent whole by the upstream at every look); the full one only when the
+        // short one is full and proves too little.
+        var unresolved = messages
+        var lastReason = ""
+        for asked in Set([min(Self.firstReportRows, settings.inDoubtReportRows), settings.inDoubtReportRows]).sorted() {
+            let started = ContinuousClock.now
+            let table: [ReportEntry]
+            do throws(Gateway1601Error) {
+                table = try await client.report(count: asked)
+                metrics.recordUpstreamCall(
+                    connection: connection.name, result: "ok", duration: ContinuousClock.now - started)
             } catch {
-                logDatabaseProblem(error, doing: "reading how far back the upstream's report table reaches")
+                metrics.recordUpstreamCall(
+                    connection: connection.name, result: error.disposition.rawValue,
+                    duration: ContinuousClock.now - started)
+                logger.warning(
+                    "the upstream's report table could not be read: messages in doubt wait",
+                    metadata: [
+                        "connection": "\(connection.name)", "messages": "\(unresolved.count)", "error": "\(error)",
+                    ])
+                let code: Int? = if case .gateway(let code) = error { code.rawValue } else { nil }
                 recorder.submit(
-                    results + stillInDoubt("how far back the upstream's report table reaches could not be read"))
+                    results
+                        + stillInDoubt(
+                            unresolved, "the upstream's report table could not be read (\(error))", code: code))
                 return
             }
-        }
-        for message in messages {
-            let outcome: DispatchResult.Outcome
-            if let entries = listed[message.messageID.apiString], let first = entries.last {
-                var detail =
-                    "in doubt; found in the upstream's report table as \(first.smsID)"
-                if entries.count > 1 {
-                    detail +=
-                        " (listed \(entries.count) times: \(entries.reversed().map(\.smsID).joined(separator: ", ")))"
+            let listed = Dictionary(grouping: table, by: \.reference)
+            let wholeAccount = table.count < min(asked, Self.documentedReportRows)
+            var reachesBackTo: Date?
+            if !wholeAccount, unresolved.contains(where: { listed[$0.messageID.apiString] == nil }) {
+                do {
+                    reachesBackTo = try await outbox.earliestSubmission(
+                        upstreamIDs: table.map(\.smsID), connectionID: connection.id)
+                } catch {
+                    logDatabaseProblem(error, doing: "reading how far back the upstream's report table reaches")
+                    recorder.submit(
+                        results
+                            + stillInDoubt(
+                                unresolved, "how far back the upstream's report table reaches could not be read"))
+                    return
                 }
-                outcome = .found(upstreamID: first.smsID, connectionID: connection.id, detail: detail)
-            } else if wholeAccount {
-                outcome = .notTaken(
-                    detail:
-                        "in doubt; not in the upstream's report table, which lists all \(table.count) messages of the account: sent again"
-                )
-            } else if let reachesBackTo, let attemptedAt = message.attemptedAt, reachesBackTo <= attemptedAt {
-                outcome = .notTaken(
-                    detail:
-                        "in doubt; not in the upstream's report table of its last \(table.count) messages, which reaches back past the attempt: sent again"
-                )
-            } else {
-                results += stillInDoubt(
-                    "the upstream's report table of its last \(table.count) messages does not reach back to the attempt"
-                ).filter { $0.messageID == message.messageID }
-                continue
             }
-            results.append(DispatchResult(messageID: message.messageID, attempt: message.attempt, outcome: outcome))
+            var left: [ClaimedMessage] = []
+            for message in unresolved {
+                let outcome: DispatchResult.Outcome
+                if let entries = listed[message.messageID.apiString], let first = entries.last {
+                    var detail = "in doubt; found in the upstream's report table as \(first.smsID)"
+                    if entries.count > 1 {
+                        detail +=
+                            " (listed \(entries.count) times: \(entries.reversed().map(\.smsID).joined(separator: ", ")))"
+                    }
+                    outcome = .found(upstreamID: first.smsID, connectionID: connection.id, detail: detail)
+                } else if wholeAccount {
+                    outcome = .notTaken(
+                        detail:
+                            "in doubt; not in the upstream's report table, which lists all \(table.count) messages of the account: sent again"
+                    )
+                } else if let reachesBackTo, let attemptedAt = message.attemptedAt, reachesBackTo <= attemptedAt {
+                    outcome = .notTaken(
+                        detail:
+                            "in doubt; not in the upstream's report table of its last \(table.count) messages, which reaches back past the attempt: sent again"
+                    )
+                } else {
+                    left.append(message)
+                    continue
+                }
+                results.append(DispatchResult(messageID: message.messageID, attempt: message.attempt, outcome: outcome))
+            }
+            unresolved = left
+            lastReason =
+                "the upstream's report table of its last \(table.count) messages does not reach back to the attempt"
+            // A table shorter than asked holds everything there is: a longer one would not reach back further.
+            if unresolved.isEmpty || table.count < asked { break }
         }
+        results += stillInDoubt(unresolved, lastReason)
         logger.info(
-            "messages in doubt looked up in the upstream's report table",
+            "messages in doubt looked up",
             metadata: [
-                "connection": "\(connection.name)", "messages": "\(messages.count)", "rows": "\(table.count)",
+                "connection": "\(connection.name)", "messages": "\(results.count)",
                 "found": "\(results.count(where: { if case .found = $0.outcome { true } else { false } }))",
                 "notTaken": "\(results.count(where: { if case .notTaken = $0.outcome { true } else { false } }))",
             ])
