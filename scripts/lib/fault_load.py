@@ -101,7 +101,7 @@ def load(state_file, seconds, clients, seed, out_file, apis):
         while time.monotonic() < deadline:
             idempotency_key = str(uuid.UUID(int=rng.getrandbits(128)))
             bulk = rng.random() < 0.25
-            recipients = ["+316%08d" % rng.randrange(10 ** 8) for _ in range(rng.randint(2, 20) if bulk else 1)]
+            recipients = ["+316%08d" % rng.randrange(10 ** 8) for _ in range(rng.randint(2, 10) if bulk else 1)]
             body = {"sender": "Faults", "text": f"fault suite {number} {idempotency_key[:8]}", "recipients": recipients}
             answers, tries, started = [], 0, time.monotonic()
             while True:
@@ -135,6 +135,8 @@ def load(state_file, seconds, clients, seed, out_file, apis):
                                         "messages": sorted(m["id"] for m in answer.get("messages", []))})
                 except Exception:
                     pass
+            # A client of a real business: a send now and then, not a flood (the flood is bench-send.sh's job).
+            time.sleep(rng.uniform(0.1, 0.6))
             with lock:
                 counts["requests"] += 1
                 counts["retries"] += tries - 1
@@ -197,13 +199,17 @@ def check(state_file, out_file, sim, url, verify_file):
                   if m not in references]
     problems += [f"message {m} settled but never reached the simulator" for m in never_sent[:5]]
     problems += [f"message {m} not in a final state" for m in not_final[:5]]
+    # Messages whose doubt could not be resolved before their deadline: failed unsent and refunded (where the
+    # guarantee ends, docs/sending.md); not a failure of the suite, but said.
+    failed_in_doubt = int(psql(url, "SELECT count(*) FROM message WHERE status = 'failed' AND status_detail LIKE '%in doubt, not sent again%'")[0])
     for problem in problems:
         print("  " + problem, file=sys.stderr)
     print(f"accepted={len(accepted_messages)} lost={lost} double_accepted={double_accepted} "
           f"double_charged={double_charged} duplicate_sends={duplicate_sends} invariants={invariants}"
           + (f" not_final={len(not_final)}" if not_final else "")
           + (f" undecided={undecided}" if undecided else "")
-          + (f" settled_unsent={len(never_sent)}" if never_sent else ""))
+          + (f" settled_unsent={len(never_sent)}" if never_sent else "")
+          + (f" failed_in_doubt={failed_in_doubt}" if failed_in_doubt else ""))
     ok = (lost == 0 and double_accepted == 0 and double_charged == 0 and duplicate_sends == 0 and invariants == "ok"
           and not not_final and not undecided and not never_sent)
     sys.exit(0 if ok else 1)

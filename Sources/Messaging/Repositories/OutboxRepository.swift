@@ -271,8 +271,9 @@ package struct OutboxRepository: Sendable {
                                        u.attempt, u.upstream_id, m.status), 500)
                     FROM u JOIN message m ON m.id = u.id
                     WHERE u.id NOT IN (SELECT id FROM updated)
-                      -- A message in doubt found again under the id it is recorded with is no news.
-                      AND NOT (u.detail IS NOT NULL AND m.upstream_id IS NOT DISTINCT FROM left(u.upstream_id, 100))
+                      -- The same acceptance recorded again (a result batch retried after its COMMIT's answer was lost,
+                      -- a message in doubt found under the id it has) is no news: only another id is a duplicate.
+                      AND m.upstream_id IS DISTINCT FROM left(u.upstream_id, 100)
                     RETURNING status
                     """
                 ).decode(String.self)
