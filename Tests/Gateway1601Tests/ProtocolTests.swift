@@ -8,6 +8,18 @@ import Testing
         #expect(encoded == "bericht=a%26b%2Bc%25d%3De%20f")
     }
 
+    /// Found by fuzzing (docs/testing.md, "Input fuzzing"; input in Tests/FuzzCorpus/form/): a combining mark right
+    /// after `=` or `&` joined it into one Character, so decoding did not split there (`naar=⃝…` was a name without
+    /// a value, and a callback's `referentie` was lost).
+    @Test func aCombiningMarkAfterASeparatorDoesNotHideIt() throws {
+        #expect(
+            FormEncoding.decode("naar=\u{20DD}12345678&\u{301}b=2")
+                == [GatewayParameter("naar", "\u{20DD}12345678"), GatewayParameter("\u{301}b", "2")])
+        let notification = try DeliveryNotification(
+            query: "smsid=1&datum=20261126092623&status=DELIVERED&referentie=\u{301}x")
+        #expect(notification.reference == "\u{301}x")
+    }
+
     @Test func utf8IsPercentEncoded() {
         #expect(FormEncoding.percentEncode("é ĳ 😀") == "%C3%A9%20%C4%B3%20%F0%9F%98%80")
     }
