@@ -38,6 +38,31 @@ import Testing
     }
 }
 
+/// Found with the fuzz targets' properties (docs/testing.md, "Input fuzzing"; inputs in Tests/FuzzCorpus/answer/ and
+/// delivery/): statuses were upper-cased with Unicode rules, so lookalikes with a dotless ı, a long ſ or the ﬀ
+/// ligature were read as DELIVERED, SUBMITTED or BUFFERED.
+@Suite struct DeliveryStatusSpellingTests {
+    @Test(arguments: ["DEL\u{131}VERED", "BU\u{FB00}ERED", "\u{17F}UBMITTED", "not_deliv\u{131}red"])
+    func nonASCIILookalikesAreNotStatuses(text: String) {
+        #expect(DeliveryStatus(text: text) == nil)
+        #expect(throws: GatewayAnswerError.malformed(text)) { try GatewayAnswer.parseDeliveryReport(text) }
+        #expect(throws: GatewayAnswerError.malformed(text + " 26/11/2026 09:26:23")) {
+            try GatewayAnswer.parseDeliveryReport(text + " 26/11/2026 09:26:23")
+        }
+        #expect(throws: DeliveryNotification.ParseError.unknownStatus(text)) {
+            try DeliveryNotification(
+                query: "smsid=1&datum=20261126092623&status=" + FormEncoding.percentEncode(text))
+        }
+    }
+
+    @Test func asciiCaseUnderscoresAndSpacesStillRead() throws {
+        #expect(DeliveryStatus(text: "not_Delivered") == .notDelivered)
+        #expect(DeliveryStatus(text: " buffered ") == .buffered)
+        #expect(try GatewayAnswer.parseDeliveryReport("not delivered 26/11/2026 09:26:23").status == .notDelivered)
+        #expect(try GatewayAnswer.parseDeliveryReport("NONE").status == DeliveryStatus.none)
+    }
+}
+
 @Suite struct RequestBuildingTests {
     let credentials = GatewayCredentials(username: "user", password: "secret")
 
