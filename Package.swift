@@ -293,6 +293,23 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Input fuzzing (docs/testing.md, "Input fuzzing"). FuzzTargets holds the target functions and compiles the
+        // parsers it fuzzes from their own files (symlinks in Sources/FuzzTargets/Parsers) on top of SMSCore only, so
+        // the sanitized build does not rebuild NIO, AsyncHTTPClient, swift-crypto and BoringSSL with instrumentation.
+        // `sms-fuzz` runs the targets under libFuzzer when built with `-DFUZZING -sanitize=fuzzer,address`
+        // (scripts/fuzz.sh) and replays input files otherwise, so normal builds and CI build and link it too.
+        // CLibFuzzer only declares libFuzzer's driver for Swift.
+        .target(name: "CLibFuzzer"),
+        .target(
+            name: "FuzzTargets",
+            dependencies: ["SMSCore"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "sms-fuzz",
+            dependencies: ["FuzzTargets", "CLibFuzzer"],
+            swiftSettings: swiftSettings
+        ),
         // Services run for the length of a test (the simulator, dispatchers), stopped gracefully.
         .target(
             name: "ServiceTestSupport",
@@ -354,6 +371,7 @@ let package = Package(
                 "Gateway1601Simulator",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 "SMSCore",
+                "FuzzTargets",
                 "PostgresTestSupport",
                 "ServiceTestSupport",
                 .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),

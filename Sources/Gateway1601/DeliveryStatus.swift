@@ -18,8 +18,10 @@ public enum DeliveryStatus: String, Sendable, Hashable, CaseIterable, Codable {
     /// Whether the gateway adds a date with `datum=ja`: not for SUBMITTED and NONE, which have no report yet.
     public var carriesDate: Bool { self != .submitted && self != .none }
 
-    /// Parses a status word, case-insensitively; `NOT_DELIVERED` and extra inner spaces are accepted.
+    /// Parses a status word, ASCII case-insensitively; `NOT_DELIVERED` and extra inner spaces are accepted. Only ASCII
+    /// is upper-cased: Unicode upper-casing would read lookalikes such as `DELıVERED` or `BUﬀERED` as statuses.
     public init?(text: some StringProtocol) {
+        guard text.unicodeScalars.allSatisfy(\.isASCII) else { return nil }
         let words = text.uppercased().split { $0 == " " || $0 == "_" || $0 == "\t" }
         guard let status = Self(rawValue: words.joined(separator: " ")) else { return nil }
         self = status

@@ -29,12 +29,15 @@ public enum FormEncoding {
 
     /// Decodes `name=value&…`; a pair without `=` has an empty value, empty pairs are skipped, malformed percent
     /// escapes are kept literally, and invalid UTF-8 becomes U+FFFD.
+    ///
+    /// The split is on the bytes `&` and `=`, not on Characters: a combining mark right after one would make it part
+    /// of a Character `"=\u{20DD}"` that equals neither.
     public static func decode(_ encoded: some StringProtocol) -> [GatewayParameter] {
-        encoded.split(separator: "&", omittingEmptySubsequences: true).map { pair in
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+        Array(encoded.utf8).split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true).map { pair in
+            let parts = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
             return GatewayParameter(
-                percentDecode(parts[0]),
-                parts.count > 1 ? percentDecode(parts[1]) : ""
+                percentDecode(utf8: Array(parts[0])),
+                parts.count > 1 ? percentDecode(utf8: Array(parts[1])) : ""
             )
         }
     }
@@ -55,9 +58,12 @@ public enum FormEncoding {
 
     /// Reverses form encoding: `+` is a space, `%XX` a byte; the bytes are read as UTF-8.
     public static func percentDecode(_ text: some StringProtocol) -> String {
+        percentDecode(utf8: Array(text.utf8))
+    }
+
+    private static func percentDecode(utf8: [UInt8]) -> String {
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(text.utf8.count)
-        let utf8 = Array(text.utf8)
+        bytes.reserveCapacity(utf8.count)
         var index = 0
         while index < utf8.count {
             let byte = utf8[index]

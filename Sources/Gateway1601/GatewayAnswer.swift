@@ -120,10 +120,16 @@ public enum GatewayAnswer {
     }
 
     private static func deliveryReport(in text: Substring) -> DeliveryReport? {
-        // Try the longest status first so "NOT DELIVERED" is never read as a malformed "NOT".
-        for status in DeliveryStatus.allCases.sorted(by: { $0.rawValue.count > $1.rawValue.count })
-        where text.uppercased().hasPrefix(status.rawValue) {
-            let rest = text.dropFirst(status.rawValue.count)
+        // Try the longest status first so "NOT DELIVERED" is never read as a malformed "NOT". The status is compared
+        // scalar by scalar with only ASCII upper-cased: Unicode upper-casing would read `DELıVERED` or `BUﬀERED`
+        // (whose upper case is longer than itself) as a status.
+        let scalars = text.unicodeScalars
+        for status in DeliveryStatus.allCases.sorted(by: { $0.rawValue.count > $1.rawValue.count }) {
+            let expected = status.rawValue.unicodeScalars
+            guard scalars.count >= expected.count,
+                zip(scalars, expected).allSatisfy({ asciiUppercased($0) == $1 })
+            else { continue }
+            let rest = Substring(scalars.dropFirst(expected.count))
             if rest.isEmpty { return DeliveryReport(status: status) }
             guard rest.first?.isWhitespace == true,
                 let date = GatewayDateTime(reportText: rest.trimmingCharacters(in: .whitespaces))
@@ -131,6 +137,10 @@ public enum GatewayAnswer {
             return DeliveryReport(status: status, updatedAt: date)
         }
         return nil
+    }
+
+    private static func asciiUppercased(_ scalar: Unicode.Scalar) -> Unicode.Scalar {
+        ("a"..."z").contains(scalar) ? Unicode.Scalar(scalar.value - 32)! : scalar
     }
 
     static func isIdentifier(_ text: some StringProtocol) -> Bool {

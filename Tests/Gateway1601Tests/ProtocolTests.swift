@@ -8,6 +8,18 @@ import Testing
         #expect(encoded == "bericht=a%26b%2Bc%25d%3De%20f")
     }
 
+    /// Found by fuzzing (docs/testing.md, "Input fuzzing"; input in Tests/FuzzCorpus/form/): a combining mark right
+    /// after `=` or `&` joined it into one Character, so decoding did not split there (`naar=⃝…` was a name without
+    /// a value, and a callback's `referentie` was lost).
+    @Test func aCombiningMarkAfterASeparatorDoesNotHideIt() throws {
+        #expect(
+            FormEncoding.decode("naar=\u{20DD}12345678&\u{301}b=2")
+                == [GatewayParameter("naar", "\u{20DD}12345678"), GatewayParameter("\u{301}b", "2")])
+        let notification = try DeliveryNotification(
+            query: "smsid=1&datum=20261126092623&status=DELIVERED&referentie=\u{301}x")
+        #expect(notification.reference == "\u{301}x")
+    }
+
     @Test func utf8IsPercentEncoded() {
         #expect(FormEncoding.percentEncode("é ĳ 😀") == "%C3%A9%20%C4%B3%20%F0%9F%98%80")
     }
@@ -23,6 +35,31 @@ import Testing
             FormEncoding.decode("a=b+c&d=%zz%4&e") == [
                 GatewayParameter("a", "b c"), GatewayParameter("d", "%zz%4"), GatewayParameter("e", ""),
             ])
+    }
+}
+
+/// Found with the fuzz targets' properties (docs/testing.md, "Input fuzzing"; inputs in Tests/FuzzCorpus/answer/ and
+/// delivery/): statuses were upper-cased with Unicode rules, so lookalikes with a dotless ı, a long ſ or the ﬀ
+/// ligature were read as DELIVERED, SUBMITTED or BUFFERED.
+@Suite struct DeliveryStatusSpellingTests {
+    @Test(arguments: ["DEL\u{131}VERED", "BU\u{FB00}ERED", "\u{17F}UBMITTED", "not_deliv\u{131}red"])
+    func nonASCIILookalikesAreNotStatuses(text: String) {
+        #expect(DeliveryStatus(text: text) == nil)
+        #expect(throws: GatewayAnswerError.malformed(text)) { try GatewayAnswer.parseDeliveryReport(text) }
+        #expect(throws: GatewayAnswerError.malformed(text + " 26/11/2026 09:26:23")) {
+            try GatewayAnswer.parseDeliveryReport(text + " 26/11/2026 09:26:23")
+        }
+        #expect(throws: DeliveryNotification.ParseError.unknownStatus(text)) {
+            try DeliveryNotification(
+                query: "smsid=1&datum=20261126092623&status=" + FormEncoding.percentEncode(text))
+        }
+    }
+
+    @Test func asciiCaseUnderscoresAndSpacesStillRead() throws {
+        #expect(DeliveryStatus(text: "not_Delivered") == .notDelivered)
+        #expect(DeliveryStatus(text: " buffered ") == .buffered)
+        #expect(try GatewayAnswer.parseDeliveryReport("not delivered 26/11/2026 09:26:23").status == .notDelivered)
+        #expect(try GatewayAnswer.parseDeliveryReport("NONE").status == DeliveryStatus.none)
     }
 }
 

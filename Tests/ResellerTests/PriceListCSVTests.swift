@@ -29,6 +29,13 @@ import Testing
         #expect(entries.map(\.source) == [.csv(line: 3), .csv(line: 4), .csv(line: 5)])
     }
 
+    /// Found by fuzzing (docs/testing.md, "Input fuzzing"; input in Tests/FuzzCorpus/csv/): a combining mark right
+    /// after a `,` or an opening `"` joined it into one Character, so the separator or the quote went unseen.
+    @Test func aCombiningMarkAfterACommaOrAQuoteDoesNotHideIt() {
+        let items = PriceListCSV.reader.read(Array("prefix,price,status\n\"\u{301}79\",\"0.05\",\u{301}x\n".utf8)).items
+        #expect(items == [.record(line: 2, fields: ["prefix": "\u{301}79", "price": "0.05", "status": "\u{301}x"])])
+    }
+
     @Test func statusColumnIsOptionalAndDefaultsToSellable() throws {
         let entries = try read("prefix,price\n44,0.04\n").result(emptyField: "file")
         #expect(

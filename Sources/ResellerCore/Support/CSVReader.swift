@@ -104,15 +104,19 @@ package struct CSVReader {
     private struct LineProblem: Error { var message: String }
 
     /// Splits one line into trimmed fields, honouring RFC 4180 quotes.
+    ///
+    /// It reads Unicode scalars, not Characters: a combining mark right after a `,` or a `"` would make it part of a
+    /// Character that equals neither, hiding a separator or a quote.
     private static func split(_ line: Substring) -> Result<[String], LineProblem> {
         var fields: [String] = []
-        var current = ""
+        var current = String.UnicodeScalarView()
         var quoted = false
         var wasQuoted = false
-        var iterator = line.makeIterator()
-        while let character = iterator.next() {
+        var iterator = line.unicodeScalars.makeIterator()
+        func isSpace(_ scalar: Unicode.Scalar) -> Bool { scalar == " " || scalar == "\t" }
+        while let scalar = iterator.next() {
             if quoted {
-                if character == "\"" {
+                if scalar == "\"" {
                     // Either the closing quote or the first half of an escaped "".
                     var lookahead = iterator
                     if lookahead.next() == "\"" {
@@ -122,26 +126,26 @@ package struct CSVReader {
                         quoted = false
                     }
                 } else {
-                    current.append(character)
+                    current.append(scalar)
                 }
-            } else if character == "," {
-                fields.append(wasQuoted ? current : current.trimmingASCIISpaces())
-                current = ""
+            } else if scalar == "," {
+                fields.append(wasQuoted ? String(current) : String(current).trimmingASCIISpaces())
+                current = String.UnicodeScalarView()
                 wasQuoted = false
-            } else if character == "\"", current.trimmingASCIISpaces().isEmpty, !wasQuoted {
-                current = ""
+            } else if scalar == "\"", current.allSatisfy(isSpace), !wasQuoted {
+                current = String.UnicodeScalarView()
                 quoted = true
                 wasQuoted = true
             } else if wasQuoted {
-                if character != " " && character != "\t" {
+                if !isSpace(scalar) {
                     return .failure(LineProblem(message: "has text after a closing quote"))
                 }
             } else {
-                current.append(character)
+                current.append(scalar)
             }
         }
         if quoted { return .failure(LineProblem(message: "has an unterminated quote")) }
-        fields.append(wasQuoted ? current : current.trimmingASCIISpaces())
+        fields.append(wasQuoted ? String(current) : String(current).trimmingASCIISpaces())
         return .success(fields)
     }
 }

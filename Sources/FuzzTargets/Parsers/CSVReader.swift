@@ -1,0 +1,1 @@
+../../ResellerCore/Support/CSVReader.swift

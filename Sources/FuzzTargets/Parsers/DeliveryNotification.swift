@@ -1,0 +1,1 @@
+../../Gateway1601/DeliveryNotification.swift
