@@ -47,29 +47,7 @@ export DATABASE_URL=$FRESH_DATABASE_URL
 # ---------------------------------------------------------------------------------------------------------------
 # A fresh service with the built-in simulator.
 
-port=$(free_port)
-simulator_port=$(free_port)
-while [ "$simulator_port" = "$port" ]; do simulator_port=$(free_port); done
-API=http://127.0.0.1:$port
-log "sms-reseller serve --migrate on 127.0.0.1:$port, the simulator on 127.0.0.1:$simulator_port"
-stop_service() {
-    kill -TERM "$1" 2>/dev/null || return 0
-    local i
-    for i in $(seq 1 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
-    log "the service did not stop within 10 s of SIGTERM; killing it"
-    kill -KILL "$1" 2>/dev/null || true
-}
-env -i PATH="$PATH" HOME="${HOME:-/root}" ${LD_LIBRARY_PATH:+LD_LIBRARY_PATH="$LD_LIBRARY_PATH"} \
-    DATABASE_URL="$DATABASE_URL" UPSTREAM_CREDENTIALS_KEY="$(head -c 32 /dev/urandom | base64)" LOG_LEVEL=info \
-    "$SMS_RESELLER_BIN" serve --migrate --port "$port" --simulator-port "$simulator_port" >"$OUT/service.log" 2>&1 &
-service=$!
-at_exit "stop_service $service"
-for i in $(seq 1 300); do
-    [ "$(command curl -s -o /dev/null -w '%{http_code}' "$API/health/ready")" != 200 ] || break
-    kill -0 "$service" 2>/dev/null || { tail -n 40 "$OUT/service.log" >&2; die "the service exited before it was ready"; }
-    [ "$i" -lt 300 ] || { tail -n 40 "$OUT/service.log" >&2; die "the service was not ready within 30 s"; }
-    sleep 0.1
-done
+start_fresh_service "$OUT/service.log" LOG_LEVEL=info
 
 # ---------------------------------------------------------------------------------------------------------------
 # Real tenants and ids: the keys of the three roles, and ids for the path parameters.

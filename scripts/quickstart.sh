@@ -397,31 +397,7 @@ trap 'exit 143' TERM
 fresh_database quickstart
 export DATABASE_URL=$FRESH_DATABASE_URL
 
-port=$(free_port)
-simulator_port=$(free_port)
-while [ "$simulator_port" = "$port" ]; do simulator_port=$(free_port); done
-API=http://127.0.0.1:$port
-SIM=http://127.0.0.1:$simulator_port
-log "sms-reseller serve --migrate on 127.0.0.1:$port, the simulator on 127.0.0.1:$simulator_port"
-stop_service() {
-    kill -TERM "$1" 2>/dev/null || return 0
-    local i
-    for i in $(seq 1 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
-    log "the service did not stop within 10 s of SIGTERM; killing it"
-    kill -KILL "$1" 2>/dev/null || true
-}
-# Nothing from the caller's environment configures it but the database: the built-in simulator is the upstream.
-env -i PATH="$PATH" HOME="${HOME:-/root}" ${LD_LIBRARY_PATH:+LD_LIBRARY_PATH="$LD_LIBRARY_PATH"} \
-    DATABASE_URL="$DATABASE_URL" UPSTREAM_CREDENTIALS_KEY="$(head -c 32 /dev/urandom | base64)" \
-    "$SMS_RESELLER_BIN" serve --migrate --port "$port" --simulator-port "$simulator_port" >"$work/service.log" 2>&1 &
-service=$!
-at_exit "stop_service $service"
-for i in $(seq 1 300); do
-    [ "$(command curl -s -o /dev/null -w '%{http_code}' "$API/health/ready")" != 200 ] || break
-    kill -0 "$service" 2>/dev/null || { tail -n 40 "$work/service.log" >&2; die "the service exited before it was ready"; }
-    [ "$i" -lt 300 ] || { tail -n 40 "$work/service.log" >&2; die "the service was not ready within 30 s"; }
-    sleep 0.1
-done
+start_fresh_service "$work/service.log"
 
 # ---------------------------------------------------------------------------------------------------------------
 # The steps, then README.md.

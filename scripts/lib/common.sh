@@ -186,3 +186,38 @@ start_bench_cluster() {
 
 # Prints the arithmetic expression $1 with three decimals.
 calc() { awk "BEGIN { printf \"%.3f\", $1 }"; }
+
+# start_fresh_service LOG_FILE [VAR=value…]
+# `sms-reseller serve --migrate` on $DATABASE_URL with the built-in simulator, both on free ports, and nothing else
+# from the caller's environment but the given variables; waits until it is ready (dies, showing the log's end, if it
+# exits or is not ready within 30 s) and stops it at exit. Sets API, SIM and SERVICE_PID.
+start_fresh_service() {
+    local logfile=$1 port simulator_port i
+    shift
+    port=$(free_port)
+    simulator_port=$(free_port)
+    while [ "$simulator_port" = "$port" ]; do simulator_port=$(free_port); done
+    API=http://127.0.0.1:$port
+    SIM=http://127.0.0.1:$simulator_port
+    log "sms-reseller serve --migrate on 127.0.0.1:$port, the simulator on 127.0.0.1:$simulator_port"
+    env -i PATH="$PATH" HOME="${HOME:-/root}" ${LD_LIBRARY_PATH:+LD_LIBRARY_PATH="$LD_LIBRARY_PATH"} \
+        DATABASE_URL="$DATABASE_URL" UPSTREAM_CREDENTIALS_KEY="$(head -c 32 /dev/urandom | base64)" "$@" \
+        "$SMS_RESELLER_BIN" serve --migrate --port "$port" --simulator-port "$simulator_port" >"$logfile" 2>&1 &
+    SERVICE_PID=$!
+    at_exit "stop_service $SERVICE_PID"
+    for i in $(seq 1 300); do
+        [ "$(command curl -s -o /dev/null -w '%{http_code}' "$API/health/ready")" != 200 ] || break
+        kill -0 "$SERVICE_PID" 2>/dev/null || { tail -n 40 "$logfile" >&2; die "the service exited before it was ready"; }
+        [ "$i" -lt 300 ] || { tail -n 40 "$logfile" >&2; die "the service was not ready within 30 s"; }
+        sleep 0.1
+    done
+}
+
+# stop_service PID: SIGTERM, then SIGKILL if it has not stopped within 10 s.
+stop_service() {
+    kill -TERM "$1" 2>/dev/null || return 0
+    local i
+    for i in $(seq 1 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+    log "the service did not stop within 10 s of SIGTERM; killing it"
+    kill -KILL "$1" 2>/dev/null || true
+}
