@@ -84,23 +84,12 @@ psql -d postgres -c "ALTER DATABASE finance SET log_min_duration_statement = 0"
 key=$("$bin" admin create-key --name bench-finance 2>/dev/null | tail -n 1)
 port=$(free_port)
 API=http://127.0.0.1:$port
-stop_service() {
-    kill -TERM "$1" 2>/dev/null || return 0
-    local i
-    for i in $(seq 1 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
-    kill -KILL "$1" 2>/dev/null || true
-}
 env -i PATH="$PATH" HOME="${HOME:-/root}" ${LD_LIBRARY_PATH:+LD_LIBRARY_PATH="$LD_LIBRARY_PATH"} \
     DATABASE_URL="$DATABASE_URL" "$bin" serve --port "$port" --simulator-port 0 --no-dispatcher --no-report-polling \
     --no-webhooks --no-ledger-maintenance --db-statement-timeout-ms 0 >"$THROWAWAY_DIR/service.log" 2>&1 &
 service=$!
 at_exit "stop_service $service"
-for i in $(seq 1 300); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "$API/health/ready")" != 200 ] || break
-    kill -0 "$service" 2>/dev/null || { tail -n 40 "$THROWAWAY_DIR/service.log" >&2; die "the service exited before it was ready"; }
-    [ "$i" -lt 300 ] || { tail -n 40 "$THROWAWAY_DIR/service.log" >&2; die "the service was not ready within 30 s"; }
-    sleep 0.1
-done
+wait_until_ready "$service" "$THROWAWAY_DIR/service.log"
 
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$service/status"; }
 mb() { calc "($1) / 1024"; }

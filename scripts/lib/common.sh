@@ -192,7 +192,7 @@ calc() { awk "BEGIN { printf \"%.3f\", $1 }"; }
 # from the caller's environment but the given variables; waits until it is ready (dies, showing the log's end, if it
 # exits or is not ready within 30 s) and stops it at exit. Sets API, SIM and SERVICE_PID.
 start_fresh_service() {
-    local logfile=$1 port simulator_port i
+    local logfile=$1 port simulator_port
     shift
     port=$(free_port)
     simulator_port=$(free_port)
@@ -205,12 +205,20 @@ start_fresh_service() {
         "$SMS_RESELLER_BIN" serve --migrate --port "$port" --simulator-port "$simulator_port" >"$logfile" 2>&1 &
     SERVICE_PID=$!
     at_exit "stop_service $SERVICE_PID"
+    wait_until_ready "$SERVICE_PID" "$logfile"
+}
+
+# wait_until_ready PID LOG_FILE: waits until $API/health/ready answers 200; dies, showing the log's end, if the
+# process exits first or 30 s pass.
+wait_until_ready() {
+    local i
     for i in $(seq 1 300); do
-        [ "$(command curl -s -o /dev/null -w '%{http_code}' "$API/health/ready")" != 200 ] || break
-        kill -0 "$SERVICE_PID" 2>/dev/null || { tail -n 40 "$logfile" >&2; die "the service exited before it was ready"; }
-        [ "$i" -lt 300 ] || { tail -n 40 "$logfile" >&2; die "the service was not ready within 30 s"; }
+        [ "$(command curl -s -o /dev/null -w '%{http_code}' "$API/health/ready")" != 200 ] || return 0
+        kill -0 "$1" 2>/dev/null || { tail -n 40 "$2" >&2; die "the service exited before it was ready"; }
         sleep 0.1
     done
+    tail -n 40 "$2" >&2
+    die "the service was not ready within 30 s"
 }
 
 # stop_service PID: SIGTERM, then SIGKILL if it has not stopped within 10 s.
