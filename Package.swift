@@ -192,6 +192,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Invoicing: billing profiles, invoices and credit notes with gap-free numbers, the monthly run, renderings.
+        .target(
+            name: "Invoicing",
+            dependencies: [
+                "ResellerCore",
+                "Ledger",
+                "PostgresLibpq",
+                "SMSCore",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "CompatibleGateway",
             dependencies: [
@@ -220,6 +232,7 @@ let package = Package(
                 "Webhooks",
                 "Messaging",
                 "Finance",
+                "Invoicing",
                 "CompatibleGateway",
                 "PostgresLibpq",
                 "SMSCore",
@@ -246,6 +259,7 @@ let package = Package(
                 "Messaging",
                 "Webhooks",
                 "Finance",
+                "Invoicing",
                 "PostgresLibpq",
                 "Gateway1601",
                 "Gateway1601Simulator",
@@ -364,6 +378,7 @@ let package = Package(
                 "Webhooks",
                 "Messaging",
                 "Finance",
+                "Invoicing",
                 "CompatibleGateway",
                 "ResellerAPI",
                 "PostgresLibpq",
