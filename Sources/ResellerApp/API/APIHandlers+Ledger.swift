@@ -1,4 +1,5 @@
 import Foundation
+import Invoicing
 import Ledger
 import PostgresLibpq
 import ResellerAPI
@@ -136,15 +137,24 @@ extension APIHandlers {
         let amount = validator.amount(body.amount, field: "/amount")
         let reference = validator.required(body.paymentReference, field: "/paymentReference", maximum: 200)
         let note = validator.text(body.note, field: "/note", maximum: 1000)
+        let payment = validator.payment(amountPaid: body.amountPaid, currency: body.currency)
         try validator.check()
         let request = try Idempotency.request(
             principal: principal, key: input.headers.idempotencyKey, operation: "topUpReseller:\(resellerID.apiString)",
-            body: ["amount": String(amount.minorUnits), "paymentReference": reference, "note": note ?? ""])
+            body: [
+                "amount": String(amount.minorUnits), "paymentReference": reference, "note": note ?? "",
+                "amountPaid": payment.map { String($0.amount.minorUnits) } ?? "", "currency": payment?.currency ?? "",
+            ])
         let (result, replayed) = try await idempotency.run(request, status: 201) { connection in
-            Self.schema(
-                try await LedgerService.topUp(
-                    resellerID: resellerID, amount: amount, paymentReference: reference, note: note,
-                    by: AuditActor(principal), on: connection))
+            let movement = try await LedgerService.topUp(
+                resellerID: resellerID, amount: amount, paymentReference: reference, note: note,
+                by: AuditActor(principal), on: connection)
+            if let payment {
+                try await BillingProfiles.recordPayment(
+                    transferID: movement.transfer.id, amountPaid: payment.amount.minorUnits,
+                    currency: payment.currency, on: connection)
+            }
+            return Self.schema(movement)
         }
         return .created(.init(headers: .init(idempotentReplayed: replayed), body: .json(result)))
     }
@@ -180,17 +190,29 @@ extension APIHandlers {
         var validator = Validator()
         let amount = validator.amount(body.amount, field: "/amount")
         let note = validator.text(body.note, field: "/note", maximum: 1000)
-        try validator.check()
         let direction: LedgerService.CreditDirection = body.direction == .toSubAccount ? .toSubAccount : .fromSubAccount
+        let payment = validator.payment(amountPaid: body.amountPaid, currency: body.currency)
+        if payment != nil, direction == .fromSubAccount {
+            validator.fail("/amountPaid", "is only for credits sold (to_sub_account)")
+        }
+        try validator.check()
         let request = try Idempotency.request(
             principal: principal, key: input.headers.idempotencyKey,
             operation: "transferSubAccountCredits:\(subAccount.id.apiString)",
-            body: ["amount": String(amount.minorUnits), "direction": direction.rawValue, "note": note ?? ""])
+            body: [
+                "amount": String(amount.minorUnits), "direction": direction.rawValue, "note": note ?? "",
+                "amountPaid": payment.map { String($0.amount.minorUnits) } ?? "", "currency": payment?.currency ?? "",
+            ])
         let (result, replayed) = try await idempotency.run(request, status: 201) { connection in
-            Self.schema(
-                try await LedgerService.transferCredits(
-                    subAccount: subAccount, amount: amount, direction: direction, note: note, by: AuditActor(principal),
-                    on: connection))
+            let movement = try await LedgerService.transferCredits(
+                subAccount: subAccount, amount: amount, direction: direction, note: note, by: AuditActor(principal),
+                on: connection)
+            if let payment {
+                try await BillingProfiles.recordPayment(
+                    transferID: movement.transfer.id, amountPaid: payment.amount.minorUnits,
+                    currency: payment.currency, on: connection)
+            }
+            return Self.schema(movement)
         }
         return .created(.init(headers: .init(idempotentReplayed: replayed), body: .json(result)))
     }

@@ -90,6 +90,64 @@ END;
 $$;
 
 --
+-- Name: invoice_guard(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.invoice_guard() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF OLD.status <> 'draft' THEN
+        RAISE EXCEPTION 'invoice % is %: it never changes (issue a credit note to correct it)', OLD.id, OLD.status
+            USING ERRCODE = 'IV001';
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        RETURN OLD;
+    END IF;
+    RETURN NEW;
+END;
+$$;
+
+--
+-- Name: invoice_no_truncate(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.invoice_no_truncate() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    RAISE EXCEPTION 'invoices are never truncated' USING ERRCODE = 'IV001';
+END;
+$$;
+
+--
+-- Name: invoice_part_guard(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.invoice_part_guard() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    parent_status text;
+BEGIN
+    SELECT status INTO parent_status FROM invoice
+    WHERE id = CASE WHEN TG_OP = 'INSERT' THEN NEW.invoice_id ELSE OLD.invoice_id END;
+    IF parent_status IS DISTINCT FROM 'draft' THEN
+        RAISE EXCEPTION 'invoice % is %: its % rows never change',
+            CASE WHEN TG_OP = 'INSERT' THEN NEW.invoice_id ELSE OLD.invoice_id END, parent_status, TG_TABLE_NAME
+            USING ERRCODE = 'IV001';
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        RETURN OLD;
+    END IF;
+    IF TG_OP = 'UPDATE' AND NEW.invoice_id <> OLD.invoice_id THEN
+        RAISE EXCEPTION 'a % row cannot move to another invoice', TG_TABLE_NAME USING ERRCODE = 'IV001';
+    END IF;
+    RETURN NEW;
+END;
+$$;
+
+--
 -- Name: ledger_transfer; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -1079,6 +1137,37 @@ ALTER TABLE public.audit_log ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
 );
 
 --
+-- Name: billing_profile; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.billing_profile (
+    reseller_id uuid NOT NULL,
+    sub_account_id uuid,
+    legal_name text NOT NULL,
+    address text[] NOT NULL,
+    country_code text NOT NULL,
+    vat_number text,
+    company_number text,
+    vat_regime text NOT NULL,
+    vat_rate_bp integer NOT NULL,
+    billing_mode text NOT NULL,
+    credit_price bigint NOT NULL,
+    updated_by text NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT billing_profile_address_check CHECK (((cardinality(address) >= 1) AND (cardinality(address) <= 6))),
+    CONSTRAINT billing_profile_billing_mode_check CHECK ((billing_mode = ANY (ARRAY['prepaid'::text, 'postpaid'::text]))),
+    CONSTRAINT billing_profile_check CHECK (((vat_regime = 'standard'::text) OR (vat_rate_bp = 0))),
+    CONSTRAINT billing_profile_check1 CHECK (((vat_regime <> 'reverse_charge'::text) OR (vat_number IS NOT NULL))),
+    CONSTRAINT billing_profile_company_number_check CHECK (((length(company_number) >= 1) AND (length(company_number) <= 40))),
+    CONSTRAINT billing_profile_country_code_check CHECK ((country_code ~ '^[A-Z]{2}$'::text)),
+    CONSTRAINT billing_profile_credit_price_check CHECK (((credit_price >= 0) AND (credit_price <= '100000000000000'::bigint))),
+    CONSTRAINT billing_profile_legal_name_check CHECK (((length(legal_name) >= 1) AND (length(legal_name) <= 200))),
+    CONSTRAINT billing_profile_vat_number_check CHECK (((length(vat_number) >= 1) AND (length(vat_number) <= 40))),
+    CONSTRAINT billing_profile_vat_rate_bp_check CHECK (((vat_rate_bp >= 0) AND (vat_rate_bp <= 10000))),
+    CONSTRAINT billing_profile_vat_regime_check CHECK ((vat_regime = ANY (ARRAY['standard'::text, 'reverse_charge'::text, 'exempt'::text])))
+);
+
+--
 -- Name: contact; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -1135,6 +1224,154 @@ CREATE TABLE public.idempotency_record (
     response jsonb NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT idempotency_record_key_check CHECK (((length(key) >= 1) AND (length(key) <= 255)))
+);
+
+--
+-- Name: invoice; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.invoice (
+    id uuid NOT NULL,
+    kind text NOT NULL,
+    source text NOT NULL,
+    status text NOT NULL,
+    issuer_reseller_id uuid,
+    customer_reseller_id uuid NOT NULL,
+    customer_sub_account_id uuid,
+    number text,
+    issue_date date,
+    due_date date,
+    period_start date NOT NULL,
+    period_end date NOT NULL,
+    covered_from timestamp with time zone,
+    covered_to timestamp with time zone,
+    leg text,
+    purchase_transfer_id uuid,
+    credits bigint NOT NULL,
+    currency text NOT NULL,
+    currency_digits smallint NOT NULL,
+    issuer jsonb NOT NULL,
+    customer jsonb NOT NULL,
+    payment_terms text,
+    notes text[] DEFAULT '{}'::text[] NOT NULL,
+    net_total bigint NOT NULL,
+    vat_total bigint NOT NULL,
+    total bigint NOT NULL,
+    corrects_invoice_id uuid,
+    correction_reason text,
+    created_by text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    issued_by text,
+    issued_at timestamp with time zone,
+    voided_by text,
+    voided_at timestamp with time zone,
+    CONSTRAINT invoice_check CHECK ((total = (net_total + vat_total))),
+    CONSTRAINT invoice_check1 CHECK (
+CASE
+    WHEN (issuer_reseller_id IS NULL) THEN (customer_sub_account_id IS NULL)
+    ELSE ((issuer_reseller_id = customer_reseller_id) AND (customer_sub_account_id IS NOT NULL))
+END),
+    CONSTRAINT invoice_check2 CHECK (((status = 'issued'::text) = ((number IS NOT NULL) AND (issue_date IS NOT NULL) AND (due_date IS NOT NULL) AND (issued_by IS NOT NULL) AND (issued_at IS NOT NULL)))),
+    CONSTRAINT invoice_check3 CHECK (((status = 'voided'::text) = ((voided_by IS NOT NULL) AND (voided_at IS NOT NULL)))),
+    CONSTRAINT invoice_check4 CHECK ((period_end >= period_start)),
+    CONSTRAINT invoice_check5 CHECK (((kind = 'credit_note'::text) = (source = 'correction'::text))),
+    CONSTRAINT invoice_check6 CHECK (((kind = 'credit_note'::text) = ((corrects_invoice_id IS NOT NULL) AND (correction_reason IS NOT NULL)))),
+    CONSTRAINT invoice_check7 CHECK (((source = 'usage'::text) = ((covered_from IS NOT NULL) AND (covered_to IS NOT NULL) AND (leg IS NOT NULL)))),
+    CONSTRAINT invoice_check8 CHECK (((source = 'purchase'::text) = (purchase_transfer_id IS NOT NULL))),
+    CONSTRAINT invoice_correction_reason_check CHECK (((length(correction_reason) >= 1) AND (length(correction_reason) <= 500))),
+    CONSTRAINT invoice_currency_check CHECK ((currency ~ '^[A-Z]{3}$'::text)),
+    CONSTRAINT invoice_currency_digits_check CHECK (((currency_digits >= 0) AND (currency_digits <= 4))),
+    CONSTRAINT invoice_kind_check CHECK ((kind = ANY (ARRAY['invoice'::text, 'credit_note'::text]))),
+    CONSTRAINT invoice_leg_check CHECK ((leg = ANY (ARRAY['retail'::text, 'wholesale'::text]))),
+    CONSTRAINT invoice_number_check CHECK (((length(number) >= 1) AND (length(number) <= 40))),
+    CONSTRAINT invoice_source_check CHECK ((source = ANY (ARRAY['usage'::text, 'purchase'::text, 'correction'::text]))),
+    CONSTRAINT invoice_status_check CHECK ((status = ANY (ARRAY['draft'::text, 'issued'::text, 'voided'::text])))
+);
+
+--
+-- Name: invoice_counter; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.invoice_counter (
+    issuer uuid NOT NULL,
+    series text NOT NULL,
+    year integer NOT NULL,
+    last_number bigint NOT NULL,
+    CONSTRAINT invoice_counter_last_number_check CHECK ((last_number >= 1)),
+    CONSTRAINT invoice_counter_series_check CHECK ((series = ANY (ARRAY['invoice'::text, 'credit_note'::text]))),
+    CONSTRAINT invoice_counter_year_check CHECK (((year >= 2000) AND (year <= 9999)))
+);
+
+--
+-- Name: invoice_line; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.invoice_line (
+    invoice_id uuid NOT NULL,
+    "position" integer NOT NULL,
+    description text NOT NULL,
+    quantity numeric NOT NULL,
+    unit text NOT NULL,
+    unit_price numeric NOT NULL,
+    net bigint NOT NULL,
+    vat_rate_bp integer NOT NULL,
+    vat_category text NOT NULL,
+    credits bigint NOT NULL,
+    country text,
+    encoding text,
+    corrects_position integer,
+    CONSTRAINT invoice_line_country_check CHECK ((country ~ '^[0-9]{1,7}$'::text)),
+    CONSTRAINT invoice_line_description_check CHECK (((length(description) >= 1) AND (length(description) <= 500))),
+    CONSTRAINT invoice_line_encoding_check CHECK ((encoding = ANY (ARRAY['gsm7'::text, 'ucs2'::text]))),
+    CONSTRAINT invoice_line_position_check CHECK (("position" >= 1)),
+    CONSTRAINT invoice_line_unit_check CHECK ((unit = ANY (ARRAY['part'::text, 'credit'::text]))),
+    CONSTRAINT invoice_line_vat_category_check CHECK ((vat_category = ANY (ARRAY['standard'::text, 'reverse_charge'::text, 'exempt'::text]))),
+    CONSTRAINT invoice_line_vat_rate_bp_check CHECK (((vat_rate_bp >= 0) AND (vat_rate_bp <= 10000)))
+);
+
+--
+-- Name: invoice_vat; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.invoice_vat (
+    invoice_id uuid NOT NULL,
+    vat_rate_bp integer NOT NULL,
+    vat_category text NOT NULL,
+    base bigint NOT NULL,
+    vat bigint NOT NULL,
+    CONSTRAINT invoice_vat_vat_category_check CHECK ((vat_category = ANY (ARRAY['standard'::text, 'reverse_charge'::text, 'exempt'::text]))),
+    CONSTRAINT invoice_vat_vat_rate_bp_check CHECK (((vat_rate_bp >= 0) AND (vat_rate_bp <= 10000)))
+);
+
+--
+-- Name: issuer_profile; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.issuer_profile (
+    reseller_id uuid,
+    legal_name text NOT NULL,
+    address text[] NOT NULL,
+    country_code text NOT NULL,
+    vat_number text,
+    company_number text,
+    invoice_prefix text NOT NULL,
+    credit_note_prefix text NOT NULL,
+    payment_terms_days integer NOT NULL,
+    currency text NOT NULL,
+    time_zone text NOT NULL,
+    updated_by text NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT issuer_profile_address_check CHECK (((cardinality(address) >= 1) AND (cardinality(address) <= 6))),
+    CONSTRAINT issuer_profile_check CHECK ((invoice_prefix <> credit_note_prefix)),
+    CONSTRAINT issuer_profile_company_number_check CHECK (((length(company_number) >= 1) AND (length(company_number) <= 40))),
+    CONSTRAINT issuer_profile_country_code_check CHECK ((country_code ~ '^[A-Z]{2}$'::text)),
+    CONSTRAINT issuer_profile_credit_note_prefix_check CHECK ((credit_note_prefix ~ '^[A-Z0-9]{1,10}$'::text)),
+    CONSTRAINT issuer_profile_currency_check CHECK ((currency ~ '^[A-Z]{3}$'::text)),
+    CONSTRAINT issuer_profile_invoice_prefix_check CHECK ((invoice_prefix ~ '^[A-Z0-9]{1,10}$'::text)),
+    CONSTRAINT issuer_profile_legal_name_check CHECK (((length(legal_name) >= 1) AND (length(legal_name) <= 200))),
+    CONSTRAINT issuer_profile_payment_terms_days_check CHECK (((payment_terms_days >= 0) AND (payment_terms_days <= 365))),
+    CONSTRAINT issuer_profile_time_zone_check CHECK (((length(time_zone) >= 1) AND (length(time_zone) <= 64))),
+    CONSTRAINT issuer_profile_vat_number_check CHECK (((length(vat_number) >= 1) AND (length(vat_number) <= 40)))
 );
 
 --
@@ -1568,6 +1805,18 @@ CREATE TABLE public.sub_account_retail_price_list (
     price_list_id uuid NOT NULL,
     assigned_by text NOT NULL,
     assigned_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+--
+-- Name: transfer_payment; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.transfer_payment (
+    transfer_id uuid NOT NULL,
+    amount_paid bigint NOT NULL,
+    currency text NOT NULL,
+    CONSTRAINT transfer_payment_amount_paid_check CHECK ((amount_paid >= 0)),
+    CONSTRAINT transfer_payment_currency_check CHECK ((currency ~ '^[A-Z]{3}$'::text))
 );
 
 --
@@ -2018,6 +2267,34 @@ ALTER TABLE ONLY public.idempotency_record
     ADD CONSTRAINT idempotency_record_pkey PRIMARY KEY (scope, key);
 
 --
+-- Name: invoice_counter invoice_counter_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.invoice_counter
+    ADD CONSTRAINT invoice_counter_pkey PRIMARY KEY (issuer, series, year);
+
+--
+-- Name: invoice_line invoice_line_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.invoice_line
+    ADD CONSTRAINT invoice_line_pkey PRIMARY KEY (invoice_id, "position");
+
+--
+-- Name: invoice invoice_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.invoice
+    ADD CONSTRAINT invoice_pkey PRIMARY KEY (id);
+
+--
+-- Name: invoice_vat invoice_vat_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.invoice_vat
+    ADD CONSTRAINT invoice_vat_pkey PRIMARY KEY (invoice_id, vat_category, vat_rate_bp);
+
+--
 -- Name: ledger_account ledger_account_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -2263,6 +2540,13 @@ ALTER TABLE ONLY public.sub_account_retail_price_list
     ADD CONSTRAINT sub_account_retail_price_list_pkey PRIMARY KEY (reseller_id, sub_account_id);
 
 --
+-- Name: transfer_payment transfer_payment_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.transfer_payment
+    ADD CONSTRAINT transfer_payment_pkey PRIMARY KEY (transfer_id);
+
+--
 -- Name: unmatched_delivery_report unmatched_delivery_report_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -2393,6 +2677,12 @@ CREATE INDEX api_key_owner ON public.api_key USING btree (reseller_id, sub_accou
 CREATE INDEX audit_log_tenant ON public.audit_log USING btree (reseller_id, id);
 
 --
+-- Name: billing_profile_customer; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX billing_profile_customer ON public.billing_profile USING btree (reseller_id, sub_account_id) NULLS NOT DISTINCT;
+
+--
 -- Name: contact_group_member_contact; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -2409,6 +2699,48 @@ CREATE UNIQUE INDEX contact_group_name ON public.contact_group USING btree (rese
 --
 
 CREATE INDEX idempotency_record_age ON public.idempotency_record USING btree (created_at);
+
+--
+-- Name: invoice_by_customer; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX invoice_by_customer ON public.invoice USING btree (customer_reseller_id, customer_sub_account_id, created_at, id);
+
+--
+-- Name: invoice_by_issuer; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX invoice_by_issuer ON public.invoice USING btree (issuer_reseller_id, created_at, id);
+
+--
+-- Name: invoice_corrections; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX invoice_corrections ON public.invoice USING btree (corrects_invoice_id) WHERE (corrects_invoice_id IS NOT NULL);
+
+--
+-- Name: invoice_number; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX invoice_number ON public.invoice USING btree (issuer_reseller_id, number) NULLS NOT DISTINCT WHERE (number IS NOT NULL);
+
+--
+-- Name: invoice_purchase_once; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX invoice_purchase_once ON public.invoice USING btree (purchase_transfer_id) WHERE ((source = 'purchase'::text) AND (status <> 'voided'::text));
+
+--
+-- Name: invoice_usage_once; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX invoice_usage_once ON public.invoice USING btree (customer_reseller_id, customer_sub_account_id, period_start) NULLS NOT DISTINCT WHERE ((source = 'usage'::text) AND (status <> 'voided'::text));
+
+--
+-- Name: issuer_profile_issuer; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX issuer_profile_issuer ON public.issuer_profile USING btree (reseller_id) NULLS NOT DISTINCT;
 
 --
 -- Name: ledger_account_owner; Type: INDEX; Schema: public; Owner: -
@@ -2705,6 +3037,42 @@ CREATE TRIGGER contact_group_touch BEFORE UPDATE ON public.contact_group FOR EAC
 CREATE TRIGGER contact_touch BEFORE UPDATE ON public.contact FOR EACH ROW EXECUTE FUNCTION public.touch_updated_at();
 
 --
+-- Name: invoice invoice_immutable; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER invoice_immutable BEFORE DELETE OR UPDATE ON public.invoice FOR EACH ROW EXECUTE FUNCTION public.invoice_guard();
+
+--
+-- Name: invoice_line invoice_line_immutable; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER invoice_line_immutable BEFORE INSERT OR DELETE OR UPDATE ON public.invoice_line FOR EACH ROW EXECUTE FUNCTION public.invoice_part_guard();
+
+--
+-- Name: invoice_line invoice_line_no_truncate; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER invoice_line_no_truncate BEFORE TRUNCATE ON public.invoice_line FOR EACH STATEMENT EXECUTE FUNCTION public.invoice_no_truncate();
+
+--
+-- Name: invoice invoice_no_truncate; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER invoice_no_truncate BEFORE TRUNCATE ON public.invoice FOR EACH STATEMENT EXECUTE FUNCTION public.invoice_no_truncate();
+
+--
+-- Name: invoice_vat invoice_vat_immutable; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER invoice_vat_immutable BEFORE INSERT OR DELETE OR UPDATE ON public.invoice_vat FOR EACH ROW EXECUTE FUNCTION public.invoice_part_guard();
+
+--
+-- Name: invoice_vat invoice_vat_no_truncate; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER invoice_vat_no_truncate BEFORE TRUNCATE ON public.invoice_vat FOR EACH STATEMENT EXECUTE FUNCTION public.invoice_no_truncate();
+
+--
 -- Name: ledger_account ledger_account_touch; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -2924,6 +3292,20 @@ ALTER TABLE ONLY public.api_key
     ADD CONSTRAINT api_key_reseller_id_sub_account_id_fkey FOREIGN KEY (reseller_id, sub_account_id) REFERENCES public.sub_account(reseller_id, id);
 
 --
+-- Name: billing_profile billing_profile_reseller_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.billing_profile
+    ADD CONSTRAINT billing_profile_reseller_id_fkey FOREIGN KEY (reseller_id) REFERENCES public.reseller(id);
+
+--
+-- Name: billing_profile billing_profile_reseller_id_sub_account_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.billing_profile
+    ADD CONSTRAINT billing_profile_reseller_id_sub_account_id_fkey FOREIGN KEY (reseller_id, sub_account_id) REFERENCES public.sub_account(reseller_id, id);
+
+--
 -- Name: contact_group_member contact_group_member_reseller_id_sub_account_id_contact_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -2950,6 +3332,62 @@ ALTER TABLE ONLY public.contact_group
 
 ALTER TABLE ONLY public.contact
     ADD CONSTRAINT contact_reseller_id_sub_account_id_fkey FOREIGN KEY (reseller_id, sub_account_id) REFERENCES public.sub_account(reseller_id, id);
+
+--
+-- Name: invoice invoice_corrects_invoice_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.invoice
+    ADD CONSTRAINT invoice_corrects_invoice_id_fkey FOREIGN KEY (corrects_invoice_id) REFERENCES public.invoice(id);
+
+--
+-- Name: invoice invoice_customer_reseller_id_customer_sub_account_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.invoice
+    ADD CONSTRAINT invoice_customer_reseller_id_customer_sub_account_id_fkey FOREIGN KEY (customer_reseller_id, customer_sub_account_id) REFERENCES public.sub_account(reseller_id, id);
+
+--
+-- Name: invoice invoice_customer_reseller_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.invoice
+    ADD CONSTRAINT invoice_customer_reseller_id_fkey FOREIGN KEY (customer_reseller_id) REFERENCES public.reseller(id);
+
+--
+-- Name: invoice invoice_issuer_reseller_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.invoice
+    ADD CONSTRAINT invoice_issuer_reseller_id_fkey FOREIGN KEY (issuer_reseller_id) REFERENCES public.reseller(id);
+
+--
+-- Name: invoice_line invoice_line_invoice_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.invoice_line
+    ADD CONSTRAINT invoice_line_invoice_id_fkey FOREIGN KEY (invoice_id) REFERENCES public.invoice(id);
+
+--
+-- Name: invoice invoice_purchase_transfer_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.invoice
+    ADD CONSTRAINT invoice_purchase_transfer_id_fkey FOREIGN KEY (purchase_transfer_id) REFERENCES public.ledger_transfer(id);
+
+--
+-- Name: invoice_vat invoice_vat_invoice_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.invoice_vat
+    ADD CONSTRAINT invoice_vat_invoice_id_fkey FOREIGN KEY (invoice_id) REFERENCES public.invoice(id);
+
+--
+-- Name: issuer_profile issuer_profile_reseller_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.issuer_profile
+    ADD CONSTRAINT issuer_profile_reseller_id_fkey FOREIGN KEY (reseller_id) REFERENCES public.reseller(id);
 
 --
 -- Name: ledger_account ledger_account_reseller_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
@@ -3174,6 +3612,13 @@ ALTER TABLE ONLY public.sub_account_retail_price_list
 
 ALTER TABLE ONLY public.sub_account_retail_price_list
     ADD CONSTRAINT sub_account_retail_price_list_reseller_id_sub_account_id_fkey FOREIGN KEY (reseller_id, sub_account_id) REFERENCES public.sub_account(reseller_id, id);
+
+--
+-- Name: transfer_payment transfer_payment_transfer_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.transfer_payment
+    ADD CONSTRAINT transfer_payment_transfer_id_fkey FOREIGN KEY (transfer_id) REFERENCES public.ledger_transfer(id);
 
 --
 -- Name: upstream_connection_default upstream_connection_default_connection_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
