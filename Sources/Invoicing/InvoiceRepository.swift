@@ -1,4 +1,5 @@
 import Foundation
+import Ledger
 import PostgresLibpq
 import ResellerCore
 import SMSCore
@@ -362,6 +363,38 @@ package enum InvoiceRepository {
         let id = try await writeDraft(draft, by: actor, on: connection)
         try await issue(id: id, by: actor, on: connection)
         return id
+    }
+
+    /// The ledger transfers a document covers, newest first (keyset on `seq`): the charged transfers of a usage
+    /// invoice's leg for its customer in `[coveredFrom, coveredTo)`, the transfer of a purchase invoice, none for a
+    /// credit note.
+    package static func coveredTransfers(
+        _ record: InvoiceRecord, before cursor: Int64?, limit: Int, on connection: PostgresConnection
+    ) async throws -> [TransferRecord] {
+        switch record.source {
+        case .correction:
+            return []
+        case .purchase:
+            return try await connection.query(
+                """
+                SELECT \(unescaped: LedgerRepository.transferColumns) FROM ledger_transfer
+                WHERE id = \(record.purchaseTransferID) AND (\(cursor)::bigint IS NULL OR seq < \(cursor)::bigint)
+                """
+            ).decodeRecords(TransferRecord.self)
+        case .usage:
+            return try await connection.query(
+                """
+                SELECT \(unescaped: LedgerRepository.transferColumns) FROM ledger_transfer
+                WHERE id IN (
+                    SELECT f.transfer_id FROM usage_money_fact f
+                    WHERE f.leg = \(record.leg) AND f.class = 'charged' AND f.at >= \(record.coveredFrom)
+                      AND f.at < \(record.coveredTo) AND f.reseller_id = \(record.customerResellerID)
+                      AND (\(record.customerSubAccountID)::uuid IS NULL OR f.sub_account_id = \(record.customerSubAccountID)))
+                  AND (\(cursor)::bigint IS NULL OR seq < \(cursor)::bigint)
+                ORDER BY seq DESC LIMIT \(limit)
+                """
+            ).decodeRecords(TransferRecord.self)
+        }
     }
 
     /// One document in the caller's scope.

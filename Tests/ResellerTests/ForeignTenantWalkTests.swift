@@ -231,7 +231,25 @@ import Yams
             let deliveryID = try #require(
                 try await api.pool.query("SELECT id FROM webhook_delivery").first(as: UUID.self)
             ).uuidString.lowercased()
+            // Invoicing: a purchase invoice the victim's reseller issued to its sub-account this month.
+            try #require(
+                try await api.call(
+                    .put, "/invoicing/issuer-profile", key: victim.resellerKey,
+                    body: InvoicingTests.issuerProfile("Victim B.V.", prefix: "VIC", creditNotePrefix: "VICCN")
+                ).status == .ok)
+            try #require(
+                try await api.call(
+                    .put, "/sub-accounts/\(victim.subAccountID)/billing-profile", key: victim.resellerKey,
+                    body: [
+                        "legalName": "Victim customer", "address": ["Street 1"], "countryCode": "NL",
+                        "vatRegime": "exempt", "billingMode": "prepaid", "creditPrice": "0.05",
+                    ]
+                ).status == .ok)
+            let run = try await api.call(
+                .post, "/invoice-runs", key: victim.resellerKey, body: ["month": InvoicingTests.thisMonth])
+            let invoiceID = try #require((run["documents"] as? [[String: Any]])?.first?["id"] as? String, "\(run.json)")
             let fixtures = [
+                "invoiceId": invoiceID,
                 "messageId": messageID, "batchId": batchID, "webhookId": webhookID, "deliveryId": deliveryID,
                 // The upstream's delivery callback is no tenant's: any caller with a wrong token gets 404.
                 "token": String(repeating: "0", count: 64),
@@ -270,7 +288,9 @@ import Yams
                 }
             }
             // Lists are scoped too: nothing of the victim in the intruder's lists.
-            for list in ["/sub-accounts", "/sender-names", "/audit-log?limit=200", "/api-keys", "/accounts"] {
+            for list in [
+                "/sub-accounts", "/sender-names", "/audit-log?limit=200", "/api-keys", "/accounts", "/invoices",
+            ] {
                 let reply = try await api.call(.get, list, key: intruder.resellerKey)
                 #expect(reply.status == .ok, "\(list)")
                 let ids = reply.items.flatMap {
@@ -278,7 +298,7 @@ import Yams
                 }
                 for victimID in [
                     victim.resellerID, victim.subAccountID, senderNameID, victim.subAccountKeyID, victim.resellerKeyID,
-                    accountID,
+                    accountID, invoiceID,
                 ] {
                     #expect(!ids.contains(victimID), "\(list) shows \(victimID)")
                 }

@@ -296,6 +296,29 @@ extension APIHandlers {
         }
     }
 
+    package func listInvoiceTransfers(_ input: Operations.ListInvoiceTransfers.Input) async throws
+        -> Operations.ListInvoiceTransfers.Output
+    {
+        let principal = try Access.principal()
+        let id = try pathID(input.path.invoiceId, "invoice")
+        var validator = Validator()
+        let limit = validator.limit(input.query.limit)
+        let cursor = validator.integerCursor(input.query.cursor)
+        try validator.check()
+        let rows = try await pool.withConnection { connection in
+            guard
+                let record = try await InvoiceRepository.get(
+                    id: id, scope: InvoiceScope(principal: principal), on: connection)
+            else { throw DomainError.notFound("No invoice \(id.apiString).") }
+            return try await InvoiceRepository.coveredTransfers(
+                record, before: cursor, limit: limit + 1, on: connection)
+        }
+        let page = Page(rows, limit: limit)
+        return .ok(
+            .init(
+                body: .json(.init(items: page.items.map(Self.schema), nextCursor: page.nextCursor { String($0.seq) }))))
+    }
+
     package func issueInvoice(_ input: Operations.IssueInvoice.Input) async throws -> Operations.IssueInvoice.Output {
         let (principal, id) = try await issuersInvoice(input.path.invoiceId)
         let record = try await pool.withTransaction { connection in

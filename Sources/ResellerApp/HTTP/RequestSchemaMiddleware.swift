@@ -26,8 +26,10 @@ package struct RequestSchemaMiddleware: ServerMiddleware {
         "assignWholesalePriceList", "blockReseller", "blockSubAccount", "createApiKey", "createContact",
         "createContactGroup", "createPriceList", "createPriceListVersion", "createReseller", "createResellerApiKey",
         "createResellerWebhook", "createSenderNameRule", "createSubAccount", "createSubAccountApiKey",
-        "createSubAccountWebhook", "createUpstreamConnection", "importContacts", "pauseUpstreamConnection",
-        "previewSend", "recordUpstreamPurchase", "rejectSenderName", "removeContactGroupMembers", "renameContactGroup",
+        "createSubAccountWebhook", "createUpstreamConnection", "importContacts", "issueCreditNote",
+        "pauseUpstreamConnection", "previewSend", "putIssuerProfile", "putResellerBillingProfile",
+        "putSubAccountBillingProfile", "recordUpstreamPurchase", "runInvoices", "rejectSenderName",
+        "removeContactGroupMembers", "renameContactGroup",
         "replaceAccountCodes", "replayWebhookEvents", "requestSenderName", "revokeSenderName", "sendMessages",
         "setCreditLimit", "setDefaultRetailPriceList", "setDefaultUpstreamConnection", "setLowBalanceThreshold",
         "setResellerRefundPolicy", "setSubAccountRefundPolicy", "setWebhookSettings", "topUpReseller",
@@ -39,6 +41,7 @@ package struct RequestSchemaMiddleware: ServerMiddleware {
     package static let arrayLimits: [String: [String: Int]] = [
         "setResellerRefundPolicy": ["chargedStates": 4],
         "setSubAccountRefundPolicy": ["chargedStates": 4],
+        "issueCreditNote": ["lines": 1000],
     ]
 
     /// Arrays with a `maxItems` their handlers check themselves, with a field error in their own words (422).
@@ -48,6 +51,9 @@ package struct RequestSchemaMiddleware: ServerMiddleware {
         "replaceAccountCodes": ["items": 8],
         "previewSend": ["recipients": 10_000],
         "sendMessages": ["recipients": 10_000],
+        "putIssuerProfile": ["address": 6],
+        "putResellerBillingProfile": ["address": 6],
+        "putSubAccountBillingProfile": ["address": 6],
     ]
 
     package init() {}
