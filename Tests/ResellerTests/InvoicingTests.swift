@@ -270,6 +270,13 @@ import Testing
                   AND leg = 'retail' AND class = 'charged'
                 """)
             #expect(charged == 2_175)
+            // …and the invoice lists exactly those transfers.
+            let covered = try await api.call(.get, "/invoices/\(usage.id)/transfers", key: tenant.subAccountKey)
+            #expect(covered.items.count == 3)
+            #expect(covered.items.map { FinanceTests.credits($0["amount"] as? String) }.reduce(0, +) == 2_175)
+            let purchaseTransfer = try await api.call(.get, "/invoices/\(purchase.id)/transfers", key: reseller)
+            #expect(purchaseTransfer.items.map { $0["amount"] as? String } == ["100.0000"])
+            #expect(purchaseTransfer.items.first?["code"] as? String == "credit_transfer")
 
             // Purchase: 12.10 paid, VAT included: 10.00 + 2.10.
             #expect(purchase.lines.first?.quantity == "100.0000" && purchase.netTotal == "10.00")
