@@ -416,9 +416,18 @@ import Testing
             let voided = try await api.call(.post, "/invoices/\(draft.id)/void", key: api.adminKey)
             #expect(voided.status == .ok && voided.string("status") == "voided")
             #expect(try await api.call(.post, "/invoices/\(draft.id)/issue", key: api.adminKey).status == .conflict)
-            let drafts2 = try await api.call(
+            // Two runs at once write one draft between them; the other reports it as already invoiced.
+            async let runA = api.call(
                 .post, "/invoice-runs", key: api.adminKey, body: ["month": Self.lastMonth, "mode": "draft"])
-            let draft2 = try #require(try drafts2.decode(Components.Schemas.InvoiceRunResult.self).documents.first)
+            async let runB = api.call(
+                .post, "/invoice-runs", key: api.adminKey, body: ["month": Self.lastMonth, "mode": "draft"])
+            let concurrent = try await [runA, runB].map { try $0.decode(Components.Schemas.InvoiceRunResult.self) }
+            #expect(concurrent.map(\.documents.count).sorted() == [0, 1], "\(concurrent)")
+            #expect(concurrent.flatMap(\.skipped).filter { $0.reason == .alreadyInvoiced }.count == 1)
+            #expect(
+                try await api.pool.query("SELECT count(*) FROM invoice WHERE status = 'draft'").first(as: Int.self) == 1
+            )
+            let draft2 = try #require(concurrent.flatMap(\.documents).first)
             let issued = try await api.call(.post, "/invoices/\(draft2.id)/issue", key: api.adminKey)
             try #require(issued.status == .ok, "\(issued.json)")
             let invoice = try issued.decode(Components.Schemas.Invoice.self)
