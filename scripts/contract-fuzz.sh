@@ -87,7 +87,15 @@ MESSAGE=$(command curl -s -X POST "$API/sub-accounts/$SUB/messages" -H "Authoriz
     -H "Idempotency-Key: fuzz-message" -H "Content-Type: application/json" \
     -d '{"sender": "Fuzz", "text": "hello", "recipients": ["31612345678"], "scheduleAt": "2099-01-01T00:00:00Z"}' \
     | jq -r '.messages[0].id // empty')
-log "reseller $RESELLER, sub-account $SUB, price list $LIST, contact $CONTACT, group $GROUP"
+# An invoice: the reseller as issuer, the sub-account prepaid, so its credit transfer above is invoiced this month.
+api PUT /invoicing/issuer-profile "$RESELLER_KEY" '{"legalName": "Fuzz Reseller B.V.", "address": ["Street 1"],
+    "countryCode": "NL", "invoicePrefix": "FUZZ", "creditNotePrefix": "FUZZCN", "paymentTermsDays": 14,
+    "currency": "EUR"}' >/dev/null
+api PUT "/sub-accounts/$SUB/billing-profile" "$RESELLER_KEY" '{"legalName": "Fuzz Customer", "address": ["Street 2"],
+    "countryCode": "NL", "vatRegime": "standard", "vatRate": "21", "billingMode": "prepaid", "creditPrice": "0.05"}' \
+    >/dev/null
+INVOICE=$(api POST /invoice-runs "$RESELLER_KEY" "{\"month\": \"$(date -u +%Y-%m)\"}" | jq -r '.documents[0].id')
+log "reseller $RESELLER, sub-account $SUB, price list $LIST, contact $CONTACT, group $GROUP, invoice $INVOICE"
 
 # Path parameters get these real ids (schemathesis fills the rest of each request), so requests reach handlers past
 # the lookups instead of stopping at 404.
@@ -105,6 +113,7 @@ cache = { directory = "$OUT/cache" }
 "path.senderNameId" = "$SENDER"
 "path.webhookId" = "$WEBHOOK"
 "path.connectionId" = "$CONNECTION"
+"path.invoiceId" = "$INVOICE"
 ${MESSAGE:+"path.messageId" = "$MESSAGE"}
 TOML
 

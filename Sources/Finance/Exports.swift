@@ -314,11 +314,13 @@ package struct Exporter: Sendable {
                        coalesce(t.sub_account_id, d.sub_account_id, c.sub_account_id) AS sub_account_id,
                        coalesce(d.upstream_connection_id, c.upstream_connection_id) AS upstream_connection_id,
                        CASE WHEN t.code <> 'upstream_purchase' THEN t.reference END AS payment_reference, t.note,
-                       u.invoice_reference, \(amount("u.amount_paid")) AS amount_paid, u.currency, t.created_by
+                       u.invoice_reference, \(amount("coalesce(u.amount_paid, p.amount_paid)")) AS amount_paid,
+                       coalesce(u.currency, p.currency) AS currency, t.created_by
                 FROM ledger_transfer t
                 JOIN ledger_account d ON d.id = t.debit_account_id
                 JOIN ledger_account c ON c.id = t.credit_account_id
                 LEFT JOIN upstream_purchase u ON u.transfer_id = t.id
+                LEFT JOIN transfer_payment p ON p.transfer_id = t.id
                 WHERE t.code IN ('top_up', 'adjustment', 'credit_transfer', 'credit_return', 'upstream_purchase')
                   AND t.kind = 'posted' AND t.created_at >= \(from) AND t.created_at < \(to) AND \(touchesScope)
                 ORDER BY t.seq

@@ -383,6 +383,14 @@ import Testing
                 body: ["amount": "500", "paymentReference": "bank 42", "amountPaid": "50", "currency": "EUR"],
                 headers: [Self.idempotency: "t-1"])
             try #require(topUp.status == .created, "\(topUp.json)")
+            // The payments export carries what was paid.
+            let payments = try await api.call(
+                .get, "/exports/payments?from=2020-01-01T00:00:00Z&to=2100-01-01T00:00:00Z&format=jsonl",
+                key: api.adminKey)
+            let paid = String(decoding: payments.body, as: UTF8.self).split(separator: "\n").filter {
+                $0.contains("\"bank 42\"")
+            }
+            #expect(paid.count == 1 && paid[0].contains("\"amount_paid\":\"50.0000\",\"currency\":\"EUR\""), "\(paid)")
             #expect(
                 try await api.call(
                     .put, "/invoicing/issuer-profile", key: api.adminKey,
