@@ -147,15 +147,23 @@ package enum BillingProfiles {
     private static let customerColumns =
         "reseller_id, sub_account_id, vat_regime, vat_rate_bp, billing_mode, credit_price, updated_by, updated_at"
 
-    /// The issuer's profile; `lock` takes it FOR SHARE, so a document is written against a profile that cannot
-    /// change before its transaction ends.
-    package static func issuer(resellerID: UUID?, lock: Bool = false, on connection: PostgresConnection)
+    /// How a read of a profile locks it.
+    package enum Lock: String, Sendable {
+        case none = ""
+        /// A document is written against a profile that cannot change before its transaction ends.
+        case share = "FOR SHARE"
+        /// The profile is about to be replaced (two replacements at once queue instead of deadlocking).
+        case update = "FOR UPDATE"
+    }
+
+    /// The issuer's profile.
+    package static func issuer(resellerID: UUID?, lock: Lock = .none, on connection: PostgresConnection)
         async throws -> IssuerProfile?
     {
         let rows = try await connection.query(
             """
             SELECT \(unescaped: partyColumns), \(unescaped: issuerColumns) FROM issuer_profile
-            WHERE reseller_id IS NOT DISTINCT FROM \(resellerID)::uuid \(unescaped: lock ? "FOR SHARE" : "")
+            WHERE reseller_id IS NOT DISTINCT FROM \(resellerID)::uuid \(unescaped: lock.rawValue)
             """)
         guard let party = try rows.decodeRecords(PartyRow.self).first,
             let row = try rows.decodeRecords(IssuerRow.self).first
@@ -171,7 +179,7 @@ package enum BillingProfiles {
     package static func putIssuer(_ profile: IssuerProfile, by actor: AuditActor, on connection: PostgresConnection)
         async throws -> IssuerProfile
     {
-        let before = try await issuer(resellerID: profile.resellerID, lock: true, on: connection)
+        let before = try await issuer(resellerID: profile.resellerID, lock: .update, on: connection)
         if let before, before.currency != profile.currency {
             let used = try await connection.query(
                 """

@@ -139,7 +139,7 @@ package enum InvoiceRepository {
             throw DomainError(
                 .conflict, code: "not_a_draft", detail: "Invoice \(id.apiString) is \(status); only a draft is issued.")
         }
-        guard let issuer = try await BillingProfiles.issuer(resellerID: issuerID, lock: true, on: connection) else {
+        guard let issuer = try await BillingProfiles.issuer(resellerID: issuerID, lock: .share, on: connection) else {
             throw DomainError(
                 .conflict, code: "issuer_profile_missing", detail: "The issuer has no legal profile (PUT it first).")
         }
