@@ -336,7 +336,8 @@ struct InvoiceLayout {
         if let terms = document.paymentTerms, !terms.isEmpty {
             paragraphs.append(("Payment terms: \(terms)", body))
         }
-        for note in document.notes {
+        // A note with nothing printable in it (empty, spaces, invisible characters) leaves no gap.
+        for note in document.notes where !body.font.printable(note).allSatisfy({ $0 == " " }) {
             paragraphs.append((note, body))
         }
         for (paragraph, style) in paragraphs {

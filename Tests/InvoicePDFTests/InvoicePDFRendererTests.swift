@@ -130,6 +130,37 @@ import Testing
         try expectTextInsideThePagesWithoutOverlap(pdf)
     }
 
+    @Test func aVoidedDraftSaysSoAndEmptyTextsAreNoError() throws {
+        var document = SampleDocuments.draft()
+        document.status = .voided
+        document.lines[0].description = ""
+        document.customer.address = ["", "   "]
+        document.customer.vatNumber = ""
+        document.paymentTerms = ""
+        document.notes = ["", "First paragraph\n\nafter an empty line", "\u{200B}"]
+        let pdf = try RenderedPDF(try InvoicePDFRenderer.render(document))
+        let text = try pdf.text()
+        #expect(text.contains("VOID – this draft was withdrawn and never numbered"))
+        #expect(text.contains("none (void)"))
+        #expect(text.contains("Invoice (void)"))
+        #expect(!text.contains("DRAFT"))
+        #expect(text.contains("First paragraph"))
+        #expect(text.contains("after an empty line"))
+        #expect(!text.contains("Payment terms"))
+        // The empty and the invisible note leave no gap: the first paragraph follows the totals as closely as the
+        // payment note does on the sample invoice.
+        let lines = text.components(separatedBy: "\n")
+        let total = try #require(lines.firstIndex { $0.contains("Total EUR") })
+        let first = try #require(lines.firstIndex { $0.contains("First paragraph") })
+        let sample = try RenderedPDF(try InvoicePDFRenderer.render(SampleDocuments.invoice())).text()
+            .components(separatedBy: "\n")
+        let sampleTotal = try #require(sample.firstIndex { $0.contains("Total EUR") })
+        let sampleNote = try #require(sample.firstIndex { $0.contains("Payment terms") })
+        #expect(first - total == sampleNote - sampleTotal)
+        try expectA4(pdf, pages: 1)
+        try expectTextInsideThePagesWithoutOverlap(pdf)
+    }
+
     @Test func aLongInvoiceRunsOverThreePagesRepeatingTheTableHeader() throws {
         let document = SampleDocuments.long(lines: 70)
         let pdf = try RenderedPDF(try InvoicePDFRenderer.render(document))
