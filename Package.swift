@@ -47,6 +47,12 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // libharu, for the PDF of invoices and credit notes; `apt-get install libhpdf-dev` provides it. It ships no
+        // pkg-config file, so the module map links `hpdf` itself.
+        .systemLibrary(
+            name: "CHaru",
+            providers: [.apt(["libhpdf-dev"])]
+        ),
         .target(
             name: "PostgresLibpq",
             dependencies: [
@@ -204,6 +210,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The PDF of an invoice or a credit note (libharu); no HTTP, no database.
+        .target(
+            name: "InvoicePDF",
+            dependencies: ["Invoicing", "CHaru"],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "CompatibleGateway",
             dependencies: [
@@ -233,6 +245,7 @@ let package = Package(
                 "Messaging",
                 "Finance",
                 "Invoicing",
+                "InvoicePDF",
                 "CompatibleGateway",
                 "PostgresLibpq",
                 "SMSCore",
@@ -353,6 +366,11 @@ let package = Package(
         ),
         .testTarget(name: "SMSCoreTests", dependencies: ["SMSCore"], swiftSettings: swiftSettings),
         .testTarget(
+            name: "InvoicePDFTests",
+            dependencies: ["InvoicePDF", "Invoicing", "CHaru"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "Gateway1601Tests",
             dependencies: [
                 "Gateway1601",
@@ -379,6 +397,7 @@ let package = Package(
                 "Messaging",
                 "Finance",
                 "Invoicing",
+                "InvoicePDF",
                 "CompatibleGateway",
                 "ResellerAPI",
                 "PostgresLibpq",

@@ -14,6 +14,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
 
 ensure_base_packages
+ensure_test_packages
 ensure_swift
 
 # Durability settings are off: this cluster lives for one test run only.

@@ -29,9 +29,16 @@ ensure_packages() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# The packages every command needs: PostgreSQL server and client, libpq headers, pkg-config for SwiftPM.
+# The packages every command needs: PostgreSQL server and client, libpq headers, pkg-config for SwiftPM, libharu
+# (libhpdf-dev, which brings the runtime library libhpdf-2.3.0) and the DejaVu fonts for the invoice PDFs.
 ensure_base_packages() {
-    ensure_packages postgresql libpq-dev zlib1g-dev pkg-config ca-certificates
+    ensure_packages postgresql libpq-dev zlib1g-dev pkg-config ca-certificates libhpdf-dev fonts-dejavu-core
+}
+
+# What only the tests need on top: poppler-utils (pdftotext, pdfinfo, pdffonts), with which InvoicePDFTests read the
+# rendered PDFs back.
+ensure_test_packages() {
+    ensure_packages poppler-utils
 }
 
 # Swift comes with the machine image under /opt/swift; make sure it is on PATH.
