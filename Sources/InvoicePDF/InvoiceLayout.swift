@@ -2,7 +2,7 @@ import CHaru
 import Foundation
 import Invoicing
 
-/// Where everything goes on the pages (docs/invoice-pdf.md): the first page has the header (issuer, title and
+/// Where everything goes on the pages (docs/invoices.md, "PDF rendering"): the first page has the header (issuer, title and
 /// references, customer), then the line table runs over as many pages as it needs, repeating its header, then the
 /// VAT summary with the totals (kept together), the payment terms and the notes. Every page has a footer with the
 /// document's name and "Page i of n"; a draft or a voided document has a banner on every page.

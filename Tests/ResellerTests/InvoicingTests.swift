@@ -126,6 +126,24 @@ import Testing
         Issue.record("the rollup did not seal last month")
     }
 
+    /// The text of a PDF as `pdftotext -layout` reads it (poppler-utils, which scripts/test.sh installs).
+    static func pdfText(_ bytes: Data) throws -> String {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("invoice-\(UUID().uuidString).pdf")
+        try bytes.write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/pdftotext")
+        process.arguments = ["-layout", "-enc", "UTF-8", file.path, "-"]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        try #require(process.terminationStatus == 0, "pdftotext failed (poppler-utils installed?)")
+        return String(decoding: data, as: UTF8.self)
+    }
+
     static func issuerProfile(_ name: String, prefix: String, creditNotePrefix: String) -> [String: Any] {
         [
             "legalName": name, "address": ["Keizersgracht 1", "1015 CJ Amsterdam"], "countryCode": "NL",
@@ -325,6 +343,27 @@ import Testing
             let unacceptable = try await api.call(
                 .get, "/invoices/\(usage.id)", key: reseller, headers: [.accept: "image/png"])
             #expect(unacceptable.status == .notAcceptable)
+
+            // The PDF shows what the JSON shows: every figure and name, read back with pdftotext.
+            for (document, key) in [(usage, tenant.subAccountKey), (purchase, reseller)] {
+                let pdf = try await api.call(.get, "/invoices/\(document.id).pdf", key: key)
+                #expect(pdf.status == .ok && pdf.headers[.contentType] == "application/pdf")
+                #expect(pdf.headers[.contentDisposition]?.contains("\(document.number ?? "?").pdf") == true)
+                let text = try Self.pdfText(pdf.body)
+                var figures = [
+                    document.number ?? "?", document.issueDate ?? "?", document.dueDate ?? "?", document.periodStart,
+                    document.currency, document.netTotal, document.vatTotal, document.total, document.issuer.legalName,
+                    document.customer.legalName,
+                ]
+                figures += document.lines.flatMap { [$0.quantity, $0.unitPrice, $0.net, $0.vatRate] }
+                figures += document.vatSummary.flatMap { [$0.base, $0.vat] }
+                for figure in figures {
+                    #expect(text.contains(figure), "\(figure) is not in the PDF of \(document.id)")
+                }
+            }
+            let byAcceptPDF = try await api.call(
+                .get, "/invoices/\(usage.id)", key: reseller, headers: [.accept: "application/pdf"])
+            #expect(byAcceptPDF.status == .ok && byAcceptPDF.body.starts(with: Data("%PDF-".utf8)))
 
             // Credit notes: one part first, then the rest; a third finds nothing left.
             let partial = try await api.call(

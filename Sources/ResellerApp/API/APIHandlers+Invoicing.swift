@@ -286,7 +286,7 @@ extension APIHandlers {
                     headers: .init(contentDisposition: "attachment; filename=\"\(name).csv\""),
                     body: .csv(HTTPBody(InvoiceCSV.render(document)))))
         case .pdf:
-            let bytes = try InvoiceDocuments.pdf(document)
+            let bytes = try await InvoiceDocuments.pdf(document)
             return .ok(
                 .init(
                     headers: .init(contentDisposition: "attachment; filename=\"\(name).pdf\""),
