@@ -3,8 +3,9 @@
 # --migrate` with the built-in 1601 simulator on free ports, then the quickstart's commands one by one (the first admin
 # key, a reseller and its key, a top-up, the platform's upstream cost and wholesale prices, a retail list for a
 # sub-account, the sub-account and its key, a sender name requested and approved, credits for the sub-account, a
-# message to the simulator and its delivery report, the balances after). Each step checks the HTTP status and what it
-# prints (prices, balances, the message's status); a difference fails the script, naming the step.
+# message to the simulator and its delivery report, the balances after, the usage report and export, an invoice and
+# its PDF). Each step checks the HTTP status and what it prints (prices, balances, the message's status, the invoice's
+# figures); a difference fails the script, naming the step.
 # The quickstart is the markdown below, the very text of README.md's section: its ```sh blocks are the commands, the
 # block after each one is what the command must print. README.md must show every one of those blocks between
 # <!-- quickstart:begin --> and <!-- quickstart:end --> (while it has no such markers, only a warning is printed).
@@ -144,12 +145,14 @@ curl -s -X POST "$API/sender-names/$SENDER/approve" -H "Authorization: Bearer $R
 approved
 ```
 
-**9. Credits for the customer**, who pays the reseller outside the system; the reseller issues them:
+**9. Credits for the customer**, who paid the reseller 12.10 EUR for them outside the system; the reseller issues
+them and records what was paid (for the invoice of step 16):
 
 ```sh status=201
 curl -s -X POST "$API/sub-accounts/$SUB/credit-transfers" -H "Authorization: Bearer $RESELLER_KEY" \
   -H "Idempotency-Key: credits-1" -H "Content-Type: application/json" \
-  -d '{"amount": "10", "direction": "to_sub_account"}' | jq '.account | {kind, balance}'
+  -d '{"amount": "10", "direction": "to_sub_account", "amountPaid": "12.10", "currency": "EUR"}' \
+  | jq '.account | {kind, balance}'
 ```
 
 ```json
@@ -262,6 +265,40 @@ bash scripts/run.sh export usage --from 2026-01-01 --to 2100-01-01 --group-by co
 
 ```json
 {"country":"31","messages":1,"retail_charged":"0.0725","reseller_margin":"0.0175"}
+```
+
+**16. An invoice for the customer:** the reseller gives itself a legal profile as issuer and the customer a billing
+profile (prepaid: each purchase of credits is invoiced, 21 % VAT), then runs the month's invoices
+([docs/invoices.md](docs/invoices.md)). The credits of step 9 get an invoice whose total is what was paid:
+
+```sh status=200,200,200,200
+curl -s -X PUT "$API/invoicing/issuer-profile" -H "Authorization: Bearer $RESELLER_KEY" \
+  -H "Content-Type: application/json" -d '{"legalName": "Acme Messaging B.V.", "address": ["Keizersgracht 1",
+  "1015 CJ Amsterdam"], "countryCode": "NL", "vatNumber": "NL000099998B57", "invoicePrefix": "ACME",
+  "creditNotePrefix": "ACMECN", "paymentTermsDays": 14, "currency": "EUR"}' > /dev/null
+curl -s -X PUT "$API/sub-accounts/$SUB/billing-profile" -H "Authorization: Bearer $RESELLER_KEY" \
+  -H "Content-Type: application/json" -d '{"legalName": "Bakkerij Jansen", "address": ["Dorpsstraat 1",
+  "1234 AB Ons Dorp"], "countryCode": "NL", "vatRegime": "standard", "vatRate": "21", "billingMode": "prepaid",
+  "creditPrice": "1.00"}' > /dev/null
+INVOICE=$(curl -s -X POST "$API/invoice-runs" -H "Authorization: Bearer $RESELLER_KEY" \
+  -H "Content-Type: application/json" -d '{"month": "'$(date -u +%Y-%m)'"}' | jq -r '.documents[0].id')
+curl -s "$API/invoices/$INVOICE" -H "Authorization: Bearer $SUB_KEY" \
+  | jq -c '{source, lines: [.lines[] | {quantity, unit, net, vatRate}], netTotal, vatTotal, total, currency}'
+```
+
+```json
+{"source":"purchase","lines":[{"quantity":"10.0000","unit":"credit","net":"10.00","vatRate":"21.00"}],"netTotal":"10.00","vatTotal":"2.10","total":"12.10","currency":"EUR"}
+```
+
+The customer downloads it as a PDF (`-o invoice.pdf` keeps it; `.csv`, or `Accept`, for the other formats); here
+its first bytes:
+
+```sh status=200
+curl -s "$API/invoices/$INVOICE.pdf" -H "Authorization: Bearer $SUB_KEY" | head -c 8; echo
+```
+
+```
+%PDF-1.3
 ```
 QUICKSTART
 }
