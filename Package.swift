@@ -192,6 +192,7 @@ let package = Package(
                 "Ledger",
                 "PostgresLibpq",
                 "SMSCore",
+                "Gateway1601",
                 "CZlib",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -34,6 +34,9 @@ package struct UpstreamPurchaseRecord: Decodable, Sendable, Equatable {
 package enum UpstreamPurchases {
     static let columns =
         "id, connection_id, credits, amount_paid, currency, invoice_reference, note, transfer_id, created_by, created_at"
+    /// The same, of `upstream_purchase p`.
+    static let qualifiedColumns =
+        "p.id, p.connection_id, p.credits, p.amount_paid, p.currency, p.invoice_reference, p.note, p.transfer_id, p.created_by, p.created_at"
 
     /// Records a purchase on the caller's transaction: the transfer, the purchase row and the audit entry. 404 for an
     /// unknown connection, 409 when the connection already has a purchase with this invoice reference.

@@ -207,6 +207,13 @@ public struct FaultConfiguration: Sendable, Hashable, Codable {
     public var callbackDuplicateRate: Double
     /// Share of messages whose intermediate callbacks are held back and sent after the final one.
     public var callbackOutOfOrderRate: Double
+    /// Drift for reconciliation tests: the next this many messages sent at once are each charged twice and listed twice
+    /// in the report table (a second message with its own id and the same `referentie`, without callbacks); the answer
+    /// names the first. Counts down with each message.
+    public var chargeTwiceNext: Int
+    /// Drift for reconciliation tests: the next this many messages sent at once are answered `OK <id>` as usual but
+    /// neither kept (not in the report table, no callbacks, `NONE` at `gatewayrapport.php`) nor charged.
+    public var unrecordedNext: Int
 
     public init(
         latencyMinimumMilliseconds: Int = 0,
@@ -221,7 +228,9 @@ public struct FaultConfiguration: Sendable, Hashable, Codable {
         maintenanceWindows: [MaintenanceWindow] = [],
         callbackLossRate: Double = 0,
         callbackDuplicateRate: Double = 0,
-        callbackOutOfOrderRate: Double = 0
+        callbackOutOfOrderRate: Double = 0,
+        chargeTwiceNext: Int = 0,
+        unrecordedNext: Int = 0
     ) {
         self.latencyMinimumMilliseconds = latencyMinimumMilliseconds
         self.latencyMaximumMilliseconds = latencyMaximumMilliseconds
@@ -236,6 +245,36 @@ public struct FaultConfiguration: Sendable, Hashable, Codable {
         self.callbackLossRate = callbackLossRate
         self.callbackDuplicateRate = callbackDuplicateRate
         self.callbackOutOfOrderRate = callbackOutOfOrderRate
+        self.chargeTwiceNext = chargeTwiceNext
+        self.unrecordedNext = unrecordedNext
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case latencyMinimumMilliseconds, latencyMaximumMilliseconds, gatewayErrorRate, maintenanceErrorRate, hangRate
+        case hangMilliseconds, dropRate, answerLossRate, maintenance, maintenanceWindows, callbackLossRate
+        case callbackDuplicateRate, callbackOutOfOrderRate, chargeTwiceNext, unrecordedNext
+    }
+
+    /// Reads every key; the two drift counters may be left out (configurations written before they existed).
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            latencyMinimumMilliseconds: try container.decode(Int.self, forKey: .latencyMinimumMilliseconds),
+            latencyMaximumMilliseconds: try container.decode(Int.self, forKey: .latencyMaximumMilliseconds),
+            gatewayErrorRate: try container.decode(Double.self, forKey: .gatewayErrorRate),
+            maintenanceErrorRate: try container.decode(Double.self, forKey: .maintenanceErrorRate),
+            hangRate: try container.decode(Double.self, forKey: .hangRate),
+            hangMilliseconds: try container.decode(Int.self, forKey: .hangMilliseconds),
+            dropRate: try container.decode(Double.self, forKey: .dropRate),
+            answerLossRate: try container.decode(Double.self, forKey: .answerLossRate),
+            maintenance: try container.decode(Bool.self, forKey: .maintenance),
+            maintenanceWindows: try container.decode([MaintenanceWindow].self, forKey: .maintenanceWindows),
+            callbackLossRate: try container.decode(Double.self, forKey: .callbackLossRate),
+            callbackDuplicateRate: try container.decode(Double.self, forKey: .callbackDuplicateRate),
+            callbackOutOfOrderRate: try container.decode(Double.self, forKey: .callbackOutOfOrderRate),
+            chargeTwiceNext: try container.decodeIfPresent(Int.self, forKey: .chargeTwiceNext) ?? 0,
+            unrecordedNext: try container.decodeIfPresent(Int.self, forKey: .unrecordedNext) ?? 0
+        )
     }
 
     /// No faults at all.

@@ -182,11 +182,12 @@ final class SimulatorEngine: Sendable {
         guard total <= account.credits else { throw Refusal(.insufficientCredits) }
         if isYes(parameters.value(of: "test")) { return EngineAnswer(text: GatewayAnswer.ok()) }
 
-        state.accounts[username]!.credits = account.credits - total
         let outboxID = scheduledFor.map { _ in String(state.nextOutboxID) }
         if outboxID != nil { state.nextOutboxID += 1 }
         let delivery = isYes(parameters.value(of: "delivery"))
         var accepted: [SimulatedMessage] = []
+        var kept: [SimulatedMessage] = []
+        var charged = CreditAmount(0)
         for (destination, cost) in zip(destinations, costs) {
             let message = SimulatedMessage(
                 id: String(state.nextMessageID), username: username, recipient: destination.number.digits,
@@ -200,17 +201,35 @@ final class SimulatorEngine: Sendable {
                 acceptedAt: now, scheduledFor: scheduledFor, outboxID: outboxID
             )
             state.nextMessageID += 1
+            accepted.append(message)
+            // Drift faults (reconciliation tests): answered but neither kept nor charged, or charged and listed twice.
+            if scheduledFor == nil, state.faults.unrecordedNext > 0 {
+                state.faults.unrecordedNext -= 1
+                continue
+            }
             state.messages[message.id] = message
             state.messageOrder.append(message.id)
-            accepted.append(message)
+            kept.append(message)
+            charged = charged + cost
+            if scheduledFor == nil, state.faults.chargeTwiceNext > 0 {
+                state.faults.chargeTwiceNext -= 1
+                var copy = message
+                copy.id = String(state.nextMessageID)
+                copy.deliveryReport = false
+                state.nextMessageID += 1
+                state.messages[copy.id] = copy
+                state.messageOrder.append(copy.id)
+                charged = charged + cost
+            }
         }
+        state.accounts[username]!.credits = account.credits - charged
         let answer: String
         if let outboxID, isYes(parameters.value(of: "outboxid")) {
             answer = GatewayAnswer.ok([outboxID])
         } else {
             answer = GatewayAnswer.ok(delivery ? accepted.map(\.id) : [])
         }
-        return EngineAnswer(text: answer, sent: scheduledFor == nil ? accepted : [], epoch: state.epoch)
+        return EngineAnswer(text: answer, sent: scheduledFor == nil ? kept : [], epoch: state.epoch)
     }
 
     /// The numbers of `naar`, or of the group `naar=groep&groep=…`.

@@ -57,6 +57,7 @@ package func buildApplication(
         passwordHasher: PasswordHasher(iterations: configuration.passwordIterations, hashing: hashing),
         upstreamCipher: upstreamCipher, upstreamClients: upstreamClients, sending: sending,
         deliveryReports: deliveryReports, bodyLimits: configuration.bodyLimits,
+        reconciliation: configuration.reconciliation,
         subAccountCreationLimit: configuration.subAccountCreationLimit,
         gateway: GatewayEndpoint(
             pool: pool, sending: sending, passwordIterations: configuration.passwordIterations,
@@ -91,6 +92,16 @@ package func buildApplication(
                 clients: upstreamClients,
                 settings: configuration.reportPoll,
                 logger: logger.relabeled("delivery-reports")))
+    }
+    if configuration.reconciliation.interval > .zero {
+        services.append(
+            ReconciliationService(
+                reconciler: Reconciler(
+                    pool: pool,
+                    upstream: APIHandlers.reconciliationUpstream(
+                        connections: UpstreamConnectionRepository(pool: pool, cipher: upstreamCipher),
+                        clients: upstreamClients),
+                    settings: configuration.reconciliation, logger: logger.relabeled("reconciliation"))))
     }
     if configuration.webhooks {
         // The client first: services stop in reverse order, so the sender finishes before its client closes.
@@ -169,7 +180,7 @@ package func buildRouter(
     pool: PostgresPool, metrics: ServiceMetrics, logger: Logger, passwordHasher: PasswordHasher,
     upstreamCipher: UpstreamCredentialCipher,
     upstreamClients: UpstreamClients, sending: Sending, deliveryReports: DeliveryReports,
-    bodyLimits: BodyLimits = BodyLimits(),
+    bodyLimits: BodyLimits = BodyLimits(), reconciliation: ReconciliationSettings = ReconciliationSettings(),
     subAccountCreationLimit: RateLimit = AppConfiguration.defaultSubAccountCreationLimit, gateway: GatewayEndpoint
 ) throws -> Router<ResellerRequestContext> {
     let router = Router(context: ResellerRequestContext.self)
@@ -188,6 +199,7 @@ package func buildRouter(
     handlers.subAccountCreations = RateLimiter(subAccountCreationLimit)
     handlers.upstreamCipher = upstreamCipher
     handlers.upstreamClients = upstreamClients
+    handlers.reconciliationSettings = reconciliation
     try handlers.registerHandlers(
         on: RecordingTransport(api, routes: routes), configuration: .init(dateTranscoder: APIDateTranscoder()),
         middlewares: [OperationMetricsMiddleware(metrics: metrics), RequireKeyMiddleware(), RequestSchemaMiddleware()])

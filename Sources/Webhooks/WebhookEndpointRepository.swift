@@ -5,7 +5,8 @@ import ResellerCore
 /// A webhook endpoint as the API shows it (never its secrets).
 package struct WebhookEndpointRecord: Decodable, Sendable {
     package var id: UUID
-    package var resellerID: UUID
+    /// Nil for a platform endpoint (the admin's, for platform events).
+    package var resellerID: UUID?
     package var subAccountID: UUID?
     package var url: String
     package var format: WebhookFormat
@@ -134,6 +135,15 @@ package struct WebhookEndpointRepository: Sendable {
         ).decodeRecords(WebhookEndpointRecord.self)
     }
 
+    /// The platform's own endpoints (no reseller): the admin's, for platform events.
+    package func listPlatform() async throws -> [WebhookEndpointRecord] {
+        try await pool.query(
+            """
+            SELECT \(Self.columns) FROM webhook_endpoint WHERE reseller_id IS NULL ORDER BY created_at, id
+            """
+        ).decodeRecords(WebhookEndpointRecord.self)
+    }
+
     package func find(id: UUID, scope: TenantScope) async throws -> WebhookEndpointRecord? {
         try await pool.query(
             """
@@ -146,7 +156,7 @@ package struct WebhookEndpointRepository: Sendable {
 
     /// Registers an endpoint; its secret is returned this once.
     package func create(
-        resellerID: UUID, subAccountID: UUID?, url: String, format: WebhookFormat, eventTypes: [WebhookEventType],
+        resellerID: UUID?, subAccountID: UUID?, url: String, format: WebhookFormat, eventTypes: [WebhookEventType],
         description: String?,
         by actor: AuditActor
     ) async throws -> (WebhookEndpointRecord, secret: String) {
@@ -155,7 +165,7 @@ package struct WebhookEndpointRepository: Sendable {
             let record = try await connection.query(
                 """
                 INSERT INTO webhook_endpoint (reseller_id, sub_account_id, url, format, event_types, description, secret, created_by)
-                VALUES (\(resellerID), \(subAccountID), \(url), \(format.rawValue), \(eventTypes.map(\.rawValue)), \(description), \(secret), \(actor.actor))
+                VALUES (\(resellerID)::uuid, \(subAccountID)::uuid, \(url), \(format.rawValue), \(eventTypes.map(\.rawValue)), \(description), \(secret), \(actor.actor))
                 RETURNING \(Self.columns)
                 """
             ).decodeRecords(WebhookEndpointRecord.self)[0]
@@ -394,9 +404,11 @@ package struct WebhookEndpointRepository: Sendable {
         try await pool.withTransaction { connection in
             try await Self.admit(.replay, endpointID: endpoint.id, on: connection)
             let legacy = endpoint.format == .legacy1601
+            // A platform endpoint's events belong to no reseller.
+            let owner: PostgresQuery = endpoint.resellerID.map { "ev.reseller_id = \($0)" } ?? "ev.reseller_id IS NULL"
             let matching: PostgresQuery = """
                 FROM webhook_event ev
-                WHERE ev.reseller_id = \(endpoint.resellerID)
+                WHERE \(owner)
                   AND (\(endpoint.subAccountID)::uuid IS NULL OR ev.sub_account_id = \(endpoint.subAccountID)::uuid)
                   AND (ev.type = ANY (\(endpoint.eventTypes.map(\.rawValue))::text[]) OR (ev.type = 'webhook.endpoint_disabled' AND NOT \(legacy)))
                   AND ev.occurred_at >= \(from) AND ev.occurred_at < \(to)

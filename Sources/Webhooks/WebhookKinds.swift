@@ -8,7 +8,7 @@ package enum WebhookFormat: String, Codable, Sendable, CaseIterable {
     /// The event types an endpoint of this format may receive: a `1601` endpoint gets message status changes only.
     package var allowedEventTypes: Set<WebhookEventType> {
         switch self {
-        case .signed: Set(WebhookEventType.allCases)
+        case .signed: Set(WebhookEventType.allCases).subtracting(WebhookEventType.platformEvents)
         case .legacy1601: [.messageStatusChanged]
         }
     }
@@ -24,6 +24,15 @@ package enum WebhookEventType: String, Codable, Sendable, CaseIterable, Comparab
     case senderNameApproved = "sender_name.approved"
     case senderNameRejected = "sender_name.rejected"
     case endpointDisabled = "webhook.endpoint_disabled"
+    /// Platform events (docs/reconciliation.md): only platform endpoints (no reseller) take them, and nothing else.
+    case upstreamCreditDrift = "upstream.credit_drift"
+    case upstreamCreditDriftRecovered = "upstream.credit_drift_recovered"
+    case upstreamReconciliationMismatch = "upstream.reconciliation_mismatch"
+
+    /// The events of the platform itself, for the admin's endpoints; never a tenant's.
+    package static let platformEvents: Set<WebhookEventType> = [
+        .upstreamCreditDrift, .upstreamCreditDriftRecovered, .upstreamReconciliationMismatch,
+    ]
 
     package static func < (left: Self, right: Self) -> Bool { left.rawValue < right.rawValue }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Finance
 import Foundation
 import Gateway1601
 import Gateway1601Simulator
@@ -233,6 +234,24 @@ struct Serve: AsyncParsableCommand {
     )
     var reportExpireAfterHours: Int?
 
+    @Option(
+        help:
+            "Seconds between two reconciliations of each upstream connection against its 1601 account, 0 switches the job off on this instance (env: RECONCILIATION_INTERVAL_SECONDS; default \(Defaults.reconciliation.interval.whole(.seconds(1))))."
+    )
+    var reconciliationIntervalSeconds: Int?
+
+    @Option(
+        help:
+            "Credits of drift between the upstream's credits and the ledger past which upstream.credit_drift is raised (env: RECONCILIATION_DRIFT_THRESHOLD; default \(Defaults.reconciliation.driftThresholdText))."
+    )
+    var reconciliationDriftThreshold: String?
+
+    @Option(
+        help:
+            "Rows of the upstream's report table a reconciliation reads, 1-100000 (env: RECONCILIATION_REPORT_ROWS; default \(Defaults.reconciliation.reportRows))."
+    )
+    var reconciliationReportRows: Int?
+
     @Flag(help: "Do not deliver webhook events from this instance (env: WEBHOOKS=off).")
     var noWebhooks = false
 
@@ -296,6 +315,26 @@ struct Serve: AsyncParsableCommand {
         }
         configuration.reportPoll.pollAfter = .seconds(pollAfter * 60)
         configuration.reportPoll.expireAfter = .seconds(expireAfter * 3600)
+        let reconciliationInterval = try common.integer(
+            reconciliationIntervalSeconds, env: "RECONCILIATION_INTERVAL_SECONDS",
+            default: Defaults.reconciliation.interval.whole(.seconds(1)))
+        guard (0...86_400).contains(reconciliationInterval) else {
+            throw ValidationError("The reconciliation interval must be 0-86400 seconds.")
+        }
+        configuration.reconciliation.interval = .seconds(reconciliationInterval)
+        if let text = reconciliationDriftThreshold ?? common.environment("RECONCILIATION_DRIFT_THRESHOLD") {
+            guard let threshold = ReconciliationSettings.threshold(parsing: text) else {
+                throw ValidationError(
+                    "The reconciliation drift threshold must be an amount of credits such as 10 or 2.5.")
+            }
+            configuration.reconciliation.driftThreshold = threshold
+        }
+        let reconciliationRows = try common.integer(
+            reconciliationReportRows, env: "RECONCILIATION_REPORT_ROWS", default: Defaults.reconciliation.reportRows)
+        guard (1...100_000).contains(reconciliationRows) else {
+            throw ValidationError("The reconciliation report rows must be 1-100000.")
+        }
+        configuration.reconciliation.reportRows = reconciliationRows
         configuration.host = host ?? common.environment("HOST") ?? configuration.host
         configuration.port = try common.integer(port, env: "PORT", default: configuration.port)
         configuration.databasePoolMinimum = try common.integer(
@@ -461,6 +500,7 @@ private enum Defaults {
     static let dispatch = DispatcherSettings()
     static let reportPoll = ReportPoller.Settings()
     static let webhookDelivery = WebhookSenderSettings()
+    static let reconciliation = ReconciliationSettings()
 }
 
 extension Duration {

@@ -256,7 +256,7 @@ import Yams
                 "layer": "retail",
                 "resellerId": victim.resellerID, "subAccountId": victim.subAccountID, "keyId": victim.subAccountKeyID,
                 "senderNameId": senderNameID, "ruleId": ruleID, "accountId": accountID, "transferId": transferID,
-                "contactId": contactID, "groupId": groupID, "connectionId": connectionID,
+                "contactId": contactID, "groupId": groupID, "connectionId": connectionID, "day": "2026-12-07",
             ]
             let walletBefore = try await LedgerAPITests.wallet(api, key: victim.resellerKey, kind: "reseller_wallet")
             let transfersBefore = try await api.pool.query("SELECT count(*) FROM ledger_transfer").first(as: Int.self)

@@ -1,3 +1,4 @@
+import Finance
 import Foundation
 import Gateway1601Simulator
 import HTTPTypes
@@ -27,6 +28,8 @@ import Testing
         configuration.dispatcher = false
         // And the webhook sender; its tests run it themselves.
         configuration.webhooks = false
+        // And reconciliation; its tests run it themselves.
+        configuration.reconciliation.interval = .zero
         return configuration
     }
 

@@ -1,3 +1,4 @@
+import Finance
 import Foundation
 import HTTPTypes
 import Logging
@@ -65,6 +66,28 @@ extension APIHandlers {
             return try await group.next() ?? nil
         }
         if let states { metrics.recordUpstreamConnections(states) }
+        let reconciliation = ReconciliationRepository(pool: pool)
+        let gauges = try? await withThrowingTaskGroup(of: [ReconciliationGaugeRecord]?.self) { group in
+            group.addTask { try await reconciliation.gauges() }
+            group.addTask {
+                try await Task.sleep(for: readinessTimeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            return try await group.next() ?? nil
+        }
+        if let gauges {
+            metrics.recordReconciliation(
+                gauges.map { gauge in
+                    ServiceMetrics.ReconciliationFigures(
+                        connectionID: gauge.connectionID, name: gauge.name, drift: gauge.drift,
+                        snapshotAgeSeconds: gauge.snapshotAgeSeconds,
+                        differences: [
+                            ("unknown_upstream", gauge.unknownUpstream), ("listed_twice", gauge.listedTwice),
+                            ("missing_upstream", gauge.missingUpstream), ("other_upstream_id", gauge.otherUpstreamID),
+                        ])
+                })
+        }
         return .ok(.init(body: .plainText(HTTPBody(metrics.exposition()))))
     }
 }

@@ -77,7 +77,9 @@ extension APIHandlers {
         }
         var validator = Validator()
         let description = validator.text(body.description, field: "/description", minimum: 0, maximum: 200)
-        let types = body.eventTypes.map { Self.eventTypes($0, format: record.format, validator: &validator) }
+        let types = body.eventTypes.map {
+            Self.eventTypes($0, format: record.format, platform: record.resellerID == nil, validator: &validator)
+        }
         try validator.check()
         if let url = body.url { try await checkWebhookURL(url) }
         let changes = WebhookEndpointRepository.Changes(
@@ -214,11 +216,35 @@ extension APIHandlers {
     }
 
     /// The endpoint, when the caller may change it: 404 unless visible, then 403 for the admin, who reads tenants'
-    /// webhooks but neither changes nor resends them.
+    /// webhooks but neither changes nor resends them. A platform endpoint (no reseller) is the admin's own, and only a
+    /// tenant's key never finds it.
     package func changeableWebhook(_ pathID: String) async throws -> (Principal, WebhookEndpointRecord) {
         let (principal, record) = try await findWebhook(pathID)
-        try Access.ensure(principal, isOneOf: .reseller, .subAccount)
+        if record.resellerID == nil {
+            try Access.ensure(principal, isOneOf: .admin)
+        } else {
+            try Access.ensure(principal, isOneOf: .reseller, .subAccount)
+        }
         return (principal, record)
+    }
+
+    package func listPlatformWebhooks(_ input: Operations.ListPlatformWebhooks.Input) async throws
+        -> Operations.ListPlatformWebhooks.Output
+    {
+        _ = try Access.require(.admin)
+        return .ok(.init(body: .json(.init(items: try await webhookEndpoints.listPlatform().map(Self.schema)))))
+    }
+
+    package func createPlatformWebhook(_ input: Operations.CreatePlatformWebhook.Input) async throws
+        -> Operations.CreatePlatformWebhook.Output
+    {
+        let principal = try Access.require(.admin)
+        guard case .json(let body) = input.body else { throw APIProblem.badRequest("JSON body expected") }
+        let (url, format, types, description) = try await validatedWebhook(body, platform: true)
+        let (record, secret) = try await webhookEndpoints.create(
+            resellerID: nil, subAccountID: nil, url: url, format: format, eventTypes: types, description: description,
+            by: AuditActor(principal))
+        return .created(.init(body: .json(.init(webhook: Self.schema(record), secret: secret))))
     }
 
     /// 429 with `Retry-After` past a rate, 409 past the pending cap (docs/webhooks.md, "Fairness and limits").
@@ -238,31 +264,39 @@ extension APIHandlers {
 
     /// The URL, format, event types and description of a registration; a `1601` endpoint's types default to (and can
     /// only be) `message.status_changed` (`WebhookFormat.allowedEventTypes`).
-    private func validatedWebhook(_ body: Components.Schemas.WebhookCreate) async throws -> (
+    private func validatedWebhook(_ body: Components.Schemas.WebhookCreate, platform: Bool = false) async throws -> (
         String, WebhookFormat, [WebhookEventType], String?
     ) {
         var validator = Validator()
         let format = body.format.flatMap { WebhookFormat(rawValue: $0.rawValue) } ?? .signed
+        if platform && format != .signed { validator.fail("/format", "a platform endpoint is signed") }
         let description = validator.text(body.description, field: "/description", minimum: 0, maximum: 200)
         let types =
             format == .legacy1601 && body.eventTypes == nil
             ? Array(format.allowedEventTypes)
-            : Self.eventTypes(body.eventTypes ?? [], format: format, validator: &validator)
+            : Self.eventTypes(body.eventTypes ?? [], format: format, platform: platform, validator: &validator)
         try validator.check()
         try await checkWebhookURL(body.url)
         return (body.url, format, types, description.flatMap { $0.isEmpty ? nil : $0 })
     }
 
-    /// The distinct types, sorted; each must be one `format` receives.
+    /// The distinct types, sorted; each must be one `format` receives: for a platform endpoint, platform events only;
+    /// for a tenant's, never one.
     private static func eventTypes(
-        _ types: [Components.Schemas.WebhookEventType], format: WebhookFormat, validator: inout Validator
+        _ types: [Components.Schemas.WebhookEventType], format: WebhookFormat, platform: Bool,
+        validator: inout Validator
     ) -> [WebhookEventType] {
         let names = Set(types.compactMap { WebhookEventType(rawValue: $0.rawValue) }).sorted()
+        let allowed = platform ? WebhookEventType.platformEvents : format.allowedEventTypes
         if names.isEmpty {
             validator.fail("/eventTypes", "must name at least one event type")
-        } else if !format.allowedEventTypes.isSuperset(of: names) {
-            let allowed = format.allowedEventTypes.sorted().map(\.rawValue).joined(separator: ", ")
-            validator.fail("/eventTypes", "a \(format.rawValue) endpoint gets \(allowed) only")
+        } else if !allowed.isSuperset(of: names) {
+            let list = allowed.sorted().map(\.rawValue).joined(separator: ", ")
+            validator.fail(
+                "/eventTypes",
+                platform
+                    ? "a platform endpoint gets \(list) only"
+                    : "a \(format.rawValue) endpoint gets \(list) only")
         }
         return names
     }
@@ -274,7 +308,7 @@ extension APIHandlers {
 
     package static func schema(_ record: WebhookEndpointRecord) -> Components.Schemas.Webhook {
         .init(
-            id: record.id.apiString, resellerId: record.resellerID.apiString,
+            id: record.id.apiString, resellerId: record.resellerID?.apiString,
             subAccountId: record.subAccountID?.apiString, url: record.url,
             format: .init(rawValue: record.format.rawValue)!,
             eventTypes: record.eventTypes.compactMap { Components.Schemas.WebhookEventType(rawValue: $0.rawValue) },

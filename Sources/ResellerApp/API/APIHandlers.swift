@@ -41,6 +41,8 @@ package struct APIHandlers: APIProtocol {
     package var sending: Sending
     /// Delivery reports in, with their group commit queues.
     package var deliveryReports: DeliveryReports
+    /// How reconciliation runs (the admin's run uses the drift threshold and report rows of the job).
+    package var reconciliationSettings = ReconciliationSettings()
 
     package var apiKeys: APIKeyRepository { APIKeyRepository(pool: pool) }
     package var resellers: ResellerRepository { ResellerRepository(pool: pool) }

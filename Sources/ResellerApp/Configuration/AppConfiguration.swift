@@ -1,4 +1,5 @@
 import CompatibleGateway
+import Finance
 import Gateway1601
 import Logging
 import Messaging
@@ -52,6 +53,11 @@ package struct AppConfiguration: Sendable {
     package var reportPolling: Bool = true
     /// When submitted messages are polled and expired; each default is in `ReportPoller.Settings`.
     package var reportPoll = ReportPoller.Settings()
+
+    /// Reconciliation against the upstream (docs/reconciliation.md): the job's interval (zero: the job is off on this
+    /// instance; the admin can still run it), the drift threshold and the report rows; defaults in
+    /// `ReconciliationSettings`.
+    package var reconciliation = ReconciliationSettings()
 
     /// Deliver webhook events from this instance. Several instances may run it on one database.
     package var webhooks: Bool = true

@@ -961,6 +961,29 @@ END
 $$;
 
 --
+-- Name: webhook_emit_platform(text, jsonb); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.webhook_emit_platform(p_type text, p_payload jsonb) RETURNS uuid
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_id uuid;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM webhook_endpoint e
+                   WHERE e.reseller_id IS NULL AND e.status = 'active' AND p_type = ANY (e.event_types)) THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO webhook_event (type, reseller_id, sub_account_id, payload)
+    VALUES (p_type, NULL, NULL, p_payload) RETURNING id INTO v_id;
+    INSERT INTO webhook_delivery (reseller_id, endpoint_id, event_id)
+    SELECT NULL, e.id, v_id FROM webhook_endpoint e
+    WHERE e.reseller_id IS NULL AND e.status = 'active' AND p_type = ANY (e.event_types);
+    RETURN v_id;
+END
+$$;
+
+--
 -- Name: webhook_gateway_status(text); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -1916,6 +1939,46 @@ CREATE TABLE public.upstream_connection_default (
 );
 
 --
+-- Name: upstream_credit_snapshot; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.upstream_credit_snapshot (
+    id uuid NOT NULL,
+    connection_id uuid NOT NULL,
+    run_id uuid NOT NULL,
+    asked_at timestamp with time zone NOT NULL,
+    answered_at timestamp with time zone NOT NULL,
+    taken_at timestamp with time zone NOT NULL,
+    upstream_answer text NOT NULL,
+    upstream_credits bigint NOT NULL,
+    ledger_balance bigint NOT NULL,
+    in_flight_messages integer NOT NULL,
+    in_flight_cost bigint NOT NULL,
+    recorded_during bigint NOT NULL,
+    exact boolean NOT NULL,
+    difference bigint NOT NULL,
+    uncertainty bigint NOT NULL,
+    baseline_snapshot_id uuid NOT NULL,
+    drift bigint NOT NULL,
+    previous_snapshot_id uuid,
+    purchases_since_previous bigint DEFAULT 0 NOT NULL,
+    CONSTRAINT upstream_credit_snapshot_in_flight_cost_check CHECK ((in_flight_cost >= 0)),
+    CONSTRAINT upstream_credit_snapshot_in_flight_messages_check CHECK ((in_flight_messages >= 0)),
+    CONSTRAINT upstream_credit_snapshot_recorded_during_check CHECK ((recorded_during >= 0)),
+    CONSTRAINT upstream_credit_snapshot_uncertainty_check CHECK ((uncertainty >= 0)),
+    CONSTRAINT upstream_credit_snapshot_upstream_answer_check CHECK ((length(upstream_answer) <= 100))
+);
+
+--
+-- Name: upstream_credit_snapshot_purchase; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.upstream_credit_snapshot_purchase (
+    purchase_id uuid NOT NULL,
+    snapshot_id uuid NOT NULL
+);
+
+--
 -- Name: upstream_purchase; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -1935,6 +1998,61 @@ CREATE TABLE public.upstream_purchase (
     CONSTRAINT upstream_purchase_currency_check CHECK ((currency ~ '^[A-Z]{3}$'::text)),
     CONSTRAINT upstream_purchase_invoice_reference_check CHECK (((length(invoice_reference) >= 1) AND (length(invoice_reference) <= 200))),
     CONSTRAINT upstream_purchase_note_check CHECK ((length(note) <= 1000))
+);
+
+--
+-- Name: upstream_reconciliation_day; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.upstream_reconciliation_day (
+    connection_id uuid NOT NULL,
+    day date NOT NULL,
+    run_id uuid NOT NULL,
+    checked_at timestamp with time zone NOT NULL,
+    covered_from timestamp with time zone,
+    covered_until timestamp with time zone NOT NULL,
+    complete boolean NOT NULL,
+    rows_listed integer NOT NULL,
+    messages_compared integer NOT NULL,
+    matched integer NOT NULL,
+    unknown_upstream integer NOT NULL,
+    listed_twice integer NOT NULL,
+    missing_upstream integer NOT NULL,
+    other_upstream_id integer NOT NULL,
+    in_flight integer NOT NULL,
+    differences jsonb NOT NULL
+);
+
+--
+-- Name: upstream_reconciliation_run; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.upstream_reconciliation_run (
+    id uuid NOT NULL,
+    connection_id uuid NOT NULL,
+    trigger text NOT NULL,
+    started_at timestamp with time zone NOT NULL,
+    finished_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    outcome text NOT NULL,
+    error text,
+    created_by text NOT NULL,
+    CONSTRAINT upstream_reconciliation_run_error_check CHECK ((length(error) <= 1000)),
+    CONSTRAINT upstream_reconciliation_run_outcome_check CHECK ((outcome = ANY (ARRAY['ok'::text, 'partial'::text, 'failed'::text]))),
+    CONSTRAINT upstream_reconciliation_run_trigger_check CHECK ((trigger = ANY (ARRAY['schedule'::text, 'admin'::text])))
+);
+
+--
+-- Name: upstream_reconciliation_state; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.upstream_reconciliation_state (
+    connection_id uuid NOT NULL,
+    next_run_at timestamp with time zone DEFAULT now() NOT NULL,
+    running_by text,
+    running_until timestamp with time zone,
+    baseline_snapshot_id uuid,
+    drift_alerted boolean DEFAULT false NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
 --
@@ -2085,7 +2203,7 @@ ALTER TABLE public.webhook_attempt ALTER COLUMN id ADD GENERATED ALWAYS AS IDENT
 
 CREATE TABLE public.webhook_delivery (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
-    reseller_id uuid NOT NULL,
+    reseller_id uuid,
     endpoint_id uuid,
     event_id uuid NOT NULL,
     state text DEFAULT 'pending'::text NOT NULL,
@@ -2113,7 +2231,7 @@ CREATE TABLE public.webhook_delivery (
 
 CREATE TABLE public.webhook_endpoint (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
-    reseller_id uuid NOT NULL,
+    reseller_id uuid,
     sub_account_id uuid,
     url text NOT NULL,
     event_types text[] NOT NULL,
@@ -2131,8 +2249,13 @@ CREATE TABLE public.webhook_endpoint (
     CONSTRAINT webhook_endpoint_1601_types CHECK (((format = 'signed'::text) OR (event_types = ARRAY['message.status_changed'::text]))),
     CONSTRAINT webhook_endpoint_check CHECK (((previous_secret IS NULL) = (previous_secret_expires_at IS NULL))),
     CONSTRAINT webhook_endpoint_description_check CHECK ((length(description) <= 200)),
-    CONSTRAINT webhook_endpoint_event_types_check CHECK (((cardinality(event_types) > 0) AND (event_types <@ ARRAY['message.status_changed'::text, 'balance.low'::text, 'balance.recovered'::text, 'account.blocked'::text, 'account.unblocked'::text, 'sender_name.approved'::text, 'sender_name.rejected'::text, 'webhook.endpoint_disabled'::text]))),
+    CONSTRAINT webhook_endpoint_event_types_check CHECK (((cardinality(event_types) > 0) AND (event_types <@ ARRAY['message.status_changed'::text, 'balance.low'::text, 'balance.recovered'::text, 'account.blocked'::text, 'account.unblocked'::text, 'sender_name.approved'::text, 'sender_name.rejected'::text, 'webhook.endpoint_disabled'::text, 'upstream.credit_drift'::text, 'upstream.credit_drift_recovered'::text, 'upstream.reconciliation_mismatch'::text]))),
     CONSTRAINT webhook_endpoint_format_check CHECK ((format = ANY (ARRAY['signed'::text, '1601'::text]))),
+    CONSTRAINT webhook_endpoint_platform_events CHECK (
+CASE
+    WHEN (reseller_id IS NULL) THEN ((sub_account_id IS NULL) AND (format = 'signed'::text) AND (event_types <@ ARRAY['upstream.credit_drift'::text, 'upstream.credit_drift_recovered'::text, 'upstream.reconciliation_mismatch'::text]))
+    ELSE (NOT (event_types && ARRAY['upstream.credit_drift'::text, 'upstream.credit_drift_recovered'::text, 'upstream.reconciliation_mismatch'::text]))
+END),
     CONSTRAINT webhook_endpoint_secret_check CHECK ((length(secret) >= 32)),
     CONSTRAINT webhook_endpoint_status_check CHECK ((status = ANY (ARRAY['active'::text, 'disabled'::text]))),
     CONSTRAINT webhook_endpoint_status_reason_check CHECK ((length(status_reason) <= 500)),
@@ -2146,11 +2269,12 @@ CREATE TABLE public.webhook_endpoint (
 CREATE TABLE public.webhook_event (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
     type text NOT NULL,
-    reseller_id uuid NOT NULL,
+    reseller_id uuid,
     sub_account_id uuid,
     payload jsonb NOT NULL,
     occurred_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
-    legacy_only boolean DEFAULT false NOT NULL
+    legacy_only boolean DEFAULT false NOT NULL,
+    CONSTRAINT webhook_event_platform CHECK (((reseller_id IS NULL) = (type ~~ 'upstream.%'::text)))
 );
 
 --
@@ -2582,6 +2706,20 @@ ALTER TABLE ONLY public.upstream_connection
     ADD CONSTRAINT upstream_connection_previous_callback_token_key UNIQUE (previous_callback_token);
 
 --
+-- Name: upstream_credit_snapshot upstream_credit_snapshot_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.upstream_credit_snapshot
+    ADD CONSTRAINT upstream_credit_snapshot_pkey PRIMARY KEY (id);
+
+--
+-- Name: upstream_credit_snapshot_purchase upstream_credit_snapshot_purchase_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.upstream_credit_snapshot_purchase
+    ADD CONSTRAINT upstream_credit_snapshot_purchase_pkey PRIMARY KEY (purchase_id);
+
+--
 -- Name: upstream_purchase upstream_purchase_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -2594,6 +2732,27 @@ ALTER TABLE ONLY public.upstream_purchase
 
 ALTER TABLE ONLY public.upstream_purchase
     ADD CONSTRAINT upstream_purchase_transfer_id_key UNIQUE (transfer_id);
+
+--
+-- Name: upstream_reconciliation_day upstream_reconciliation_day_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.upstream_reconciliation_day
+    ADD CONSTRAINT upstream_reconciliation_day_pkey PRIMARY KEY (connection_id, day);
+
+--
+-- Name: upstream_reconciliation_run upstream_reconciliation_run_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.upstream_reconciliation_run
+    ADD CONSTRAINT upstream_reconciliation_run_pkey PRIMARY KEY (id);
+
+--
+-- Name: upstream_reconciliation_state upstream_reconciliation_state_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.upstream_reconciliation_state
+    ADD CONSTRAINT upstream_reconciliation_state_pkey PRIMARY KEY (connection_id);
 
 --
 -- Name: usage_money_hour usage_money_hour_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -2923,6 +3082,18 @@ CREATE INDEX unmatched_delivery_report_received ON public.unmatched_delivery_rep
 CREATE UNIQUE INDEX upstream_connection_name ON public.upstream_connection USING btree (lower(name));
 
 --
+-- Name: upstream_credit_snapshot_connection; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX upstream_credit_snapshot_connection ON public.upstream_credit_snapshot USING btree (connection_id, taken_at DESC, id DESC);
+
+--
+-- Name: upstream_credit_snapshot_purchase_snapshot; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX upstream_credit_snapshot_purchase_snapshot ON public.upstream_credit_snapshot_purchase USING btree (snapshot_id);
+
+--
 -- Name: upstream_purchase_connection; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -2933,6 +3104,12 @@ CREATE INDEX upstream_purchase_connection ON public.upstream_purchase USING btre
 --
 
 CREATE UNIQUE INDEX upstream_purchase_invoice ON public.upstream_purchase USING btree (connection_id, invoice_reference);
+
+--
+-- Name: upstream_reconciliation_run_connection; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX upstream_reconciliation_run_connection ON public.upstream_reconciliation_run USING btree (connection_id, started_at DESC);
 
 --
 -- Name: usage_money_hour_reseller; Type: INDEX; Schema: public; Owner: -
@@ -2995,6 +3172,12 @@ CREATE INDEX webhook_delivery_in_flight ON public.webhook_delivery USING btree (
 CREATE INDEX webhook_endpoint_owner ON public.webhook_endpoint USING btree (reseller_id, sub_account_id) WHERE (status = 'active'::text);
 
 --
+-- Name: webhook_endpoint_platform; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX webhook_endpoint_platform ON public.webhook_endpoint USING btree (created_at) WHERE (reseller_id IS NULL);
+
+--
 -- Name: webhook_event_age; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -3005,6 +3188,12 @@ CREATE INDEX webhook_event_age ON public.webhook_event USING btree (occurred_at)
 --
 
 CREATE INDEX webhook_event_owner ON public.webhook_event USING btree (reseller_id, occurred_at);
+
+--
+-- Name: webhook_event_platform; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX webhook_event_platform ON public.webhook_event USING btree (occurred_at) WHERE (reseller_id IS NULL);
 
 --
 -- Name: webhook_requeue_endpoint; Type: INDEX; Schema: public; Owner: -
@@ -3628,6 +3817,34 @@ ALTER TABLE ONLY public.upstream_connection_default
     ADD CONSTRAINT upstream_connection_default_connection_id_fkey FOREIGN KEY (connection_id) REFERENCES public.upstream_connection(id);
 
 --
+-- Name: upstream_credit_snapshot upstream_credit_snapshot_connection_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.upstream_credit_snapshot
+    ADD CONSTRAINT upstream_credit_snapshot_connection_id_fkey FOREIGN KEY (connection_id) REFERENCES public.upstream_connection(id);
+
+--
+-- Name: upstream_credit_snapshot_purchase upstream_credit_snapshot_purchase_purchase_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.upstream_credit_snapshot_purchase
+    ADD CONSTRAINT upstream_credit_snapshot_purchase_purchase_id_fkey FOREIGN KEY (purchase_id) REFERENCES public.upstream_purchase(id);
+
+--
+-- Name: upstream_credit_snapshot_purchase upstream_credit_snapshot_purchase_snapshot_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.upstream_credit_snapshot_purchase
+    ADD CONSTRAINT upstream_credit_snapshot_purchase_snapshot_id_fkey FOREIGN KEY (snapshot_id) REFERENCES public.upstream_credit_snapshot(id);
+
+--
+-- Name: upstream_credit_snapshot upstream_credit_snapshot_run_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.upstream_credit_snapshot
+    ADD CONSTRAINT upstream_credit_snapshot_run_id_fkey FOREIGN KEY (run_id) REFERENCES public.upstream_reconciliation_run(id);
+
+--
 -- Name: upstream_purchase upstream_purchase_connection_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -3640,6 +3857,41 @@ ALTER TABLE ONLY public.upstream_purchase
 
 ALTER TABLE ONLY public.upstream_purchase
     ADD CONSTRAINT upstream_purchase_transfer_id_fkey FOREIGN KEY (transfer_id) REFERENCES public.ledger_transfer(id);
+
+--
+-- Name: upstream_reconciliation_day upstream_reconciliation_day_connection_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.upstream_reconciliation_day
+    ADD CONSTRAINT upstream_reconciliation_day_connection_id_fkey FOREIGN KEY (connection_id) REFERENCES public.upstream_connection(id);
+
+--
+-- Name: upstream_reconciliation_day upstream_reconciliation_day_run_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.upstream_reconciliation_day
+    ADD CONSTRAINT upstream_reconciliation_day_run_id_fkey FOREIGN KEY (run_id) REFERENCES public.upstream_reconciliation_run(id);
+
+--
+-- Name: upstream_reconciliation_run upstream_reconciliation_run_connection_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.upstream_reconciliation_run
+    ADD CONSTRAINT upstream_reconciliation_run_connection_id_fkey FOREIGN KEY (connection_id) REFERENCES public.upstream_connection(id);
+
+--
+-- Name: upstream_reconciliation_state upstream_reconciliation_state_baseline; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.upstream_reconciliation_state
+    ADD CONSTRAINT upstream_reconciliation_state_baseline FOREIGN KEY (baseline_snapshot_id) REFERENCES public.upstream_credit_snapshot(id);
+
+--
+-- Name: upstream_reconciliation_state upstream_reconciliation_state_connection_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.upstream_reconciliation_state
+    ADD CONSTRAINT upstream_reconciliation_state_connection_id_fkey FOREIGN KEY (connection_id) REFERENCES public.upstream_connection(id);
 
 --
 -- Name: webhook_attempt webhook_attempt_delivery_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -

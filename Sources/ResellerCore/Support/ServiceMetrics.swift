@@ -9,6 +9,8 @@ package final class ServiceMetrics: Sendable {
     package let registry: PrometheusCollectorRegistry
     /// The labels each upstream connection's gauge was last written with, so a renamed or vanished one is removed.
     private let upstreamGauges = Mutex<[UUID: [(String, String)]]>([:])
+    /// The reconciliation gauges last written (descriptor name and labels), so those of a vanished connection go.
+    private let reconciliationGauges = Mutex<[String: (name: String, labels: [(String, String)])]>([:])
     package static let latencyBuckets: [Duration] = [
         .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
         .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5),
@@ -72,6 +74,68 @@ package final class ServiceMetrics: Sendable {
             for (id, labels) in known {
                 if let now = current[id], now.elementsEqual(labels, by: { left, right in left == right }) { continue }
                 registry.unregisterGauge(registry.makeGauge(descriptor: descriptor, labels: labels))
+            }
+            known = current
+        }
+    }
+
+    /// One connection's latest reconciliation figures (docs/reconciliation.md, "Metrics").
+    package struct ReconciliationFigures: Sendable {
+        package var connectionID: UUID
+        package var name: String
+        /// In ledger minor units; nil before the first snapshot.
+        package var drift: Int64?
+        package var snapshotAgeSeconds: Double?
+        /// Differences by kind in the day reports of the last 7 UTC days.
+        package var differences: [(kind: String, count: Int)]
+
+        package init(
+            connectionID: UUID, name: String, drift: Int64?, snapshotAgeSeconds: Double?,
+            differences: [(kind: String, count: Int)]
+        ) {
+            self.connectionID = connectionID
+            self.name = name
+            self.drift = drift
+            self.snapshotAgeSeconds = snapshotAgeSeconds
+            self.differences = differences
+        }
+    }
+
+    /// Sets `upstream_credit_drift` (credits), `upstream_credit_snapshot_age_seconds` and
+    /// `upstream_reconciliation_differences{kind}` per connection from the database (called before each scrape, so
+    /// every instance shows the latest stored values).
+    package func recordReconciliation(_ figures: [ReconciliationFigures]) {
+        let drift = MetricNameDescriptor(
+            metricName: "upstream_credit_drift", unitName: "",
+            helpText:
+                "Change of (upstream credits - ledger upstream balance) since the reconciliation baseline, in credits, at the latest snapshot"
+        )
+        let age = MetricNameDescriptor(
+            metricName: "upstream_credit_snapshot_age", unitName: "seconds",
+            helpText: "Age of the latest credit snapshot of the connection")
+        let differences = MetricNameDescriptor(
+            metricName: "upstream_reconciliation_differences", unitName: "",
+            helpText: "Differences with the upstream's report table in the day reports of the last 7 UTC days, by kind")
+        let descriptors = [drift.metricName: drift, age.metricName: age, differences.metricName: differences]
+        func name(_ descriptor: MetricNameDescriptor) -> String { descriptor.metricName }
+        reconciliationGauges.withLock { known in
+            var current: [String: (name: String, labels: [(String, String)])] = [:]
+            func set(_ descriptor: MetricNameDescriptor, _ labels: [(String, String)], _ value: Double) {
+                registry.makeGauge(descriptor: descriptor, labels: labels).set(value)
+                let key = ([name(descriptor)] + labels.map { "\($0.0)=\($0.1)" }).joined(separator: "|")
+                current[key] = (name(descriptor), labels)
+            }
+            for figure in figures {
+                let labels = [
+                    ("connection", figure.name), ("connection_id", figure.connectionID.uuidString.lowercased()),
+                ]
+                if let value = figure.drift { set(drift, labels, Double(value) / 10_000) }
+                if let value = figure.snapshotAgeSeconds { set(age, labels, value) }
+                for (kind, count) in figure.differences { set(differences, labels + [("kind", kind)], Double(count)) }
+            }
+            for (key, gauge) in known where current[key] == nil {
+                guard let descriptor = descriptors[gauge.name] else { continue }
+                registry.unregisterGauge(registry.makeGauge(descriptor: descriptor, labels: gauge.labels))
             }
             known = current
         }
