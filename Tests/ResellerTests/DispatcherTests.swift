@@ -209,6 +209,32 @@ import Testing
         }
     }
 
+    /// Calls start from a token bucket: at 20 a second with a burst of one, 30 messages queued after the lane sat
+    /// idle (banking what it may) take about a second and a half, and no second holds more than the rate plus the
+    /// burst.
+    @Test func callsStartNoFasterThanTheConnectionsRateLimit() async throws {
+        try await Self.run(concurrency: 16, ratePerSecond: 20) { world in
+            try await withRunning([world.dispatcher()]) {
+                try await Task.sleep(for: .seconds(2))
+                let ids = try await MessageFixtures.accept(
+                    pool: world.pool, tenant: world.tenant, recipients: (0..<30).map { "316123456\(10 + $0)" },
+                    text: "Paced", sender: "Shop")
+                try await eventually("every message is submitted", timeout: .seconds(60)) {
+                    try await world.allSubmitted(ids)
+                }
+            }
+            let times = world.sends.map(\.receivedAt).sorted()
+            #expect(times.count == 30)
+            // 30 starts at 20/s with one token banked: at least 29 spacings of 50 ms minus the banked one.
+            let span = times.last!.timeIntervalSince(times.first!)
+            #expect(span >= 1.3, "30 calls in \(span) s at 20/s")
+            for (index, start) in times.enumerated() {
+                let inOneSecond = times[index...].prefix { $0.timeIntervalSince(start) < 1 }.count
+                #expect(inOneSecond <= 22, "\(inOneSecond) calls within one second from call \(index)")
+            }
+        }
+    }
+
     @Test func aMessageTheUpstreamRefusesForGoodFailsWithItsCodeAndItsReservationsAreVoided() async throws {
         try await Self.run { world in
             let before = try await MessageFixtures.balances(pool: world.pool, world.tenant.accounts)
