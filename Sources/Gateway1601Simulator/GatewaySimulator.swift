@@ -150,7 +150,7 @@ public final class GatewaySimulator: Service, Sendable {
     public func setCountry(_ code: String, _ rule: CountryRule?) { engine.update { $0.countries[code] = rule } }
 
     /// Every gateway call received since start or the last reset/clear, oldest first.
-    public func receivedRequests() -> [ReceivedRequest] { engine.read(\.requests) }
+    public func receivedRequests() -> [ReceivedRequest] { engine.read { Array($0.requests) } }
 
     /// Forgets the received calls.
     public func clearReceivedRequests() { engine.update { $0.requests.removeAll() } }
@@ -164,7 +164,7 @@ public final class GatewaySimulator: Service, Sendable {
     public func message(_ id: String) -> SimulatedMessage? { engine.read { $0.messages[id] } }
 
     /// Every delivery callback attempted, oldest first.
-    public func sentCallbacks() -> [SentCallback] { engine.read(\.callbacks) }
+    public func sentCallbacks() -> [SentCallback] { engine.read { Array($0.callbacks) } }
 
     /// Sets a message's status now and sends its callback once, without callback faults (when the message was sent
     /// with `delivery=ja` and its account has a callback URL). `nil` when there is no such message.

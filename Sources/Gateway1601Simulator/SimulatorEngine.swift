@@ -1,5 +1,6 @@
 import Foundation
 import Gateway1601
+import NIOCore
 import Synchronization
 
 /// A gateway refusal inside the engine.
@@ -45,9 +46,11 @@ final class SimulatorEngine: Sendable {
         var messageOrder: [String] = []
         var nextMessageID: Int
         var nextOutboxID: Int
-        var requests: [ReceivedRequest] = []
+        /// The last `logLimit` requests and callbacks, oldest first. Ring buffers: dropping the oldest is O(1), where an
+        /// array's `removeFirst` moved the whole log on every call once it was full.
+        var requests = CircularBuffer<ReceivedRequest>()
         var requestSequence = 0
-        var callbacks: [SentCallback] = []
+        var callbacks = CircularBuffer<SentCallback>()
         /// Counts resets. Message ids restart after a reset, so delivery work begun before one must not touch the
         /// new message that reuses its id.
         var epoch = 0
