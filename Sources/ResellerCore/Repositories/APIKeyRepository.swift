@@ -96,7 +96,15 @@ package struct APIKeyRepository: Sendable {
         ).first(as: (UUID, String, UUID?, UUID?, Bool).self)
         guard let (id, kind, resellerID, subAccountID, stale) = row, let role = Role(rawValue: kind) else { return nil }
         if stale {
-            try await pool.query("UPDATE api_key SET last_used_at = now() WHERE id = \(id)")
+            // Requests of one key arrive together and all find it stale at once: one of them writes, the others skip
+            // the row its write holds (they queued behind it for up to 18 ms under load) or find it fresh.
+            try await pool.query(
+                """
+                UPDATE api_key SET last_used_at = now()
+                WHERE id = (SELECT id FROM api_key WHERE id = \(id)
+                              AND (last_used_at IS NULL OR last_used_at < now() - make_interval(secs => \(Double(lastUsedResolution.components.seconds))))
+                            FOR UPDATE SKIP LOCKED)
+                """)
         }
         return Principal(role: role, resellerID: resellerID, subAccountID: subAccountID, keyID: id)
     }
