@@ -163,6 +163,44 @@ import Testing
         }
     }
 
+    /// One group of reports settles its messages set-based: here one group delivers one message, refunds another,
+    /// and refunds a third and then, later in the same group, delivers it after all (which must see the refund).
+    @Test func oneGroupSettlesManyMessagesAndALateDeliveryInsideItSeesTheRefundBeforeIt() async throws {
+        try await TenancyHarness.run(configure: Self.dispatching) { api in
+            let sent = try await Self.sent(api, "Group", recipients: ["31612345671", "31612345672", "31612345673"])
+            let funded = try await api.walletState(sent.tenant.subAccountID)
+            let connectionID = try #require(
+                try await api.pool.query("SELECT id FROM upstream_connection").first(as: UUID.self))
+            let (a, b, c) = (sent.messages[0], sent.messages[1], sent.messages[2])
+            let report = { (message: (id: String, upstreamID: String), status: DeliveryStatus) in
+                IncomingReport(
+                    connectionID: connectionID, smsID: message.upstreamID, status: status, reference: message.id,
+                    source: .callback)
+            }
+            let outcomes = try await DeliveryReportRepository(pool: api.pool).apply([
+                report(a, .delivered), report(b, .notDelivered), report(c, .notDelivered), report(c, .delivered),
+            ])
+            #expect(outcomes == [.applied, .applied, .applied, .applied])
+            #expect(try await Self.ledger(api, a.id).states == ["posted", "posted"])
+            #expect(try await Self.ledger(api, b.id).states == ["voided", "voided"])
+            let late = try await Self.ledger(api, c.id)
+            #expect(late.states == ["voided", "voided"] && late.late == 2, "\(late)")
+            // Charged for a and c, refunded b.
+            let wallet = try await api.walletState(sent.tenant.subAccountID)
+            #expect(wallet.pending == 0 && wallet.available == funded.available + 725, "\(wallet)")
+            let statuses = try await api.pool.query(
+                "SELECT status FROM message WHERE id = ANY (\([a, b, c].map { UUID(uuidString: $0.id)! })) ORDER BY status"
+            ).decode(String.self)
+            #expect(statuses == ["delivered", "delivered", "not_delivered"])
+            let history = try await api.pool.query(
+                "SELECT status FROM message_event WHERE message_id = \(UUID(uuidString: c.id)!) ORDER BY seq"
+            ).decode(String.self)
+            #expect(
+                history.suffix(4) == ["report:not_delivered", "not_delivered", "report:delivered", "delivered"],
+                "\(history)")
+        }
+    }
+
     @Test func unknownTokensMalformedReportsAndForeignIdsChangeNothing() async throws {
         try await TenancyHarness.run(configure: Self.dispatching) { api in
             let sent = try await Self.sent(api, "Strict", recipients: ["31612345671"])
