@@ -14,7 +14,6 @@ let package = Package(
         .executable(name: "gateway1601-sim", targets: ["gateway1601-sim"]),
         .executable(name: "pg-pool-bench", targets: ["pg-pool-bench"]),
         .executable(name: "ledger-bench", targets: ["ledger-bench"]),
-        .executable(name: "send-bench", targets: ["send-bench"]),
         .library(name: "PostgresLibpq", targets: ["PostgresLibpq"]),
         .library(name: "Gateway1601", targets: ["Gateway1601"]),
         .library(name: "Gateway1601Simulator", targets: ["Gateway1601Simulator"]),
@@ -288,23 +287,6 @@ let package = Package(
             name: "pg-pool-bench",
             dependencies: [
                 "PostgresLibpq",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .executableTarget(
-            name: "send-bench",
-            dependencies: [
-                "ResellerApp",
-                "Messaging",
-                "ResellerCore",
-                "Ledger",
-                "Gateway1601",
-                "Gateway1601Simulator",
-                "PostgresLibpq",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

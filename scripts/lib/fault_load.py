@@ -135,7 +135,7 @@ def load(state_file, seconds, clients, seed, out_file, apis):
                                         "messages": sorted(m["id"] for m in answer.get("messages", []))})
                 except Exception:
                     pass
-            # A client of a real business: a send now and then, not a flood (the flood is bench-send.sh's job).
+            # A client of a real business: a send now and then, not a flood (the flood is bench-goals.sh's job).
             time.sleep(rng.uniform(0.1, 0.6))
             with lock:
                 counts["requests"] += 1
