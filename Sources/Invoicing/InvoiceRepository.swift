@@ -34,21 +34,6 @@ package struct InvoiceScope: Sendable, Equatable {
         subAccountID = principal.subAccountID
     }
 
-    package init(role: Role, resellerID: UUID?, subAccountID: UUID?) {
-        self.role = role
-        self.resellerID = resellerID
-        self.subAccountID = subAccountID
-    }
-
-    /// The issuer this caller acts as: the platform for the admin, itself for a reseller; nil for a sub-account.
-    package var issuer: UUID?? {
-        switch role {
-        case .admin: .some(nil)
-        case .reseller: .some(resellerID)
-        case .subAccount: nil
-        }
-    }
-
     fileprivate var filter: PostgresQuery {
         switch role {
         case .admin:
