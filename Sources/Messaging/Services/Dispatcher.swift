@@ -171,10 +171,7 @@ package final class Dispatcher: Service, Sendable {
         let lease = settings.lease(requestTimeout: timeout)
         let startWindow = settings.startWindow(requestTimeout: timeout)
         let spacing = Duration.seconds(1) / record.rateLimitPerSecond
-        // Starts are paced by a token bucket: one token every `spacing`, holding at most 1 % of a second's worth
-        // (at least one). A lane then starts every call whose time has come at once and sleeps only when it is ahead
-        // of the rate, instead of one timer wait per call (which alone held a lane to a few hundred calls a second).
-        let burst = spacing * max(1, record.rateLimitPerSecond / 100)
+        var pacer = StartPacer(ratePerSecond: record.rateLimitPerSecond, now: ContinuousClock.now)
         // No more than can be started within the window at the rate limit.
         let claimSize = max(1, min(settings.batchSize, Int(startWindow / spacing)))
         /// One upstream call to start: a message's send, or one look at the report table for the claim's messages in
@@ -191,7 +188,6 @@ package final class Dispatcher: Service, Sendable {
         }
         await withTaskGroup(of: Void.self) { group in
             var running = 0
-            var nextStart = ContinuousClock.now
             /// Set when the last claim found less than it asked for: wait for a wake or the poll interval first.
             var idleSince: UInt64?
             while mayContinue(lane) {
@@ -245,14 +241,10 @@ package final class Dispatcher: Service, Sendable {
                         continue
                     }
                     guard mayContinue(lane), ContinuousClock.now < startBy else { break }
-                    let now = ContinuousClock.now
-                    // `nextStart` is when the bucket has its next token; unused tokens accrue up to `burst`.
-                    nextStart = max(nextStart, now - burst)
-                    if nextStart > now {
-                        try? await Task.sleep(until: nextStart)
+                    if let wait = pacer.take(now: ContinuousClock.now) {
+                        try? await Task.sleep(until: wait)
                         continue
                     }
-                    nextStart += spacing
                     let job = jobs[index]
                     index += 1
                     running += 1
@@ -675,5 +667,31 @@ package final class ResultRecorder: Sendable {
                 "submitted": "\(recorded.submitted)", "failed": "\(recorded.failed)", "retried": "\(recorded.retried)",
                 "released": "\(recorded.released)", "voided": "\(recorded.voidedReservations)",
             ])
+    }
+}
+
+/// Paces a lane's call starts at its connection's rate with a token bucket: one token every `1 / rate` seconds,
+/// holding at most 1 % of a second's tokens (at least one). Every call whose token is there starts at once; a lane
+/// sleeps only when it is ahead of the rate (one timer wait per call held a lane to a few hundred calls a second).
+/// So any window of `t` seconds holds at most `rate × t + burst + 1` starts.
+package struct StartPacer: Sendable {
+    package let spacing: Duration
+    package let burst: Duration
+    /// When the bucket has its next token; unused tokens accrue up to `burst`.
+    private var nextToken: ContinuousClock.Instant
+
+    package init(ratePerSecond: Int, now: ContinuousClock.Instant) {
+        spacing = Duration.seconds(1) / max(1, ratePerSecond)
+        burst = spacing * max(1, ratePerSecond / 100)
+        nextToken = now
+    }
+
+    /// Takes a token and answers nil when one is there at `now`; otherwise takes nothing and answers when the next
+    /// one will be.
+    package mutating func take(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
+        nextToken = max(nextToken, now - burst)
+        guard nextToken <= now else { return nextToken }
+        nextToken += spacing
+        return nil
     }
 }
