@@ -222,7 +222,7 @@ package enum InvoiceRepository {
         guard let issuer = try await BillingProfiles.issuer(resellerID: invoice.issuerResellerID, on: connection) else {
             throw DomainError(.conflict, code: "issuer_profile_missing", detail: "The issuer has no legal profile.")
         }
-        let stored = try await storedLines(invoiceID: invoiceID, on: connection)
+        let stored = try await lines(of: [invoiceID], on: connection)
         // What earlier credit notes gave back, per line (quantity, net, credits) and per VAT rate, as positive figures.
         let credited = try await connection.query(
             """
@@ -232,8 +232,18 @@ package enum InvoiceRepository {
             GROUP BY l.corrects_position
             """
         ).decode((Int, String, Int64, Int64).self)
-        let creditedByPosition = Dictionary(uniqueKeysWithValues: credited.map { ($0.0, $0.1) })
         let creditedMoney = Dictionary(uniqueKeysWithValues: credited.map { ($0.0, (net: $0.2, credits: $0.3)) })
+        // Per line: the scale of its quantity (parts are whole, credits have 4 decimals), its quantity and what earlier
+        // notes credited of it, as integers at that scale.
+        let creditedText = Dictionary(uniqueKeysWithValues: credited.map { ($0.0, $0.1) })
+        let quantities = Dictionary(
+            uniqueKeysWithValues: stored.map { line in
+                let scale = line.unit == "part" ? 0 : Money.fractionDigits
+                let total = InvoiceMath.parse(line.quantityText, digits: scale, maximum: .max) ?? 0
+                let already =
+                    creditedText[line.position].flatMap { InvoiceMath.parse($0, digits: scale, maximum: .max) } ?? 0
+                return (line.position, (scale: scale, total: total, already: already))
+            })
         let creditedVAT = try await connection.query(
             """
             SELECT v.vat_category || '/' || v.vat_rate_bp, (-sum(v.vat))::bigint
@@ -247,12 +257,7 @@ package enum InvoiceRepository {
         let wanted: [CreditRequest] =
             requested
             ?? stored.compactMap { line in
-                let scale = line.unit == "part" ? 0 : Money.fractionDigits
-                let total = InvoiceMath.parse(line.quantityText, digits: scale, maximum: .max) ?? 0
-                let already =
-                    creditedByPosition[line.position].flatMap { InvoiceMath.parse($0, digits: scale, maximum: .max) }
-                    ?? 0
-                guard total > already else { return nil }
+                guard let (scale, total, already) = quantities[line.position], total > already else { return nil }
                 return CreditRequest(
                     position: line.position, quantity: InvoiceMath.format(total - already, digits: scale))
             }
@@ -264,13 +269,13 @@ package enum InvoiceRepository {
         var lines: [InvoiceDraft.Line] = []
         var completedPositions = Set<Int>()
         for (index, request) in wanted.enumerated() {
-            guard let line = stored.first(where: { $0.position == request.position }) else {
+            guard let line = stored.first(where: { $0.position == request.position }),
+                let (scale, total, already) = quantities[line.position]
+            else {
                 throw DomainError(
                     .unprocessable, code: "no_such_line",
                     detail: "Invoice \(document.number ?? "") has no line \(request.position).")
             }
-            let scale = line.unit == "part" ? 0 : Money.fractionDigits
-            let total = InvoiceMath.parse(line.quantityText, digits: scale, maximum: .max) ?? 0
             guard let quantity = InvoiceMath.parse(request.quantity, digits: scale, maximum: .max), quantity > 0
             else {
                 throw DomainError(
@@ -279,8 +284,6 @@ package enum InvoiceRepository {
                         "Line \(request.position): the quantity must be a positive \(scale == 0 ? "whole number of parts" : "number of credits with at most 4 decimals").",
                     fieldErrors: [.init(field: "/lines/\(index)/quantity", message: "must be positive")])
             }
-            let already =
-                creditedByPosition[line.position].flatMap { InvoiceMath.parse($0, digits: scale, maximum: .max) } ?? 0
             guard already + quantity <= total else {
                 throw DomainError(
                     .conflict, code: "credit_exceeds_invoice",
@@ -312,18 +315,15 @@ package enum InvoiceRepository {
         // The note that credits what is left of every line gives back exactly the VAT that is left, so an invoice and
         // all its credit notes sum to zero; any other note computes its VAT per rate like an invoice.
         let fullyCredited = stored.allSatisfy { line in
-            let scale = line.unit == "part" ? 0 : Money.fractionDigits
-            let total = InvoiceMath.parse(line.quantityText, digits: scale, maximum: .max) ?? 0
-            let already =
-                creditedByPosition[line.position].flatMap { InvoiceMath.parse($0, digits: scale, maximum: .max) } ?? 0
-            return completedPositions.contains(line.position) || already == total
+            completedPositions.contains(line.position)
+                || quantities[line.position].map { $0.already == $0.total } == true
         }
         let summary = InvoiceBuilder.summarize(lines)
         var vat = summary.vat
         if fullyCredited {
             let earlierVAT = Dictionary(uniqueKeysWithValues: creditedVAT)
             vat = []
-            for stored in try await storedVAT(invoiceID: invoiceID, on: connection) {
+            for stored in try await Self.vat(of: [invoiceID], on: connection) {
                 let key = "\(stored.category.rawValue)/\(stored.rateBasisPoints)"
                 let base = summary.vat.first {
                     $0.category == stored.category && $0.rateBasisPoints == stored.rateBasisPoints
@@ -531,10 +531,6 @@ package enum InvoiceRepository {
         }
     }
 
-    private static func storedLines(invoiceID: UUID, on connection: PostgresConnection) async throws -> [StoredLine] {
-        try await lines(of: [invoiceID], on: connection)
-    }
-
     private static func lines(of ids: [UUID], on connection: PostgresConnection) async throws -> [StoredLine] {
         try await connection.query(
             """
@@ -543,10 +539,6 @@ package enum InvoiceRepository {
             FROM invoice_line WHERE invoice_id = ANY(\(ids)) ORDER BY invoice_id, position
             """
         ).decodeRecords(StoredLine.self)
-    }
-
-    private static func storedVAT(invoiceID: UUID, on connection: PostgresConnection) async throws -> [StoredVAT] {
-        try await vat(of: [invoiceID], on: connection)
     }
 
     private static func vat(of ids: [UUID], on connection: PostgresConnection) async throws -> [StoredVAT] {
