@@ -70,28 +70,19 @@ import Testing
 @Suite(.serialized, .timeLimit(.minutes(5))) struct InvoicingTests {
     static let idempotency = HTTPField.Name("Idempotency-Key")!
 
-    /// The previous calendar month in UTC, as `YYYY-MM`.
-    static var lastMonth: String {
+    /// `YYYY-MM` of the month `offset` months from now, in UTC (the issuers of these tests cut months in UTC).
+    static func month(_ offset: Int) -> String {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC")!
-        let date = calendar.date(byAdding: .month, value: -1, to: Date())!
-        let parts = calendar.dateComponents([.year, .month], from: date)
+        let parts = calendar.dateComponents(
+            [.year, .month], from: calendar.date(byAdding: .month, value: offset, to: Date())!)
         return String(format: "%04d-%02d", parts.year!, parts.month!)
     }
 
-    /// The current calendar month in UTC, as `YYYY-MM`.
-    static var thisMonth: String {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let parts = calendar.dateComponents([.year, .month], from: Date())
-        return String(format: "%04d-%02d", parts.year!, parts.month!)
-    }
-
-    static var thisYear: Int {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        return calendar.component(.year, from: Date())
-    }
+    static var lastMonth: String { month(-1) }
+    static var thisMonth: String { month(0) }
+    /// The year of today's issue dates (UTC).
+    static var thisYear: Int { Int(month(0).prefix(4))! }
 
     /// Moves every transfer and message into the middle of last month (UTC), keeping their order, then seals the
     /// usage rollup past the month's end, as the rollup service would over time.
