@@ -755,6 +755,31 @@ import Testing
 
     // MARK: - The recording SQL
 
+    /// The upstream costs of a batch of results are posted by one `ledger_post` call. It was once joined to the
+    /// messages' legs, and a cached generic plan (what a prepared statement gets after five runs) ran it again for
+    /// every leg: the second run failed on the transfer ids of the first, so every batch of two or more submitted
+    /// results failed and the recorder fell back to one transaction per result (the dispatcher's drain rate).
+    @Test func theUpstreamCostsOfABatchArePostedOnceEachUnderACachedGenericPlan() async throws {
+        try await Self.run { world in
+            let ids = try await MessageFixtures.accept(
+                pool: world.pool, tenant: world.tenant, recipients: ["31612345671", "31612345672", "31612345673"])
+            try await world.pool.query("UPDATE message SET upstream_cost = 100 WHERE id = ANY (\(ids))")
+            let posted = try await world.pool.withTransaction { connection in
+                try await connection.query("SET LOCAL plan_cache_mode = force_generic_plan")
+                return try await OutboxRepository.postUpstreamCosts(
+                    messages: ids, connections: ids.map { _ in world.connectionID }, on: connection)
+            }
+            #expect(posted == 3)
+            let transfers = try await world.pool.query(
+                """
+                SELECT count(*) FROM message m JOIN ledger_transfer t ON t.id = m.upstream_cost_transfer_id
+                WHERE m.id = ANY (\(ids)) AND t.kind = 'posted' AND t.amount = 100
+                """
+            ).first(as: Int.self)
+            #expect(transfers == 3)
+        }
+    }
+
     @Test func aWorkerWhoseClaimWasTakenOverCannotOverwriteTheNewOwnerButItsOKIsKept() async throws {
         try await Self.run { world in
             let id = try #require(

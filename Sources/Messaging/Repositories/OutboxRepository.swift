@@ -410,18 +410,19 @@ package struct OutboxRepository: Sendable {
                 JOIN ledger_account b ON b.kind = 'upstream_balance' AND b.upstream_connection_id = c.connection_id
                 JOIN ledger_account k ON k.kind = 'upstream_cost' AND k.upstream_connection_id = c.connection_id
             )
-            SELECT count(*) FROM legs CROSS JOIN (
-                SELECT ledger_post(
-                    coalesce(array_agg(upstream_cost_transfer_id ORDER BY id), '{}'),
-                    coalesce(array_agg(balance_id ORDER BY id), '{}'), coalesce(array_agg(cost_id ORDER BY id), '{}'),
-                    coalesce(array_agg(upstream_cost ORDER BY id), '{}'),
-                    coalesce(array_agg('upstream_cost'::text ORDER BY id), '{}'),
-                    coalesce(array_agg(reseller_id ORDER BY id), '{}'),
-                    coalesce(array_agg(sub_account_id ORDER BY id), '{}'), coalesce(array_agg(id::text ORDER BY id), '{}'),
-                    coalesce(array_agg(\(actor)::text ORDER BY id), '{}'),
-                    coalesce(array_agg(NULL::timestamptz ORDER BY id), '{}'))
-                FROM legs
-            ) AS posted
+            -- One aggregate row: the posting runs exactly once. (Joined to the legs instead, as it once was, a generic
+            -- plan ran it again for every leg, and the second run failed on the transfer ids the first had used.)
+            SELECT count(*),
+                   ledger_post(
+                       coalesce(array_agg(upstream_cost_transfer_id ORDER BY id), '{}'),
+                       coalesce(array_agg(balance_id ORDER BY id), '{}'), coalesce(array_agg(cost_id ORDER BY id), '{}'),
+                       coalesce(array_agg(upstream_cost ORDER BY id), '{}'),
+                       coalesce(array_agg('upstream_cost'::text ORDER BY id), '{}'),
+                       coalesce(array_agg(reseller_id ORDER BY id), '{}'),
+                       coalesce(array_agg(sub_account_id ORDER BY id), '{}'), coalesce(array_agg(id::text ORDER BY id), '{}'),
+                       coalesce(array_agg(\(actor)::text ORDER BY id), '{}'),
+                       coalesce(array_agg(NULL::timestamptz ORDER BY id), '{}'))
+            FROM legs
             """
         ).first(as: Int.self) ?? 0
     }
