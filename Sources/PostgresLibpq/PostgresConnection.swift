@@ -123,6 +123,34 @@ public final class PostgresConnection: @unchecked Sendable {
         }
     }
 
+    /// Runs `queries` in one round trip and returns their rows in order (libpq's pipeline mode): for independent
+    /// statements, such as the reads a request makes before it decides anything, or statements of one transaction that
+    /// do not need each other's answers.
+    ///
+    /// Outside a transaction block the statements form one implicit transaction: they read one snapshot, and a failure
+    /// undoes the ones before it. Inside `withTransaction` they are part of that transaction. The first error is
+    /// thrown; the statements after it did not run.
+    public func pipeline(_ queries: [PostgresQuery]) async throws -> [PostgresRows] {
+        guard !queries.isEmpty else { return [] }
+        return try await blocking(cancellable: true) { [self] pgconn, wasIdle in
+            do {
+                return try statements.pipeline(queries, on: pgconn)
+            } catch let error as PostgresError where wasIdle && error.isServerTermination && !error.followedSuccess {
+                // As in `query(_:)`: the server ended this idle session as it was reused. The implicit transaction
+                // commits only at the Sync, after every statement's answer; none came, so nothing was done.
+                try reconnect(reason: "the server ended the session as it was reused")
+                return try statements.pipeline(queries, on: pgconn)
+            } catch {
+                // A pipeline that broke off leaves the session out of step with its answers: a new session (the
+                // server rolls back whatever the old one had open, and the caller gets this error).
+                if PQpipelineStatus(pgconn) != PQ_PIPELINE_OFF {
+                    try? reconnect(reason: "a pipeline broke off")
+                }
+                throw error
+            }
+        }
+    }
+
     /// Runs SQL text that may hold several statements (simple query protocol, no parameters),
     /// e.g. a migration file. Every result is drained; the first error is thrown.
     public func execute(script: String) async throws {
@@ -262,29 +290,35 @@ public final class PostgresConnection: @unchecked Sendable {
     static func executePrepared(_ name: String, binds: [PostgresBindValue?], on pgconn: OpaquePointer) throws
         -> PostgresRows
     {
-        let sent =
-            binds.isEmpty
-            ? PQsendQueryPrepared(pgconn, name, 0, nil, nil, nil, 0)
-            : withBindArrays(binds) { count, _, values, lengths, formats in
-                PQsendQueryPrepared(pgconn, name, count, values, lengths, formats, 0)
-            }
-        guard sent == 1 else {
+        guard sendPrepared(name, binds: binds, on: pgconn) == 1 else {
             throw PostgresError.connection(pgconn, fallback: "could not send statement")
         }
         return PostgresRows(handle: try collectResults(pgconn))
     }
 
     static func execute(_ query: PostgresQuery, on pgconn: OpaquePointer) throws -> PostgresRows {
-        let sent =
-            query.binds.isEmpty
+        guard send(query, on: pgconn) == 1 else {
+            throw PostgresError.connection(pgconn, fallback: "could not send statement")
+        }
+        return PostgresRows(handle: try collectResults(pgconn))
+    }
+
+    /// Sends the prepared statement `name` with `binds` (`PQsendQueryPrepared`); 1 when sent.
+    static func sendPrepared(_ name: String, binds: [PostgresBindValue?], on pgconn: OpaquePointer) -> Int32 {
+        binds.isEmpty
+            ? PQsendQueryPrepared(pgconn, name, 0, nil, nil, nil, 0)
+            : withBindArrays(binds) { count, _, values, lengths, formats in
+                PQsendQueryPrepared(pgconn, name, count, values, lengths, formats, 0)
+            }
+    }
+
+    /// Sends `query` unprepared (`PQsendQueryParams`); 1 when sent.
+    static func send(_ query: PostgresQuery, on pgconn: OpaquePointer) -> Int32 {
+        query.binds.isEmpty
             ? PQsendQueryParams(pgconn, query.sql, 0, nil, nil, nil, nil, 0)
             : withBindArrays(query.binds) { count, types, values, lengths, formats in
                 PQsendQueryParams(pgconn, query.sql, count, types, values, lengths, formats, 0)
             }
-        guard sent == 1 else {
-            throw PostgresError.connection(pgconn, fallback: "could not send statement")
-        }
-        return PostgresRows(handle: try collectResults(pgconn))
     }
 
     /// Reads every result until libpq returns NULL; keeps the last successful one, throws the first error.
