@@ -42,12 +42,17 @@ package struct IdempotencyRepository: Sendable {
     package static func find(scope: String, key: String, on connection: PostgresConnection) async throws
         -> IdempotencyRecord?
     {
-        try await connection.query(
+        try await connection.read(findRead(scope: scope, key: key))
+    }
+
+    /// The record stored under `key`, as a read that can share a round trip with others.
+    package static func findRead(scope: String, key: String) -> PostgresRead<IdempotencyRecord?> {
+        PostgresRead(
             """
             SELECT operation, request_hash, status_code, response::text AS response
             FROM idempotency_record WHERE scope = \(scope) AND key = \(key)
             """
-        ).decodeRecords(IdempotencyRecord.self).first
+        ) { try $0.decodeRecords(IdempotencyRecord.self).first }
     }
 
     package static func store(scope: String, key: String, record: IdempotencyRecord, on connection: PostgresConnection)

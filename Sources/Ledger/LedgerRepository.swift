@@ -167,6 +167,23 @@ package struct LedgerRepository: Sendable {
         }
     }
 
+    /// A sub-account's wallet and its reseller's wallet in one statement (what a send's balance checks need).
+    package static func walletsRead(subAccountID: UUID, resellerID: UUID) -> PostgresRead<
+        (wallet: LedgerAccountRecord?, resellerWallet: LedgerAccountRecord?)
+    > {
+        PostgresRead(
+            """
+            SELECT \(unescaped: accountColumns) FROM ledger_account
+            WHERE (kind = 'sub_account_wallet' AND sub_account_id = \(subAccountID))
+               OR (kind = 'reseller_wallet' AND reseller_id = \(resellerID) AND sub_account_id IS NULL
+                   AND upstream_connection_id IS NULL)
+            """
+        ) { rows in
+            let accounts = try rows.decodeRecords(LedgerAccountRecord.self)
+            return (accounts.first { $0.kind == .subAccountWallet }, accounts.first { $0.kind == .resellerWallet })
+        }
+    }
+
     /// A sub-account's wallet.
     package func wallet(subAccountID: UUID) async throws -> LedgerAccountRecord? {
         try await pool.query(

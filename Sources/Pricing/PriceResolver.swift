@@ -74,6 +74,16 @@ package struct PriceResolution: Sendable {
     package subscript(number: PhoneNumber) -> NumberPricing? { numbers[number] }
 }
 
+/// The price-list versions in force for a sub-account at an instant: what `PriceResolver` reads first.
+package struct PriceVersions: Sendable {
+    package var subAccountID: UUID
+    package var resellerID: UUID
+    package var instant: Date
+    package var retail: AppliedVersion?
+    package var wholesale: AppliedVersion?
+    package var upstreamCost: AppliedVersion?
+}
+
 /// Prices numbers for a sub-account: the one place the three layers are resolved, for the preview and the send path.
 ///
 /// For each layer it takes the list that applies to the sub-account (retail: its own, else its reseller's default;
@@ -103,25 +113,45 @@ package struct PriceResolver: Sendable {
     package static func resolve(
         on connection: PostgresConnection, subAccountID: UUID, numbers: some Sequence<PhoneNumber>, at instant: Date
     ) async throws -> PriceResolution? {
-        guard
-            let row = try await connection.query(
-                """
-                SELECT s.reseller_id,
-                       rl.list, retail_price_version_at(s.reseller_id, rl.list, \(instant)::timestamptz),
-                       wl.list, platform_price_version_at(wl.list, \(instant)::timestamptz),
-                       ul.list, platform_price_version_at(ul.list, \(instant)::timestamptz)
-                FROM sub_account s
-                CROSS JOIN LATERAL (SELECT effective_retail_price_list(s.reseller_id, s.id) AS list) rl
-                CROSS JOIN LATERAL (SELECT effective_wholesale_price_list(s.reseller_id) AS list) wl
-                CROSS JOIN LATERAL (SELECT effective_upstream_cost_price_list() AS list) ul
-                WHERE s.id = \(subAccountID)
-                """
-            ).first(as: (UUID, UUID?, UUID?, UUID?, UUID?, UUID?, UUID?).self)
-        else { return nil }
-        let resellerID = row.0
-        let retail = row.1.map { AppliedVersion(priceListID: $0, versionID: row.2) }
-        let wholesale = row.3.map { AppliedVersion(priceListID: $0, versionID: row.4) }
-        let upstreamCost = row.5.map { AppliedVersion(priceListID: $0, versionID: row.6) }
+        guard let versions = try await connection.read(versionsRead(subAccountID: subAccountID, at: instant)) else {
+            return nil
+        }
+        return try await resolve(on: connection, versions: versions, numbers: numbers)
+    }
+
+    /// The first of the two statements, as a read that can share a round trip with others: the list of each layer that
+    /// applies to the sub-account and its version in force at `instant`. Nil when there is no such sub-account.
+    package static func versionsRead(subAccountID: UUID, at instant: Date) -> PostgresRead<PriceVersions?> {
+        PostgresRead(
+            """
+            SELECT s.reseller_id,
+                   rl.list, retail_price_version_at(s.reseller_id, rl.list, \(instant)::timestamptz),
+                   wl.list, platform_price_version_at(wl.list, \(instant)::timestamptz),
+                   ul.list, platform_price_version_at(ul.list, \(instant)::timestamptz)
+            FROM sub_account s
+            CROSS JOIN LATERAL (SELECT effective_retail_price_list(s.reseller_id, s.id) AS list) rl
+            CROSS JOIN LATERAL (SELECT effective_wholesale_price_list(s.reseller_id) AS list) wl
+            CROSS JOIN LATERAL (SELECT effective_upstream_cost_price_list() AS list) ul
+            WHERE s.id = \(subAccountID)
+            """
+        ) { rows in
+            guard let row = try rows.first(as: (UUID, UUID?, UUID?, UUID?, UUID?, UUID?, UUID?).self) else {
+                return nil
+            }
+            return PriceVersions(
+                subAccountID: subAccountID, resellerID: row.0, instant: instant,
+                retail: row.1.map { AppliedVersion(priceListID: $0, versionID: row.2) },
+                wholesale: row.3.map { AppliedVersion(priceListID: $0, versionID: row.4) },
+                upstreamCost: row.5.map { AppliedVersion(priceListID: $0, versionID: row.6) })
+        }
+    }
+
+    /// The second statement: every number's entry in each layer's version.
+    package static func resolve(
+        on connection: PostgresConnection, versions: PriceVersions, numbers: some Sequence<PhoneNumber>
+    ) async throws -> PriceResolution {
+        let (subAccountID, resellerID, instant) = (versions.subAccountID, versions.resellerID, versions.instant)
+        let (retail, wholesale, upstreamCost) = (versions.retail, versions.wholesale, versions.upstreamCost)
 
         var results: [PhoneNumber: NumberPricing] = [:]
         var countries: [String: CallingCode] = [:]

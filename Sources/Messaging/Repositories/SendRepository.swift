@@ -21,10 +21,8 @@ enum SendRepository {
 
     /// The wallets of `subAccountIDs`, and the wallets and revenue accounts of `resellerIDs`, locked in id order as
     /// every ledger path locks.
-    static func lockAccounts(subAccountIDs: [UUID], resellerIDs: [UUID], on connection: PostgresConnection) async throws
-        -> [LockedAccount]
-    {
-        try await connection.query(
+    static func lockAccounts(subAccountIDs: [UUID], resellerIDs: [UUID]) -> PostgresRead<[LockedAccount]> {
+        PostgresRead(
             """
             SELECT id, kind, COALESCE(sub_account_id, reseller_id),
                    credits_posted - debits_posted - debits_pending + COALESCE(credit_limit, 0), debits_must_not_exceed_credits
@@ -34,37 +32,38 @@ enum SendRepository {
                    AND sub_account_id IS NULL)
             ORDER BY id FOR UPDATE
             """
-        ).decode((UUID, String, UUID, Int64, Bool).self).compactMap { row in
-            LedgerAccountKind(rawValue: row.1).map {
-                LockedAccount(id: row.0, kind: $0, owner: row.2, spendable: row.3, restricted: row.4)
+        ) { rows in
+            try rows.decode((UUID, String, UUID, Int64, Bool).self).compactMap { row in
+                LedgerAccountKind(rawValue: row.1).map {
+                    LockedAccount(id: row.0, kind: $0, owner: row.2, spendable: row.3, restricted: row.4)
+                }
             }
         }
     }
 
     /// The effective status of each sub-account (its reseller's block counts), read after the account locks so that a
     /// block committed before them is seen; a block that comes later waits for this transaction (`FOR SHARE`).
-    static func lockStatuses(subAccountIDs: [UUID], on connection: PostgresConnection) async throws -> [UUID:
-        AccountStatus]
-    {
-        var statuses: [UUID: AccountStatus] = [:]
-        for row in try await connection.query(
+    static func lockStatuses(subAccountIDs: [UUID]) -> PostgresRead<[UUID: AccountStatus]> {
+        PostgresRead(
             """
             SELECT s.id, effective_account_status(r.status, s.status) FROM sub_account s JOIN reseller r ON r.id = s.reseller_id
             WHERE s.id = ANY (\(subAccountIDs)) ORDER BY s.id FOR SHARE OF s, r
             """
-        ).decode((UUID, String).self) {
-            statuses[row.0] = AccountStatus(rawValue: row.1)
+        ) { rows in
+            var statuses: [UUID: AccountStatus] = [:]
+            for row in try rows.decode((UUID, String).self) { statuses[row.0] = AccountStatus(rawValue: row.1) }
+            return statuses
         }
-        return statuses
     }
 
     /// Takes each key for this transaction (a transaction-level advisory lock) and looks it up, all in one statement:
     /// per request, in order, whether the lock was taken and the record stored under the key. The lookup's snapshot
     /// may miss a duplicate committed just before the lock was taken; its insert then fails on the primary key.
-    static func lockIdempotencyKeys(
-        _ requests: [Idempotency.Request], on connection: PostgresConnection
-    ) async throws -> [(locked: Bool, stored: IdempotencyRecord?)] {
-        try await connection.query(
+    static func lockIdempotencyKeys(_ requests: [Idempotency.Request]) -> PostgresRead<
+        [(locked: Bool, stored: IdempotencyRecord?)]
+    > {
+        guard !requests.isEmpty else { return .constant([]) }
+        return PostgresRead(
             """
             SELECT pg_try_advisory_xact_lock(hashtextextended(u.scope || chr(31) || u.key, 1601)),
                    r.operation, r.request_hash, r.status_code, r.response::text
@@ -72,41 +71,45 @@ enum SendRepository {
             LEFT JOIN idempotency_record r ON r.scope = u.scope AND r.key = u.key
             ORDER BY u.n
             """
-        ).decode((Bool, String?, Data?, Int?, String?).self).map { row in
-            guard let operation = row.1, let hash = row.2, let status = row.3, let response = row.4 else {
-                return (row.0, nil)
+        ) { rows in
+            try rows.decode((Bool, String?, Data?, Int?, String?).self).map { row in
+                guard let operation = row.1, let hash = row.2, let status = row.3, let response = row.4 else {
+                    return (row.0, nil)
+                }
+                return (
+                    row.0,
+                    IdempotencyRecord(operation: operation, requestHash: hash, statusCode: status, response: response)
+                )
             }
-            return (
-                row.0,
-                IdempotencyRecord(operation: operation, requestHash: hash, statusCode: status, response: response)
-            )
         }
     }
 
-    /// `messages` platform-unique message numbers and `outboxes` outbox numbers, for the 1601-compatible answers.
-    static func allocateNumbers(
-        messages: Int, outboxes: Int, on connection: PostgresConnection
-    ) async throws -> (messages: [Int64], outboxes: [Int64]) {
-        let numbers = try await connection.query(
+    /// `messages` platform-unique message numbers and `outboxes` outbox numbers, for the 1601-compatible answers (a
+    /// sequence's numbers: taken for good, with gaps where a send that took some was refused or rolled back).
+    static func allocateNumbers(messages: Int, outboxes: Int) -> PostgresRead<(messages: [Int64], outboxes: [Int64])> {
+        PostgresRead(
             """
             SELECT ARRAY(SELECT nextval('message_gateway_id_seq') FROM generate_series(1, \(messages))),
                    ARRAY(SELECT nextval('message_batch_outbox_id_seq') FROM generate_series(1, \(outboxes)))
             """
-        ).first(as: ([Int64], [Int64]).self)
-        return numbers.map { (messages: $0.0, outboxes: $0.1) } ?? ([], [])
+        ) { rows in
+            let numbers = try rows.first(as: ([Int64], [Int64]).self)
+            return numbers.map { (messages: $0.0, outboxes: $0.1) } ?? ([], [])
+        }
     }
 
-    /// Writes everything: the reservations first (the messages refer to them), then batches, messages and outbox
-    /// rows in one statement, then the idempotency records.
+    /// Writes everything in one round trip: the reservations first (the messages refer to them), then batches,
+    /// messages and outbox rows in one statement, then the idempotency records.
     static func insert(_ rows: SendRows, on connection: PostgresConnection) async throws {
+        var statements: [PostgresQuery] = []
         if !rows.transferIDs.isEmpty {
-            try await connection.query(
+            statements.append(
                 """
                 SELECT ledger_reserve(\(rows.transferIDs), \(rows.debits), \(rows.credits), \(rows.amounts), \(rows.links), \(rows.codes), \(rows.transferResellers),
                                       \(rows.transferSubAccounts), \(rows.transferRefs), \(rows.transferActors), \(rows.transferRequests))
                 """)
         }
-        try await connection.query(
+        statements.append(
             """
             WITH b AS (
                 SELECT * FROM unnest(\(rows.batchResellers), \(rows.batchIDs), \(rows.batchSubAccounts), \(rows.senders), \(rows.texts), \(rows.encodings), \(rows.lengths),
@@ -148,13 +151,14 @@ enum SendRepository {
             FROM m JOIN connections c ON c.r = m.reseller_id
             """)
         if !rows.scopes.isEmpty {
-            try await connection.query(
+            statements.append(
                 """
                 INSERT INTO idempotency_record (scope, key, operation, request_hash, status_code, response)
                 SELECT u.scope, u.key, u.operation, decode(u.hash, 'hex'), 201, u.response::jsonb
                 FROM unnest(\(rows.scopes), \(rows.keys), \(rows.operations), \(rows.hashes), \(rows.responses)) AS u (scope, key, operation, hash, response)
                 """)
         }
+        _ = try await connection.pipeline(statements)
     }
 }
 

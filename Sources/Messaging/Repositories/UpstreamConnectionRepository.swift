@@ -567,21 +567,29 @@ package struct UpstreamConnectionRepository: Sendable {
     /// How the reseller's messages are segmented and where long ones may go: from its effective connection, else the
     /// standard segmentation with no country restricted.
     package func sendingPolicy(forReseller resellerID: UUID) async throws -> SendingPolicy {
+        try await pool.read(Self.sendingPolicyRead(forReseller: resellerID))
+    }
+
+    /// `sendingPolicy` as a read that can share a round trip with others.
+    package static func sendingPolicyRead(forReseller resellerID: UUID) -> PostgresRead<SendingPolicy> {
         // Every send plans with this: only the columns it needs, one index probe.
-        guard
-            let row = try await pool.query(
-                """
-                SELECT gsm_single_part, gsm_concatenated_part, ucs2_single_part, ucs2_concatenated_part, maximum_parts,
-                       single_part_countries
-                FROM upstream_connection WHERE id = effective_upstream_connection(\(resellerID))
-                """
-            ).first(as: (Int, Int, Int, Int, Int, [String]).self)
-        else { return SendingPolicy(segmentation: .standard, singlePartCountries: []) }
-        return SendingPolicy(
-            segmentation: SegmentationPolicy(
-                gsmSinglePart: row.0, gsmConcatenatedPart: row.1, ucs2SinglePart: row.2, ucs2ConcatenatedPart: row.3,
-                maximumParts: row.4),
-            singlePartCountries: Set(row.5))
+        PostgresRead(
+            """
+            SELECT gsm_single_part, gsm_concatenated_part, ucs2_single_part, ucs2_concatenated_part, maximum_parts,
+                   single_part_countries
+            FROM upstream_connection WHERE id = effective_upstream_connection(\(resellerID))
+            """
+        ) { rows in
+            guard let row = try rows.first(as: (Int, Int, Int, Int, Int, [String]).self) else {
+                return SendingPolicy(segmentation: .standard, singlePartCountries: [])
+            }
+            return SendingPolicy(
+                segmentation: SegmentationPolicy(
+                    gsmSinglePart: row.0, gsmConcatenatedPart: row.1, ucs2SinglePart: row.2,
+                    ucs2ConcatenatedPart: row.3,
+                    maximumParts: row.4),
+                singlePartCountries: Set(row.5))
+        }
     }
 
     /// One connection with its stored password.

@@ -153,6 +153,26 @@ package struct SendPlanner: Sendable {
     package func plan(account: SubAccountRecord, request: SendRequest, at instant: Date = Date()) async throws
         -> SendPlan?
     {
+        guard case .planned(let plan) = try await plan(account: account, request: request, at: instant, replaying: nil)
+        else { return nil }
+        return plan
+    }
+
+    /// What planning found.
+    package enum Outcome: Sendable {
+        case planned(SendPlan)
+        /// The answer stored under the send's `Idempotency-Key` by an earlier send: nothing was priced.
+        case stored(IdempotencyRecord)
+        /// The sub-account has gone (between reading `account` and planning).
+        case gone
+    }
+
+    /// Plans `request`; with `idempotency`, the record stored under its key is looked up in the same round trip as the
+    /// checks' reads, and answered instead of a plan when there is one.
+    package func plan(
+        account: SubAccountRecord, request: SendRequest, at instant: Date = Date(),
+        replaying idempotency: Idempotency.Request?
+    ) async throws -> Outcome {
         let subAccountID = account.id
         let sender = request.sender ?? account.defaultSender
 
@@ -183,25 +203,41 @@ package struct SendPlanner: Sendable {
         }
         let numbers = recipients.compactMap(\.number)
 
-        // Independent reads, in parallel.
-        async let senderError: GatewayErrorCode? =
-            if let sender {
-                SenderNameRepository(pool: pool).sendCheck(subAccountID: subAccountID, sender: sender)
-            } else { .senderEmpty }
-        async let balanceRead = WalletBalance(try await LedgerRepository(pool: pool).wallet(subAccountID: subAccountID))
-        async let resellerWalletRead = WalletBalance(
-            try await LedgerRepository(pool: pool).account(
-                kind: .resellerWallet, resellerID: account.resellerID, subAccountID: nil))
-        // Part sizes and the most parts come from the upstream connection that sends for the reseller (this reads
-        // no credentials, so no cipher is needed).
-        async let policyRead = UpstreamConnectionRepository(pool: pool, cipher: .unencrypted).sendingPolicy(
-            forReseller: account.resellerID)
-        async let resolutionRead = PriceResolver(pool: pool).resolve(
-            subAccountID: subAccountID, numbers: numbers, at: instant)
-        let (senderCheck, balance, resellerWallet, resolved, policy) =
-            try await (senderError, balanceRead, resellerWalletRead, resolutionRead, policyRead)
+        // What the checks read, in one round trip (one snapshot): the stored answer, the sender name's standing, both
+        // wallets, the part sizes of the upstream connection that sends for the reseller (no credentials, so no
+        // cipher), and the price-list versions in force; then the numbers' prices in those versions.
+        enum Reads {
+            case stored(IdempotencyRecord)
+            case gone
+            case read(
+                sender: GatewayErrorCode?, balance: WalletBalance, resellerWallet: WalletBalance, policy: SendingPolicy,
+                resolution: PriceResolution)
+        }
+        let reads = try await pool.withConnection { connection -> Reads in
+            let (stored, senderCheck, wallets, policy, versions) = try await connection.pipeline(
+                idempotency.map { IdempotencyRepository.findRead(scope: $0.scope, key: $0.key) } ?? .constant(nil),
+                SenderNameRepository.sendCheckRead(subAccountID: subAccountID, sender: sender),
+                LedgerRepository.walletsRead(subAccountID: subAccountID, resellerID: account.resellerID),
+                UpstreamConnectionRepository.sendingPolicyRead(forReseller: account.resellerID),
+                PriceResolver.versionsRead(subAccountID: subAccountID, at: instant))
+            if let stored { return .stored(stored) }
+            guard let versions else { return .gone }
+            return .read(
+                sender: senderCheck, balance: WalletBalance(wallets.wallet),
+                resellerWallet: WalletBalance(wallets.resellerWallet), policy: policy,
+                resolution: try await PriceResolver.resolve(on: connection, versions: versions, numbers: numbers))
+        }
+        let (senderCheck, balance, resellerWallet, policy, resolution):
+            (GatewayErrorCode?, WalletBalance, WalletBalance, SendingPolicy, PriceResolution)
+        switch reads {
+        case .stored(let record): return .stored(record)
+        case .gone: return .gone
+        case .read(let sender, let wallet, let reseller, let sendingPolicy, let prices):
+            (senderCheck, balance, resellerWallet, policy, resolution) = (
+                sender, wallet, reseller, sendingPolicy, prices
+            )
+        }
         let segmentationPolicy = policy.segmentation
-        guard let resolution = resolved else { return nil }
 
         var checks: [SendCheck] = []
         if let code = account.effectiveStatus.gatewayCode {
@@ -282,14 +318,16 @@ package struct SendPlanner: Sendable {
                         "the reseller's account cannot cover these messages: \(GatewayErrorCode.insufficientCredits.meaning)"
                 ))
         }
-        return SendPlan(
-            subAccountID: subAccountID, resellerID: account.resellerID, instant: instant,
-            effectiveStatus: account.effectiveStatus, groupOverLimit: expansion == .overLimit,
-            sender: sender, segmentation: segmentation, checks: checks, recipients: recipients, resolution: resolution,
-            balance: balance,
-            messageCount: messageCount, partCount: parts * messageCount, retailTotal: retailTotal,
-            wholesaleTotal: wholesaleTotal,
-            upstreamCostTotal: upstreamCostTotal)
+        return .planned(
+            SendPlan(
+                subAccountID: subAccountID, resellerID: account.resellerID, instant: instant,
+                effectiveStatus: account.effectiveStatus, groupOverLimit: expansion == .overLimit,
+                sender: sender, segmentation: segmentation, checks: checks, recipients: recipients,
+                resolution: resolution,
+                balance: balance,
+                messageCount: messageCount, partCount: parts * messageCount, retailTotal: retailTotal,
+                wholesaleTotal: wholesaleTotal,
+                upstreamCostTotal: upstreamCostTotal))
     }
 }
 

@@ -80,7 +80,8 @@ package struct SendService: Sendable {
         return try replay(stored, for: request)
     }
 
-    private static func replay(_ stored: IdempotencyRecord, for request: Idempotency.Request) throws -> SendOutcome {
+    /// The outcome `stored` answers for `request`: a replay, or 422 when the key was used for another request.
+    package static func replay(_ stored: IdempotencyRecord, for request: Idempotency.Request) throws -> SendOutcome {
         guard stored.operation == request.operation, stored.requestHash == request.hash else {
             return .refused(
                 DomainError(
@@ -136,9 +137,10 @@ package struct SendService: Sendable {
     /// that a transaction still holding them (committing, or not yet rolled back) has ended first.
     private func committed(_ submissions: [SendSubmission], batchIDs: [UUID]) async throws -> Bool {
         try await pool.withTransaction { connection in
-            _ = try await SendRepository.lockAccounts(
-                subAccountIDs: Array(Set(submissions.map(\.plan.subAccountID))),
-                resellerIDs: Array(Set(submissions.map(\.plan.resellerID))), on: connection)
+            _ = try await connection.read(
+                SendRepository.lockAccounts(
+                    subAccountIDs: Array(Set(submissions.map(\.plan.subAccountID))),
+                    resellerIDs: Array(Set(submissions.map(\.plan.resellerID)))))
             return try await connection.query(
                 "SELECT EXISTS (SELECT 1 FROM message_batch WHERE id = ANY (\(batchIDs)))"
             ).first(as: Bool.self) ?? false
@@ -182,51 +184,55 @@ package struct SendService: Sendable {
     package static func write(
         _ submissions: [SendSubmission], retryDeadline: Duration, on connection: PostgresConnection
     ) async throws -> [SendOutcome] {
-        var outcomes = [SendOutcome?](repeating: nil, count: submissions.count)
         let subAccountIDs = Array(Set(submissions.map(\.plan.subAccountID)))
         let resellerIDs = Array(Set(submissions.map(\.plan.resellerID)))
 
-        // 1. Every account the sends touch, locked in id order (as every ledger path locks), with what each may spend.
+        // What the decisions need, in one round trip, in this order (the locks are taken in it):
+        // 1. every account the sends touch, locked in id order (as every ledger path locks), with what each may spend;
+        // 2. the statuses, read after the account locks so that a block committed before them is seen (a block that
+        //    comes later waits for this transaction: FOR SHARE);
+        // 3. the idempotency keys, each taken for this transaction (advisory lock) and looked up. The lookup's
+        //    snapshot may miss a duplicate committed just before the lock was taken; its insert then fails the group
+        //    on the primary key, and the send-by-send retry finds the record;
+        // 4. the message numbers (and scheduled batches' outbox numbers) for the 1601-compatible answers, for every
+        //    send of the group: a refused or replayed one leaves a gap in the sequence, nothing else.
+        let now = Date()
+        let scheduled = { (index: Int) in
+            submissions[index].options.outboxNumber || (submissions[index].request.scheduleAt.map { $0 > now } ?? false)
+        }
+        var outcomes = [SendOutcome?](repeating: nil, count: submissions.count)
+        var seen: Set<String> = []
+        var lockable: [Int] = []
+        for index in submissions.indices {
+            guard let request = submissions[index].idempotency else { continue }
+            if seen.insert(request.scope + "\u{1F}" + request.key).inserted {
+                lockable.append(index)
+            } else {
+                outcomes[index] = .refused(Self.inProgress)
+            }
+        }
+        let (locked, statuses, keys, numbers) = try await connection.pipeline(
+            SendRepository.lockAccounts(subAccountIDs: subAccountIDs, resellerIDs: resellerIDs),
+            SendRepository.lockStatuses(subAccountIDs: subAccountIDs),
+            SendRepository.lockIdempotencyKeys(lockable.map { submissions[$0].idempotency! }),
+            SendRepository.allocateNumbers(
+                messages: submissions.reduce(0) { $0 + $1.plan.messageCount },
+                outboxes: submissions.indices.count(where: scheduled)))
         var accounts = Accounts()
-        for account in try await SendRepository.lockAccounts(
-            subAccountIDs: subAccountIDs, resellerIDs: resellerIDs, on: connection)
-        {
+        for account in locked {
             accounts.id[Accounts.key(account.kind, account.owner)] = account.id
             accounts.spendable[account.id] = account.spendable
             if account.restricted { accounts.restricted.insert(account.id) }
         }
-
-        // 2. Statuses, read after the locks so that a block committed before them is seen; a block that comes later
-        // waits for this transaction (FOR SHARE).
-        let statuses = try await SendRepository.lockStatuses(subAccountIDs: subAccountIDs, on: connection)
-
-        // 3. Idempotency keys: each taken for this transaction (advisory lock) and looked up, all in one statement. The
-        // lookup's snapshot may miss a duplicate committed just before the lock was taken; its insert then fails the
-        // group on the primary key, and the send-by-send retry finds the record.
-        let keyed = submissions.indices.filter { submissions[$0].idempotency != nil }
-        if !keyed.isEmpty {
-            var seen: Set<String> = []
-            var lockable: [Int] = []
-            for index in keyed {
-                let request = submissions[index].idempotency!
-                if seen.insert(request.scope + "\u{1F}" + request.key).inserted {
-                    lockable.append(index)
-                } else {
-                    outcomes[index] = .refused(Self.inProgress)
-                }
-            }
-            let keys = try await SendRepository.lockIdempotencyKeys(
-                lockable.map { submissions[$0].idempotency! }, on: connection)
-            for (index, key) in zip(lockable, keys) {
-                if !key.locked {
-                    outcomes[index] = .refused(Self.inProgress)
-                } else if let stored = key.stored {
-                    outcomes[index] = try Self.replay(stored, for: submissions[index].idempotency!)
-                }
+        for (index, key) in zip(lockable, keys) {
+            if !key.locked {
+                outcomes[index] = .refused(Self.inProgress)
+            } else if let stored = key.stored {
+                outcomes[index] = try Self.replay(stored, for: submissions[index].idempotency!)
             }
         }
 
-        // 4. Each remaining send, in order: its accounts' status and funds under the locks.
+        // Each remaining send, in order: its accounts' status and funds under the locks.
         var accepted: [Int] = []
         for (index, submission) in submissions.enumerated() where outcomes[index] == nil {
             let plan = submission.plan
@@ -271,15 +277,7 @@ package struct SendService: Sendable {
         }
         guard !accepted.isEmpty else { return outcomes.map { $0! } }
 
-        // 5. The messages' numbers (and the scheduled batches' outbox numbers) for the 1601-compatible answers, then
-        // the rows of the accepted sends, each kind in one multi-row statement.
-        let now = Date()
-        let scheduled = { (index: Int) in
-            submissions[index].options.outboxNumber || (submissions[index].request.scheduleAt.map { $0 > now } ?? false)
-        }
-        let messageCount = accepted.reduce(0) { $0 + submissions[$1].plan.messageCount }
-        let numbers = try await SendRepository.allocateNumbers(
-            messages: messageCount, outboxes: accepted.count(where: scheduled), on: connection)
+        // The rows of the accepted sends, each kind in one multi-row statement, in one round trip.
         var gatewayIDs = numbers.messages[...]
         var outboxIDs = numbers.outboxes[...]
         var rows = SendRows()

@@ -72,22 +72,26 @@ package final class Sending: Sendable {
 
     /// Checks `request` for `account` and, in commit mode, accepts it unless refused (`order` picks the refusal).
     ///
-    /// An earlier send under the same key is replayed first, without planning again and without checking the callback
-    /// URL again (the first answer passed that check; its addresses may resolve otherwise by now). The accounts'
-    /// status and funds are decided again under their locks when the send is written.
+    /// An earlier send under the same key is replayed: its record is looked up with the plan's reads, and it is answered
+    /// without pricing and without checking the callback URL again (the first answer passed that check; its addresses
+    /// may resolve otherwise by now). The accounts' status and funds are decided again under their locks when the send
+    /// is written.
     package func send(
         account: SubAccountRecord, request: SendRequest, options: SendOptions, actor: AuditActor, mode: SendMode,
         order: RefusalOrder = .rest
     ) async throws -> SendOutcome {
-        if case .commit(let idempotency?) = mode,
-            let replayed = try await service.pool.withConnection({ try await SendService.replay(idempotency, on: $0) })
-        {
-            return replayed
+        let replaying: Idempotency.Request? = if case .commit(let idempotency?) = mode { idempotency } else { nil }
+        let plan: SendPlan
+        switch try await planner.plan(account: account, request: request, replaying: replaying) {
+        case .stored(let record):
+            // `replaying` is set whenever a record is found.
+            return try SendService.replay(record, for: replaying!)
+        case .gone:
+            return .refused(.notFound("No sub-account \(account.id.apiString)."))
+        case .planned(let planned):
+            plan = planned
         }
         if let url = options.callbackURL { try await callbackPolicy.check(url, field: "/callbackUrl") }
-        guard let plan = try await planner.plan(account: account, request: request) else {
-            return .refused(.notFound("No sub-account \(account.id.apiString)."))
-        }
         if let refusal = order.refusal(of: plan, skipInvalidRecipients: options.skipInvalidRecipients) {
             return .refused(refusal)
         }
