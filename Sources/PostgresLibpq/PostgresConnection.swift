@@ -27,6 +27,9 @@ public final class PostgresConnection: @unchecked Sendable {
     private let notices: NoticeLogger
     /// Statements prepared on this session; used only from inside `blocking(_:)`.
     private let statements: PreparedStatementCache
+    /// The `BEGIN` of a transaction that has not sent a statement yet: it goes out with the first one, in the same
+    /// round trip (`withTransaction`).
+    private let pendingBegin = Mutex<PostgresQuery?>(nil)
 
     /// `PGcancel` objects may be used from any thread; the mutex guards replacing it.
     private struct CancelState: ~Copyable, @unchecked Sendable {
@@ -109,7 +112,8 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Runs one statement with its bind parameters and returns its rows.
     @discardableResult
     public func query(_ query: PostgresQuery) async throws -> PostgresRows {
-        try await blocking(cancellable: true) { [self] pgconn, wasIdle in
+        if let begin = takePendingBegin() { return try await pipeline([begin, query])[1] }
+        return try await blocking(cancellable: true) { [self] pgconn, wasIdle in
             do {
                 return try statements.execute(query, on: pgconn)
             } catch let error as PostgresError where wasIdle && error.isServerTermination && !error.followedSuccess {
@@ -132,6 +136,7 @@ public final class PostgresConnection: @unchecked Sendable {
     /// thrown; the statements after it did not run.
     public func pipeline(_ queries: [PostgresQuery]) async throws -> [PostgresRows] {
         guard !queries.isEmpty else { return [] }
+        if let begin = takePendingBegin() { return Array(try await pipeline([begin] + queries).dropFirst()) }
         return try await blocking(cancellable: true) { [self] pgconn, wasIdle in
             do {
                 return try statements.pipeline(queries, on: pgconn)
@@ -154,6 +159,7 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Runs SQL text that may hold several statements (simple query protocol, no parameters),
     /// e.g. a migration file. Every result is drained; the first error is thrown.
     public func execute(script: String) async throws {
+        try await sendPendingBegin()
         _ = try await blocking(cancellable: true) { pgconn, _ in
             guard PQsendQuery(pgconn, script) == 1 else {
                 throw PostgresError.connection(pgconn, fallback: "could not send statement")
@@ -247,20 +253,26 @@ public final class PostgresConnection: @unchecked Sendable {
 
     /// Runs `body` in one transaction on this connection: commits when it returns, rolls back
     /// when it throws. No retry here; `PostgresPool.withTransaction` retries serialization failures.
+    ///
+    /// The `BEGIN` is sent with the body's first statement (or pipeline), in the same round trip; a body that sends no
+    /// statement costs none.
     public func withTransaction<Result>(
         isolation: IsolationLevel = .readCommitted,
         readOnly: Bool = false,
         _ body: (PostgresConnection) async throws -> Result
     ) async throws -> Result {
-        try await query(
-            PostgresQuery(unescaped: "BEGIN ISOLATION LEVEL \(isolation.sql)\(readOnly ? " READ ONLY" : "")"))
+        pendingBegin.withLock {
+            $0 = PostgresQuery(unescaped: "BEGIN ISOLATION LEVEL \(isolation.sql)\(readOnly ? " READ ONLY" : "")")
+        }
         let result: Result
         do {
             result = try await body(self)
         } catch {
-            await rollbackQuietly()
+            // Not begun (no statement was sent): nothing to roll back.
+            if takePendingBegin() == nil { await rollbackQuietly() }
             throw error
         }
+        if takePendingBegin() != nil { return result }
         let commit: PostgresRows
         do {
             commit = try await query("COMMIT")
@@ -274,6 +286,15 @@ public final class PostgresConnection: @unchecked Sendable {
                 kind: .transactionAborted, message: "the transaction was rolled back because a statement in it failed")
         }
         return result
+    }
+
+    private func takePendingBegin() -> PostgresQuery? {
+        pendingBegin.withLock { $0.take() }
+    }
+
+    /// Sends a pending `BEGIN` on its own, for the paths that cannot carry it along (scripts, COPY).
+    func sendPendingBegin() async throws {
+        if let begin = takePendingBegin() { try await query(begin) }
     }
 
     private func rollbackQuietly() async {

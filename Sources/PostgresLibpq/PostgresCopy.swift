@@ -11,6 +11,7 @@ extension PostgresConnection {
         guard statement.binds.isEmpty else {
             throw PostgresError(kind: .misuse, message: "COPY takes no bind parameters")
         }
+        try await sendPendingBegin()
         try await blocking(cancellable: true) { pgconn, _ in
             try PostgresConnection.startCopy(statement.sql, expecting: PGRES_COPY_IN, on: pgconn)
         }
@@ -46,6 +47,7 @@ extension PostgresConnection {
         guard statement.binds.isEmpty else {
             throw PostgresError(kind: .misuse, message: "COPY takes no bind parameters")
         }
+        try await sendPendingBegin()
         try await blocking(cancellable: true) { pgconn, _ in
             try PostgresConnection.startCopy(statement.sql, expecting: PGRES_COPY_OUT, on: pgconn)
         }

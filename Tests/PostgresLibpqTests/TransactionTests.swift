@@ -98,6 +98,59 @@ import Testing
             }
         }
     }
+
+    /// The `BEGIN` goes out with the first statement: whatever that statement is, it runs inside the transaction, with
+    /// the transaction's settings; a body that sends nothing leaves the session as it was.
+    @Test func theBeginTravelsWithTheFirstStatementAndTakesEffectForIt() async throws {
+        struct Boom: Error {}
+        try await TestDatabase.withFreshDatabase { configuration in
+            try await TestDatabase.withPool(configuration, maximumConnections: 1) { pool in
+                try await pool.query("CREATE TABLE entry (id int PRIMARY KEY)")
+                // The first statement is already inside the block: now() is the transaction's start for both.
+                let (first, second) = try await pool.withTransaction { connection in
+                    let first = try await connection.query("SELECT now()").first(as: Date.self)
+                    try await Task.sleep(for: .milliseconds(20))
+                    return (first, try await connection.query("SELECT now()").first(as: Date.self))
+                }
+                #expect(first != nil && first == second)
+                // READ ONLY applies to the first statement, which is a write.
+                let readOnly = try await #require(throws: PostgresError.self) {
+                    try await pool.withTransaction(readOnly: true) { connection in
+                        try await connection.query("INSERT INTO entry VALUES (1)")
+                    }
+                }
+                #expect(readOnly.sqlState == "25006")
+                // A pipeline first, then an error: all of it rolled back.
+                await #expect(throws: Boom.self) {
+                    try await pool.withTransaction { connection in
+                        _ = try await connection.pipeline([
+                            "INSERT INTO entry VALUES (2)", "INSERT INTO entry VALUES (3)",
+                        ])
+                        throw Boom()
+                    }
+                }
+                // A COPY first: the BEGIN is sent on its own before it, so the rollback undoes the rows.
+                await #expect(throws: Boom.self) {
+                    try await pool.withTransaction { connection in
+                        try await connection.copyIn("COPY entry (id) FROM STDIN") { writer in
+                            try await writer.writeRow(["4"])
+                        }
+                        throw Boom()
+                    }
+                }
+                #expect(try await pool.query("SELECT count(*) FROM entry").first(as: Int.self) == 0)
+                // Nothing sent: the body's result, and the session is outside any transaction afterwards.
+                let nothing = try await pool.withTransaction { _ in 42 }
+                #expect(nothing == 42)
+                await #expect(throws: Boom.self) { try await pool.withTransaction { _ in throw Boom() } }
+                let idle = try await pool.withConnection { connection in
+                    try await connection.query("SELECT 1")
+                    return connection.isIdleInTransactionTerms
+                }
+                #expect(idle, "no BEGIN was left behind for the next statement")
+            }
+        }
+    }
 }
 
 final class AttemptCounter: Sendable {
