@@ -51,6 +51,40 @@ package struct LedgerRepository: Sendable {
         }
     }
 
+    /// One reservation to resolve with `resolve(_:by:on:)`: posted whole (`post`) or voided.
+    package struct Resolution: Sendable {
+        package var pendingID: UUID
+        package var post: Bool
+        package var code: String
+
+        package init(pendingID: UUID, post: Bool, code: String) {
+            self.pendingID = pendingID
+            self.post = post
+            self.code = code
+        }
+    }
+
+    /// Posts (the whole amount) or voids reservations set-based, in one statement whatever their number
+    /// (`ledger_resolve`: each account updated once with its sums), on the caller's connection. Same rules and
+    /// failures as `apply` with `.post` and `.void` requests, unlinked.
+    package static func resolve(_ resolutions: [Resolution], by actor: String, on connection: PostgresConnection)
+        async throws
+    {
+        guard !resolutions.isEmpty else { return }
+        do {
+            try await connection.query(
+                """
+                SELECT ledger_resolve(\(resolutions.map(\.pendingID)), \(resolutions.map { _ in UUID() }),
+                                      \(resolutions.map(\.post)), \(resolutions.map(\.code)), \(resolutions.map { _ in actor }))
+                """)
+        } catch let error as PostgresError {
+            if let state = error.sqlState, let reason = LedgerFailure.sqlStates[state] {
+                throw LedgerFailure(reason: reason, index: Int(error.detail ?? "") ?? 0, message: error.message)
+            }
+            throw error
+        }
+    }
+
     /// Applies `transfers` on a pooled connection: one statement, so atomic on its own.
     package func apply(_ transfers: [TransferRequest]) async throws -> [TransferRecord] {
         try await pool.withConnection { try await Self.apply(transfers, on: $0) }

@@ -229,6 +229,49 @@ import Testing
                     try await pool.query("UPDATE ledger_transfer SET state = 'posted' WHERE id = \(open)")
                 }
                 _ = try await ledger.apply([.void(open, code: "send_cancelled", by: "test")])
+
+                // The set-based resolution (`ledger_resolve`): one call posts one reservation and voids another, with
+                // the same balances as one by one; then the same refusals as `apply`, and nothing changes on refusal.
+                let (posted, voided) = (try await probe.reserve(2_000), try await probe.reserve(3_000))
+                #expect(try await probe.balances() == (69_999, 5_000, 25_001))
+                func resolve(_ resolutions: [LedgerRepository.Resolution]) async throws -> LedgerFailure.Reason? {
+                    do {
+                        try await pool.withConnection {
+                            try await LedgerRepository.resolve(resolutions, by: "test", on: $0)
+                        }
+                        return nil
+                    } catch let failure as LedgerFailure {
+                        return failure.reason
+                    }
+                }
+                #expect(
+                    try await resolve([
+                        .init(pendingID: posted, post: true, code: "message_delivered"),
+                        .init(pendingID: voided, post: false, code: "message_failed"),
+                    ]) == nil)
+                #expect(try await probe.balances() == (72_999, 0, 27_001))
+                #expect(try await ledger.transfer(id: posted, scope: .everything)?.state == .posted)
+                #expect(try await ledger.transfer(id: voided, scope: .everything)?.state == .voided)
+                #expect(
+                    try await pool.query(
+                        "SELECT array_agg(kind ORDER BY seq) FROM ledger_transfer WHERE pending_id IN (\(posted), \(voided))"
+                    ).first(as: [String].self) == ["post_pending", "void_pending"])
+                #expect(try await resolve([.init(pendingID: posted, post: false, code: "x")]) == .alreadyResolved)
+                let twice = try await probe.reserve(1_000)
+                #expect(
+                    try await resolve([
+                        .init(pendingID: twice, post: true, code: "x"), .init(pendingID: twice, post: false, code: "x"),
+                    ]) == .alreadyResolved)
+                #expect(try await resolve([.init(pendingID: UUID(), post: true, code: "x")]) == .notFound)
+                #expect(try await resolve([.init(pendingID: once.id, post: true, code: "x")]) == .notFound)
+                let late = try await probe.reserve(500, timeout: Date().addingTimeInterval(0.1))
+                try await Task.sleep(for: .milliseconds(200))
+                #expect(try await resolve([.init(pendingID: late, post: true, code: "x")]) == .expired)
+                #expect(try await probe.balances() == (71_499, 1_500, 27_001), "refusals changed nothing")
+                #expect(
+                    try await resolve([.init(pendingID: late, post: false, code: "x")]) == nil, "voiding is allowed")
+                #expect(try await resolve([.init(pendingID: twice, post: false, code: "x")]) == nil)
+                #expect(try await probe.balances() == (72_999, 0, 27_001))
                 try await Self.checkInvariants(pool: pool)
             }
         }
@@ -417,9 +460,30 @@ import Testing
             let choice = Int.random(in: 0..<3, using: &random)
             let twice = Int.random(in: 0..<5, using: &random) == 0
             let attempts = twice ? 2 : 1
+            // Whole postings and voids go through the set-based `ledger_resolve` half of the time (as delivery
+            // reports settle), partial postings always through `ledger_apply_transfers`.
+            let setBased = choice != 1 && Bool.random(using: &random)
             let won = try await withThrowingTaskGroup(of: Bool.self) { group in
                 for _ in 0..<attempts {
                     group.addTask {
+                        if setBased {
+                            let code = choice == 0 ? "send_retail" : "send_cancelled"
+                            do {
+                                try await pool.withConnection { connection in
+                                    try await LedgerRepository.resolve(
+                                        [
+                                            .init(pendingID: pair.retail, post: choice == 0, code: code),
+                                            .init(pendingID: pair.wholesale, post: choice == 0, code: code),
+                                        ], by: "test", on: connection)
+                                }
+                                return true
+                            } catch let failure as LedgerFailure
+                                where failure.reason == .alreadyResolved || failure.reason == .expired
+                            {
+                                tally.counts.withLock { $0.doubleResolutionsRefused += 1 }
+                                return false
+                            }
+                        }
                         let requests: [TransferRequest] =
                             switch choice {
                             case 0:

@@ -329,8 +329,9 @@ package struct DeliveryReportRepository: Sendable {
     }
 
     /// Posts or voids each pending reservation of the messages by their policy for the state they settle as, set-based:
-    /// one read of all their reservations (locked in id order) and one `ledger_apply_transfers` call. Per message these
-    /// were two statements, the ledger call three quarters of a report group's time.
+    /// one read of all their reservations (locked in id order) and one `ledger_resolve` call, which updates each account
+    /// once with its sums (`ledger_apply_transfers` resolved them one by one: 0.52 ms each, three quarters of a report
+    /// group's time).
     private static func postOrVoid(
         _ settlements: [(message: MessageState, state: MessageStatus, policy: RefundPolicy)],
         on connection: PostgresConnection
@@ -344,20 +345,17 @@ package struct DeliveryReportRepository: Sendable {
         ).decode((UUID, String).self) {
             states[id] = state
         }
-        var transfers: [TransferRequest] = []
+        var resolutions: [LedgerRepository.Resolution] = []
         for (message, state, policy) in settlements {
             for (id, charged) in [
                 (message.retailReservationID, policy.charges(.retail, settledAs: state)),
                 (message.wholesaleReservationID, policy.charges(.wholesale, settledAs: state)),
             ] {
                 guard let id, states[id] == ReservationState.pending.rawValue else { continue }
-                transfers.append(
-                    charged
-                        ? .post(id, code: "message_\(state.rawValue)", by: actor)
-                        : .void(id, code: "message_\(state.rawValue)", by: actor))
+                resolutions.append(.init(pendingID: id, post: charged, code: "message_\(state.rawValue)"))
             }
         }
-        if !transfers.isEmpty { _ = try await LedgerRepository.apply(transfers, linked: false, on: connection) }
+        try await LedgerRepository.resolve(resolutions, by: actor, on: connection)
     }
 
     /// Sets the final status of settled messages (each at most once per call), in one statement.
