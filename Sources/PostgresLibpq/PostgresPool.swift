@@ -16,6 +16,9 @@ public struct PostgresPoolConfiguration: Sendable {
     public var maintenanceInterval: Duration = .seconds(5)
     /// On shutdown, how long to wait for leased connections to come back.
     public var shutdownTimeout: Duration = .seconds(30)
+    /// Told how long each acquisition waited for a connection (zero when one was idle), whether it got one or not;
+    /// for a histogram. Called on the acquiring task, outside the pool's lock: keep it cheap.
+    public var acquireWaitObserver: (@Sendable (Duration) -> Void)?
 
     public init(minimumConnections: Int = 1, maximumConnections: Int = 8) {
         precondition(maximumConnections >= 1 && minimumConnections >= 0 && minimumConnections <= maximumConnections)
@@ -154,8 +157,14 @@ public final class PostgresPool: Service, Sendable {
                 return nil
             }
         }
-        if let fast { return try fast.get() }
+        if let fast {
+            let connection = try fast.get()
+            poolConfiguration.acquireWaitObserver?(.zero)
+            return connection
+        }
 
+        let waitStarted = ContinuousClock.now
+        defer { poolConfiguration.acquireWaitObserver?(ContinuousClock.now - waitStarted) }
         let id = state.withLock { state in
             state.nextWaiterID += 1
             return state.nextWaiterID

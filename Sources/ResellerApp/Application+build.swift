@@ -31,12 +31,11 @@ package func buildApplication(
     if configuration.databaseStatementTimeoutMilliseconds > 0 {
         databaseConfiguration.statementTimeoutMilliseconds = configuration.databaseStatementTimeoutMilliseconds
     }
+    var poolConfiguration = PostgresPoolConfiguration(
+        minimumConnections: configuration.databasePoolMinimum, maximumConnections: configuration.databasePoolMaximum)
+    poolConfiguration.acquireWaitObserver = metrics.poolAcquireWaitObserver()
     let pool = PostgresPool(
-        configuration: databaseConfiguration,
-        poolConfiguration: .init(
-            minimumConnections: configuration.databasePoolMinimum, maximumConnections: configuration.databasePoolMaximum
-        ),
-        logger: logger.relabeled("postgres")
+        configuration: databaseConfiguration, poolConfiguration: poolConfiguration, logger: logger.relabeled("postgres")
     )
     let upstreamCipher =
         try configuration.upstreamCredentialsKey.map { try UpstreamCredentialCipher(base64Key: $0) } ?? .unencrypted
@@ -70,7 +69,7 @@ package func buildApplication(
             LedgerMaintenance(
                 pool: pool, interval: configuration.ledgerMaintenanceInterval,
                 retention: configuration.idempotencyRetention,
-                logger: logger.relabeled("ledger")))
+                logger: logger.relabeled("ledger"), onExpired: { metrics.recordReservationsExpired($0) }))
     }
     var embedded: EmbeddedUpstream?
     if case .embedded(let upstream) = configuration.upstream {

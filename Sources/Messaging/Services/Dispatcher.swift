@@ -293,8 +293,7 @@ package final class Dispatcher: Service, Sendable {
             outcome = .submitted(upstreamID: upstreamID, connectionID: connection.id)
         } catch {
             metrics.recordUpstreamCall(
-                connection: connection.name, result: error.disposition.rawValue, duration: ContinuousClock.now - started
-            )
+                connection: connection.name, error: error, duration: ContinuousClock.now - started)
             let code: Int? = if case .gateway(let code) = error { code.rawValue } else { nil }
             // Only messages not in doubt are sent: whether this attempt may have reached the upstream is all there is.
             let possiblySent = error.mayHaveBeenProcessed
@@ -411,8 +410,7 @@ package final class Dispatcher: Service, Sendable {
                     connection: connection.name, result: "ok", duration: ContinuousClock.now - started)
             } catch {
                 metrics.recordUpstreamCall(
-                    connection: connection.name, result: error.disposition.rawValue,
-                    duration: ContinuousClock.now - started)
+                    connection: connection.name, error: error, duration: ContinuousClock.now - started)
                 logger.warning(
                     "the upstream's report table could not be read: messages in doubt wait",
                     metadata: [
