@@ -1,6 +1,7 @@
 import Logging
 import ServiceLifecycle
 import Synchronization
+import Tracing
 
 /// Sizes and timeouts of a `PostgresPool`.
 public struct PostgresPoolConfiguration: Sendable {
@@ -19,6 +20,9 @@ public struct PostgresPoolConfiguration: Sendable {
     /// Told how long each acquisition waited for a connection (zero when one was idle), whether it got one or not;
     /// for a histogram. Called on the acquiring task, outside the pool's lock: keep it cheap.
     public var acquireWaitObserver: (@Sendable (Duration) -> Void)?
+    /// When set, each statement of `PostgresConnection.query` is a client span (`db.system` postgresql, `db.statement`
+    /// the SQL text without its parameters). Nil: no span, no cost.
+    public var tracer: (any Tracer)?
 
     public init(minimumConnections: Int = 1, maximumConnections: Int = 8) {
         precondition(maximumConnections >= 1 && minimumConnections >= 0 && minimumConnections <= maximumConnections)
@@ -307,7 +311,8 @@ public final class PostgresPool: Service, Sendable {
 
     private func openConnection() async {
         do {
-            let connection = try await PostgresConnection.connect(configuration: configuration, logger: logger)
+            let connection = try await PostgresConnection.connect(
+                configuration: configuration, logger: logger, tracer: poolConfiguration.tracer)
             // Like a returned connection, a new one is checked before its first use: the server
             // may end it between the handshake and then (a restart, pg_terminate_backend).
             connection.markIdle()
