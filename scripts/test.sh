@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what is missing, checks the formatting (`swift format lint --strict`, rules in .swift-format), starts a
+# Installs what is missing, checks the formatting (`swift format lint --strict`, rules in .swift-format) and the alert
+# rules and dashboard (`scripts/alerts-check.sh`: promtool's checks and rule tests, metric names), starts a
 # throwaway PostgreSQL cluster under /tmp, builds, runs the whole test suite
 # against it, then, once the tests pass, `bash scripts/schema.sh --check` (Migrations/schema.sql is what the
 # migrations make) and `bash scripts/quickstart.sh` (README.md's quickstart against a fresh service), both in the same
@@ -25,6 +26,9 @@ export TEST_DATABASE_URL="postgresql://postgres@127.0.0.1:$THROWAWAY_PORT/postgr
 # Formatting first: it takes seconds and needs no build (.swift-format holds the rules).
 log "checking formatting (swift format lint --strict)"
 swift format lint --strict --recursive --parallel Sources Tests Package.swift
+# Seconds, and no build either (installs Debian's prometheus package for promtool the first time).
+log "checking the alert rules and the dashboard (scripts/alerts-check.sh)"
+bash scripts/alerts-check.sh
 
 log "building"
 swift build --build-tests

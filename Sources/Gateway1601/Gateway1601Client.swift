@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import Tracing
 
 /// Settings of one upstream connection.
 public struct Gateway1601Configuration: Sendable {
@@ -60,11 +61,17 @@ public struct Gateway1601Client: Sendable {
     public let configuration: Gateway1601Configuration
     let httpClient: HTTPClient
     let logger: Logger
+    /// When set, each call is a client span `1601 <action>` and its request carries the W3C `traceparent`.
+    public let tracer: (any Tracer)?
 
-    public init(configuration: Gateway1601Configuration, httpClient: HTTPClient = .shared, logger: Logger) {
+    public init(
+        configuration: Gateway1601Configuration, httpClient: HTTPClient = .shared, logger: Logger,
+        tracer: (any Tracer)? = nil
+    ) {
         self.configuration = configuration
         self.httpClient = httpClient
         self.logger = logger
+        self.tracer = tracer
     }
 
     /// Sends a message (`gateway.php`).
@@ -163,13 +170,29 @@ public struct Gateway1601Client: Sendable {
             request.body = .bytes(ByteBuffer(string: encoded))
         }
         request.headers.add(name: "Accept", value: "text/plain")
-        logger.debug(
-            "gateway request",
-            metadata: [
-                "path": "\(path)",
-                "action": "\(parameters.value(of: "action") ?? (path == GatewayCall.gatewayPath ? "send" : "status"))",
-            ]
-        )
+        let action = parameters.value(of: "action") ?? (path == GatewayCall.gatewayPath ? "send" : "status")
+        logger.debug("gateway request", metadata: ["path": "\(path)", "action": "\(action)"])
+        guard let tracer else { return try await execute(request) }
+        // No URL nor body in the span: they hold the password and the message.
+        let result: Result<String, Gateway1601Error> = await tracer.withAnySpan("1601 \(action)", ofKind: .client) {
+            span in
+            span.attributes["gateway1601.action"] = action
+            span.attributes["server.address"] = URL(string: configuration.baseURL)?.host
+            var traced = request
+            tracer.inject(span.context, into: &traced.headers, using: HeadersInjector())
+            do throws(Gateway1601Error) {
+                return .success(try await execute(traced))
+            } catch {
+                span.attributes["gateway1601.error"] = error.description
+                span.setStatus(SpanStatus(code: .error))
+                return .failure(error)
+            }
+        }
+        return try result.get()
+    }
+
+    /// Makes the HTTP request of ``perform(path:parameters:)`` and returns the body of a 2xx answer.
+    private func execute(_ request: HTTPClientRequest) async throws(Gateway1601Error) -> String {
         let deadline = ContinuousClock.now + configuration.requestTimeout
         do {
             let response = try await httpClient.execute(

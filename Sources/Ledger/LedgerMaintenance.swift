@@ -12,10 +12,16 @@ package struct LedgerMaintenance: Service {
     package let interval: Duration
     package let retention: Duration
     package let logger: Logger
+    /// Told how many reservations each round expired (for the `ledger_reservations_expired_total` counter).
+    package let onExpired: @Sendable (Int) -> Void
     /// Reservations expired per transaction.
     package var batchSize = 500
 
-    package init(pool: PostgresPool, interval: Duration, retention: Duration, logger: Logger) {
+    package init(
+        pool: PostgresPool, interval: Duration, retention: Duration, logger: Logger,
+        onExpired: @escaping @Sendable (Int) -> Void = { _ in }
+    ) {
+        self.onExpired = onExpired
         self.ledger = LedgerRepository(pool: pool)
         self.idempotency = IdempotencyRepository(pool: pool)
         self.interval = interval
@@ -43,7 +49,10 @@ package struct LedgerMaintenance: Service {
                 expired += count
                 if count < batchSize { break }
             }
-            if expired > 0 { logger.info("reservations expired", metadata: ["count": "\(expired)"]) }
+            if expired > 0 {
+                onExpired(expired)
+                logger.info("reservations expired", metadata: ["count": "\(expired)"])
+            }
             if purge {
                 let purged = try await idempotency.purge(olderThan: retention)
                 if purged > 0 { logger.info("idempotency records purged", metadata: ["count": "\(purged)"]) }

@@ -1,6 +1,7 @@
 import CLibpq
 import Logging
 import Synchronization
+import Tracing
 
 #if canImport(Glibc)
 import Glibc
@@ -30,6 +31,8 @@ public final class PostgresConnection: @unchecked Sendable {
     /// The `BEGIN` of a transaction that has not sent a statement yet: it goes out with the first one, in the same
     /// round trip (`withTransaction`).
     private let pendingBegin = Mutex<PostgresQuery?>(nil)
+    /// Makes a span of each statement when set (see `PostgresPoolConfiguration.tracer`).
+    private let tracer: (any Tracer)?
 
     /// `PGcancel` objects may be used from any thread; the mutex guards replacing it.
     private struct CancelState: ~Copyable, @unchecked Sendable {
@@ -40,7 +43,9 @@ public final class PostgresConnection: @unchecked Sendable {
     }
 
     /// Opens a connection on a new thread of its own.
-    static func connect(configuration: PostgresConfiguration, logger: Logger) async throws -> PostgresConnection {
+    static func connect(configuration: PostgresConfiguration, logger: Logger, tracer: (any Tracer)? = nil) async throws
+        -> PostgresConnection
+    {
         let parameters = configuration.effectiveParameters
         let thread = LibpqThread(name: "libpq")
         do {
@@ -60,15 +65,18 @@ public final class PostgresConnection: @unchecked Sendable {
             }
             return PostgresConnection(
                 pgconn: opened.value, thread: thread, statementCacheCapacity: configuration.preparedStatementCacheSize,
-                logger: logger)
+                logger: logger, tracer: tracer)
         } catch {
             thread.stop()
             throw error
         }
     }
 
-    private init(pgconn: OpaquePointer, thread: LibpqThread, statementCacheCapacity: Int, logger: Logger) {
+    private init(
+        pgconn: OpaquePointer, thread: LibpqThread, statementCacheCapacity: Int, logger: Logger, tracer: (any Tracer)?
+    ) {
         self.pgconn = pgconn
+        self.tracer = tracer
         self.thread = thread
         self.statements = PreparedStatementCache(capacity: statementCacheCapacity)
         self.logger = logger
@@ -112,7 +120,26 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Runs one statement with its bind parameters and returns its rows.
     @discardableResult
     public func query(_ query: PostgresQuery) async throws -> PostgresRows {
-        if let begin = takePendingBegin() { return try await pipeline([begin, query])[1] }
+        guard let tracer else { return try await run(query) }
+        return try await tracer.withAnySpan(Self.operation(of: query.sql), ofKind: .client) { span in
+            span.attributes["db.system"] = "postgresql"
+            span.attributes["db.statement"] = Self.statementText(query.sql)
+            return try await run(query)
+        }
+    }
+
+    /// The first word of `sql` (`SELECT`, `WITH`, `INSERT`…): a statement span's name.
+    static func operation(of sql: String) -> String {
+        String(sql.drop(while: \.isWhitespace).prefix(while: { $0.isLetter }).uppercased())
+    }
+
+    /// `sql` with its whitespace runs collapsed, at most 1 000 characters: the values are bind parameters, never here.
+    static func statementText(_ sql: String) -> String {
+        String(sql.split(whereSeparator: \.isWhitespace).joined(separator: " ").prefix(1_000))
+    }
+
+    private func run(_ query: PostgresQuery) async throws -> PostgresRows {
+        if let begin = takePendingBegin() { return try await runPipeline([begin, query])[1] }
         return try await blocking(cancellable: true) { [self] pgconn, wasIdle in
             do {
                 return try statements.execute(query, on: pgconn)
@@ -136,7 +163,16 @@ public final class PostgresConnection: @unchecked Sendable {
     /// thrown; the statements after it did not run.
     public func pipeline(_ queries: [PostgresQuery]) async throws -> [PostgresRows] {
         guard !queries.isEmpty else { return [] }
-        if let begin = takePendingBegin() { return Array(try await pipeline([begin] + queries).dropFirst()) }
+        guard let tracer else { return try await runPipeline(queries) }
+        return try await tracer.withAnySpan("PIPELINE", ofKind: .client) { span in
+            span.attributes["db.system"] = "postgresql"
+            span.attributes["db.statement"] = queries.map { Self.statementText($0.sql) }.joined(separator: "; ")
+            return try await runPipeline(queries)
+        }
+    }
+
+    private func runPipeline(_ queries: [PostgresQuery]) async throws -> [PostgresRows] {
+        if let begin = takePendingBegin() { return Array(try await runPipeline([begin] + queries).dropFirst()) }
         return try await blocking(cancellable: true) { [self] pgconn, wasIdle in
             do {
                 return try statements.pipeline(queries, on: pgconn)

@@ -1,6 +1,7 @@
 import Logging
 import ServiceLifecycle
 import Synchronization
+import Tracing
 
 /// Sizes and timeouts of a `PostgresPool`.
 public struct PostgresPoolConfiguration: Sendable {
@@ -16,6 +17,12 @@ public struct PostgresPoolConfiguration: Sendable {
     public var maintenanceInterval: Duration = .seconds(5)
     /// On shutdown, how long to wait for leased connections to come back.
     public var shutdownTimeout: Duration = .seconds(30)
+    /// Told how long each acquisition waited for a connection (zero when one was idle), whether it got one or not;
+    /// for a histogram. Called on the acquiring task, outside the pool's lock: keep it cheap.
+    public var acquireWaitObserver: (@Sendable (Duration) -> Void)?
+    /// When set, each statement of `PostgresConnection.query` is a client span (`db.system` postgresql, `db.statement`
+    /// the SQL text without its parameters). Nil: no span, no cost.
+    public var tracer: (any Tracer)?
 
     public init(minimumConnections: Int = 1, maximumConnections: Int = 8) {
         precondition(maximumConnections >= 1 && minimumConnections >= 0 && minimumConnections <= maximumConnections)
@@ -154,8 +161,14 @@ public final class PostgresPool: Service, Sendable {
                 return nil
             }
         }
-        if let fast { return try fast.get() }
+        if let fast {
+            let connection = try fast.get()
+            poolConfiguration.acquireWaitObserver?(.zero)
+            return connection
+        }
 
+        let waitStarted = ContinuousClock.now
+        defer { poolConfiguration.acquireWaitObserver?(ContinuousClock.now - waitStarted) }
         let id = state.withLock { state in
             state.nextWaiterID += 1
             return state.nextWaiterID
@@ -298,7 +311,8 @@ public final class PostgresPool: Service, Sendable {
 
     private func openConnection() async {
         do {
-            let connection = try await PostgresConnection.connect(configuration: configuration, logger: logger)
+            let connection = try await PostgresConnection.connect(
+                configuration: configuration, logger: logger, tracer: poolConfiguration.tracer)
             // Like a returned connection, a new one is checked before its first use: the server
             // may end it between the handshake and then (a restart, pg_terminate_backend).
             connection.markIdle()

@@ -12,6 +12,7 @@ import PostgresLibpq
 import ResellerAPI
 import ResellerCore
 import ServiceLifecycle
+import Tracing
 import Webhooks
 
 /// Builds the HTTP application: router, middleware, generated handlers, and the services it runs
@@ -31,17 +32,19 @@ package func buildApplication(
     if configuration.databaseStatementTimeoutMilliseconds > 0 {
         databaseConfiguration.statementTimeoutMilliseconds = configuration.databaseStatementTimeoutMilliseconds
     }
+    var poolConfiguration = PostgresPoolConfiguration(
+        minimumConnections: configuration.databasePoolMinimum, maximumConnections: configuration.databasePoolMaximum)
+    poolConfiguration.acquireWaitObserver = metrics.poolAcquireWaitObserver()
+    let tracing = try makeTracer(configuration.tracing)
+    poolConfiguration.tracer = tracing?.tracer
     let pool = PostgresPool(
-        configuration: databaseConfiguration,
-        poolConfiguration: .init(
-            minimumConnections: configuration.databasePoolMinimum, maximumConnections: configuration.databasePoolMaximum
-        ),
-        logger: logger.relabeled("postgres")
+        configuration: databaseConfiguration, poolConfiguration: poolConfiguration, logger: logger.relabeled("postgres")
     )
     let upstreamCipher =
         try configuration.upstreamCredentialsKey.map { try UpstreamCredentialCipher(base64Key: $0) } ?? .unencrypted
     let upstreamHTTP = UpstreamHTTPClient()
-    let upstreamClients = UpstreamClients(httpClient: upstreamHTTP.client, logger: logger.relabeled("gateway1601"))
+    let upstreamClients = UpstreamClients(
+        httpClient: upstreamHTTP.client, logger: logger.relabeled("gateway1601"), tracer: tracing?.tracer)
     // Shared by the dispatcher and the send path, which wakes it after committing new messages (a no-op without a
     // dispatcher on this instance).
     let dispatchSignal = DispatchSignal()
@@ -53,7 +56,7 @@ package func buildApplication(
     // One bound on the slow password hashes of the whole application: the 1601 endpoint's checks and new passwords.
     let hashing = PasswordHashing()
     let router = try buildRouter(
-        pool: pool, metrics: metrics, logger: logger,
+        pool: pool, metrics: metrics, logger: logger, tracer: tracing?.tracer,
         passwordHasher: PasswordHasher(iterations: configuration.passwordIterations, hashing: hashing),
         upstreamCipher: upstreamCipher, upstreamClients: upstreamClients, sending: sending,
         deliveryReports: deliveryReports, bodyLimits: configuration.bodyLimits,
@@ -63,14 +66,15 @@ package func buildApplication(
             pool: pool, sending: sending, passwordIterations: configuration.passwordIterations,
             settings: gatewaySettings, hashing: hashing,
             metrics: metrics, logger: logger.relabeled("gateway-endpoint")))
-    var services: [any Service] = [pool, upstreamHTTP]
+    // The span exporter first: services stop in reverse order, so it exports what the others finished last.
+    var services: [any Service] = (tracing.map { [$0.service] } ?? []) + [pool, upstreamHTTP]
     if configuration.ledgerMaintenance {
         services.append(UsageRollupService(pool: pool, logger: logger.relabeled("usage-rollup")))
         services.append(
             LedgerMaintenance(
                 pool: pool, interval: configuration.ledgerMaintenanceInterval,
                 retention: configuration.idempotencyRetention,
-                logger: logger.relabeled("ledger")))
+                logger: logger.relabeled("ledger"), onExpired: { metrics.recordReservationsExpired($0) }))
     }
     var embedded: EmbeddedUpstream?
     if case .embedded(let upstream) = configuration.upstream {
@@ -177,7 +181,8 @@ package func buildApplication(
 /// The router with middleware and every operation of `openapi.yaml` registered. `sending` is the send path, which wakes
 /// this instance's dispatcher once new messages are committed.
 package func buildRouter(
-    pool: PostgresPool, metrics: ServiceMetrics, logger: Logger, passwordHasher: PasswordHasher,
+    pool: PostgresPool, metrics: ServiceMetrics, logger: Logger, tracer: (any Tracer)? = nil,
+    passwordHasher: PasswordHasher,
     upstreamCipher: UpstreamCredentialCipher,
     upstreamClients: UpstreamClients, sending: Sending, deliveryReports: DeliveryReports,
     bodyLimits: BodyLimits = BodyLimits(), reconciliation: ReconciliationSettings = ReconciliationSettings(),
@@ -185,6 +190,7 @@ package func buildRouter(
 ) throws -> Router<ResellerRequestContext> {
     let router = Router(context: ResellerRequestContext.self)
     let routes = RouteMethods()
+    if let tracer { router.middlewares.add(RequestTracingMiddleware(tracer: tracer)) }
     router.middlewares.add(RequestIDMiddleware())
     router.middlewares.add(ProblemMiddleware(metrics: metrics, routes: routes))
     // The JSON API's own middleware; the 1601-compatible endpoint (added to the router itself) has its own login and

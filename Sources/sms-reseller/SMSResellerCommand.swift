@@ -257,6 +257,15 @@ struct Serve: AsyncParsableCommand {
 
     @Option(
         help:
+            "Base URL of an OpenTelemetry OTLP/HTTP receiver for traces, e.g. http://127.0.0.1:4318 (env: OTEL_EXPORTER_OTLP_ENDPOINT; default none: tracing off)."
+    )
+    var otelEndpoint: String?
+
+    @Option(help: "The service.name of the traces (env: OTEL_SERVICE_NAME; default sms-reseller).")
+    var otelServiceName: String?
+
+    @Option(
+        help:
             "Seconds a webhook receiver has to answer 2xx, 1-60 (env: WEBHOOK_TIMEOUT_SECONDS; default \(Defaults.webhookDelivery.timeout.whole(.seconds(1))))."
     )
     var webhookTimeoutSeconds: Int?
@@ -282,6 +291,14 @@ struct Serve: AsyncParsableCommand {
         guard retentionDays >= 7 else { throw ValidationError("Idempotency-Keys are kept at least 7 days.") }
         configuration.idempotencyRetention = .seconds(retentionDays * 86_400)
         try configureDispatcher(&configuration)
+        configuration.tracing.endpoint = otelEndpoint ?? common.environment("OTEL_EXPORTER_OTLP_ENDPOINT")
+        if let endpoint = configuration.tracing.endpoint,
+            !(endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://")) || URL(string: endpoint)?.host == nil
+        {
+            throw ValidationError("--otel-endpoint must be an http:// or https:// URL, not \(endpoint).")
+        }
+        configuration.tracing.serviceName =
+            otelServiceName ?? common.environment("OTEL_SERVICE_NAME") ?? configuration.tracing.serviceName
         configuration.webhooks =
             !noWebhooks && !["off", "0", "false", "no"].contains(common.environment("WEBHOOKS")?.lowercased() ?? "")
         let webhookTimeout = try common.integer(

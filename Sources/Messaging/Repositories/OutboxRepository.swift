@@ -28,9 +28,12 @@ package struct ClaimedMessage: Decodable, Sendable, Equatable {
     /// The upstream id a delivery report gave the message while its send's answer was not recorded (the report
     /// overtook the answer, or the answer was lost): proof that the upstream took it.
     package var reportedUpstreamID: String?
+    /// The W3C `traceparent` of the request that accepted the message, when it was traced: its dispatch continues
+    /// that trace.
+    package var traceparent: String?
 
     package enum CodingKeys: String, CodingKey {
-        case recipient, sender, text, long, status, attempt
+        case recipient, sender, text, long, status, attempt, traceparent
         case messageID = "message_id"
         case resellerID = "reseller_id"
         case subAccountID = "sub_account_id"
@@ -173,7 +176,7 @@ package struct OutboxRepository: Sendable {
             SELECT c.message_id, m.reseller_id, m.sub_account_id, m.recipient, b.sender, b.text, b.long,
                    CASE m.status WHEN 'scheduled' THEN 'queued' ELSE m.status END AS status,
                    c.attempts AS attempt, c.deadline_at, c.possibly_sent AS was_possibly_sent, c.attempted_at,
-                   m.upstream_id AS reported_upstream_id
+                   m.upstream_id AS reported_upstream_id, b.traceparent
             FROM claimed c
             JOIN message m ON m.id = c.message_id
             JOIN message_batch b ON b.reseller_id = m.reseller_id AND b.id = m.batch_id

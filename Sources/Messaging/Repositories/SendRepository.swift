@@ -115,17 +115,19 @@ enum SendRepository {
                 SELECT * FROM unnest(\(rows.batchResellers), \(rows.batchIDs), \(rows.batchSubAccounts), \(rows.senders), \(rows.texts), \(rows.encodings), \(rows.lengths),
                                      \(rows.parts), \(rows.longs), \(rows.references), \(rows.callbacks), \(rows.groups), \(rows.schedules), \(rows.recipientCounts),
                                      \(rows.messageCounts), \(rows.retailTotals), \(rows.wholesaleTotals), \(rows.actors), \(rows.requestIDs), \(rows.acceptedAts),
-                                     \(rows.statuses), \(rows.dueAts), \(rows.deadlines), \(rows.outboxIDs), \(rows.deliveryReports), \(rows.loggings))
+                                     \(rows.statuses), \(rows.dueAts), \(rows.deadlines), \(rows.outboxIDs), \(rows.deliveryReports), \(rows.loggings),
+                                     \(rows.traceparents))
                      AS b (reseller_id, id, sub_account_id, sender, text, encoding, length, parts, long, reference, callback_url,
                            group_name, schedule_at, recipient_count, message_count, retail_total, wholesale_total, created_by,
-                           request_id, accepted_at, status, due_at, deadline_at, outbox_id, delivery_reports, logging)
+                           request_id, accepted_at, status, due_at, deadline_at, outbox_id, delivery_reports, logging, traceparent)
             ), batches AS (
                 INSERT INTO message_batch (reseller_id, id, sub_account_id, sender, text, encoding, length, parts, long, reference,
                                            callback_url, group_name, schedule_at, recipient_count, message_count, retail_total,
-                                           wholesale_total, created_by, request_id, accepted_at, outbox_id, delivery_reports, logging)
+                                           wholesale_total, created_by, request_id, accepted_at, outbox_id, delivery_reports, logging,
+                                           traceparent)
                 SELECT reseller_id, id, sub_account_id, sender, text, encoding, length, parts, long, reference, callback_url,
                        group_name, schedule_at, recipient_count, message_count, retail_total, wholesale_total, created_by,
-                       request_id, accepted_at, outbox_id, delivery_reports, logging
+                       request_id, accepted_at, outbox_id, delivery_reports, logging, traceparent
                 FROM b
             ), m AS (
                 SELECT u.*, b.reseller_id, b.sub_account_id, b.status, b.schedule_at, b.accepted_at, b.due_at, b.deadline_at
@@ -177,7 +179,7 @@ struct SendRows {
     var messageCounts: [Int] = [], retailTotals: [Int64] = [], wholesaleTotals: [Int64] = [], actors: [String] = []
     var requestIDs: [String?] = [], acceptedAts: [Date] = [], statuses: [String] = [], dueAts: [Date] = [],
         deadlines: [Date] = []
-    var outboxIDs: [Int64?] = [], deliveryReports: [Bool] = [], loggings: [Bool] = []
+    var outboxIDs: [Int64?] = [], deliveryReports: [Bool] = [], loggings: [Bool] = [], traceparents: [String?] = []
     // Messages and their outbox rows; what a batch's messages share is joined from the batch arrays.
     var messageIDs: [UUID] = [], gatewayIDs: [Int64] = [], messageBatches: [UUID] = [], positions: [Int] = [],
         recipients: [String] = []
@@ -295,6 +297,7 @@ struct SendRows {
         outboxIDs.append(outboxID)
         deliveryReports.append(submission.options.deliveryReports)
         loggings.append(submission.options.logging)
+        traceparents.append(submission.actor.traceparent)
         return AcceptedBatch(
             batchID: batchID, outboxID: outboxID, subAccountID: plan.subAccountID, acceptedAt: now,
             scheduleAt: request.scheduleAt, status: status,

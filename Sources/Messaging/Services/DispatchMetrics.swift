@@ -1,4 +1,5 @@
 import Foundation
+import Gateway1601
 import Prometheus
 import ResellerCore
 
@@ -44,5 +45,33 @@ extension ServiceMetrics {
             labels: [("connection", connection), ("result", result)],
             buckets: Self.latencyBuckets
         ).record(duration)
+    }
+
+    /// Records a failed upstream call: its duration by disposition, and `dispatch_upstream_errors_total` by the 1601
+    /// error code (or the kind of failure when the gateway gave no code).
+    package func recordUpstreamCall(connection: String, error: Gateway1601Error, duration: Duration) {
+        recordUpstreamCall(connection: connection, result: error.disposition.rawValue, duration: duration)
+        registry.makeCounter(
+            descriptor: .init(
+                metricName: "dispatch_upstream_errors", unitName: "total",
+                helpText:
+                    "Failed upstream calls of this instance's dispatcher by 1601 error code (or timeout, connection_failed, connection_lost, http_status, malformed_answer, invalid_request, invalid_configuration)"
+            ),
+            labels: [("connection", connection), ("code", Self.errorCode(error))]
+        ).increment()
+    }
+
+    /// The `code` label of an upstream failure: the 1601 code's number, else the kind of failure.
+    package static func errorCode(_ error: Gateway1601Error) -> String {
+        switch error {
+        case .gateway(let code): String(code.rawValue)
+        case .timeout: "timeout"
+        case .connectionFailed: "connection_failed"
+        case .connectionLost: "connection_lost"
+        case .httpStatus: "http_status"
+        case .malformedAnswer: "malformed_answer"
+        case .invalidRequest: "invalid_request"
+        case .invalidConfiguration: "invalid_configuration"
+        }
     }
 }

@@ -6,6 +6,7 @@ import PostgresLibpq
 import ResellerCore
 import ServiceLifecycle
 import Synchronization
+import Tracing
 
 /// How the dispatcher runs: each setting's default is here, and `sms-reseller serve` can override it.
 package struct DispatcherSettings: Sendable {
@@ -271,8 +272,26 @@ package final class Dispatcher: Service, Sendable {
 
     private func mayContinue(_ lane: Lane) -> Bool { !isStopping && lane.isRunning }
 
-    /// One upstream call for one message, and its result handed to the recorder.
+    /// One upstream call for one message, and its result handed to the recorder; a span `dispatch message` in the
+    /// trace of the request that accepted it, when tracing is on.
     private func send(
+        _ message: ClaimedMessage, through lane: Lane, client: Gateway1601Client, recorder: ResultRecorder
+    ) async {
+        guard let tracer = client.tracer else {
+            return await call(message, through: lane, client: client, recorder: recorder)
+        }
+        var parent = InstrumentationContext.topLevel
+        if let traceparent = message.traceparent {
+            tracer.extract(["traceparent": traceparent], into: &parent, using: TraceparentExtractor())
+        }
+        await tracer.withAnySpan("dispatch message", context: parent, ofKind: .consumer) { span in
+            span.attributes["message.id"] = message.messageID.apiString
+            span.attributes["dispatch.attempt"] = message.attempt
+            await call(message, through: lane, client: client, recorder: recorder)
+        }
+    }
+
+    private func call(
         _ message: ClaimedMessage, through lane: Lane, client: Gateway1601Client, recorder: ResultRecorder
     ) async {
         let connection = lane.connection.record
@@ -293,8 +312,7 @@ package final class Dispatcher: Service, Sendable {
             outcome = .submitted(upstreamID: upstreamID, connectionID: connection.id)
         } catch {
             metrics.recordUpstreamCall(
-                connection: connection.name, result: error.disposition.rawValue, duration: ContinuousClock.now - started
-            )
+                connection: connection.name, error: error, duration: ContinuousClock.now - started)
             let code: Int? = if case .gateway(let code) = error { code.rawValue } else { nil }
             // Only messages not in doubt are sent: whether this attempt may have reached the upstream is all there is.
             let possiblySent = error.mayHaveBeenProcessed
@@ -411,8 +429,7 @@ package final class Dispatcher: Service, Sendable {
                     connection: connection.name, result: "ok", duration: ContinuousClock.now - started)
             } catch {
                 metrics.recordUpstreamCall(
-                    connection: connection.name, result: error.disposition.rawValue,
-                    duration: ContinuousClock.now - started)
+                    connection: connection.name, error: error, duration: ContinuousClock.now - started)
                 logger.warning(
                     "the upstream's report table could not be read: messages in doubt wait",
                     metadata: [

@@ -6,6 +6,7 @@ import NIOCore
 import ResellerCore
 import ServiceLifecycle
 import Synchronization
+import Tracing
 
 /// One ``Gateway1601Client`` per upstream connection, all on one shared `HTTPClient` (so one connection pool per
 /// host), rebuilt when the connection's client settings change (base URL, username, password, timeout).
@@ -32,12 +33,15 @@ package final class UpstreamClients: Sendable {
 
     private let httpClient: HTTPClient
     private let logger: Logger
+    private let tracer: (any Tracer)?
     private let entries = Mutex<[UUID: Entry]>([:])
 
-    /// `httpClient` is shared by every connection and owned by the caller (the process-wide one by default).
-    package init(httpClient: HTTPClient = .shared, logger: Logger) {
+    /// `httpClient` is shared by every connection and owned by the caller (the process-wide one by default); with a
+    /// `tracer`, every call is a span (docs/operations.md, "Tracing").
+    package init(httpClient: HTTPClient = .shared, logger: Logger, tracer: (any Tracer)? = nil) {
         self.httpClient = httpClient
         self.logger = logger
+        self.tracer = tracer
     }
 
     /// The client of `connection`, reused while its settings stay the same. Throws when its password cannot be opened
@@ -51,7 +55,8 @@ package final class UpstreamClients: Sendable {
             if let entry = entries[connection.id], entry.configuration == settings { return entry.client }
             var logger = logger
             logger[metadataKey: "upstream_connection"] = "\(connection.record.name)"
-            let client = Gateway1601Client(configuration: configuration, httpClient: httpClient, logger: logger)
+            let client = Gateway1601Client(
+                configuration: configuration, httpClient: httpClient, logger: logger, tracer: tracer)
             entries[connection.id] = Entry(configuration: settings, client: client)
             return client
         }
@@ -71,6 +76,9 @@ package struct UpstreamHTTPClient: Service {
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
         configuration.redirectConfiguration = .disallow
+        // Never async-http-client's own spans: they record the URL, whose query holds the password with GET. The
+        // client's span of each call is in Gateway1601Client.
+        configuration.tracing.tracer = nil
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 

@@ -53,7 +53,7 @@ extension APIHandlers {
     }
 
     package func getMetrics(_ input: Operations.GetMetrics.Input) async throws -> Operations.GetMetrics.Output {
-        metrics.recordPool(pool.statistics)
+        metrics.recordPool(pool.statistics, maximum: pool.poolConfiguration.maximumConnections)
         // A scrape still answers, and quickly, while the database is away: the gauges then keep their last values.
         let connections = upstreamConnections
         let states = try? await withThrowingTaskGroup(of: [(id: UUID, name: String, paused: Bool)]?.self) { group in
@@ -66,6 +66,18 @@ extension APIHandlers {
             return try await group.next() ?? nil
         }
         if let states { metrics.recordUpstreamConnections(states) }
+        let operational = OperationalFiguresRepository(pool: pool)
+        let figures = try? await withThrowingTaskGroup(of: OperationalFigures?.self) { group in
+            group.addTask { try await operational.figures() }
+            group.addTask {
+                try await Task.sleep(for: readinessTimeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            return try await group.next() ?? nil
+        }
+        if let figures { metrics.recordOperationalFigures(figures) }
+        metrics.recordDatabaseUp(states != nil && figures != nil)
         let reconciliation = ReconciliationRepository(pool: pool)
         let gauges = try? await withThrowingTaskGroup(of: [ReconciliationGaugeRecord]?.self) { group in
             group.addTask { try await reconciliation.gauges() }

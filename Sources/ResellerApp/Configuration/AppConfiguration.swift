@@ -67,6 +67,9 @@ package struct AppConfiguration: Sendable {
     /// client whose wrong passwords the 1601-compatible endpoint counts. Without any, the TCP peer is the client.
     package var trustedProxies: [String] = []
 
+    /// OpenTelemetry traces over OTLP/HTTP (docs/operations.md, "Tracing"); off without an endpoint.
+    package var tracing = TracingSettings()
+
     /// How large request bodies of the JSON API may be (`MAX_JSON_BODY_BYTES` sets the JSON limit; the CSV uploads
     /// keep their documented limits). The 1601-compatible endpoint has its own (`GatewayEndpointSettings`).
     package var bodyLimits = BodyLimits()

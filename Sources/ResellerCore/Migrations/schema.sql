@@ -1600,6 +1600,7 @@ CREATE TABLE public.message_batch (
     outbox_id bigint,
     delivery_reports boolean DEFAULT true NOT NULL,
     logging boolean DEFAULT true NOT NULL,
+    traceparent text,
     CONSTRAINT message_batch_callback_url_check CHECK ((length(callback_url) <= 2000)),
     CONSTRAINT message_batch_encoding_check CHECK ((encoding = ANY (ARRAY['gsm7'::text, 'ucs2'::text]))),
     CONSTRAINT message_batch_length_check CHECK ((length >= 0)),
@@ -1608,6 +1609,7 @@ CREATE TABLE public.message_batch (
     CONSTRAINT message_batch_recipient_count_check CHECK ((recipient_count >= 1)),
     CONSTRAINT message_batch_reference_check CHECK (((length(reference) >= 1) AND (length(reference) <= 75))),
     CONSTRAINT message_batch_retail_total_check CHECK ((retail_total >= 0)),
+    CONSTRAINT message_batch_traceparent_check CHECK ((length(traceparent) <= 200)),
     CONSTRAINT message_batch_wholesale_total_check CHECK ((wholesale_total >= 0))
 );
 

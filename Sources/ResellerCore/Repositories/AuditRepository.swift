@@ -23,6 +23,8 @@ package struct AuditActor: Sendable {
     package var actor: String
     package var role: ActorRole
     package var requestID: String?
+    /// The request's `traceparent` while tracing is on: a send stores it so that its dispatch continues the trace.
+    package var traceparent: String? = RequestScope.traceparent
 
     package init(_ principal: Principal, requestID: String? = RequestScope.requestID) {
         self.actor = principal.actor

@@ -11,6 +11,8 @@ package final class ServiceMetrics: Sendable {
     private let upstreamGauges = Mutex<[UUID: [(String, String)]]>([:])
     /// The reconciliation gauges last written (descriptor name and labels), so those of a vanished connection go.
     private let reconciliationGauges = Mutex<[String: (name: String, labels: [(String, String)])]>([:])
+    /// The labels each gauge family of ``setGauges(_:_:)`` was last written with, by metric name.
+    private let gaugeFamilies = Mutex<[String: [[(String, String)]]]>([:])
     package static let latencyBuckets: [Duration] = [
         .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
         .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5),
@@ -36,8 +38,28 @@ package final class ServiceMetrics: Sendable {
         ).record(duration)
     }
 
+    /// Sets every gauge of one family at once (one value per label set, or one value without labels) and removes those
+    /// of the family that were set last time and are not any more, so a gauge of a vanished thing does not linger.
+    package func setGauges(_ descriptor: MetricNameDescriptor, _ values: [([(String, String)], Double)]) {
+        gaugeFamilies.withLock { families in
+            for (labels, value) in values {
+                registry.makeGauge(descriptor: descriptor, labels: labels).set(value)
+            }
+            for labels in families[descriptor.metricName] ?? []
+            where !values.contains(where: { $0.0.elementsEqual(labels, by: ==) }) {
+                registry.unregisterGauge(registry.makeGauge(descriptor: descriptor, labels: labels))
+            }
+            families[descriptor.metricName] = values.map(\.0)
+        }
+    }
+
     /// Copies the pool's current figures into gauges (called before each scrape).
-    package func recordPool(_ statistics: PostgresPoolStatistics) {
+    package func recordPool(_ statistics: PostgresPoolStatistics, maximum: Int) {
+        registry.makeGauge(
+            descriptor: .init(
+                metricName: "db_pool_max_connections", unitName: "",
+                helpText: "Most connections the database pool opens (its size)")
+        ).set(Double(maximum))
         let connections = MetricNameDescriptor(
             metricName: "db_pool_connections", unitName: "", helpText: "Database pool connections by state")
         for (state, value) in [
@@ -140,6 +162,23 @@ package final class ServiceMetrics: Sendable {
             known = current
         }
     }
+
+    /// The histogram `db_pool_acquire_wait_seconds`: how long each acquisition of a pooled connection waited (zero when
+    /// one was idle). Made once, here, so the pool's observer does no registry look-up per acquisition.
+    package func poolAcquireWaitObserver() -> @Sendable (Duration) -> Void {
+        let histogram = registry.makeDurationHistogram(
+            descriptor: .init(
+                metricName: "db_pool_acquire_wait", unitName: "seconds",
+                helpText: "Time a task waited for a database connection from the pool (zero when one was idle)"),
+            labels: [],
+            buckets: Self.waitBuckets
+        )
+        return { histogram.record($0) }
+    }
+
+    /// Buckets for waits that are mostly zero: from 100 µs, where a waiting acquisition starts.
+    package static let waitBuckets: [Duration] =
+        [.microseconds(100), .microseconds(500)] + latencyBuckets
 
     /// The Prometheus text exposition of every registered metric.
     package func exposition() -> [UInt8] {
