@@ -4,7 +4,8 @@
 # against it, then, once the tests pass, `bash scripts/schema.sh --check` (Migrations/schema.sql is what the
 # migrations make) and `bash scripts/quickstart.sh` (README.md's quickstart against a fresh service), both in the same
 # cluster (TEST_DATABASE_URL) with the binary just built (SMS_RESELLER_BIN), `bash scripts/fault-suite.sh --short`
-# (crashes and upstream faults under load; its own cluster) and a short `scripts/contract-fuzz.sh` (schemathesis
+# (crashes and upstream faults under load; its own cluster), `bash scripts/pitr-drill.sh` (a point-in-time restore;
+# its own clusters) and a short `scripts/contract-fuzz.sh` (schemathesis
 # against openapi.yaml, once per role). Stops and removes the cluster, and exits
 # non-zero on any failure; the last line is the test run's summary, or the check that failed.
 # Extra arguments go to `swift test` (e.g. --filter PoolTests).
@@ -40,7 +41,7 @@ swift test --skip-build "$@" 2>&1 | tee "$test_log" || status=$?
 summary=$(sed 's/\x1b\[[0-9;]*m//g' "$test_log" | grep -E 'Test run with [0-9]+ tests?' | tail -n 1 || true)
 [ -n "$summary" ] || summary=$(grep -E 'Executed [0-9]+ tests?' "$test_log" | tail -n 1 || true)
 if [ "$status" -ne 0 ]; then
-    log "swift test failed (exit $status); schema.sh --check, quickstart.sh, fault-suite.sh and contract-fuzz.sh were not run"
+    log "swift test failed (exit $status); schema.sh --check, quickstart.sh, fault-suite.sh, pitr-drill.sh and contract-fuzz.sh were not run"
     [ -z "$summary" ] || printf '%s\n' "$summary"
     exit "$status"
 fi
@@ -52,6 +53,8 @@ log "running the quickstart (scripts/quickstart.sh)"
 bash scripts/quickstart.sh || failed+=("bash scripts/quickstart.sh")
 log "running the fault suite, short (scripts/fault-suite.sh --short)"
 bash scripts/fault-suite.sh --short || failed+=("bash scripts/fault-suite.sh --short")
+log "restoring to a point in time (scripts/pitr-drill.sh)"
+bash scripts/pitr-drill.sh || failed+=("bash scripts/pitr-drill.sh")
 log "fuzzing the contract, short (MAX_EXAMPLES=5 scripts/contract-fuzz.sh --max-time 45)"
 MAX_EXAMPLES=5 bash scripts/contract-fuzz.sh --max-time 45 || failed+=("MAX_EXAMPLES=5 bash scripts/contract-fuzz.sh --max-time 45")
 
@@ -60,5 +63,5 @@ if [ ${#failed[@]} -gt 0 ]; then
     for check in "${failed[@]}"; do printf 'FAILED after the tests passed: %s\n' "$check"; done
     exit 1
 fi
-log "schema.sql is up to date; the quickstart, the fault suite and the contract fuzzing passed"
+log "schema.sql is up to date; the quickstart, the fault suite, the restore drill and the contract fuzzing passed"
 printf '%s\n' "${summary:-swift test passed}"
