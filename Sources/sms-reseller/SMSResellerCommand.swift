@@ -30,6 +30,12 @@ struct CommonOptions: ParsableArguments {
     )
     var databaseURL: String?
 
+    @Option(
+        help:
+            "Named prepared statements on each database connection: on, or off behind a transaction-pooling proxy such as PgBouncer in transaction mode (env: DB_PREPARED_STATEMENTS; default on)."
+    )
+    var dbPreparedStatements: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (env: LOG_LEVEL; default info).")
     var logLevel: String?
 
@@ -47,6 +53,18 @@ struct CommonOptions: ParsableArguments {
             )
         }
         return url
+    }
+
+    /// The database settings: the URL, and whether statements are prepared.
+    func resolvedDatabaseConfiguration() throws -> PostgresConfiguration {
+        var configuration = try PostgresConfiguration(url: try resolvedDatabaseURL())
+        let text = dbPreparedStatements ?? environment("DB_PREPARED_STATEMENTS") ?? "on"
+        switch text.lowercased() {
+        case "on", "1", "true", "yes": break
+        case "off", "0", "false", "no": configuration.preparedStatementCacheSize = 0
+        default: throw ValidationError("DB_PREPARED_STATEMENTS must be on or off, got '\(text)'.")
+        }
+        return configuration
     }
 
     func resolvedLogLevel() throws -> Logger.Level {
@@ -80,18 +98,27 @@ struct CommonOptions: ParsableArguments {
         applicationName: String, logger: Logger,
         _ body: (PostgresPool, _ applied: [Migration], _ known: Int) async throws -> Result
     ) async throws -> Result {
-        var databaseConfiguration = try PostgresConfiguration(url: try resolvedDatabaseURL())
+        let migrations = try BundledMigrations.load()
+        return try await withDatabase(applicationName: applicationName, logger: logger) { pool in
+            let applied = try await Migrator(pool: pool, migrations: migrations, logger: logger).migrate()
+            return try await body(pool, applied, migrations.count)
+        }
+    }
+
+    /// Runs `body` with a one-connection pool on the configured database, as it is; closes the pool afterwards.
+    func withDatabase<Result: Sendable>(
+        applicationName: String, logger: Logger, _ body: (PostgresPool) async throws -> Result
+    ) async throws -> Result {
+        var databaseConfiguration = try resolvedDatabaseConfiguration()
         databaseConfiguration.applicationName = applicationName
         databaseConfiguration.connectTimeoutSeconds = 10
         let pool = PostgresPool(
             configuration: databaseConfiguration,
             poolConfiguration: .init(minimumConnections: 0, maximumConnections: 1), logger: logger)
-        let migrations = try BundledMigrations.load()
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await pool.run() }
             defer { group.cancelAll() }
-            let applied = try await Migrator(pool: pool, migrations: migrations, logger: logger).migrate()
-            return try await body(pool, applied, migrations.count)
+            return try await body(pool)
         }
     }
 
@@ -274,7 +301,7 @@ struct Serve: AsyncParsableCommand {
     var maxJSONBodyBytes: Int?
 
     func run() async throws {
-        var configuration = AppConfiguration(database: try PostgresConfiguration(url: try common.resolvedDatabaseURL()))
+        var configuration = AppConfiguration(database: try common.resolvedDatabaseConfiguration())
         configuration.ledgerMaintenance =
             !noLedgerMaintenance
             && !["off", "0", "false", "no"].contains(common.environment("LEDGER_MAINTENANCE")?.lowercased() ?? "")
