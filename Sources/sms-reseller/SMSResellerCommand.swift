@@ -122,6 +122,14 @@ struct CommonOptions: ParsableArguments {
         }
     }
 
+    /// The bundled migrations compared with the database's, applying nothing.
+    func migrationStatus(applicationName: String, logger: Logger) async throws -> [MigrationStatus] {
+        let migrations = try BundledMigrations.load()
+        return try await withDatabase(applicationName: applicationName, logger: logger) { pool in
+            try await Migrator(pool: pool, migrations: migrations, logger: logger).status()
+        }
+    }
+
     func bootstrapLogging() throws -> Logger {
         LoggingBootstrap.bootstrap(level: try resolvedLogLevel(), format: try resolvedLogFormat())
         return Logger(label: "sms-reseller")
@@ -478,17 +486,98 @@ struct Serve: AsyncParsableCommand {
 
 struct Migrate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Apply pending database migrations and exit. Safe to run from several instances at once.")
+        abstract:
+            "Apply pending database migrations and exit (the default), or show what is applied and what would be.",
+        subcommands: [Apply.self, Status.self],
+        defaultSubcommand: Apply.self)
 
-    @OptionGroup var common: CommonOptions
+    struct Apply: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "apply",
+            abstract:
+                "Apply pending database migrations and exit (`sms-reseller migrate`). Safe to run from several instances at once."
+        )
 
-    func run() async throws {
-        let logger = try common.bootstrapLogging()
-        try await common.withMigratedDatabase(applicationName: "sms-reseller migrate", logger: logger) {
-            _, applied, known in
-            logger.info(
-                "migrations done",
-                metadata: ["applied": "\(applied.map { "\($0.version)_\($0.name)" })", "known": "\(known)"])
+        @OptionGroup var common: CommonOptions
+
+        @Flag(
+            help:
+                "List the migrations that would be applied, in order, with their checksums, and apply nothing; exits 1 when migrating would be refused (an applied migration changed, or unknown to this build)."
+        )
+        var dryRun = false
+
+        func run() async throws {
+            let logger = try common.bootstrapLogging()
+            guard dryRun else {
+                try await common.withMigratedDatabase(applicationName: "sms-reseller migrate", logger: logger) {
+                    _, applied, known in
+                    logger.info(
+                        "migrations done",
+                        metadata: ["applied": "\(applied.map { "\($0.version)_\($0.name)" })", "known": "\(known)"])
+                }
+                return
+            }
+            let statuses = try await common.migrationStatus(applicationName: "sms-reseller migrate", logger: logger)
+            let pending = statuses.filter { $0.state == .pending }
+            for status in pending { print("would apply \(status.label) \(status.checksum)") }
+            let blocking = statuses.filter(\.blocksMigration)
+            for status in blocking { print("refused     \(status.label) \(status.stateText)") }
+            print(
+                "dry-run: pending=\(pending.count) applied=\(statuses.count(where: { $0.state == .applied })) refused=\(blocking.count); nothing was applied"
+            )
+            if !blocking.isEmpty { throw ExitCode(1) }
+        }
+    }
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show each migration as applied, pending, changed or unknown; apply nothing.",
+            discussion: """
+                One line per migration: its state, number and name, checksum. `changed`: applied, but this build's \
+                file differs; `unknown`: applied in the database, absent from this build (a newer build migrated it). \
+                Exits 1 when any is changed or unknown (`migrate` would refuse to run), else 0, pending or not.
+                """)
+
+        @OptionGroup var common: CommonOptions
+
+        func run() async throws {
+            let logger = try common.bootstrapLogging()
+            let statuses = try await common.migrationStatus(applicationName: "sms-reseller migrate", logger: logger)
+            let width = statuses.map(\.label.count).max() ?? 0
+            for status in statuses {
+                let label = status.label.padding(toLength: width, withPad: " ", startingAt: 0)
+                print(
+                    "\(status.stateName.padding(toLength: 8, withPad: " ", startingAt: 0)) \(label) \(status.stateText)"
+                )
+            }
+            let blocking = statuses.filter(\.blocksMigration)
+            print(
+                "migrations: applied=\(statuses.count(where: { $0.state == .applied })) pending=\(statuses.count(where: { $0.state == .pending })) changed=\(statuses.count(where: { $0.stateName == "changed" })) unknown=\(statuses.count(where: { $0.state == .unknown }))"
+            )
+            if !blocking.isEmpty { throw ExitCode(1) }
+        }
+    }
+}
+
+extension MigrationStatus {
+    /// `0017_reconciliation`.
+    fileprivate var label: String { String(format: "%04d", version) + "_" + name }
+
+    fileprivate var stateName: String {
+        switch state {
+        case .applied: "applied"
+        case .pending: "pending"
+        case .changed: "changed"
+        case .unknown: "unknown"
+        }
+    }
+
+    /// The checksum, and what differs.
+    fileprivate var stateText: String {
+        switch state {
+        case .applied, .pending: checksum
+        case .changed(let applied): "file \(checksum), applied \(applied): changed after it was applied"
+        case .unknown: "applied \(checksum): not in this build (a newer build migrated the database)"
         }
     }
 }
