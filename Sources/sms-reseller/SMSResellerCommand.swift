@@ -160,6 +160,12 @@ struct Serve: AsyncParsableCommand {
     )
     var dbStatementTimeoutMs: Int?
 
+    @Option(
+        help:
+            "libpq URL of a streaming replica the usage and balance reports and the exports read from (env: REPORTS_DATABASE_URL; default: the database)."
+    )
+    var reportsDatabaseURL: String?
+
     @Flag(help: "Apply pending database migrations before serving (env: MIGRATE=1).")
     var migrate = false
 
@@ -379,6 +385,11 @@ struct Serve: AsyncParsableCommand {
         configuration.databaseStatementTimeoutMilliseconds = try common.integer(
             dbStatementTimeoutMs, env: "DB_STATEMENT_TIMEOUT_MS",
             default: configuration.databaseStatementTimeoutMilliseconds)
+        if let url = reportsDatabaseURL ?? common.environment("REPORTS_DATABASE_URL") {
+            var reports = try PostgresConfiguration(url: url)
+            reports.preparedStatementCacheSize = configuration.database.preparedStatementCacheSize
+            configuration.reportsDatabase = reports
+        }
         configuration.migrate =
             migrate || ["1", "true", "yes"].contains(common.environment("MIGRATE")?.lowercased() ?? "")
         let username = upstreamUsername ?? common.environment("UPSTREAM_1601_USERNAME")
