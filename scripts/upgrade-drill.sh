@@ -69,7 +69,7 @@ start_instance() {
     local name=$1 binary=$2 tries=0
     ports[$name]=$(free_port)
     PORT=${ports[$name]} UPSTREAM_1601_URL=$SIM UPSTREAM_1601_USERNAME=sandbox UPSTREAM_1601_PASSWORD=sandbox \
-        LOG_LEVEL=notice "$binary" serve >>"$work/$name.log" 2>&1 &
+        REPORT_POLL_AFTER_MINUTES=1 LOG_LEVEL=notice "$binary" serve >>"$work/$name.log" 2>&1 &
     pids[$name]=$!
     at_exit "stop_service ${pids[$name]}"
     until [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${ports[$name]}/health/ready" || true)" = 200 ]; do
@@ -111,6 +111,16 @@ migrate_started=$SECONDS
 log "migrated in $((SECONDS - migrate_started)) s: $(grep -c '^pending' "$work/status-before.txt" || true) migrations applied"
 start_instance b "$new_bin"
 B="http://127.0.0.1:${ports[b]}"
+# Delivery reports go to b from now on: a is about to stop (a report lost meanwhile is polled after a minute).
+python3 - "$B" "$SIM" "$admin" <<'PY'
+import sys
+sys.path.insert(0, "scripts/lib")
+from fault_load import call, must
+api, sim, admin = sys.argv[1:]
+connection = must(200, call("GET", f"{api}/upstream-connections", admin), "connections")["items"][0]
+must(200, call("PATCH", f"{sim}/_sim/accounts/sandbox", None, {"callbackURL": api + connection["callbackPath"]}),
+     "simulator callback URL")
+PY
 log "instance b (new release) serves on $B; client 2 sends through a and b in turn"
 start_client 2 "$A" "$B"
 sleep 5
@@ -131,7 +141,7 @@ open=1
 until [ "$open" = 0 ]; do
     open=$(psql_at "SELECT count(*) FROM message WHERE status IN ('queued', 'scheduled', 'submitted')")
     tries=$((tries + 1))
-    [ $tries -lt 600 ] || die "$open messages are not final after 120 s"
+    [ $tries -lt 1200 ] || die "$open messages are not final after 240 s"
     sleep 0.2
 done
 verify=$("$new_bin" verify-ledger 2>>"$work/verify.log" | tail -n 1) || true
