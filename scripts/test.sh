@@ -5,11 +5,11 @@
 # against it, then, once the tests pass, `bash scripts/schema.sh --check` (Migrations/schema.sql is what the
 # migrations make) and `bash scripts/quickstart.sh` (README.md's quickstart against a fresh service), both in the same
 # cluster (TEST_DATABASE_URL) with the binary just built (SMS_RESELLER_BIN), `bash scripts/fault-suite.sh --short`
-# (crashes and upstream faults under load; its own cluster), a short `scripts/contract-fuzz.sh` (schemathesis
-# against openapi.yaml, once per role), `bash scripts/deploy-check.sh` (deploy/ checked statically) and
-# `bash scripts/lb-check.sh` (two instances behind nginx under a stop and a kill; its own cluster). Stops and
-# removes the cluster, and exits non-zero on any failure; the last line is the test run's summary, or the check
-# that failed.
+# (crashes and upstream faults under load; its own cluster), `bash scripts/pitr-drill.sh` (a point-in-time restore;
+# its own clusters), a short `scripts/contract-fuzz.sh` (schemathesis against openapi.yaml, once per role),
+# `bash scripts/deploy-check.sh` (deploy/ checked statically) and `bash scripts/lb-check.sh` (two instances behind
+# nginx under a stop and a kill; its own cluster). Stops and removes the cluster, and exits non-zero on any failure;
+# the last line is the test run's summary, or the check that failed.
 # Extra arguments go to `swift test` (e.g. --filter PoolTests).
 set -euo pipefail
 SCRIPT_NAME=test
@@ -46,7 +46,7 @@ swift test --skip-build "$@" 2>&1 | tee "$test_log" || status=$?
 summary=$(sed 's/\x1b\[[0-9;]*m//g' "$test_log" | grep -E 'Test run with [0-9]+ tests?' | tail -n 1 || true)
 [ -n "$summary" ] || summary=$(grep -E 'Executed [0-9]+ tests?' "$test_log" | tail -n 1 || true)
 if [ "$status" -ne 0 ]; then
-    log "swift test failed (exit $status); schema.sh --check, quickstart.sh, fault-suite.sh, contract-fuzz.sh, deploy-check.sh and lb-check.sh were not run"
+    log "swift test failed (exit $status); schema.sh --check, quickstart.sh, fault-suite.sh, pitr-drill.sh, contract-fuzz.sh, deploy-check.sh and lb-check.sh were not run"
     [ -z "$summary" ] || printf '%s\n' "$summary"
     exit "$status"
 fi
@@ -58,6 +58,8 @@ log "running the quickstart (scripts/quickstart.sh)"
 bash scripts/quickstart.sh || failed+=("bash scripts/quickstart.sh")
 log "running the fault suite, short (scripts/fault-suite.sh --short)"
 bash scripts/fault-suite.sh --short || failed+=("bash scripts/fault-suite.sh --short")
+log "restoring to a point in time (scripts/pitr-drill.sh)"
+bash scripts/pitr-drill.sh || failed+=("bash scripts/pitr-drill.sh")
 log "fuzzing the contract, short (MAX_EXAMPLES=5 scripts/contract-fuzz.sh --max-time 45)"
 MAX_EXAMPLES=5 bash scripts/contract-fuzz.sh --max-time 45 || failed+=("MAX_EXAMPLES=5 bash scripts/contract-fuzz.sh --max-time 45")
 log "checking deploy/ statically (scripts/deploy-check.sh)"
@@ -70,5 +72,5 @@ if [ ${#failed[@]} -gt 0 ]; then
     for check in "${failed[@]}"; do printf 'FAILED after the tests passed: %s\n' "$check"; done
     exit 1
 fi
-log "schema.sql is up to date; the quickstart, the fault suite, the contract fuzzing, the deploy check and the lb check passed"
+log "schema.sql is up to date; the quickstart, the fault suite, the restore drill, the contract fuzzing, the deploy check and the lb check passed"
 printf '%s\n' "${summary:-swift test passed}"

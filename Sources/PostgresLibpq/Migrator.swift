@@ -42,6 +42,34 @@ public struct Migration: Sendable, Equatable {
     }
 }
 
+/// One migration as `Migrator.status()` finds it.
+public struct MigrationStatus: Sendable, Equatable {
+    public enum State: Sendable, Equatable {
+        /// Applied, with the file's checksum.
+        case applied
+        /// Not applied yet: `migrate()` would apply it.
+        case pending
+        /// Applied, but the file changed since (`migrate()` refuses to run).
+        case changed(appliedChecksum: String)
+        /// Applied in the database, unknown to this build (a newer build migrated it; `migrate()` refuses to run).
+        case unknown
+    }
+
+    public let version: Int
+    public let name: String
+    /// The file's checksum; for an unknown migration the one recorded when it was applied.
+    public let checksum: String
+    public let state: State
+
+    /// Whether `migrate()` would refuse to run because of this migration.
+    public var blocksMigration: Bool {
+        switch state {
+        case .applied, .pending: false
+        case .changed, .unknown: true
+        }
+    }
+}
+
 public enum MigrationError: Error, Equatable, CustomStringConvertible {
     case badFileName(String)
     case duplicateVersion(Int)
@@ -96,6 +124,30 @@ public struct Migrator: Sendable {
     /// The migrations already recorded in the database, by version.
     public func appliedMigrations() async throws -> [Int: (name: String, checksum: String)] {
         try await pool.withConnection { try await Self.readApplied($0) }
+    }
+
+    /// Each migration of this build and of the database, in version order, compared: what `migrate()` would do,
+    /// read without the lock and without applying anything (`sms-reseller migrate --dry-run` and `migrate status`).
+    public func status() async throws -> [MigrationStatus] {
+        let applied = try await appliedMigrations()
+        var result: [MigrationStatus] = []
+        for migration in migrations {
+            let state: MigrationStatus.State
+            if let record = applied[migration.version] {
+                state = record.checksum == migration.checksum ? .applied : .changed(appliedChecksum: record.checksum)
+            } else {
+                state = .pending
+            }
+            result.append(
+                MigrationStatus(
+                    version: migration.version, name: migration.name, checksum: migration.checksum, state: state))
+        }
+        let known = Set(migrations.map(\.version))
+        for (version, record) in applied where !known.contains(version) {
+            result.append(
+                MigrationStatus(version: version, name: record.name, checksum: record.checksum, state: .unknown))
+        }
+        return result.sorted { $0.version < $1.version }
     }
 
     private func migrateLocked(_ connection: PostgresConnection) async throws -> [Migration] {

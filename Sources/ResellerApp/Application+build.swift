@@ -40,6 +40,18 @@ package func buildApplication(
     let pool = PostgresPool(
         configuration: databaseConfiguration, poolConfiguration: poolConfiguration, logger: logger.relabeled("postgres")
     )
+    // Reports and exports on a replica when one is configured: same session settings, its own connections (none
+    // kept open), each statement under the same timeout.
+    let reportsPool = configuration.reportsDatabase.map { reports in
+        var reportsConfiguration = reports
+        reportsConfiguration.applicationName = "sms-reseller reports"
+        reportsConfiguration.connectTimeoutSeconds = 5
+        reportsConfiguration.statementTimeoutMilliseconds = databaseConfiguration.statementTimeoutMilliseconds
+        return PostgresPool(
+            configuration: reportsConfiguration,
+            poolConfiguration: .init(minimumConnections: 0, maximumConnections: configuration.databasePoolMaximum),
+            logger: logger.relabeled("postgres-reports"))
+    }
     let upstreamCipher =
         try configuration.upstreamCredentialsKey.map { try UpstreamCredentialCipher(base64Key: $0) } ?? .unencrypted
     let upstreamHTTP = UpstreamHTTPClient()
@@ -61,13 +73,15 @@ package func buildApplication(
         upstreamCipher: upstreamCipher, upstreamClients: upstreamClients, sending: sending,
         deliveryReports: deliveryReports, bodyLimits: configuration.bodyLimits,
         reconciliation: configuration.reconciliation,
-        subAccountCreationLimit: configuration.subAccountCreationLimit,
+        subAccountCreationLimit: configuration.subAccountCreationLimit, reportsPool: reportsPool,
         gateway: GatewayEndpoint(
             pool: pool, sending: sending, passwordIterations: configuration.passwordIterations,
             settings: gatewaySettings, hashing: hashing,
             metrics: metrics, logger: logger.relabeled("gateway-endpoint")))
     // The span exporter first: services stop in reverse order, so it exports what the others finished last.
-    var services: [any Service] = (tracing.map { [$0.service] } ?? []) + [pool, upstreamHTTP]
+    var services: [any Service] = (tracing.map { [$0.service] } ?? []) + [pool]
+    if let reportsPool { services.append(reportsPool) }
+    services.append(upstreamHTTP)
     if configuration.ledgerMaintenance {
         services.append(UsageRollupService(pool: pool, logger: logger.relabeled("usage-rollup")))
         services.append(
@@ -186,7 +200,8 @@ package func buildRouter(
     upstreamCipher: UpstreamCredentialCipher,
     upstreamClients: UpstreamClients, sending: Sending, deliveryReports: DeliveryReports,
     bodyLimits: BodyLimits = BodyLimits(), reconciliation: ReconciliationSettings = ReconciliationSettings(),
-    subAccountCreationLimit: RateLimit = AppConfiguration.defaultSubAccountCreationLimit, gateway: GatewayEndpoint
+    subAccountCreationLimit: RateLimit = AppConfiguration.defaultSubAccountCreationLimit,
+    reportsPool: PostgresPool? = nil, gateway: GatewayEndpoint
 ) throws -> Router<ResellerRequestContext> {
     let router = Router(context: ResellerRequestContext.self)
     let routes = RouteMethods()
@@ -206,6 +221,7 @@ package func buildRouter(
     handlers.upstreamCipher = upstreamCipher
     handlers.upstreamClients = upstreamClients
     handlers.reconciliationSettings = reconciliation
+    if let reportsPool { handlers.reportsPool = reportsPool }
     try handlers.registerHandlers(
         on: RecordingTransport(api, routes: routes), configuration: .init(dateTranscoder: APIDateTranscoder()),
         middlewares: [OperationMetricsMiddleware(metrics: metrics), RequireKeyMiddleware(), RequestSchemaMiddleware()])

@@ -30,6 +30,12 @@ struct CommonOptions: ParsableArguments {
     )
     var databaseURL: String?
 
+    @Option(
+        help:
+            "Named prepared statements on each database connection: on, or off behind a transaction-pooling proxy such as PgBouncer in transaction mode (env: DB_PREPARED_STATEMENTS; default on)."
+    )
+    var dbPreparedStatements: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (env: LOG_LEVEL; default info).")
     var logLevel: String?
 
@@ -47,6 +53,18 @@ struct CommonOptions: ParsableArguments {
             )
         }
         return url
+    }
+
+    /// The database settings: the URL, and whether statements are prepared.
+    func resolvedDatabaseConfiguration() throws -> PostgresConfiguration {
+        var configuration = try PostgresConfiguration(url: try resolvedDatabaseURL())
+        let text = dbPreparedStatements ?? environment("DB_PREPARED_STATEMENTS") ?? "on"
+        switch text.lowercased() {
+        case "on", "1", "true", "yes": break
+        case "off", "0", "false", "no": configuration.preparedStatementCacheSize = 0
+        default: throw ValidationError("DB_PREPARED_STATEMENTS must be on or off, got '\(text)'.")
+        }
+        return configuration
     }
 
     func resolvedLogLevel() throws -> Logger.Level {
@@ -80,18 +98,35 @@ struct CommonOptions: ParsableArguments {
         applicationName: String, logger: Logger,
         _ body: (PostgresPool, _ applied: [Migration], _ known: Int) async throws -> Result
     ) async throws -> Result {
-        var databaseConfiguration = try PostgresConfiguration(url: try resolvedDatabaseURL())
+        let migrations = try BundledMigrations.load()
+        return try await withDatabase(applicationName: applicationName, logger: logger) { pool in
+            let applied = try await Migrator(pool: pool, migrations: migrations, logger: logger).migrate()
+            return try await body(pool, applied, migrations.count)
+        }
+    }
+
+    /// Runs `body` with a one-connection pool on the configured database, as it is; closes the pool afterwards.
+    func withDatabase<Result: Sendable>(
+        applicationName: String, logger: Logger, _ body: (PostgresPool) async throws -> Result
+    ) async throws -> Result {
+        var databaseConfiguration = try resolvedDatabaseConfiguration()
         databaseConfiguration.applicationName = applicationName
         databaseConfiguration.connectTimeoutSeconds = 10
         let pool = PostgresPool(
             configuration: databaseConfiguration,
             poolConfiguration: .init(minimumConnections: 0, maximumConnections: 1), logger: logger)
-        let migrations = try BundledMigrations.load()
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await pool.run() }
             defer { group.cancelAll() }
-            let applied = try await Migrator(pool: pool, migrations: migrations, logger: logger).migrate()
-            return try await body(pool, applied, migrations.count)
+            return try await body(pool)
+        }
+    }
+
+    /// The bundled migrations compared with the database's, applying nothing.
+    func migrationStatus(applicationName: String, logger: Logger) async throws -> [MigrationStatus] {
+        let migrations = try BundledMigrations.load()
+        return try await withDatabase(applicationName: applicationName, logger: logger) { pool in
+            try await Migrator(pool: pool, migrations: migrations, logger: logger).status()
         }
     }
 
@@ -124,6 +159,12 @@ struct Serve: AsyncParsableCommand {
             "Statement timeout in milliseconds for every database session, 0 for none (env: DB_STATEMENT_TIMEOUT_MS; default 30000)."
     )
     var dbStatementTimeoutMs: Int?
+
+    @Option(
+        help:
+            "libpq URL of a streaming replica the usage and balance reports and the exports read from (env: REPORTS_DATABASE_URL; default: the database)."
+    )
+    var reportsDatabaseURL: String?
 
     @Flag(help: "Apply pending database migrations before serving (env: MIGRATE=1).")
     var migrate = false
@@ -283,7 +324,7 @@ struct Serve: AsyncParsableCommand {
     var maxJSONBodyBytes: Int?
 
     func run() async throws {
-        var configuration = AppConfiguration(database: try PostgresConfiguration(url: try common.resolvedDatabaseURL()))
+        var configuration = AppConfiguration(database: try common.resolvedDatabaseConfiguration())
         configuration.ledgerMaintenance =
             !noLedgerMaintenance
             && !["off", "0", "false", "no"].contains(common.environment("LEDGER_MAINTENANCE")?.lowercased() ?? "")
@@ -361,6 +402,11 @@ struct Serve: AsyncParsableCommand {
         configuration.databaseStatementTimeoutMilliseconds = try common.integer(
             dbStatementTimeoutMs, env: "DB_STATEMENT_TIMEOUT_MS",
             default: configuration.databaseStatementTimeoutMilliseconds)
+        if let url = reportsDatabaseURL ?? common.environment("REPORTS_DATABASE_URL") {
+            var reports = try PostgresConfiguration(url: url)
+            reports.preparedStatementCacheSize = configuration.database.preparedStatementCacheSize
+            configuration.reportsDatabase = reports
+        }
         configuration.migrate =
             migrate || ["1", "true", "yes"].contains(common.environment("MIGRATE")?.lowercased() ?? "")
         let username = upstreamUsername ?? common.environment("UPSTREAM_1601_USERNAME")
@@ -468,17 +514,98 @@ struct Serve: AsyncParsableCommand {
 
 struct Migrate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Apply pending database migrations and exit. Safe to run from several instances at once.")
+        abstract:
+            "Apply pending database migrations and exit (the default), or show what is applied and what would be.",
+        subcommands: [Apply.self, Status.self],
+        defaultSubcommand: Apply.self)
 
-    @OptionGroup var common: CommonOptions
+    struct Apply: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "apply",
+            abstract:
+                "Apply pending database migrations and exit (`sms-reseller migrate`). Safe to run from several instances at once."
+        )
 
-    func run() async throws {
-        let logger = try common.bootstrapLogging()
-        try await common.withMigratedDatabase(applicationName: "sms-reseller migrate", logger: logger) {
-            _, applied, known in
-            logger.info(
-                "migrations done",
-                metadata: ["applied": "\(applied.map { "\($0.version)_\($0.name)" })", "known": "\(known)"])
+        @OptionGroup var common: CommonOptions
+
+        @Flag(
+            help:
+                "List the migrations that would be applied, in order, with their checksums, and apply nothing; exits 1 when migrating would be refused (an applied migration changed, or unknown to this build)."
+        )
+        var dryRun = false
+
+        func run() async throws {
+            let logger = try common.bootstrapLogging()
+            guard dryRun else {
+                try await common.withMigratedDatabase(applicationName: "sms-reseller migrate", logger: logger) {
+                    _, applied, known in
+                    logger.info(
+                        "migrations done",
+                        metadata: ["applied": "\(applied.map { "\($0.version)_\($0.name)" })", "known": "\(known)"])
+                }
+                return
+            }
+            let statuses = try await common.migrationStatus(applicationName: "sms-reseller migrate", logger: logger)
+            let pending = statuses.filter { $0.state == .pending }
+            for status in pending { print("would apply \(status.label) \(status.checksum)") }
+            let blocking = statuses.filter(\.blocksMigration)
+            for status in blocking { print("refused     \(status.label) \(status.stateText)") }
+            print(
+                "dry-run: pending=\(pending.count) applied=\(statuses.count(where: { $0.state == .applied })) refused=\(blocking.count); nothing was applied"
+            )
+            if !blocking.isEmpty { throw ExitCode(1) }
+        }
+    }
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show each migration as applied, pending, changed or unknown; apply nothing.",
+            discussion: """
+                One line per migration: its state, number and name, checksum. `changed`: applied, but this build's \
+                file differs; `unknown`: applied in the database, absent from this build (a newer build migrated it). \
+                Exits 1 when any is changed or unknown (`migrate` would refuse to run), else 0, pending or not.
+                """)
+
+        @OptionGroup var common: CommonOptions
+
+        func run() async throws {
+            let logger = try common.bootstrapLogging()
+            let statuses = try await common.migrationStatus(applicationName: "sms-reseller migrate", logger: logger)
+            let width = statuses.map(\.label.count).max() ?? 0
+            for status in statuses {
+                let label = status.label.padding(toLength: width, withPad: " ", startingAt: 0)
+                print(
+                    "\(status.stateName.padding(toLength: 8, withPad: " ", startingAt: 0)) \(label) \(status.stateText)"
+                )
+            }
+            let blocking = statuses.filter(\.blocksMigration)
+            print(
+                "migrations: applied=\(statuses.count(where: { $0.state == .applied })) pending=\(statuses.count(where: { $0.state == .pending })) changed=\(statuses.count(where: { $0.stateName == "changed" })) unknown=\(statuses.count(where: { $0.state == .unknown }))"
+            )
+            if !blocking.isEmpty { throw ExitCode(1) }
+        }
+    }
+}
+
+extension MigrationStatus {
+    /// `0017_reconciliation`.
+    fileprivate var label: String { String(format: "%04d", version) + "_" + name }
+
+    fileprivate var stateName: String {
+        switch state {
+        case .applied: "applied"
+        case .pending: "pending"
+        case .changed: "changed"
+        case .unknown: "unknown"
+        }
+    }
+
+    /// The checksum, and what differs.
+    fileprivate var stateText: String {
+        switch state {
+        case .applied, .pending: checksum
+        case .changed(let applied): "file \(checksum), applied \(applied): changed after it was applied"
+        case .unknown: "applied \(checksum): not in this build (a newer build migrated the database)"
         }
     }
 }

@@ -77,7 +77,8 @@ extension APIHandlers {
             principal: principal, from: query.from, to: query.to, timeZone: query.timeZone, groupBy: query.groupBy,
             view: query.view?.rawValue, resellerID: query.resellerId, subAccountID: query.subAccountId,
             country: query.country, defaultGroups: [])
-        let report = try await UsageReports(pool: pool).report(request)
+        let freshness = try await DataFreshness.read(reportsPool)
+        let report = try await UsageReports(pool: reportsPool).report(request)
         return .ok(
             .init(
                 body: .json(
@@ -92,7 +93,8 @@ extension APIHandlers {
                                 statusClass: row.statusClass.map { .init(rawValue: $0.rawValue)! },
                                 figures: Self.schema(row.figures))
                         },
-                        totals: Self.schema(report.totals)))))
+                        totals: Self.schema(report.totals), dataAsOf: freshness.asOf,
+                        replicationLagSeconds: freshness.lagSeconds))))
     }
 
     package func getBalanceReport(_ input: Operations.GetBalanceReport.Input) async throws
@@ -103,7 +105,8 @@ extension APIHandlers {
         let resellerID = uuidFilter(input.query.resellerId, field: "resellerId", &validator)
         let subAccountID = uuidFilter(input.query.subAccountId, field: "subAccountId", &validator)
         try validator.check()
-        let report = try await BalanceReports(pool: pool).balances(
+        let freshness = try await DataFreshness.read(reportsPool)
+        let report = try await BalanceReports(pool: reportsPool).balances(
             scope: FinanceScope(principal: principal, resellerID: resellerID, subAccountID: subAccountID),
             at: input.query.at)
         return .ok(
@@ -122,7 +125,8 @@ extension APIHandlers {
                         },
                         totalBalance: Money(report.totalBalance).description,
                         totalPending: Money(report.totalPending).description,
-                        totalAvailable: Money(report.totalAvailable).description))))
+                        totalAvailable: Money(report.totalAvailable).description, dataAsOf: freshness.asOf,
+                        replicationLagSeconds: freshness.lagSeconds))))
     }
 
     /// A usage request from query parameters, validated (422 with every field at fault). Shared with the exports.

@@ -21,9 +21,12 @@ package struct APIHandlers: APIProtocol {
         self.sending = sending
         self.deliveryReports = deliveryReports
         self.timeZones = TimeZoneNames(pool: pool)
+        self.reportsPool = pool
     }
 
     package let pool: PostgresPool
+    /// Where the usage and balance reports and the exports read: a replica (`REPORTS_DATABASE_URL`), else `pool`.
+    package var reportsPool: PostgresPool
     package let metrics: ServiceMetrics
     package let logger: Logger
     /// The IANA zones reports and exports accept (PostgreSQL's list, read once).

@@ -15,6 +15,9 @@ import ResellerCore
 package struct ExportRoute: Sendable {
     package let handlers: APIHandlers
     package static let path = "/exports/:dataset"
+    /// How current the rows are, and the replica's lag (docs/operations.md, "Read replica").
+    static let dataAsOf = HTTPField.Name("X-Data-As-Of")!
+    static let replicationLag = HTTPField.Name("X-Replication-Lag-Seconds")!
 
     package func register(on group: RouterGroup<ResellerRequestContext>) {
         group.get(RouterPath(Self.path)) { request, context in
@@ -68,7 +71,8 @@ package struct ExportRoute: Sendable {
             dataset: dataset, format: format!, scope: usage.scope, from: usage.from, to: usage.to,
             timeZone: usage.timeZone, gzip: Self.acceptsGzip(request.headers[values: .acceptEncoding]),
             accountID: accountID, groupBy: usage.groupBy, view: usage.view)
-        let exporter = Exporter(pool: handlers.pool)
+        let freshness = try await DataFreshness.read(handlers.reportsPool)
+        let exporter = Exporter(pool: handlers.reportsPool)
         try await exporter.prepare(export)
 
         var headers: HTTPFields = [
@@ -77,6 +81,8 @@ package struct ExportRoute: Sendable {
             .cacheControl: "no-store",
         ]
         if export.gzip { headers[.contentEncoding] = "gzip" }
+        headers[Self.dataAsOf] = APIDates.string(from: freshness.asOf)
+        headers[Self.replicationLag] = String(format: "%.3f", freshness.lagSeconds)
         headers[.vary] = "Accept-Encoding"
         let logger = context.logger
         let metrics = handlers.metrics

@@ -24,6 +24,9 @@ package struct AppConfiguration: Sendable {
     package var databasePoolMaximum: Int = 10
     /// Server-side statement timeout for every session, in milliseconds (0: none).
     package var databaseStatementTimeoutMilliseconds: Int = 30_000
+    /// Where the usage and balance reports and the exports read (`REPORTS_DATABASE_URL`): a streaming replica of
+    /// `database`; nil reads `database`. Everything else, writes and reads alike, stays on `database`.
+    package var reportsDatabase: PostgresConfiguration?
     /// Apply pending migrations before serving.
     package var migrate: Bool = false
     /// Where messages go upstream when no upstream connection exists yet: the first start creates the default
