@@ -41,14 +41,20 @@ package struct LedgerRepository: Sendable {
                 """
             ).decodeRecords(TransferRecord.self)
         } catch let error as PostgresError {
-            if let state = error.sqlState, let reason = LedgerFailure.sqlStates[state] {
-                throw LedgerFailure(reason: reason, index: Int(error.detail ?? "") ?? 0, message: error.message)
-            }
-            if error.isUniqueViolation, error.constraint == "ledger_transfer_pkey" {
-                throw LedgerFailure(reason: .exists, index: 0, message: error.detail ?? error.message)
-            }
-            throw error
+            throw Self.refusal(error)
         }
+    }
+
+    /// The `LedgerFailure` a ledger function's error stands for (its `LE…` state, DETAIL the element's index; a
+    /// transfer id used before); any other error as it is.
+    private static func refusal(_ error: PostgresError) -> any Error {
+        if let state = error.sqlState, let reason = LedgerFailure.sqlStates[state] {
+            return LedgerFailure(reason: reason, index: Int(error.detail ?? "") ?? 0, message: error.message)
+        }
+        if error.isUniqueViolation, error.constraint == "ledger_transfer_pkey" {
+            return LedgerFailure(reason: .exists, index: 0, message: error.detail ?? error.message)
+        }
+        return error
     }
 
     /// One reservation to resolve with `resolve(_:by:on:)`: posted whole (`post`) or voided.
@@ -78,10 +84,7 @@ package struct LedgerRepository: Sendable {
                                       \(resolutions.map(\.post)), \(resolutions.map(\.code)), \(resolutions.map { _ in actor }))
                 """)
         } catch let error as PostgresError {
-            if let state = error.sqlState, let reason = LedgerFailure.sqlStates[state] {
-                throw LedgerFailure(reason: reason, index: Int(error.detail ?? "") ?? 0, message: error.message)
-            }
-            throw error
+            throw Self.refusal(error)
         }
     }
 

@@ -206,37 +206,34 @@ package struct SendPlanner: Sendable {
         // What the checks read, in one round trip (one snapshot): the stored answer, the sender name's standing, both
         // wallets, the part sizes of the upstream connection that sends for the reseller (no credentials, so no
         // cipher), and the price-list versions in force; then the numbers' prices in those versions.
-        enum Reads {
-            case stored(IdempotencyRecord)
-            case gone
-            case read(
-                sender: GatewayErrorCode?, balance: WalletBalance, resellerWallet: WalletBalance, policy: SendingPolicy,
-                resolution: PriceResolution)
+        struct Reads {
+            var sender: GatewayErrorCode?
+            var balance: WalletBalance
+            var resellerWallet: WalletBalance
+            var policy: SendingPolicy
+            var resolution: PriceResolution
         }
-        let reads = try await pool.withConnection { connection -> Reads in
+        let (stored, found) = try await pool.withConnection { connection -> (IdempotencyRecord?, Reads?) in
             let (stored, senderCheck, wallets, policy, versions) = try await connection.pipeline(
                 idempotency.map { IdempotencyRepository.findRead(scope: $0.scope, key: $0.key) } ?? .constant(nil),
                 SenderNameRepository.sendCheckRead(subAccountID: subAccountID, sender: sender),
                 LedgerRepository.walletsRead(subAccountID: subAccountID, resellerID: account.resellerID),
                 UpstreamConnectionRepository.sendingPolicyRead(forReseller: account.resellerID),
                 PriceResolver.versionsRead(subAccountID: subAccountID, at: instant))
-            if let stored { return .stored(stored) }
-            guard let versions else { return .gone }
-            return .read(
-                sender: senderCheck, balance: WalletBalance(wallets.wallet),
-                resellerWallet: WalletBalance(wallets.resellerWallet), policy: policy,
-                resolution: try await PriceResolver.resolve(on: connection, versions: versions, numbers: numbers))
-        }
-        let (senderCheck, balance, resellerWallet, policy, resolution):
-            (GatewayErrorCode?, WalletBalance, WalletBalance, SendingPolicy, PriceResolution)
-        switch reads {
-        case .stored(let record): return .stored(record)
-        case .gone: return .gone
-        case .read(let sender, let wallet, let reseller, let sendingPolicy, let prices):
-            (senderCheck, balance, resellerWallet, policy, resolution) = (
-                sender, wallet, reseller, sendingPolicy, prices
+            guard stored == nil, let versions else { return (stored, nil) }
+            let resolution = try await PriceResolver.resolve(on: connection, versions: versions, numbers: numbers)
+            return (
+                nil,
+                Reads(
+                    sender: senderCheck, balance: WalletBalance(wallets.wallet),
+                    resellerWallet: WalletBalance(wallets.resellerWallet), policy: policy, resolution: resolution)
             )
         }
+        if let stored { return .stored(stored) }
+        guard let found else { return .gone }
+        let (senderCheck, balance, resellerWallet, policy, resolution) = (
+            found.sender, found.balance, found.resellerWallet, found.policy, found.resolution
+        )
         let segmentationPolicy = policy.segmentation
 
         var checks: [SendCheck] = []
