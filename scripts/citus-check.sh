@@ -56,7 +56,12 @@ def split_columns(text):
 
 # Tables and their columns (name -> nullable).
 tables = {}
-for m in re.finditer(r"^CREATE TABLE public\.(\w+) \((.*?)\n\);", schema, re.S | re.M):
+# A partitioned table ends with its PARTITION BY clause. Its partitions (the default ones; the monthly ones are not in
+# schema.sql) follow their parent and are left out: Citus distributes a partitioned table with its partitions.
+partitions = set(re.findall(r"ATTACH PARTITION public\.(\w+) ", schema))
+for m in re.finditer(r"^CREATE TABLE public\.(\w+) \((.*?)\n\)(?:\nPARTITION BY [^;]*)?;", schema, re.S | re.M):
+    if m.group(1) in partitions:
+        continue
     columns = {}
     for line in m.group(2).split("\n"):
         line = line.strip().rstrip(",")
@@ -72,16 +77,17 @@ if not tables:
 # Primary keys, unique constraints, unique indexes: (table, name, [columns]).
 uniques = []
 for m in re.finditer(
-    r"ALTER TABLE ONLY public\.(\w+)\s+ADD CONSTRAINT (\w+) (?:PRIMARY KEY|UNIQUE) \((.*?)\);", schema
+    r"ALTER TABLE (?:ONLY )?public\.(\w+)\s+ADD CONSTRAINT (\w+) (?:PRIMARY KEY|UNIQUE) \((.*?)\);", schema
 ):
-    uniques.append((m.group(1), m.group(2), split_columns(m.group(3))))
+    if m.group(1) not in partitions:
+        uniques.append((m.group(1), m.group(2), split_columns(m.group(3))))
 for m in re.finditer(r"CREATE UNIQUE INDEX (\w+) ON public\.(\w+) USING \w+ \((.*?)\)(?: NULLS NOT DISTINCT)?(?: WHERE .*)?;", schema):
     uniques.append((m.group(2), m.group(1), split_columns(m.group(3))))
 
 # Foreign keys: (table, name, [columns], referenced table, [referenced columns]).
 fks = []
 for m in re.finditer(
-    r"ALTER TABLE ONLY public\.(\w+)\s+ADD CONSTRAINT (\w+) FOREIGN KEY \((.*?)\) REFERENCES public\.(\w+)\((.*?)\)",
+    r"ALTER TABLE (?:ONLY )?public\.(\w+)\s+ADD CONSTRAINT (\w+) FOREIGN KEY \((.*?)\) REFERENCES public\.(\w+)\((.*?)\)",
     schema,
 ):
     fks.append((m.group(1), m.group(2), split_columns(m.group(3)), m.group(4), split_columns(m.group(5))))

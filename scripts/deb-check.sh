@@ -32,7 +32,7 @@ source scripts/lib/common.sh
 if dpkg-query -W -f='${Status}' sms-reseller 2>/dev/null | grep -q "installed\|config-files\|unpacked"; then
     die "sms-reseller is installed on this machine; deb-check would purge it. Remove it first (dpkg -P sms-reseller)"
 fi
-ensure_packages postgresql strace gcc libc6-dev util-linux adduser curl jq
+ensure_packages postgresql postgresql-15-partman strace gcc libc6-dev util-linux adduser curl jq
 
 passed=0
 failed=0
@@ -96,6 +96,12 @@ log "2. a throwaway PostgreSQL, /etc/sms-reseller/env filled in, the units' Exec
 start_throwaway_cluster deb-check
 psql_admin() { "$(pg_bindir)/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$THROWAWAY_PORT" -U postgres -d postgres "$@"; }
 psql_admin -c "CREATE ROLE sms_reseller LOGIN" -c "CREATE DATABASE sms_reseller OWNER sms_reseller"
+# pg_partman as docs/deployment.md has the operator make it: the service's role is not a superuser.
+"$(pg_bindir)/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$THROWAWAY_PORT" -U postgres -d sms_reseller \
+    -c "CREATE SCHEMA partman" -c "CREATE EXTENSION pg_partman SCHEMA partman" \
+    -c "GRANT ALL ON SCHEMA partman TO sms_reseller" -c "GRANT ALL ON ALL TABLES IN SCHEMA partman TO sms_reseller" \
+    -c "GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA partman TO sms_reseller" \
+    -c "GRANT EXECUTE ON ALL PROCEDURES IN SCHEMA partman TO sms_reseller"
 port=$(free_port)
 simulator_port=$(free_port)
 while [ "$simulator_port" = "$port" ]; do simulator_port=$(free_port); done

@@ -186,6 +186,11 @@ if migrate:
     check("compose migrate: waits for a healthy PostgreSQL, is not restarted",
           (services[migrate[0]].get("depends_on") or {}).get("postgres", {}).get("condition") == "service_healthy"
           and str(services[migrate[0]].get("restart")) == "no")
+postgres_build = services.get("postgres", {}).get("build") or {}
+postgres_file = os.path.join("deploy/compose", postgres_build.get("context", ""), postgres_build.get("dockerfile", ""))
+check("compose postgres: built from a Containerfile that installs pg_partman 4",
+      os.path.isfile(postgres_file)
+      and re.search(r"postgresql-15-partman=4\.", read(os.path.normpath(postgres_file))) is not None, postgres_file)
 prometheus = (documents.get("deploy/compose/prometheus.yml") or [{}])[0]
 scrape = [t for job_ in prometheus.get("scrape_configs", []) for c in job_.get("static_configs", []) for t in c.get("targets", [])]
 paths_ = {job_.get("metrics_path", "/metrics") for job_ in prometheus.get("scrape_configs", [])}

@@ -88,7 +88,7 @@ Section: net
 Priority: optional
 Installed-Size: $(du -sk --exclude=DEBIAN "$root" | cut -f1)
 Depends: $depends
-Suggests: postgresql, nginx
+Suggests: postgresql, postgresql-15-partman, nginx
 Description: multi-tenant SMS reseller and billing backend
  The sms-reseller service in front of the 1601SMS HTTP gateway: resellers, sub-accounts,
  a double-entry ledger, versioned price lists, sending through a transactional outbox,

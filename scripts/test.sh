@@ -8,8 +8,9 @@
 # (crashes and upstream faults under load; its own cluster), `bash scripts/pitr-drill.sh` (a point-in-time restore;
 # its own clusters), a short `scripts/contract-fuzz.sh` (schemathesis against openapi.yaml, once per role),
 # `bash scripts/deploy-check.sh` (deploy/ checked statically), `bash scripts/citus-check.sh` (docs/sharding.md's
-# Citus mapping against schema.sql) and `bash scripts/lb-check.sh` (two instances behind nginx under a stop and a
-# kill; its own cluster). Stops and removes the cluster, and exits non-zero on any failure;
+# Citus mapping against schema.sql), `bash scripts/lb-check.sh` (two instances behind nginx under a stop and a
+# kill; its own cluster) and `bash scripts/partition-rollover.sh` (a month rollover under traffic, the clocks moved
+# with libfaketime; its own cluster). Stops and removes the cluster, and exits non-zero on any failure;
 # the last line is the test run's summary, or the check that failed.
 # Extra arguments go to `swift test` (e.g. --filter PoolTests).
 set -euo pipefail
@@ -47,7 +48,7 @@ swift test --skip-build "$@" 2>&1 | tee "$test_log" || status=$?
 summary=$(sed 's/\x1b\[[0-9;]*m//g' "$test_log" | grep -E 'Test run with [0-9]+ tests?' | tail -n 1 || true)
 [ -n "$summary" ] || summary=$(grep -E 'Executed [0-9]+ tests?' "$test_log" | tail -n 1 || true)
 if [ "$status" -ne 0 ]; then
-    log "swift test failed (exit $status); schema.sh --check, quickstart.sh, fault-suite.sh, pitr-drill.sh, contract-fuzz.sh, deploy-check.sh, citus-check.sh and lb-check.sh were not run"
+    log "swift test failed (exit $status); schema.sh --check, quickstart.sh, fault-suite.sh, pitr-drill.sh, contract-fuzz.sh, deploy-check.sh, citus-check.sh, lb-check.sh and partition-rollover.sh were not run"
     [ -z "$summary" ] || printf '%s\n' "$summary"
     exit "$status"
 fi
@@ -69,11 +70,13 @@ log "checking the Citus mapping against the schema (scripts/citus-check.sh)"
 bash scripts/citus-check.sh || failed+=("bash scripts/citus-check.sh")
 log "two instances behind nginx, one stopped and one killed under traffic (scripts/lb-check.sh)"
 GATEWAY_SIM_BIN="$(dirname "$SMS_RESELLER_BIN")/gateway1601-sim" bash scripts/lb-check.sh || failed+=("bash scripts/lb-check.sh")
+log "a month rollover under traffic (scripts/partition-rollover.sh)"
+bash scripts/partition-rollover.sh || failed+=("bash scripts/partition-rollover.sh")
 
 if [ ${#failed[@]} -gt 0 ]; then
     printf '%s\n' "${summary:-swift test passed}"
     for check in "${failed[@]}"; do printf 'FAILED after the tests passed: %s\n' "$check"; done
     exit 1
 fi
-log "schema.sql is up to date; the quickstart, the fault suite, the restore drill, the contract fuzzing, the deploy check, the Citus check and the lb check passed"
+log "schema.sql is up to date; the quickstart, the fault suite, the restore drill, the contract fuzzing, the deploy check, the Citus check, the lb check and the month rollover passed"
 printf '%s\n' "${summary:-swift test passed}"

@@ -89,6 +89,7 @@ package func buildApplication(
                 pool: pool, interval: configuration.ledgerMaintenanceInterval,
                 retention: configuration.idempotencyRetention,
                 logger: logger.relabeled("ledger"), onExpired: { metrics.recordReservationsExpired($0) }))
+        services.append(PartitionMaintenance(pool: pool, logger: logger.relabeled("partitions")))
     }
     var embedded: EmbeddedUpstream?
     if case .embedded(let upstream) = configuration.upstream {

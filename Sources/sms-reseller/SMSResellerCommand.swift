@@ -17,7 +17,10 @@ struct SMSResellerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sms-reseller",
         abstract: "Multi-tenant SMS reseller and billing backend in front of the 1601SMS gateway.",
-        subcommands: [Serve.self, Migrate.self, Admin.self, Export.self, VerifyLedger.self, InvoiceRunCommand.self],
+        subcommands: [
+            Serve.self, Migrate.self, Admin.self, Export.self, VerifyLedger.self, InvoiceRunCommand.self,
+            Partitions.self,
+        ],
         defaultSubcommand: Serve.self
     )
 }

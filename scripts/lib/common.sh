@@ -30,9 +30,11 @@ ensure_packages() {
 }
 
 # The packages every command needs: PostgreSQL server and client, libpq headers, pkg-config for SwiftPM, libharu
-# (libhpdf-dev, which brings the runtime library libhpdf-2.3.0) and the DejaVu fonts for the invoice PDFs.
+# (libhpdf-dev, which brings the runtime library libhpdf-2.3.0) and the DejaVu fonts for the invoice PDFs; then
+# pg_partman for that server's major version (the migrations create the extension: docs/partitioning.md).
 ensure_base_packages() {
     ensure_packages postgresql libpq-dev zlib1g-dev pkg-config ca-certificates libhpdf-dev fonts-dejavu-core
+    ensure_packages "postgresql-$(basename "$(dirname "$(pg_bindir)")")-partman"
 }
 
 # What only the tests need on top: poppler-utils (pdftotext, pdfinfo, pdffonts), with which InvoicePDFTests read the

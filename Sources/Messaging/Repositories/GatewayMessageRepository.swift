@@ -34,12 +34,16 @@ package struct GatewayMessageRepository: Sendable {
         m.gateway_id, m.recipient, m.status, COALESCE(m.reported_at, m.status_at) AS status_at, b.reference,
         r.status AS last_report, r.occurred_at AS last_report_at
         """
+    /// The last report's lookup skips the months of `message_event` before the message's (as
+    /// ``MessageRepository/events(messageID:subAccountID:)`` does).
     private static let sources = """
         message m
         JOIN message_batch b ON b.reseller_id = m.reseller_id AND b.id = m.batch_id
         LEFT JOIN LATERAL (
             SELECT e.status, e.occurred_at FROM message_event e
-            WHERE e.message_id = m.id AND e.status LIKE 'report:%' ORDER BY e.seq DESC LIMIT 1
+            WHERE e.message_id = m.id AND e.status LIKE 'report:%'
+              AND e.occurred_at >= m.accepted_at - interval '1 day'
+            ORDER BY e.seq DESC LIMIT 1
         ) r ON true
         """
 

@@ -205,11 +205,15 @@ package struct MessageRepository: Sendable {
         ).decodeRecords(MessageRecord.self).first
     }
 
+    /// The message's history in order. The lower bound on `occurred_at` lets PostgreSQL skip the months of
+    /// `message_event` before the message's (docs/partitioning.md); the day of margin covers a service clock ahead of
+    /// the database's, whose `now()` stamps the events.
     package func events(messageID: UUID, subAccountID: UUID) async throws -> [MessageEventRecord] {
         try await pool.query(
             """
             SELECT e.status, e.code, e.detail, e.occurred_at
-            FROM message m JOIN message_event e ON e.message_id = m.id
+            FROM message m
+            JOIN message_event e ON e.message_id = m.id AND e.occurred_at >= m.accepted_at - interval '1 day'
             WHERE m.id = \(messageID) AND m.sub_account_id = \(subAccountID)
             ORDER BY e.seq
             """

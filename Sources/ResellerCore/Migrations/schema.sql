@@ -9,6 +9,30 @@
 --
 
 --
+-- Name: archive; Type: SCHEMA; Schema: -; Owner: -
+--
+
+CREATE SCHEMA archive;
+
+--
+-- Name: partman; Type: SCHEMA; Schema: -; Owner: -
+--
+
+CREATE SCHEMA partman;
+
+--
+-- Name: pg_partman; Type: EXTENSION; Schema: -; Owner: -
+--
+
+CREATE EXTENSION IF NOT EXISTS pg_partman WITH SCHEMA partman;
+
+--
+-- Name: EXTENSION pg_partman; Type: COMMENT; Schema: -; Owner: -
+--
+
+COMMENT ON EXTENSION pg_partman IS 'Extension to manage partitioned tables by time or ID';
+
+--
 -- Name: audit_log_refuse_change(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -1126,7 +1150,9 @@ DECLARE
 BEGIN
     SELECT * INTO v_message FROM message m WHERE m.reseller_id = NEW.reseller_id AND m.id = NEW.message_id;
     IF v_message.status NOT IN ('queued', 'submitted')
-       OR EXISTS (SELECT 1 FROM message_event e WHERE e.message_id = NEW.message_id AND e.status = NEW.status AND e.seq < NEW.seq) THEN
+       OR EXISTS (SELECT 1 FROM message_event e
+                  WHERE e.message_id = NEW.message_id AND e.status = NEW.status AND e.seq < NEW.seq
+                    AND e.occurred_at >= v_message.accepted_at - interval '1 day') THEN
         RETURN NULL;
     END IF;
     PERFORM webhook_emit_message(v_message, v_message.status, 'BUFFERED', NEW.occurred_at, false);
@@ -1185,6 +1211,34 @@ CREATE FUNCTION public.webhook_wanted(p_type text, p_reseller uuid, p_sub_accoun
           AND (e.sub_account_id IS NULL OR e.sub_account_id = p_sub_account)
           AND (p_type = ANY (e.event_types) OR p_type = 'webhook.endpoint_disabled'))
 $$;
+
+--
+-- Name: template_public_message_event; Type: TABLE; Schema: partman; Owner: -
+--
+
+CREATE TABLE partman.template_public_message_event (
+    reseller_id uuid NOT NULL,
+    message_id uuid NOT NULL,
+    seq bigint NOT NULL,
+    status text NOT NULL,
+    code integer,
+    detail text,
+    occurred_at timestamp with time zone NOT NULL
+);
+
+--
+-- Name: template_public_webhook_attempt; Type: TABLE; Schema: partman; Owner: -
+--
+
+CREATE TABLE partman.template_public_webhook_attempt (
+    id bigint NOT NULL,
+    delivery_id uuid NOT NULL,
+    attempt integer NOT NULL,
+    attempted_at timestamp with time zone NOT NULL,
+    status_code integer,
+    latency_ms integer NOT NULL,
+    error text
+);
 
 --
 -- Name: account_code; Type: TABLE; Schema: public; Owner: -
@@ -1635,6 +1689,22 @@ ALTER SEQUENCE public.message_batch_outbox_id_seq OWNED BY public.message_batch.
 --
 
 CREATE TABLE public.message_event (
+    reseller_id uuid NOT NULL,
+    message_id uuid NOT NULL,
+    seq bigint NOT NULL,
+    status text NOT NULL,
+    code integer,
+    detail text,
+    occurred_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT message_event_detail_check CHECK ((length(detail) <= 500))
+)
+PARTITION BY RANGE (occurred_at);
+
+--
+-- Name: message_event_default; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.message_event_default (
     reseller_id uuid NOT NULL,
     message_id uuid NOT NULL,
     seq bigint NOT NULL,
@@ -2279,6 +2349,22 @@ CREATE TABLE public.webhook_attempt (
     latency_ms integer NOT NULL,
     error text,
     CONSTRAINT webhook_attempt_error_check CHECK ((length(error) <= 500))
+)
+PARTITION BY RANGE (attempted_at);
+
+--
+-- Name: webhook_attempt_default; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.webhook_attempt_default (
+    id bigint NOT NULL,
+    delivery_id uuid NOT NULL,
+    attempt integer NOT NULL,
+    attempted_at timestamp with time zone NOT NULL,
+    status_code integer,
+    latency_ms integer NOT NULL,
+    error text,
+    CONSTRAINT webhook_attempt_error_check CHECK ((length(error) <= 500))
 );
 
 --
@@ -2410,6 +2496,18 @@ CREATE TABLE public.webhook_settings (
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT webhook_settings_id_check CHECK (id)
 );
+
+--
+-- Name: message_event_default; Type: TABLE ATTACH; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.message_event ATTACH PARTITION public.message_event_default DEFAULT;
+
+--
+-- Name: webhook_attempt_default; Type: TABLE ATTACH; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.webhook_attempt ATTACH PARTITION public.webhook_attempt_default DEFAULT;
 
 --
 -- Name: message gateway_id; Type: DEFAULT; Schema: public; Owner: -
@@ -2569,7 +2667,14 @@ ALTER TABLE ONLY public.message_batch
 --
 
 ALTER TABLE ONLY public.message_event
-    ADD CONSTRAINT message_event_pkey PRIMARY KEY (message_id, seq);
+    ADD CONSTRAINT message_event_pkey PRIMARY KEY (message_id, seq, occurred_at);
+
+--
+-- Name: message_event_default message_event_default_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.message_event_default
+    ADD CONSTRAINT message_event_default_pkey PRIMARY KEY (message_id, seq, occurred_at);
 
 --
 -- Name: message message_id_key; Type: CONSTRAINT; Schema: public; Owner: -
@@ -2870,7 +2975,14 @@ ALTER TABLE ONLY public.usage_rollup_state
 --
 
 ALTER TABLE ONLY public.webhook_attempt
-    ADD CONSTRAINT webhook_attempt_pkey PRIMARY KEY (id);
+    ADD CONSTRAINT webhook_attempt_pkey PRIMARY KEY (id, attempted_at);
+
+--
+-- Name: webhook_attempt_default webhook_attempt_default_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.webhook_attempt_default
+    ADD CONSTRAINT webhook_attempt_default_pkey PRIMARY KEY (id, attempted_at);
 
 --
 -- Name: webhook_delivery webhook_delivery_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -3224,7 +3336,13 @@ CREATE INDEX usage_money_hour_sub_account ON public.usage_money_hour USING btree
 -- Name: webhook_attempt_delivery; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX webhook_attempt_delivery ON public.webhook_attempt USING btree (delivery_id, id);
+CREATE INDEX webhook_attempt_delivery ON ONLY public.webhook_attempt USING btree (delivery_id, id);
+
+--
+-- Name: webhook_attempt_default_delivery_id_id_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX webhook_attempt_default_delivery_id_id_idx ON public.webhook_attempt_default USING btree (delivery_id, id);
 
 --
 -- Name: webhook_delivery_callback_due; Type: INDEX; Schema: public; Owner: -
@@ -3297,6 +3415,24 @@ CREATE INDEX webhook_event_platform ON public.webhook_event USING btree (occurre
 --
 
 CREATE INDEX webhook_requeue_endpoint ON public.webhook_requeue USING btree (endpoint_id, kind, called_at);
+
+--
+-- Name: message_event_default_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+--
+
+ALTER INDEX public.message_event_pkey ATTACH PARTITION public.message_event_default_pkey;
+
+--
+-- Name: webhook_attempt_default_delivery_id_id_idx; Type: INDEX ATTACH; Schema: public; Owner: -
+--
+
+ALTER INDEX public.webhook_attempt_delivery ATTACH PARTITION public.webhook_attempt_default_delivery_id_id_idx;
+
+--
+-- Name: webhook_attempt_default_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+--
+
+ALTER INDEX public.webhook_attempt_pkey ATTACH PARTITION public.webhook_attempt_default_pkey;
 
 --
 -- Name: audit_log audit_log_append_only; Type: TRIGGER; Schema: public; Owner: -
@@ -3994,7 +4130,7 @@ ALTER TABLE ONLY public.upstream_reconciliation_state
 -- Name: webhook_attempt webhook_attempt_delivery_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.webhook_attempt
+ALTER TABLE public.webhook_attempt
     ADD CONSTRAINT webhook_attempt_delivery_id_fkey FOREIGN KEY (delivery_id) REFERENCES public.webhook_delivery(id) ON DELETE CASCADE;
 
 --

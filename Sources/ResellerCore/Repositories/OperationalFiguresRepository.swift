@@ -40,13 +40,16 @@ package struct OperationalFigures: Sendable {
     package var idempotencyRecords: Double = 0
     /// Age of the oldest idempotency record (0 when there is none): the purge keeps it under the retention.
     package var idempotencyOldestSeconds: Double = 0
+    /// Each monthly-partitioned table: how far ahead of now its months are made (negative: rows are already going
+    /// to the default partition) and whether its default partition holds rows (1 when it does).
+    package var partitions: [(table: String, madeAheadSeconds: Double, defaultRows: Int64)] = []
 
     package init() {}
 }
 
 /// Reads ``OperationalFigures`` with cheap statements: each one an index range (or index-only) scan, except
-/// `webhook_endpoint`, a table of one row per endpoint, and the idempotency table's size, which is PostgreSQL's
-/// statistics rather than a count.
+/// `webhook_endpoint`, a table of one row per endpoint, the idempotency table's size, which is PostgreSQL's
+/// statistics rather than a count, and the partitions, read from the catalog.
 package struct OperationalFiguresRepository: Sendable {
     package let pool: PostgresPool
 
@@ -131,6 +134,11 @@ package struct OperationalFiguresRepository: Sendable {
             ).first(as: (Double, Double).self) {
                 figures.idempotencyRecords = size
                 figures.idempotencyOldestSeconds = oldest
+            }
+            // The catalog, and pg_partman's check of the default partitions (one row is enough to tell).
+            let now = Date()
+            figures.partitions = try await PartitionRepository.sets(on: connection).map {
+                ($0.table, ($0.madeUntil ?? now).timeIntervalSince(now), $0.defaultRows)
             }
             return figures
         }

@@ -77,6 +77,16 @@ extension ServiceMetrics {
                 metricName: "idempotency_oldest_record_age", unitName: "seconds",
                 helpText: "Age of the oldest idempotency record (the purge keeps it near the retention)"),
             [([], figures.idempotencyOldestSeconds)])
+        setGauges(
+            .init(
+                metricName: "partition_made_ahead", unitName: "seconds",
+                helpText: "How far ahead of now the table's monthly partitions are made (partition maintenance)"),
+            figures.partitions.map { ([("table", $0.table)], $0.madeAheadSeconds) })
+        setGauges(
+            .init(
+                metricName: "partition_default_rows", unitName: "",
+                helpText: "1 when the table's default partition holds rows (rows no month took), else 0"),
+            figures.partitions.map { ([("table", $0.table)], Double(min($0.defaultRows, 1))) })
     }
 
     /// `database_up`: 1 when the scrape read the database's figures within the readiness timeout, else 0 (what
