@@ -13,7 +13,7 @@
 # 3. `sms-reseller serve` through PgBouncer with DB_PREPARED_STATEMENTS=off and the simulator: the fault suite's
 #    tenant is made over HTTP, PGBOUNCER_SENDS messages (default 40) are sent from 4 clients at once, and it waits
 #    until each has its delivery report; then the usage report, the balance report and an export are read through it, and
-#    `sms-reseller verify-ledger` (directly: it migrates first) must pass.
+#    `sms-reseller verify-ledger` (on the database directly) must pass.
 # 4. With PGBOUNCER_SWIFT_TEST=1 (and a build with tests), `swift test --skip-build --filter PgBouncerTests` with
 #    PGBOUNCER_URL pointing at pooled_one: named prepared statements fail there, unnamed ones pass.
 #

@@ -97,7 +97,7 @@ struct Export: AsyncParsableCommand {
         default: throw ValidationError("--role is admin, reseller or sub-account.")
         }
 
-        try await common.withMigratedDatabase(applicationName: "sms-reseller export", logger: logger) { pool, _, _ in
+        try await common.withCurrentSchema(applicationName: "sms-reseller export", logger: logger) { pool in
             guard try await TimeZoneNames(pool: pool).contains(timeZone) else {
                 throw ExportRefused("--time-zone: '\(timeZone)' is not an IANA time zone name.")
             }

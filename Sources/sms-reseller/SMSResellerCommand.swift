@@ -108,6 +108,26 @@ struct CommonOptions: ParsableArguments {
         }
     }
 
+    /// Runs `body` with a one-connection pool on the configured database, which must already have every migration
+    /// of this build applied: the read-only commands (`verify-ledger`, `export`) migrate nothing, so that they also
+    /// run on a standby and through a transaction-pooling proxy. Pending or changed migrations refuse with what to do;
+    /// migrations of a newer build are fine (an older build lives with a newer schema: docs/operations.md, "The
+    /// migration policy").
+    func withCurrentSchema<Result: Sendable>(
+        applicationName: String, logger: Logger, _ body: (PostgresPool) async throws -> Result
+    ) async throws -> Result {
+        let migrations = try BundledMigrations.load()
+        return try await withDatabase(applicationName: applicationName, logger: logger) { pool in
+            let statuses = try await Migrator(pool: pool, migrations: migrations, logger: logger).status()
+            let behind = statuses.filter { $0.state != .applied && $0.state != .unknown }
+            guard behind.isEmpty else {
+                throw SchemaBehind(
+                    migrations: behind.map { String(format: "%04d_", $0.version) + $0.name })
+            }
+            return try await body(pool)
+        }
+    }
+
     /// Runs `body` with a one-connection pool on the configured database, as it is; closes the pool afterwards.
     func withDatabase<Result: Sendable>(
         applicationName: String, logger: Logger, _ body: (PostgresPool) async throws -> Result
@@ -587,6 +607,16 @@ struct Migrate: AsyncParsableCommand {
             )
             if !blocking.isEmpty { throw ExitCode(1) }
         }
+    }
+}
+
+/// The database lacks migrations of this build (pending), or has one that differs from this build's (changed).
+struct SchemaBehind: Error, CustomStringConvertible {
+    let migrations: [String]
+
+    var description: String {
+        "the database's schema is not this build's (\(migrations.joined(separator: ", ")) not applied as this build has "
+            + "them): run `sms-reseller migrate` against the primary first (`migrate status` shows each migration)"
     }
 }
 

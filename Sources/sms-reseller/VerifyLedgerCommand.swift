@@ -12,16 +12,17 @@ struct VerifyLedger: AsyncParsableCommand {
         discussion: """
             Prints one line per check: `ok` or `VIOLATED`, its name, the number of offenders and the first of them, and \
             what the rule is; then `invariants=ok` or `invariants=violated`. Exits 1 when any check fails. Reads one \
-            consistent snapshot; applies pending migrations first.
+            consistent snapshot and writes nothing: it refuses a database with migrations of this build not applied \
+            (run `sms-reseller migrate` first), and runs on a standby.
             """)
 
     @OptionGroup var common: CommonOptions
 
     func run() async throws {
         let logger = try common.bootstrapLogging()
-        let results = try await common.withMigratedDatabase(
+        let results = try await common.withCurrentSchema(
             applicationName: "sms-reseller verify-ledger", logger: logger
-        ) { pool, _, _ in
+        ) { pool in
             try await LedgerVerifier(pool: pool, checks: LedgerVerifier.ledgerChecks + MessageMoneyChecks.checks)
                 .verify()
         }

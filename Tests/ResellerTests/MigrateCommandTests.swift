@@ -25,7 +25,8 @@ import Testing
         configuration.parameters.map { "\($0.keyword)='\($0.value)'" }.joined(separator: " ")
     }
 
-    static func run(_ arguments: [String], database: PostgresConfiguration) throws -> Run {
+    /// Runs the binary; `output` is its standard output, and its standard error too when `errors`.
+    static func run(_ arguments: [String], database: PostgresConfiguration, errors: Bool = false) throws -> Run {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
@@ -35,10 +36,38 @@ import Testing
         process.environment = environment
         let pipe = Pipe()
         process.standardOutput = pipe
+        if errors { process.standardError = pipe }
         try process.run()
         let output = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return Run(status: process.terminationStatus, output: String(decoding: output, as: UTF8.self))
+    }
+
+    /// `verify-ledger` and `export` only read, so that they run on a standby: they migrate nothing, and refuse a
+    /// database that lacks this build's migrations instead.
+    @Test func theReadOnlyCommandsRefuseASchemaBehindAndMigrateNothing() async throws {
+        let bundled = try BundledMigrations.load()
+        try await TestDatabase.withFreshDatabase { database in
+            try await TestDatabase.withPool(database, maximumConnections: 1) { pool in
+                try await Migrator(pool: pool, migrations: Array(bundled.dropLast())).migrate()
+            }
+            let last = String(format: "%04d_", bundled[bundled.count - 1].version) + bundled[bundled.count - 1].name
+            for arguments in [["verify-ledger"], ["export", "messages", "--from", "2026-01-01", "--to", "2026-02-01"]] {
+                let run = try Self.run(arguments, database: database, errors: true)
+                #expect(run.status != 0, "\(arguments): \(run.output)")
+                #expect(
+                    run.output.contains("the database's schema is not this build's (\(last) not applied"),
+                    "\(run.output)")
+            }
+            let applied = try await TestDatabase.withPool(database) { pool in
+                try await pool.query("SELECT count(*) FROM schema_migrations").first(as: Int.self)
+            }
+            #expect(applied == bundled.count - 1)
+            let migrated = try Self.run(["migrate"], database: database)
+            #expect(migrated.status == 0)
+            let verified = try Self.run(["verify-ledger"], database: database)
+            #expect(verified.status == 0 && verified.output.hasSuffix("invariants=ok\n"), "\(verified.output)")
+        }
     }
 
     @Test func dryRunListsEveryPendingMigrationInOrderAndAppliesNothing() async throws {
