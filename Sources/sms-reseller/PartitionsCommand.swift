@@ -31,7 +31,7 @@ struct Partitions: AsyncParsableCommand {
             let day = Date.ISO8601FormatStyle(timeZone: .gmt).year().month().day()
             for set in sets {
                 let retention =
-                    set.retention.map { "older than \($0): \(set.keepTable ? "archived" : "dropped")" } ?? "none"
+                    set.retention.map { "older than \($0): \(set.disposal)" } ?? "none"
                 print(
                     "\(set.table): \(set.partitions.count) months, \(set.premake) made ahead, default partition \(set.defaultRows) rows, retention \(retention)"
                 )
@@ -108,5 +108,13 @@ struct Partitions: AsyncParsableCommand {
                 keep.map { "\(table): months older than \($0) will be \(disposal == .drop ? "dropped" : "archived")" }
                     ?? "\(table): every month is kept")
         }
+    }
+}
+
+extension PartitionSet {
+    /// What the retention does with a month it retires.
+    fileprivate var disposal: String {
+        guard keepTable else { return "dropped" }
+        return retentionSchema.map { "detached into schema \($0)" } ?? "detached"
     }
 }

@@ -139,6 +139,9 @@ import Testing
             // Archive what is older than 15 months: the oldest month leaves the table for the archive schema, rows
             // and all.
             try await repository.setRetention(table: "message_event", keep: "15 months", disposal: .archive)
+            let archiving = try await repository.sets()[0]
+            #expect(
+                archiving.retention == "15 months" && archiving.keepTable && archiving.retentionSchema == "archive")
             result = try await repository.maintain()
             #expect(result.removed == ["public." + old[0]], "\(result)")
             #expect(try await repository.archivedTables() == ["archive." + old[0]])
@@ -150,6 +153,8 @@ import Testing
 
             // Drop what is older than 14 months (rounded to whole months: a month goes when all of it is older).
             try await repository.setRetention(table: "message_event", keep: "14 months", disposal: .drop)
+            let dropping = try await repository.sets()[0]
+            #expect(!dropping.keepTable && dropping.retentionSchema == nil)
             result = try await repository.maintain()
             #expect(result.removed == ["public." + old[1]], "\(result)")
             #expect(try await repository.archivedTables() == ["archive." + old[0]])
