@@ -159,14 +159,14 @@ tps() {
     out=$("$pgbin/pgbench" -n -M prepared -c "$clients" -j 2 -T "$seconds" -f "$1" 2>&1) || { printf '%s\n' "$out" | grep -i error | head -n 3 >&2; die "pgbench failed on $1"; }
     printf '%s\n' "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p'
 }
-printf 'bench-partitions: %s rows, %s partitions of message_event and a default; %s clients, %s s per run\n' \
-    "$rows" "$partitions" "$clients" "$seconds"
-for statement in insert-1 insert-50 history history-from; do
-    [[ $statements == *" $statement "* ]] || continue
-    ratios=()
+# compare STATEMENT PARTITIONED FLAT: ROUNDS rounds of STATEMENT against the two tables, alternating; a line per
+# round and the mean ratio.
+compare() {
+    local statement=$1 partitioned_table=$2 flat_table=$3 round partitioned flat ratio ratios=()
+    [[ $statements == *" $statement "* ]] || return 0
     for round in $(seq 1 "$rounds"); do
-        partitioned=$(tps "$work/$statement.message_event.sql")
-        flat=$(tps "$work/$statement.message_event_flat.sql")
+        partitioned=$(tps "$work/$statement.$partitioned_table.sql")
+        flat=$(tps "$work/$statement.$flat_table.sql")
         ratio=$(calc "$partitioned / $flat")
         ratios+=("$ratio")
         printf '%-12s round %d: partitioned %8.0f tps   flat %8.0f tps   ratio %.3f\n' \
@@ -174,20 +174,15 @@ for statement in insert-1 insert-50 history history-from; do
     done
     printf '%-12s ratio partitioned/flat: %s (mean %.3f)\n' "$statement" "${ratios[*]}" \
         "$(calc "($(IFS=+; echo "${ratios[*]}")) / ${#ratios[@]}")"
+}
+
+printf 'bench-partitions: %s rows, %s partitions of message_event and a default; %s clients, %s s per run\n' \
+    "$rows" "$partitions" "$clients" "$seconds"
+for statement in insert-1 insert-50 history history-from; do
+    compare "$statement" message_event message_event_flat
 done
 message_partitions=$("$pgbin/psql" -X -A -t -c "SELECT count(*) FROM partman.show_partitions('public.message_part')")
 printf 'bench-partitions: %s messages, %s partitions of message_part and a default\n' "$message_rows" "$message_partitions"
 for statement in by-id by-upstream; do
-    [[ $statements == *" $statement "* ]] || continue
-    ratios=()
-    for round in $(seq 1 "$rounds"); do
-        partitioned=$(tps "$work/$statement.message_part.sql")
-        flat=$(tps "$work/$statement.message_flat.sql")
-        ratio=$(calc "$partitioned / $flat")
-        ratios+=("$ratio")
-        printf '%-12s round %d: partitioned %8.0f tps   flat %8.0f tps   ratio %.3f\n' \
-            "$statement" "$round" "$partitioned" "$flat" "$ratio"
-    done
-    printf '%-12s ratio partitioned/flat: %s (mean %.3f)\n' "$statement" "${ratios[*]}" \
-        "$(calc "($(IFS=+; echo "${ratios[*]}")) / ${#ratios[@]}")"
+    compare "$statement" message_part message_flat
 done
