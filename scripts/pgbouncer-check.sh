@@ -6,14 +6,15 @@
 #
 # 1. A throwaway cluster; the database sms_reseller gets the session settings the service otherwise sends in the
 #    startup packet (`ALTER DATABASE … SET`), because PgBouncer 1.18 refuses the `options` startup parameter and is
-#    told to ignore it (ignore_startup_parameters = options). Migrations and the first admin key go to PostgreSQL
-#    directly: the migrator holds a session advisory lock, which transaction pooling cannot keep.
+#    told to ignore it (ignore_startup_parameters = options).
 # 2. PgBouncer on a free port: pool_mode = transaction, auth_type = trust; the database sms_reseller (pool_size 4)
-#    and pooled_one (the postgres database, pool_size 1, for the Swift test).
+#    and pooled_one (the postgres database, pool_size 1, for the Swift test). Two `sms-reseller migrate` at once
+#    through it (the migrator's advisory locks are transaction-scoped: each migration must be applied once, by one of
+#    them), then the first admin key.
 # 3. `sms-reseller serve` through PgBouncer with DB_PREPARED_STATEMENTS=off and the simulator: the fault suite's
 #    tenant is made over HTTP, PGBOUNCER_SENDS messages (default 40) are sent from 4 clients at once, and it waits
 #    until each has its delivery report; then the usage report, the balance report and an export are read through it, and
-#    `sms-reseller verify-ledger` (on the database directly) must pass.
+#    `sms-reseller verify-ledger` (through it too) must pass.
 # 4. With PGBOUNCER_SWIFT_TEST=1 (and a build with tests), `swift test --skip-build --filter PgBouncerTests` with
 #    PGBOUNCER_URL pointing at pooled_one: named prepared statements fail there, unnamed ones pass.
 #
@@ -49,8 +50,6 @@ for database in sms_reseller postgres; do
         ALTER DATABASE $database SET extra_float_digits = 3;
         ALTER DATABASE $database SET statement_timeout = '30s';"
 done
-DATABASE_URL=$DIRECT_URL "$bin" migrate >"$work/migrate.log" 2>&1 || { cat "$work/migrate.log" >&2; die "migrate failed"; }
-admin=$(DATABASE_URL=$DIRECT_URL "$bin" admin create-key --name "pgbouncer check" 2>>"$work/migrate.log" | tail -n 1)
 
 bouncer_port=$(free_port)
 cat >"$work/pgbouncer.ini" <<EOF
@@ -83,6 +82,20 @@ until psql_at "$BOUNCER_URL" "SELECT 1" >/dev/null 2>&1; do
     sleep 0.1
 done
 log "$(pgbouncer --version | head -n 1) on 127.0.0.1:$bouncer_port, pool_mode = transaction, in front of 127.0.0.1:$THROWAWAY_PORT"
+
+log "two migrate at once through PgBouncer"
+DATABASE_URL=$BOUNCER_URL DB_PREPARED_STATEMENTS=off "$bin" migrate >"$work/migrate-1.log" 2>&1 &
+first=$!
+DATABASE_URL=$BOUNCER_URL DB_PREPARED_STATEMENTS=off "$bin" migrate >"$work/migrate-2.log" 2>&1 \
+    || { cat "$work/migrate-2.log" >&2; die "migrate (2) failed through PgBouncer"; }
+wait "$first" || { cat "$work/migrate-1.log" >&2; die "migrate (1) failed through PgBouncer"; }
+applied_once=$(psql_at "$DIRECT_URL" "SELECT count(*) = count(DISTINCT version) AND count(*) > 0 FROM schema_migrations")
+by_either=$(cat "$work/migrate-1.log" "$work/migrate-2.log" | grep -c "applied migration" || true)
+[ "$applied_once" = t ] && [ "$by_either" = "$(psql_at "$DIRECT_URL" "SELECT count(*) FROM schema_migrations")" ] \
+    || die "the two migrate runs did not apply each migration once (applied lines: $by_either)"
+log "each of the $by_either migrations applied once, by one of the two ($(grep -c "applied migration" "$work/migrate-1.log" || true) and $(grep -c "applied migration" "$work/migrate-2.log" || true))"
+admin=$(DATABASE_URL=$BOUNCER_URL DB_PREPARED_STATEMENTS=off "$bin" admin create-key --name "pgbouncer check" \
+    2>>"$work/migrate-1.log" | tail -n 1)
 
 sim_port=$(free_port)
 "$sim_bin" --port "$sim_port" --log-level warning >"$work/simulator.log" 2>&1 &
@@ -125,7 +138,7 @@ balances=$(curl -s -o "$work/balances.json" -w '%{http_code}' -H "Authorization:
 export_status=$(curl -s -o "$work/messages.csv" -w '%{http_code}' -H "Authorization: Bearer $admin" \
     "$API/exports/messages?from=2026-01-01T00:00:00Z&to=2100-01-01T00:00:00Z")
 exported=$(( $(wc -l <"$work/messages.csv") - 1 ))
-verify=$(DATABASE_URL=$DIRECT_URL "$bin" verify-ledger 2>>"$work/verify.log" | tail -n 1) || true
+verify=$(DATABASE_URL=$BOUNCER_URL DB_PREPARED_STATEMENTS=off "$bin" verify-ledger 2>>"$work/verify.log" | tail -n 1) || true
 server_errors=$(grep -c ' error ' "$work/service.log" || true)
 printf 'pgbouncer-check: accepted=%s reported=%s usage=%s (%s messages) balances=%s export=%s (%s rows) %s service_log_errors=%s\n' \
     "$accepted" "$delivered" "$usage" "$reported" "$balances" "$export_status" "$exported" "$verify" "$server_errors"

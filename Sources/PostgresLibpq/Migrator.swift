@@ -90,8 +90,9 @@ public enum MigrationError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-/// Applies migrations in order, each in its own transaction, under a PostgreSQL advisory lock,
-/// so several instances starting together apply each migration exactly once.
+/// Applies migrations in order, each in its own transaction under a transaction-scoped PostgreSQL advisory lock, so
+/// several instances starting together apply each migration exactly once, and a transaction-pooling proxy
+/// (PgBouncer) in between is fine: no lock outlives its transaction.
 public struct Migrator: Sendable {
     /// The advisory lock key (an arbitrary constant: "smsmigr" in ASCII).
     public static let lockKey: Int64 = 0x736D_736D_6967_72
@@ -105,19 +106,34 @@ public struct Migrator: Sendable {
         self.logger = logger
     }
 
-    /// Applies what is pending and returns it; verifies checksums of what was applied before.
+    /// Applies what is pending and returns what this call applied; verifies checksums of what was applied before.
+    ///
+    /// Each step is one transaction that first takes the advisory lock (`pg_advisory_xact_lock`): creating the
+    /// `schema_migrations` table, then each pending migration, which is applied only if, under the lock, it is still
+    /// not recorded (another instance may have applied it meanwhile). Migrations are taken in version order, so they
+    /// are applied in that order whoever applies them.
     @discardableResult
     public func migrate() async throws -> [Migration] {
         try await pool.withConnection { connection in
-            try await connection.query("SELECT pg_advisory_lock(\(Self.lockKey))")
-            do {
-                let applied = try await migrateLocked(connection)
-                try await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))")
-                return applied
-            } catch {
-                _ = try? await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))")
-                throw error
+            try await connection.withTransaction { connection in
+                try await connection.query("SELECT pg_advisory_xact_lock(\(Self.lockKey))")
+                try await connection.query(
+                    """
+                    CREATE TABLE IF NOT EXISTS schema_migrations (
+                        version     integer PRIMARY KEY,
+                        name        text NOT NULL,
+                        checksum    text NOT NULL,
+                        applied_at  timestamptz NOT NULL DEFAULT now(),
+                        duration_ms integer NOT NULL
+                    )
+                    """)
             }
+            try verify(try await Self.readApplied(connection))
+            var done: [Migration] = []
+            for migration in migrations {
+                if try await apply(migration, on: connection) { done.append(migration) }
+            }
+            return done
         }
     }
 
@@ -150,18 +166,8 @@ public struct Migrator: Sendable {
         return result.sorted { $0.version < $1.version }
     }
 
-    private func migrateLocked(_ connection: PostgresConnection) async throws -> [Migration] {
-        try await connection.query(
-            """
-            CREATE TABLE IF NOT EXISTS schema_migrations (
-                version     integer PRIMARY KEY,
-                name        text NOT NULL,
-                checksum    text NOT NULL,
-                applied_at  timestamptz NOT NULL DEFAULT now(),
-                duration_ms integer NOT NULL
-            )
-            """)
-        let applied = try await Self.readApplied(connection)
+    /// Refuses an applied migration whose file changed, and one this build does not know.
+    private func verify(_ applied: [Int: (name: String, checksum: String)]) throws {
         let known = Dictionary(uniqueKeysWithValues: migrations.map { ($0.version, $0) })
         for (version, record) in applied.sorted(by: { $0.key < $1.key }) {
             guard let migration = known[version] else {
@@ -172,25 +178,40 @@ public struct Migrator: Sendable {
                     version: version, name: migration.name, applied: record.checksum, file: migration.checksum)
             }
         }
-        var done: [Migration] = []
-        for migration in migrations where applied[migration.version] == nil {
-            let started = ContinuousClock.now
-            try await connection.withTransaction { connection in
-                try await connection.execute(script: migration.sql)
-                let elapsed = ContinuousClock.now - started
-                let milliseconds = Int(
-                    elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
-                try await connection.query(
-                    """
-                    INSERT INTO schema_migrations (version, name, checksum, duration_ms)
-                    VALUES (\(migration.version), \(migration.name), \(migration.checksum), \(milliseconds))
-                    """)
+    }
+
+    /// Applies `migration` in one transaction under the lock, unless it is recorded already (then its checksum is
+    /// checked); returns whether this call applied it.
+    private func apply(_ migration: Migration, on connection: PostgresConnection) async throws -> Bool {
+        let started = ContinuousClock.now
+        let applied = try await connection.withTransaction { connection in
+            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.lockKey))")
+            if let checksum = try await connection.query(
+                "SELECT checksum FROM schema_migrations WHERE version = \(migration.version)"
+            ).first(as: String.self) {
+                guard checksum == migration.checksum else {
+                    throw MigrationError.checksumMismatch(
+                        version: migration.version, name: migration.name, applied: checksum,
+                        file: migration.checksum)
+                }
+                return false
             }
+            try await connection.execute(script: migration.sql)
+            let elapsed = ContinuousClock.now - started
+            let milliseconds = Int(
+                elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+            try await connection.query(
+                """
+                INSERT INTO schema_migrations (version, name, checksum, duration_ms)
+                VALUES (\(migration.version), \(migration.name), \(migration.checksum), \(milliseconds))
+                """)
+            return true
+        }
+        if applied {
             logger.info(
                 "applied migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
-            done.append(migration)
         }
-        return done
+        return applied
     }
 
     private static func readApplied(_ connection: PostgresConnection) async throws -> [Int: (
