@@ -92,7 +92,8 @@ public enum MigrationError: Error, Equatable, CustomStringConvertible {
 
 /// Applies migrations in order, each in its own transaction under a transaction-scoped PostgreSQL advisory lock, so
 /// several instances starting together apply each migration exactly once, and a transaction-pooling proxy
-/// (PgBouncer) in between is fine: no lock outlives its transaction.
+/// (PgBouncer) in between is fine: no lock outlives its transaction. No statement timeout applies inside those
+/// transactions, whatever the session's.
 public struct Migrator: Sendable {
     /// The advisory lock key (an arbitrary constant: "smsmigr" in ASCII).
     public static let lockKey: Int64 = 0x736D_736D_6967_72
@@ -109,14 +110,14 @@ public struct Migrator: Sendable {
     /// Applies what is pending and returns what this call applied; verifies checksums of what was applied before.
     ///
     /// Each step is one transaction that first takes the advisory lock (`pg_advisory_xact_lock`): creating the
-    /// `schema_migrations` table, then each pending migration, which is applied only if, under the lock, it is still
-    /// not recorded (another instance may have applied it meanwhile). Migrations are taken in version order, so they
-    /// are applied in that order whoever applies them.
+    /// `schema_migrations` table and checking what it records, then each pending migration, which is applied only
+    /// if, under the lock, it is still not recorded (another instance may have applied it meanwhile). Migrations are
+    /// taken in version order, so they are applied in that order whoever applies them.
     @discardableResult
     public func migrate() async throws -> [Migration] {
         try await pool.withConnection { connection in
             try await connection.withTransaction { connection in
-                try await connection.query("SELECT pg_advisory_xact_lock(\(Self.lockKey))")
+                try await Self.lock(connection)
                 try await connection.query(
                     """
                     CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -127,14 +128,24 @@ public struct Migrator: Sendable {
                         duration_ms integer NOT NULL
                     )
                     """)
+                try verify(try await Self.readApplied(connection))
             }
-            try verify(try await Self.readApplied(connection))
             var done: [Migration] = []
             for migration in migrations {
                 if try await apply(migration, on: connection) { done.append(migration) }
             }
             return done
         }
+    }
+
+    /// The first statements of each of the migrator's transactions: no statement timeout for the rest of it, then the
+    /// advisory lock. The session's statement timeout (`DB_STATEMENT_TIMEOUT_MS`, meant for requests) would otherwise
+    /// cut short a migration that takes longer, such as one that copies a large table, and the wait for the lock while
+    /// another instance applies one; the service would not start. `SET LOCAL` ends with the transaction, so a
+    /// connection handed back to the pool, or to a transaction-pooling proxy, keeps its own setting.
+    private static func lock(_ connection: PostgresConnection) async throws {
+        try await connection.execute(
+            script: "SET LOCAL statement_timeout = 0; SELECT pg_advisory_xact_lock(\(lockKey))")
     }
 
     /// The migrations already recorded in the database, by version.
@@ -185,7 +196,7 @@ public struct Migrator: Sendable {
     private func apply(_ migration: Migration, on connection: PostgresConnection) async throws -> Bool {
         let started = ContinuousClock.now
         let applied = try await connection.withTransaction { connection in
-            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.lockKey))")
+            try await Self.lock(connection)
             if let checksum = try await connection.query(
                 "SELECT checksum FROM schema_migrations WHERE version = \(migration.version)"
             ).first(as: String.self) {
