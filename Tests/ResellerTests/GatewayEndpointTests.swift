@@ -5,7 +5,6 @@ import Foundation
 import Gateway1601
 import Gateway1601Simulator
 import HTTPTypes
-import HummingbirdTesting
 import Ledger
 import NIOCore
 import NIOHTTP1
@@ -126,7 +125,7 @@ import Testing
             try await withRunning([simulator]) {
                 try await body(
                     World(
-                        api: api, tenant: tenant, ours: "http://127.0.0.1:\(try #require(api.client.port))",
+                        api: api, tenant: tenant, ours: "http://127.0.0.1:\(api.client.port)",
                         simulator: try await simulator.baseURL(),
                         password: password, payBlocked: siblings[0], blocked: siblings[1]))
             }
@@ -619,7 +618,7 @@ import Testing
         try await TenancyHarness.run(configure: DeliveryReportTests.dispatching) { api in
             let tenant = try await api.sendingTenant("Reported", credits: "1").tenant
             let login = "klantuser=\(tenant.username)&klantpwd=\(FormEncoding.percentEncode(Self.password))"
-            let ours = "http://127.0.0.1:\(try #require(api.client.port))"
+            let ours = "http://127.0.0.1:\(api.client.port)"
             let sent = try await Self.call(
                 ours, "\(login)&afzender=Jansen&bericht=Hoi&naar=31612345678,31612345679&delivery=ja&referentie=order-9"
             )
@@ -704,7 +703,7 @@ import Testing
         try await TenancyHarness.run { api in
             let victim = try await api.sendingTenant("Victim", credits: "1").tenant
             let intruder = try await api.sendingTenant("Intruder", credits: "1").tenant
-            let ours = "http://127.0.0.1:\(try #require(api.client.port))"
+            let ours = "http://127.0.0.1:\(api.client.port)"
             func login(_ tenant: TenancyHarness.Tenant) -> String {
                 "klantuser=\(tenant.username)&klantpwd=\(FormEncoding.percentEncode(Self.password))"
             }

@@ -3,7 +3,6 @@ import Foundation
 import Gateway1601Simulator
 import HTTPTypes
 import Hummingbird
-import HummingbirdTesting
 import Logging
 import Messaging
 import PostgresLibpq
@@ -46,8 +45,7 @@ import Testing
 
     @Test func healthReadinessMetricsAndProblemsOverARealSocket() async throws {
         try await TestDatabase.withFreshDatabase { database in
-            let app = try buildApplication(configuration: Self.configuration(database), logger: Self.logger)
-            try await app.test(.live) { client in
+            try await LiveApp.run(configuration: Self.configuration(database), logger: Self.logger) { client in
                 try await client.execute(uri: "/health/live", method: .get) { response in
                     #expect(response.status == .ok)
                     #expect(try Self.json(response.body)["status"] as? String == "ok")
@@ -104,8 +102,7 @@ import Testing
 
     @Test func migrationsRunBeforeServingAndTheSchemaIsRecorded() async throws {
         try await TestDatabase.withFreshDatabase { database in
-            let app = try buildApplication(configuration: Self.configuration(database), logger: Self.logger)
-            try await app.test(.live) { client in
+            try await LiveApp.run(configuration: Self.configuration(database), logger: Self.logger) { client in
                 try await client.execute(uri: "/health/ready", method: .get) { response in
                     #expect(response.status == .ok)
                 }
@@ -119,14 +116,29 @@ import Testing
         }
     }
 
+    /// A step before the server starts that fails (here the migrations: the database is unreachable) stops the service
+    /// before it listens, and the live harness fails with that error instead of waiting for a port forever.
+    @Test(.timeLimit(.minutes(1))) func aServiceThatCannotStartFailsTheLiveHarnessWithItsError() async throws {
+        var database = try TestDatabase.adminConfiguration()
+        database.set("host", to: "127.0.0.1")
+        database.set("port", to: "1")
+        let configuration = Self.configuration(database)
+        #expect(configuration.migrate)
+        let error = try await #require(throws: LiveApp.StoppedBeforeListening.self) {
+            try await LiveApp.run(configuration: configuration, logger: Self.logger) { _ in
+                Issue.record("the test ran against a service that never started")
+            }
+        }
+        #expect(error.cause is PostgresError, "\(error)")
+    }
+
     @Test func readinessAnswers503WhenTheDatabaseIsUnreachable() async throws {
         var database = try TestDatabase.adminConfiguration()
         database.set("host", to: "127.0.0.1")
         database.set("port", to: "1")
         var configuration = Self.configuration(database)
         configuration.migrate = false
-        let app = try buildApplication(configuration: configuration, logger: Self.logger)
-        try await app.test(.live) { client in
+        try await LiveApp.run(configuration: configuration, logger: Self.logger) { client in
             try await client.execute(uri: "/health/live", method: .get) { response in
                 #expect(response.status == .ok)
             }

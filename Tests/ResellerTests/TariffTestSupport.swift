@@ -1,7 +1,6 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
-import HummingbirdTesting
 import Ledger
 import PostgresLibpq
 import ResellerApp
@@ -48,7 +47,7 @@ extension TenancyHarness {
         var headers: HTTPFields = [.contentType: contentType]
         if let key { headers[.authorization] = "Bearer \(key)" }
         return try Reply(
-            try await client.executeRequest(uri: path, method: method, headers: headers, body: ByteBuffer(string: csv)))
+            try await client.execute(uri: path, method: method, headers: headers, body: ByteBuffer(string: csv)))
     }
 
     /// A GET whose body is text (the CSV export).
@@ -57,7 +56,7 @@ extension TenancyHarness {
     ) {
         var headers: HTTPFields = [:]
         if let key { headers[.authorization] = "Bearer \(key)" }
-        let response = try await client.executeRequest(uri: path, method: .get, headers: headers, body: nil)
+        let response = try await client.execute(uri: path, method: .get, headers: headers, body: nil)
         return (response.status, response.headers, String(decoding: response.body.readableBytesView, as: UTF8.self))
     }
 

@@ -1,7 +1,6 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
-import HummingbirdTesting
 import Ledger
 import Logging
 import PostgresLibpq
@@ -24,7 +23,7 @@ struct Reply: @unchecked Sendable {
         try Self.decoder.decode(type, from: body)
     }
 
-    init(_ response: TestResponse) throws {
+    init(_ response: LiveResponse) throws {
         status = response.status
         headers = response.headers
         body = Data(response.body.readableBytesView)
@@ -46,7 +45,7 @@ struct Reply: @unchecked Sendable {
 
 /// A running app on a fresh database with an admin key, plus a pool for looking at the database directly.
 struct TenancyHarness: Sendable {
-    let client: any TestClientProtocol
+    let client: LiveClient
     let pool: PostgresPool
     let adminKey: String
 
@@ -60,8 +59,7 @@ struct TenancyHarness: Sendable {
             configuration.databasePoolMaximum = 6
             configuration.passwordIterations = 1_000
             configure(&configuration)
-            let app = try buildApplication(configuration: configuration, logger: logger)
-            try await app.test(.live) { client in
+            try await LiveApp.run(configuration: configuration, logger: logger) { client in
                 try await TestDatabase.withPool(database) { pool in
                     let admin = try await AdminBootstrap.createAdminKey(pool: pool, name: "test admin")
                     try await body(TenancyHarness(client: client, pool: pool, adminKey: admin.secret))
@@ -83,7 +81,7 @@ struct TenancyHarness: Sendable {
             headers[.contentType] = "application/json"
             buffer = ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body))
         }
-        return try Reply(try await client.executeRequest(uri: path, method: method, headers: headers, body: buffer))
+        return try Reply(try await client.execute(uri: path, method: method, headers: headers, body: buffer))
     }
 
     /// A tenant made through the API: a reseller with a key, one sub-account with a key.

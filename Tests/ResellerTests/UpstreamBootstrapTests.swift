@@ -1,6 +1,5 @@
 import Foundation
 import Gateway1601
-import HummingbirdTesting
 import Ledger
 import Messaging
 import PostgresLibpq
@@ -19,8 +18,7 @@ extension TenancyHarness {
             configuration.databasePoolMaximum = 6
             configuration.passwordIterations = 1_000
             configuration.upstreamCredentialsKey = upstreamCredentialsKey
-            let app = try buildApplication(configuration: configuration, logger: HTTPSkeletonTests.logger)
-            try await app.test(.live) { client in
+            try await LiveApp.run(configuration: configuration, logger: HTTPSkeletonTests.logger) { client in
                 try await TestDatabase.withPool(database) { pool in
                     let admin = try await AdminBootstrap.createAdminKey(pool: pool, name: "test admin")
                     try await body(TenancyHarness(client: client, pool: pool, adminKey: admin.secret))

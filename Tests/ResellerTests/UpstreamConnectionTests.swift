@@ -2,7 +2,6 @@ import Foundation
 import Gateway1601
 import HTTPTypes
 import Hummingbird
-import HummingbirdTesting
 import Ledger
 import Messaging
 import PostgresLibpq
@@ -395,7 +394,7 @@ import Testing
     }
 
     static func metrics(_ api: TenancyHarness) async throws -> String {
-        let response = try await api.client.executeRequest(uri: "/metrics", method: .get, headers: [:], body: nil)
+        let response = try await api.client.execute(uri: "/metrics", method: .get, headers: [:], body: nil)
         return String(buffer: response.body)
     }
 
