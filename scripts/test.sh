@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Installs what is missing, checks the formatting (`swift format lint --strict`, rules in .swift-format) and the alert
-# rules and dashboard (`scripts/alerts-check.sh`: promtool's checks and rule tests, metric names), starts a
-# throwaway PostgreSQL cluster under /tmp, builds, runs the whole test suite
-# against it, then, once the tests pass, `bash scripts/schema.sh --check` (Migrations/schema.sql is what the
-# migrations make) and `bash scripts/quickstart.sh` (README.md's quickstart against a fresh service), both in the same
-# cluster (TEST_DATABASE_URL) with the binary just built (SMS_RESELLER_BIN), `bash scripts/fault-suite.sh --short`
-# (crashes and upstream faults under load; its own cluster), `bash scripts/pitr-drill.sh` (a point-in-time restore;
-# its own clusters), a short `scripts/contract-fuzz.sh` (schemathesis against openapi.yaml, once per role),
-# `bash scripts/deploy-check.sh` (deploy/ checked statically), `bash scripts/citus-check.sh` (docs/sharding.md's
-# Citus mapping against schema.sql), `bash scripts/lb-check.sh` (two instances behind nginx under a stop and a
-# kill; its own cluster) and `bash scripts/partition-rollover.sh` (a month rollover under traffic, the clocks moved
-# with libfaketime; its own cluster). Stops and removes the cluster, and exits non-zero on any failure;
-# the last line is the test run's summary, or the check that failed.
+# rules and dashboard (`scripts/alerts-check.sh`: promtool's checks and rule tests, metric names), starts a throwaway
+# PostgreSQL cluster under /tmp, builds, runs the whole test suite against it (a run that prints nothing for
+# STALL_SECONDS, 480, is reported and killed: scripts/lib/stall-watch.sh), then, once the tests pass, `bash
+# scripts/schema.sh --check` (Migrations/schema.sql is what the migrations make) and `bash scripts/quickstart.sh`
+# (README.md's quickstart against a fresh service), both in the same cluster (TEST_DATABASE_URL) with the binary just
+# built (SMS_RESELLER_BIN), `bash scripts/fault-suite.sh --short` (crashes and upstream faults under load; its own
+# cluster), `bash scripts/pitr-drill.sh` (a point-in-time restore; its own clusters), a short
+# `scripts/contract-fuzz.sh` (schemathesis against openapi.yaml, once per role), `bash scripts/deploy-check.sh`
+# (deploy/ checked statically), `bash scripts/citus-check.sh` (docs/sharding.md's Citus mapping against schema.sql),
+# `bash scripts/lb-check.sh` (two instances behind nginx under a stop and a kill; its own cluster) and `bash
+# scripts/partition-rollover.sh` (a month rollover under traffic, the clocks moved with libfaketime; its own cluster).
+# Stops and removes the cluster, and exits non-zero on any failure; the last line is the test run's summary, or the
+# check that failed.
 # Extra arguments go to `swift test` (e.g. --filter PoolTests).
 set -euo pipefail
 SCRIPT_NAME=test
@@ -42,12 +43,20 @@ export SMS_RESELLER_BIN
 
 log "running the tests"
 test_log="$THROWAWAY_DIR/swift-test.log"
+stall_report="$THROWAWAY_DIR/stall-report.txt"
+# A hang fails the run after STALL_SECONDS of silence, saying what hung (scripts/lib/stall-watch.sh), instead of
+# running into CI's time limit.
+bash scripts/lib/stall-watch.sh $$ "$test_log" "$stall_report" "$TEST_DATABASE_URL" &
+watcher=$!
+at_exit "kill $watcher 2>/dev/null"
 status=0
 swift test --skip-build "$@" 2>&1 | tee "$test_log" || status=$?
+kill "$watcher" 2>/dev/null || true
 # The test run's closing summary, without colours: Swift Testing's, else XCTest's.
 summary=$(sed 's/\x1b\[[0-9;]*m//g' "$test_log" | grep -E 'Test run with [0-9]+ tests?' | tail -n 1 || true)
 [ -n "$summary" ] || summary=$(grep -E 'Executed [0-9]+ tests?' "$test_log" | tail -n 1 || true)
 if [ "$status" -ne 0 ]; then
+    [ ! -s "$stall_report" ] || cat "$stall_report"
     log "swift test failed (exit $status); schema.sh --check, quickstart.sh, fault-suite.sh, pitr-drill.sh, contract-fuzz.sh, deploy-check.sh, citus-check.sh, lb-check.sh and partition-rollover.sh were not run"
     [ -z "$summary" ] || printf '%s\n' "$summary"
     exit "$status"

@@ -38,9 +38,9 @@ ensure_base_packages() {
 }
 
 # What only the tests need on top: poppler-utils (pdftotext, pdfinfo, pdffonts), with which InvoicePDFTests read the
-# rendered PDFs back.
+# rendered PDFs back, and gdb, with which scripts/lib/stall-watch.sh reports the stacks of a test run that hangs.
 ensure_test_packages() {
-    ensure_packages poppler-utils
+    ensure_packages poppler-utils gdb
 }
 
 # Swift comes with the machine image under /opt/swift; make sure it is on PATH.
