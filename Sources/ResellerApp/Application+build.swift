@@ -109,7 +109,7 @@ package func buildApplication(
             ReportPoller(
                 reports: deliveryReports, connections: UpstreamConnectionRepository(pool: pool, cipher: upstreamCipher),
                 clients: upstreamClients,
-                settings: configuration.reportPoll,
+                settings: configuration.reportPoll, metrics: metrics,
                 logger: logger.relabeled("delivery-reports")))
     }
     if configuration.reconciliation.interval > .zero {

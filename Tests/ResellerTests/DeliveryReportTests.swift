@@ -9,6 +9,7 @@ import NIOCore
 import NIOHTTP1
 import PostgresLibpq
 import ResellerApp
+import ResellerCore
 import SMSCore
 import Testing
 
@@ -501,7 +502,7 @@ extension DeliveryReportTests {
                 ReportPoller(
                     reports: DeliveryReports(pool: api.pool), connections: UpstreamConnectionRepository(pool: api.pool),
                     clients: UpstreamClients(logger: HTTPSkeletonTests.logger),
-                    settings: Self.pollEveryTenMilliseconds,
+                    settings: Self.pollEveryTenMilliseconds, metrics: ServiceMetrics(),
                     logger: HTTPSkeletonTests.logger)
             }
             try await withThrowingTaskGroup(of: Void.self) { group in

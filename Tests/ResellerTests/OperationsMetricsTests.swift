@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Ledger
+import Messaging
 import NIOHTTP1
 import PostgresLibpq
 import ResellerApp
@@ -160,6 +161,47 @@ import Webhooks
                 #expect(Self.value(text, "webhook_endpoint_failing_seconds", labels) == nil)
                 #expect(Self.value(text, "webhook_deliveries_pending", labels) == nil)
             }
+        }
+    }
+
+    @Test func theReportPollersCallsAreTimedAndItsFailuresCountedByCode() async throws {
+        try await TenancyHarness.run(configure: {
+            DeliveryReportTests.dispatching(&$0)
+            $0.reportPolling = true
+            $0.reportPoll.interval = .milliseconds(100)
+            $0.reportPoll.pollAfter = .milliseconds(200)
+            $0.reportPoll.pollCap = .milliseconds(200)
+        }) { api in
+            let connection = try #require(
+                try await api.call(.get, "/upstream-connections", key: api.adminKey).items.first)
+            let simulator = try #require(connection["baseUrl"] as? String)
+            let name = try #require(connection["name"] as? String)
+            // No callbacks and no progress: the message stays submitted, so the poller keeps asking about it.
+            #expect(
+                try await DeliveryReportTests.simulator(simulator, .PUT, "/_sim/delivery", #"{"automatic":false}"#)
+                    == .ok)
+            _ = try await DeliveryReportTests.sent(api, "Polled", recipients: ["31612345671"])
+            try await eventually("a poll answered") {
+                (Self.value(
+                    try await Self.scrape(api), "report_poll_call_duration_seconds_count",
+                    [("connection", name), ("result", "ok")]) ?? 0) >= 1
+            }
+            // 150 to every call from now on: the polls fail, counted by that code.
+            #expect(
+                try await DeliveryReportTests.simulator(simulator, .PUT, "/_sim/faults", #"{"maintenance":true}"#)
+                    == .ok)
+            try await eventually("a failed poll counted by its code") {
+                (Self.value(
+                    try await Self.scrape(api), "report_poll_errors_total", [("connection", name), ("code", "150")])
+                    ?? 0) >= 1
+            }
+            let text = try await Self.scrape(api)
+            #expect(
+                (Self.value(
+                    text, "report_poll_call_duration_seconds_count", [("connection", name), ("result", "error")])
+                    ?? 0) >= 1, "\(text)")
+            // Not the dispatcher's: it had nothing to send meanwhile.
+            #expect(Self.value(text, "dispatch_upstream_errors_total", [("connection", name), ("code", "150")]) == nil)
         }
     }
 

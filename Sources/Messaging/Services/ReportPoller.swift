@@ -2,6 +2,7 @@ import Foundation
 import Gateway1601
 import Logging
 import PostgresLibpq
+import Prometheus
 import ResellerCore
 import ServiceLifecycle
 
@@ -29,16 +30,18 @@ package struct ReportPoller: Service {
     package let connections: UpstreamConnectionRepository
     package let clients: UpstreamClients
     package let settings: Settings
+    package let metrics: ServiceMetrics
     package let logger: Logger
 
     package init(
         reports: DeliveryReports, connections: UpstreamConnectionRepository, clients: UpstreamClients,
-        settings: Settings, logger: Logger
+        settings: Settings, metrics: ServiceMetrics, logger: Logger
     ) {
         self.reports = reports
         self.connections = connections
         self.clients = clients
         self.settings = settings
+        self.metrics = metrics
         self.logger = logger
     }
 
@@ -65,7 +68,7 @@ package struct ReportPoller: Service {
                 let client = try clients.client(for: connection)
                 await withTaskGroup(of: Void.self) { group in
                     for candidate in candidates {
-                        group.addTask { await poll(candidate, with: client) }
+                        group.addTask { await poll(candidate, with: client, connection: connection.record.name) }
                     }
                 }
             }
@@ -82,9 +85,19 @@ package struct ReportPoller: Service {
         }
     }
 
-    private func poll(_ candidate: DeliveryReportRepository.PollCandidate, with client: Gateway1601Client) async {
+    private func poll(
+        _ candidate: DeliveryReportRepository.PollCandidate, with client: Gateway1601Client, connection: String
+    ) async {
         do {
-            let answer = try await client.deliveryStatus(smsID: candidate.upstreamID, includeDate: true)
+            let started = ContinuousClock.now
+            let answer: Gateway1601.DeliveryReport
+            do throws(Gateway1601Error) {
+                answer = try await client.deliveryStatus(smsID: candidate.upstreamID, includeDate: true)
+                metrics.recordReportPoll(connection: connection, error: nil, duration: ContinuousClock.now - started)
+            } catch {
+                metrics.recordReportPoll(connection: connection, error: error, duration: ContinuousClock.now - started)
+                throw error
+            }
             guard answer.status != .none else { return }
             _ = try await reports.receive(
                 IncomingReport(
@@ -95,5 +108,27 @@ package struct ReportPoller: Service {
             logger.info(
                 "delivery status poll failed", metadata: ["smsid": "\(candidate.upstreamID)", "error": "\(error)"])
         }
+    }
+}
+
+/// The report poller's upstream calls, beside the dispatcher's (docs/operations.md, "Metrics").
+extension ServiceMetrics {
+    /// Records one delivery-status poll: its duration by result (`ok`, `error`), and for a failure
+    /// `report_poll_errors_total` by the 1601 error code (or the kind of failure, as for the dispatcher's calls).
+    package func recordReportPoll(connection: String, error: Gateway1601Error?, duration: Duration) {
+        registry.makeDurationHistogram(
+            descriptor: .init(
+                metricName: "report_poll_call_duration", unitName: "seconds",
+                helpText: "Delivery-status polls of the report poller (gatewayrapport.php) by result"),
+            labels: [("connection", connection), ("result", error == nil ? "ok" : "error")],
+            buckets: Self.latencyBuckets
+        ).record(duration)
+        guard let error else { return }
+        registry.makeCounter(
+            descriptor: .init(
+                metricName: "report_poll_errors", unitName: "total",
+                helpText: "Failed delivery-status polls of this instance's report poller by 1601 error code (or kind)"),
+            labels: [("connection", connection), ("code", Self.errorCode(error))]
+        ).increment()
     }
 }
