@@ -375,6 +375,22 @@ import Testing
                     broken.map { Set($0.sample) } == [
                         [ids[2].apiString], [ids[0].apiString], [ids[0].apiString, ids[1].apiString],
                     ])
+                // A final message whose row a dispatcher still holds under a live lease (the instance was killed after
+                // its call; the report came through another): the dispatcher's to clear, an offender only once the
+                // lease has run out.
+                let held = try #require(
+                    try await MessageFixtures.accept(pool: pool, tenant: tenant, recipients: ["31644444444"]).first)
+                try await pool.query(
+                    "UPDATE message_outbox SET leased_by = 'killed', due_at = now() + interval '1 minute' WHERE message_id = \(held)"
+                )
+                try await pool.query("UPDATE message SET status = 'failed' WHERE id = \(held)")
+                let unsent = { @Sendable () async throws -> Set<String> in
+                    Set(try await verifier.verify().first { $0.name == "unsent_messages_are_queued" }?.sample ?? [])
+                }
+                #expect(try await unsent() == [ids[0].apiString, ids[1].apiString])
+                try await pool.query(
+                    "UPDATE message_outbox SET due_at = now() - interval '1 second' WHERE message_id = \(held)")
+                #expect(try await unsent() == [ids[0].apiString, ids[1].apiString, held.apiString])
             }
         }
     }
