@@ -11,20 +11,25 @@ import Testing
         Migration(version: 3, name: "slow", sql: "SELECT pg_sleep(0.2); INSERT INTO log VALUES ('three');"),
     ]
 
-    @Test func twoMigratorsStartedTogetherApplyEachFileOnce() async throws {
-        try await TestDatabase.withFreshDatabase { configuration in
-            let results = try await withThrowingTaskGroup(of: [Migration].self) { group in
-                for _ in 0..<2 {
-                    group.addTask {
-                        try await TestDatabase.withPool(configuration, maximumConnections: 1) { pool in
-                            try await Migrator(pool: pool, migrations: Self.migrations).migrate()
-                        }
+    /// What each of two migrators, each on a pool of its own, applied when started together.
+    static func twoMigratorsAtOnce(_ configuration: PostgresConfiguration) async throws -> [[Migration]] {
+        try await withThrowingTaskGroup(of: [Migration].self) { group in
+            for _ in 0..<2 {
+                group.addTask {
+                    try await TestDatabase.withPool(configuration, maximumConnections: 1) { pool in
+                        try await Migrator(pool: pool, migrations: Self.migrations).migrate()
                     }
                 }
-                var results: [[Migration]] = []
-                for try await applied in group { results.append(applied) }
-                return results
             }
+            var results: [[Migration]] = []
+            for try await applied in group { results.append(applied) }
+            return results
+        }
+    }
+
+    @Test func twoMigratorsStartedTogetherApplyEachFileOnce() async throws {
+        try await TestDatabase.withFreshDatabase { configuration in
+            let results = try await Self.twoMigratorsAtOnce(configuration)
             // Each migration was applied by one of them (which one may differ from migration to migration).
             #expect(results.flatMap { $0.map(\.version) }.sorted() == [1, 2, 3])
             try await TestDatabase.withPool(configuration) { pool in
@@ -70,18 +75,7 @@ import Testing
                 limited.statementTimeoutMilliseconds = 100
                 return limited
             }()
-            let results = try await withThrowingTaskGroup(of: [Migration].self) { group in
-                for _ in 0..<2 {
-                    group.addTask {
-                        try await TestDatabase.withPool(limited, maximumConnections: 1) { pool in
-                            try await Migrator(pool: pool, migrations: Self.migrations).migrate()
-                        }
-                    }
-                }
-                var results: [[Migration]] = []
-                for try await applied in group { results.append(applied) }
-                return results
-            }
+            let results = try await Self.twoMigratorsAtOnce(limited)
             // The slow migration sleeps 200 ms, twice the timeout, while the other migrator waits for the lock.
             #expect(results.flatMap { $0.map(\.version) }.sorted() == [1, 2, 3])
             try await TestDatabase.withPool(limited, maximumConnections: 1) { pool in
