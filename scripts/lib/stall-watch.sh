@@ -6,8 +6,8 @@
 # what hung. This watcher turns that into a failure that says what it can: when LOG has not grown for
 # ${STALL_SECONDS:-480} seconds while a test process runs, it writes REPORT (the tests started and never finished,
 # the test process's threads grouped by identical stacks, the database sessions still open) and kills the test
-# process, so that `swift test` fails and scripts/test.sh prints REPORT last. It ends by itself when no test process
-# is left.
+# process, so that `swift test` fails and scripts/test.sh prints REPORT last. The caller stops it when `swift test`
+# returns.
 set -uo pipefail
 root=$1
 log_file=$2
