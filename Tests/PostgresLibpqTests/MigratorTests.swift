@@ -12,12 +12,14 @@ import Testing
     ]
 
     /// What each of two migrators, each on a pool of its own, applied when started together.
-    static func twoMigratorsAtOnce(_ configuration: PostgresConfiguration) async throws -> [[Migration]] {
+    static func twoMigratorsAtOnce(
+        _ configuration: PostgresConfiguration, migrations: [Migration] = MigratorTests.migrations
+    ) async throws -> [[Migration]] {
         try await withThrowingTaskGroup(of: [Migration].self) { group in
             for _ in 0..<2 {
                 group.addTask {
                     try await TestDatabase.withPool(configuration, maximumConnections: 1) { pool in
-                        try await Migrator(pool: pool, migrations: Self.migrations).migrate()
+                        try await Migrator(pool: pool, migrations: migrations).migrate()
                     }
                 }
             }
@@ -70,18 +72,23 @@ import Testing
     /// the wait for the lock another migrator holds, and the session keeps it afterwards.
     @Test func theSessionStatementTimeoutLimitsNeitherAMigrationNorTheWaitForTheLock() async throws {
         try await TestDatabase.withFreshDatabase { configuration in
+            // 1 s, so that the statements the timeout still covers (the BEGIN, the SET LOCAL) are never cut short on a
+            // loaded machine: 100 ms once was, in CI.
             let limited = {
                 var limited = configuration
-                limited.statementTimeoutMilliseconds = 100
+                limited.statementTimeoutMilliseconds = 1_000
                 return limited
             }()
-            let results = try await Self.twoMigratorsAtOnce(limited)
-            // The slow migration sleeps 200 ms, twice the timeout, while the other migrator waits for the lock.
+            var migrations = Self.migrations
+            migrations[2] = Migration(
+                version: 3, name: "slow", sql: "SELECT pg_sleep(2.5); INSERT INTO log VALUES ('three');")
+            let results = try await Self.twoMigratorsAtOnce(limited, migrations: migrations)
+            // The slow migration sleeps 2.5 s, past the timeout, while the other migrator waits for the lock as long.
             #expect(results.flatMap { $0.map(\.version) }.sorted() == [1, 2, 3])
             try await TestDatabase.withPool(limited, maximumConnections: 1) { pool in
                 let timeout = try await pool.query("SHOW statement_timeout").first(as: String.self)
-                #expect(timeout == "100ms")
-                await #expect(throws: PostgresError.self) { try await pool.query("SELECT pg_sleep(1)") }
+                #expect(timeout == "1s")
+                await #expect(throws: PostgresError.self) { try await pool.query("SELECT pg_sleep(3)") }
             }
         }
     }
